@@ -1,0 +1,1 @@
+"""Synthetic data (phantoms) and dataset lists for real public data sets."""

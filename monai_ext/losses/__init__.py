@@ -1,0 +1,1 @@
+"""Losses that MONAI lacks."""

@@ -1,0 +1,1 @@
+"""Metrics and metric wrappers that MONAI lacks."""

@@ -1,0 +1,1 @@
+"""Networks that MONAI lacks. The current bundles use MONAI networks directly."""

@@ -1,1 +1,3 @@
 """Losses that MONAI lacks."""
+
+from .dice_hausdorff import DiceHausdorffDTLoss

@@ -1,0 +1,3 @@
+"""Ignite handlers that MONAI lacks."""
+
+from .time_limit import TimeLimitHandler

@@ -37,10 +37,10 @@ def read_metric_summary(eval_dir: str | Path, metric: str) -> dict[str, float]:
     """Mean per class from the ``<metric>_summary.csv`` that MONAI's MetricsSaver writes."""
     path = Path(eval_dir) / f"{metric}_summary.csv"
     with open(path) as f:
-        rows = list(csv.reader(f, delimiter="\t"))
+        rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
     mean_col = header.index("mean")
-    return {r[0]: float(r[mean_col]) for r in body}
+    return {r[0]: float(r[mean_col]) for r in body if r and r[0] != "mean"}
 
 
 def describe_label_volume(label_path: str | Path, image_path: str | Path) -> dict[str, float]:

@@ -1,2 +1,11 @@
 """Synthetic data (phantoms) and dataset lists for real public data sets."""
 from .fewshot_split import fewshot_segmentation_datalist
+from .dataset_lists import (
+    COVID19_CT_SEG_FOLDS,
+    covid19_ct_seg_datalist,
+    fewshot_datalist,
+    find_images,
+    is_dicom_file,
+    msd_datalist,
+    write_covid19_ct_seg_datalist,
+)

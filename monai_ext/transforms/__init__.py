@@ -1,1 +1,12 @@
 """Transforms that MONAI lacks."""
+from .input_checks import (
+    CheckLabel,
+    CheckLabeld,
+    CheckVolume,
+    CheckVolumed,
+    LoadScan,
+    LoadScand,
+    ScanInputError,
+    unwrap_transform_error,
+)
+from .reload_original import ReloadOriginald

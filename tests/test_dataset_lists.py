@@ -259,7 +259,7 @@ def test_fewshot_datalist_errors(tmp_path: Path):
     with pytest.raises(ValueError, match=r"no 'fold_7' entry \(folds in the file: \['fold_0'"):
         fewshot_datalist(tmp_path / "synth", 7)
     (tmp_path / "synth" / "imagesTr" / "case_0.nii.gz").unlink()
-    with pytest.raises(FileNotFoundError, match=r"datalist_fewshot_5fold.json lists 1 file.*case_0.nii.gz"):
+    with pytest.raises(FileNotFoundError, match=r"(?s)datalist_fewshot_5fold.json lists 1 file.*case_0.nii.gz"):
         fewshot_datalist(tmp_path / "synth", 1)
 
 
@@ -308,4 +308,4 @@ def test_find_images_real_dicom_series():
     if not series.is_dir():
         pytest.skip(f"shared sample data not found at {series}")
     assert find_images(series) == [str(series.resolve())]
-    assert find_images(series.parent) == [str(series.resolve())] or str(series.resolve()) in find_images(series.parent)
+    assert str(series.resolve()) in find_images(series.parent)

@@ -331,7 +331,8 @@ class CheckVolume(Transform):
       rejects a 3D array with a singleton axis such as (1, 512, 512, 1);
     - with ``hu_range_check=True``: intensities look like CT in Hounsfield units: finite, minimum at most
       ``hu_max_minimum`` (-500 HU: every CT has air, -1000 HU, or padding below it) and max - min at least
-      ``hu_min_span`` (100 HU). An image already scaled to [0, 1] fails both.
+      ``hu_min_span`` (100 HU). An image already scaled to [0, 1] fails both. Note: COVID-19-CT-Seg's
+      10 radiopaedia cases are stored window-levelled to [0, 255], not in HU, and fail this check.
 
     Args:
         num_channels: expected number of channels, ``None`` for any.

@@ -1,0 +1,106 @@
+"""Training throughput of the covid19_ct_fewshot_seg bundle versus the same MONAI UNet in a plain loop.
+
+Both runs use the objects the bundle config builds (network, loss, optimizer, data loader with its
+cached preprocessing, crops and augmentation), so the only difference is the bundle's engine:
+SupervisedTrainer with its handlers (stats, TensorBoard, LR schedule, time limit, validation hook).
+Prints iterations per second of each and the ratio bundle / plain (target >= 0.9).
+
+    python benchmarks/bench_train_overhead.py [--epochs 4] [--augmentation none] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundles" / "covid19_ct_fewshot_seg"
+
+
+def build(dataset_dir: str, work: str, augmentation: str, epochs: int):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "train.yaml"))
+    parser.update(
+        {
+            "bundle_root": str(BUNDLE),
+            "dataset_dir": dataset_dir,
+            "output_dir": work,
+            "log_dir": work,
+            "augmentation": augmentation,
+            "max_epochs": epochs,
+            "val_interval": 10**6,  # no validation: compare training iterations only
+            "device": "$torch.device('cpu')",
+            "amp": False,
+        }
+    )
+    return parser
+
+
+def time_plain(parser, epochs: int) -> tuple[float, int]:
+    net, loss_fn, opt = parser.get_parsed_content("network"), parser.get_parsed_content("loss"), parser.get_parsed_content("optimizer")
+    loader = parser.get_parsed_content("train#dataloader")
+    device = parser.get_parsed_content("device")
+    net.train()
+    iters, start = 0, None
+    for epoch in range(epochs + 1):
+        if epoch == 1:  # first epoch is warm-up
+            start = time.perf_counter()
+        for batch in loader:
+            x, y = batch["image"].to(device), batch["label"].to(device)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            opt.step()
+            iters += epoch >= 1
+    return time.perf_counter() - start, iters
+
+
+def time_bundle(parser, epochs: int) -> tuple[float, int]:
+    from ignite.engine import Events
+
+    parser["max_epochs"] = epochs + 1
+    trainer = parser.get_parsed_content("train#trainer")
+    marks = {}
+    trainer.add_event_handler(Events.EPOCH_STARTED(once=2), lambda e: marks.setdefault("t0", time.perf_counter()))
+    trainer.add_event_handler(Events.COMPLETED, lambda e: marks.setdefault("t1", time.perf_counter()))
+    trainer.run()
+    return marks["t1"] - marks["t0"], trainer.state.iteration - trainer.state.epoch_length
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=4, help="timed epochs (after one warm-up epoch)")
+    ap.add_argument("--augmentation", default="none", choices=["none", "bigaug"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cases", type=int, default=6)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from monai.utils import set_determinism
+
+    from monai_ext.data.synthetic_dataset import synthesize_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = str(Path(tmp) / "data")
+        synthesize_dataset(data, cases=args.cases, seed=0, progress=False)
+        set_determinism(seed=0)
+        plain_s, plain_n = time_plain(build(data, tmp, args.augmentation, args.epochs), args.epochs)
+        set_determinism(seed=0)
+        bundle_s, bundle_n = time_bundle(build(data, tmp, args.augmentation, args.epochs), args.epochs)
+
+    plain_ips, bundle_ips = plain_n / plain_s, bundle_n / bundle_s
+    print(f"threads {args.threads}, augmentation {args.augmentation}, {args.epochs} timed epochs")
+    print(f"{'run':<22}{'iterations':>11}{'seconds':>10}{'it/s':>8}")
+    print(f"{'plain PyTorch loop':<22}{plain_n:>11}{plain_s:>10.1f}{plain_ips:>8.2f}")
+    print(f"{'bundle (train.yaml)':<22}{bundle_n:>11}{bundle_s:>10.1f}{bundle_ips:>8.2f}")
+    print(f"ratio bundle / plain: {bundle_ips / plain_ips:.3f}  (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

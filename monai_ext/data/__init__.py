@@ -9,3 +9,6 @@ from .dataset_lists import (
     msd_datalist,
     write_covid19_ct_seg_datalist,
 )
+from .chest_ct_phantom import ChestCTCase, generate_chest_ct, phantom_affine  # noqa: F401,E402
+from .dicom_series import write_dicom_series  # noqa: F401,E402
+from .synthetic_dataset import fewshot_folds, synth, synthesize_dataset  # noqa: F401,E402

@@ -58,7 +58,7 @@ def test_train_writes_weights_matching_the_network(trained):
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     from monai.networks.nets import UNet
 
-    net = UNet(3, 1, 4, [4, 8, 16, 32], [2, 2, 2, 2], num_res_units=1, norm="batch")
+    net = UNet(3, 1, 4, [4, 8, 16, 32], [2, 2, 2], num_res_units=1, norm="batch")
     net.load_state_dict(state)  # raises if keys/shapes differ
     assert any((trained["root"] / "logs").glob("events.out.tfevents.*")), "TensorBoard log missing"
 

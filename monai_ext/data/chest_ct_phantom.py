@@ -1063,7 +1063,7 @@ class _Plan:
                 else:
                     radius = float(np.clip((3.0 * vols[i] / (4.0 * math.pi * 0.25)) ** (1.0 / 3.0), 5.0, 30.0))
                 u = rng.random()
-                kind = "ggo" if u < 0.55 else ("mixed" if u < 0.8 else "consolidation")
+                kind = "ggo" if u < 0.6 else ("mixed" if u < 0.85 else "consolidation")
                 nb = int(rng.integers(3, 7))
                 blobs = []
                 for _ in range(nb):
@@ -1166,7 +1166,7 @@ def _paint_lesions(img: np.ndarray, label: np.ndarray, grid: _Grid, plan: _Plan,
         elif les["kind"] == "consolidation":
             target = les["hu_cons"] + 0.5 * tex_amp * noise
         else:  # ground glass with a consolidated core
-            target = np.where(f > 0.6, les["hu_cons"], les["hu_ggo"]) + tex_amp * noise
+            target = np.where(f > 0.75, les["hu_cons"], les["hu_ggo"]) + tex_amp * noise
         sub = img[box]
         np.copyto(sub, sub + alpha * (target - sub), where=lung & (alpha > 0))
         np.copyto(lb, np.uint8(3), where=mask)

@@ -59,13 +59,14 @@ def save_overlay_png(label_path: str | Path, image_path: str | Path, out_png: st
     """Axial slices (lung window) with the labels in colour: left lung blue, right lung green, infection red.
 
     The slices are spread over the labelled range, so a person can see at a glance whether stomach or
-    bowel gas was taken for lung.
+    bowel gas was taken for lung. Radiological convention: the patient's right on the viewer's left,
+    anterior up.
     """
     import nibabel as nib
     from PIL import Image
 
-    hu = np.asarray(nib.load(str(image_path)).dataobj).astype(np.float32)
-    lab = np.asarray(nib.load(str(label_path)).dataobj)
+    hu = np.asarray(nib.as_closest_canonical(nib.load(str(image_path))).dataobj).astype(np.float32)
+    lab = np.asarray(nib.as_closest_canonical(nib.load(str(label_path))).dataobj)
     zs = np.flatnonzero(lab.any(axis=(0, 1))) if lab.any() else np.arange(hu.shape[2])
     picks = np.unique(np.linspace(max(zs.min() - 6, 0), zs.max(), n_slices).round().astype(int))
     grey = (np.clip((hu + 1000.0) / 1400.0, 0, 1) * 255).astype(np.float32)
@@ -75,7 +76,7 @@ def save_overlay_png(label_path: str | Path, image_path: str | Path, out_png: st
         for k, colour in {1: (0, 0, 255), 2: (0, 255, 0), 3: (255, 0, 0)}.items():
             m = lab[:, :, z] == k
             rgb[m] = 0.55 * rgb[m] + 0.45 * np.array(colour, np.float32)
-        tiles.append(np.rot90(rgb, 1))
+        tiles.append(rgb[::-1, ::-1].transpose(1, 0, 2))  # RAS array -> rows anterior first, columns right first
     image = np.concatenate(tiles, axis=1).astype(np.uint8)
     Image.fromarray(np.ascontiguousarray(image)).resize((image.shape[1] * 2, image.shape[0] * 2)).save(out_png)
     return Path(out_png)

@@ -1,22 +1,15 @@
-import os
 from pathlib import Path
 
 import pytest
 
+from monai_ext.demo import shared_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _shared_data() -> Path | None:
-    env = os.environ.get("MONAI_EXT_SHARED_DATA")
-    for c in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
-        if c.is_dir():
-            return c
-    return None
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    d = _shared_data()
+    d = shared_data_dir()
     if d is None:
         pytest.skip("../shared/data is not present")
     return d

@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4, help="timed epochs (after one warm-up epoch)")
     ap.add_argument("--augmentation", default="none", choices=["none", "bigaug"])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--cases", type=int, default=6)
+    ap.add_argument("--cases", type=int, default=8)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 

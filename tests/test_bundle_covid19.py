@@ -218,4 +218,4 @@ def test_bundle_runner_command_line_trains(tmp_path, trained):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert (tmp_path / "b" / "models" / "model.pt").is_file()
+    assert (tmp_path / "b" / "models" / "model_final.pt").is_file()  # no validation ran in 1 epoch

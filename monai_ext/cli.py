@@ -5,6 +5,7 @@ Commands:
     synth --out DIR           synthetic chest-CT phantoms with labels, dataset.json and few-shot folds
     demo BUNDLE               generate data, train, evaluate and segment the real CT (bounded CPU time)
     verify BUNDLE | --all     the Model Zoo checks (layout, metadata, network shapes, TorchScript export)
+    label-app BUNDLE --studies DIR [--python PY] [--run]   serve a bundle with MONAI Label, offline
 """
 
 from __future__ import annotations
@@ -58,7 +59,14 @@ def verify(*bundles: str, all: bool = False, export: bool = True) -> None:
         sys.exit(code)
 
 
-COMMANDS = {"list": list_bundles, "synth": synth, "demo": demo, "verify": verify}
+def label_app(bundle: str, studies: str, apps_dir: str = "monailabel_apps", port: int = 8000, python: str | None = None, run: bool = False) -> None:
+    """Copy the bundle into MONAI Label's monaibundle app and print (or ``--run``) the server command."""
+    from monai_ext.label_app import label_app as _label_app
+
+    _label_app(bundle, studies, apps_dir=apps_dir, port=port, python=python or sys.executable, run=run)
+
+
+COMMANDS = {"list": list_bundles, "synth": synth, "demo": demo, "verify": verify, "label-app": label_app}
 
 
 def main() -> None:

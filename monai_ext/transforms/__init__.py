@@ -9,4 +9,4 @@ from .input_checks import (
     ScanInputError,
     unwrap_transform_error,
 )
-from .reload_original import ReloadOriginald
+from .reload_original import ReloadOriginal, ReloadOriginald

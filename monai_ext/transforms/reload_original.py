@@ -6,35 +6,48 @@ from typing import Hashable, Mapping
 
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform
+from monai.transforms import MapTransform, Transform
 
 from .input_checks import LoadScan, ScanInputError
 
 
-class ReloadOriginald(MapTransform):
-    """Replace ``data[key]`` by the file it was loaded from, read again unmodified (channel-first).
+class ReloadOriginal(Transform):
+    """Return the file a (transformed) MetaTensor was loaded from, read again unmodified, channel-first.
 
-    An evaluator's preprocessing resamples, re-orients and crops the label along with the image, and
-    MONAI engines keep only ``image``, ``label`` and ``pred`` in their output. After ``Invertd`` has
-    brought ``pred`` back to the input grid, this transform reloads the reference label from
-    ``data[key].meta["filename_or_obj"]`` so Dice and surface Dice are measured on the original voxels
-    and spacing (as benchmarks such as COVID-19-CT-Seg define them), not on a nearest-neighbour
-    round trip of the label.
+    An evaluator's preprocessing resamples, re-orients and crops the label along with the image. After
+    ``Invertd`` has brought the prediction back to the input grid, this reloads the reference from
+    ``img.meta["filename_or_obj"]`` so Dice and surface Dice are measured on the original voxels and
+    spacing (as benchmarks such as COVID-19-CT-Seg define them), not on a nearest-neighbour round trip
+    of the label. Output: (C, H, W, D) MetaTensor with the file's affine.
 
     Raises:
-        ScanInputError: ``data[key]`` carries no source file name.
+        ScanInputError: the input carries no source file name.
+    """
+
+    def __init__(self, reader: str | None = None) -> None:
+        self.loader = LoadScan(reader=reader, image_only=True, ensure_channel_first=True)
+
+    def __call__(self, img: MetaTensor, name: Hashable = "input") -> MetaTensor:
+        meta = getattr(img, "meta", {}) or {}
+        source = meta.get("filename_or_obj")
+        if not source:
+            raise ScanInputError(f"{name!r}: no filename_or_obj in its metadata; cannot reload the original.")
+        return self.loader(source)
+
+
+class ReloadOriginald(MapTransform):
+    """Dictionary-based :class:`ReloadOriginal`: ``data[key]`` is replaced by its source file, reloaded.
+
+    MONAI engines keep only ``image``, ``label`` and ``pred`` in their output, so this is how an
+    evaluator's postprocessing gets the stored label back.
     """
 
     def __init__(self, keys: KeysCollection, reader: str | None = None, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadScan(reader=reader, image_only=True, ensure_channel_first=True)
+        self.reloader = ReloadOriginal(reader=reader)
 
     def __call__(self, data: Mapping[Hashable, MetaTensor]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            meta = getattr(d[key], "meta", {}) or {}
-            source = meta.get("filename_or_obj")
-            if not source:
-                raise ScanInputError(f"{key!r}: no filename_or_obj in its metadata; cannot reload the original.")
-            d[key] = self.loader(source)
+            d[key] = self.reloader(d[key], name=key)
         return d

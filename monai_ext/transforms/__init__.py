@@ -10,3 +10,4 @@ from .input_checks import (
     unwrap_transform_error,
 )
 from .reload_original import ReloadOriginal, ReloadOriginald
+from .body_mask import MaskOutsideBody, MaskOutsideBodyd, body_outline

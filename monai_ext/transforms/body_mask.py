@@ -1,0 +1,78 @@
+"""Keep segmentation inside the patient's body outline."""
+
+from __future__ import annotations
+
+from typing import Hashable, Mapping
+
+import numpy as np
+import torch
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.transforms import MapTransform, Transform
+from monai.utils import convert_to_numpy
+from scipy import ndimage
+
+
+def body_outline(image: NdarrayOrTensor, threshold: float, slice_axis: int = -1) -> np.ndarray:
+    """Boolean mask (spatial shape) of the body: the largest connected component above ``threshold``,
+    with holes (lungs, airways, bowel gas) filled slice by slice along ``slice_axis`` (axial for RAS)."""
+    img = convert_to_numpy(image)[0]
+    comp, n = ndimage.label(img > threshold)
+    if n == 0:
+        return np.zeros(img.shape, bool)
+    sizes = ndimage.sum_labels(np.ones_like(comp), comp, index=np.arange(1, n + 1))
+    body = comp == (int(np.argmax(sizes)) + 1)
+    body = np.moveaxis(body, slice_axis, 0)
+    body = np.stack([ndimage.binary_fill_holes(s) for s in body])
+    return np.moveaxis(body, 0, slice_axis)
+
+
+class MaskOutsideBody(Transform):
+    """Set a prediction to background outside the body outline of its image.
+
+    Lungs and lesions lie inside the chest wall, but the air/skin edge of the body, of the arms, and the
+    gap between the back and the patient table are thin dark bands that a CT lung model can take for a
+    lung edge. This removes those false positives.
+
+    Args:
+        threshold: body intensity threshold in the image's units (e.g. -500 HU, or its value after
+            windowing).
+        slice_axis: spatial axis along which holes are filled (the last axis is axial in RAS).
+
+    Shapes: ``pred`` (C, H, W, D) probabilities or one-hot, channel 0 background; ``image`` (1, H, W, D)
+    on the same grid. Returns ``pred`` with channel 0 set to 1 and the others to 0 outside the body.
+    """
+
+    def __init__(self, threshold: float, slice_axis: int = -1) -> None:
+        self.threshold = threshold
+        self.slice_axis = slice_axis
+
+    def __call__(self, pred: NdarrayOrTensor, image: NdarrayOrTensor) -> NdarrayOrTensor:
+        if tuple(pred.shape[1:]) != tuple(image.shape[1:]):
+            raise ValueError(f"pred {tuple(pred.shape)} and image {tuple(image.shape)} must share the spatial grid.")
+        outside = ~body_outline(image, self.threshold, self.slice_axis)
+        if isinstance(pred, torch.Tensor):
+            mask = torch.as_tensor(outside, device=pred.device)
+            out = pred.clone()
+        else:
+            mask, out = outside, pred.copy()
+        out[0][mask] = 1
+        out[1:, mask] = 0
+        return out
+
+
+class MaskOutsideBodyd(MapTransform):
+    """Dictionary-based :class:`MaskOutsideBody`: masks ``data[key]`` using ``data[image_key]``."""
+
+    def __init__(
+        self, keys: KeysCollection, image_key: str = "image", threshold: float = -500.0, slice_axis: int = -1,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.image_key = image_key
+        self.masker = MaskOutsideBody(threshold, slice_axis)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.masker(d[key], d[self.image_key])
+        return d

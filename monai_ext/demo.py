@@ -9,28 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .utils import run_bundle, shared_data_dir
+
 CLASS_NAMES = ("left lung", "right lung", "infection")
-
-
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` beside the repository (or ``$MONAI_EXT_SHARED_DATA``), if present."""
-    env = os.environ.get("MONAI_EXT_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
-    return next((c for c in candidates if c.is_dir()), None)
-
-
-def _run_bundle(bundle_dir: Path, configs: list[str], **overrides) -> None:
-    from monai.bundle import run
-
-    config_file = [str(bundle_dir / "configs" / c) for c in configs]
-    run(
-        config_file=config_file if len(config_file) > 1 else config_file[0],
-        meta_file=str(bundle_dir / "configs" / "metadata.json"),
-        logging_file=str(bundle_dir / "configs" / "logging.conf"),
-        bundle_root=str(bundle_dir),
-        **overrides,
-    )
 
 
 def read_metric_summary(eval_dir: str | Path, metric: str) -> dict[str, float]:
@@ -119,7 +100,7 @@ def run_demo(
         synthesize_dataset(data_dir, cases=cases, seed=seed)
 
     print(f"[2/4] training on 4 phantoms (fold {fold}) for at most {time_limit_sec:.0f} s on the bundle runner")
-    _run_bundle(
+    run_bundle(
         bundle_dir,
         ["train.yaml"],
         dataset_dir=str(data_dir),
@@ -132,7 +113,7 @@ def run_demo(
     )
 
     print(f"[3/4] evaluating on the held-out phantoms -> {eval_dir}")
-    _run_bundle(
+    run_bundle(
         bundle_dir,
         ["train.yaml", "evaluate.yaml"],
         dataset_dir=str(data_dir),
@@ -149,7 +130,7 @@ def run_demo(
     real_stats = None
     if real is not None and real.exists():
         print(f"[4/4] segmenting the real CT {real} -> {real_dir}")
-        _run_bundle(bundle_dir, ["inference.yaml"], dataset_dir=str(real), output_dir=str(real_dir))
+        run_bundle(bundle_dir, ["inference.yaml"], dataset_dir=str(real), output_dir=str(real_dir))
         seg = next(real_dir.glob("*_seg.nii.gz"))
         real_stats = describe_label_volume(seg, real)
         png = save_overlay_png(seg, real, work / "real_ct_overlay.png")

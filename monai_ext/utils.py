@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -29,3 +30,30 @@ def locate_bundle_root(name: str) -> str:
     if (candidate / "configs").is_dir():
         return str(candidate)
     return "."
+
+
+def shared_data_dir() -> Path | None:
+    """The project's sample data: ``$MONAI_EXT_SHARED_DATA`` when set, else ``../shared/data`` beside the
+    repository; ``None`` when that folder does not exist."""
+    env = os.environ.get("MONAI_EXT_SHARED_DATA")
+    candidate = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+def run_bundle(bundle_dir: str | Path, configs: list[str] | str, **overrides) -> None:
+    """Run ``configs`` (file names inside ``<bundle_dir>/configs``) through MONAI's bundle runner, as
+    ``python -m monai.bundle run`` does, with the bundle's metadata and logging config.
+
+    ``bundle_root`` defaults to ``bundle_dir``; every other keyword overrides a config key."""
+    from monai.bundle import run
+
+    bundle_dir = Path(bundle_dir)
+    names = [configs] if isinstance(configs, str) else list(configs)
+    config_file = [str(bundle_dir / "configs" / c) for c in names]
+    overrides.setdefault("bundle_root", str(bundle_dir))
+    run(
+        config_file=config_file if len(config_file) > 1 else config_file[0],
+        meta_file=str(bundle_dir / "configs" / "metadata.json"),
+        logging_file=str(bundle_dir / "configs" / "logging.conf"),
+        **overrides,
+    )

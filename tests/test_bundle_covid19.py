@@ -12,11 +12,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import run as bundle_run
 from monai.transforms import LoadImage
 
 from monai_ext.data.dicom_series import write_dicom_series
 from monai_ext.data.synthetic_dataset import synthesize_dataset
+from monai_ext.utils import run_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "covid19_ct_fewshot_seg"
@@ -32,13 +32,7 @@ TINY = {
 
 
 def _run(configs, **overrides):
-    files = [str(CONFIGS / c) for c in configs]
-    bundle_run(
-        config_file=files if len(files) > 1 else files[0],
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        **overrides,
-    )
+    run_bundle(BUNDLE, configs, **overrides)
 
 
 @pytest.fixture(scope="module")

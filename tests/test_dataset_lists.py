@@ -22,6 +22,7 @@ from monai_ext.data import (
     msd_datalist,
     write_covid19_ct_seg_datalist,
 )
+from monai_ext.utils import shared_data_dir
 
 EXPECTED_FOLDS = [
     ["coronacases_008", "coronacases_007", "radiopaedia_36_86526_0", "radiopaedia_4_85506_1"],
@@ -32,11 +33,6 @@ EXPECTED_FOLDS = [
 ]
 ALL_STEMS = sorted(s for fold in EXPECTED_FOLDS for s in fold)
 MASK_FOLDERS = ["Lung_Mask", "Infection_Mask", "Lung_and_Infection_Mask"]
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("MONAI_EXT_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _write_nifti(path: Path, shape=(8, 8, 6), dtype=np.int16, value=0) -> Path:
@@ -304,7 +300,7 @@ def test_find_images_errors(tmp_path: Path):
 
 
 def test_find_images_real_dicom_series():
-    series = _shared_data() / "ct_dicom_series"
+    series = (shared_data_dir() or Path("/nonexistent")) / "ct_dicom_series"
     if not series.is_dir():
         pytest.skip(f"shared sample data not found at {series}")
     assert find_images(series) == [str(series.resolve())]

@@ -26,15 +26,11 @@ from monai_ext.transforms import (
     ScanInputError,
     unwrap_transform_error,
 )
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("MONAI_EXT_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+from monai_ext.utils import shared_data_dir
 
 
 def _shared(rel: str) -> Path:
-    path = _shared_data() / rel
+    path = (shared_data_dir() or Path("/nonexistent")) / rel
     if not path.exists():
         pytest.skip(f"shared sample data not found: {path}")
     return path

@@ -5,6 +5,7 @@ Commands:
     synth --out DIR           synthetic chest-CT phantoms with labels, dataset.json and few-shot folds
     demo BUNDLE               generate data, train, evaluate and segment the real CT (bounded CPU time)
     verify BUNDLE | --all     the Model Zoo checks (layout, metadata, network shapes, TorchScript export)
+    package BUNDLE [--out DIR]  the Model Zoo zip (checks first), loadable by monai.bundle.download/load
     label-app BUNDLE --studies DIR [--python PY] [--run]   serve a bundle with MONAI Label, offline
 """
 
@@ -59,6 +60,18 @@ def verify(*bundles: str, all: bool = False, export: bool = True) -> None:
         sys.exit(code)
 
 
+def package(bundle: str, out: str = ".", verify: bool = True) -> None:
+    """Zip a bundle the Model Zoo way (after the ``verify`` checks); prints the zip's path."""
+    from monai_ext.packaging import BundlePackageError, package_bundle
+
+    try:
+        path = package_bundle(bundle, out_dir=out, verify=verify)
+    except (BundlePackageError, FileNotFoundError) as e:
+        print(e, file=sys.stderr)
+        sys.exit(1)
+    print(path)
+
+
 def label_app(bundle: str, studies: str, apps_dir: str = "monailabel_apps", port: int = 8000, python: str | None = None, run: bool = False) -> None:
     """Copy the bundle into MONAI Label's monaibundle app and print (or ``--run``) the server command."""
     from monai_ext.label_app import label_app as _label_app
@@ -66,7 +79,7 @@ def label_app(bundle: str, studies: str, apps_dir: str = "monailabel_apps", port
     _label_app(bundle, studies, apps_dir=apps_dir, port=port, python=python or sys.executable, run=run)
 
 
-COMMANDS = {"list": list_bundles, "synth": synth, "demo": demo, "verify": verify, "label-app": label_app}
+COMMANDS = {"list": list_bundles, "synth": synth, "demo": demo, "verify": verify, "package": package, "label-app": label_app}
 
 
 def main() -> None:

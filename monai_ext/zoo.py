@@ -608,46 +608,56 @@ def _state_dict_and_key(ckpt: Any) -> tuple[dict, str]:
     raise TypeError(f"checkpoint holds a {type(ckpt).__name__}, expected a state dict")
 
 
+def _export_torchscript(
+    bundle: Path, config_file: Path, meta_file: Path, ts_file: Path, tmp_dir: Path
+) -> tuple[torch.nn.Module, bool]:
+    """``ckpt_export`` of ``models/model.pt`` (random init when there are no weights) to ``ts_file``.
+
+    Returns the eager network (weights loaded, on CPU) and whether trained weights were found."""
+    from monai.bundle import ckpt_export
+
+    ckpt_file = bundle / "models" / "model.pt"
+    net = _build_network(bundle, config_file, meta_file, "cpu")
+    trained = ckpt_file.is_file()
+    key = ""
+    if trained:
+        ckpt, as_is = _load_checkpoint(ckpt_file)
+        state, key = _state_dict_and_key(ckpt)
+        net.load_state_dict(state)
+        export_ckpt = ckpt_file
+        if not as_is:  # e.g. saved on a GPU and read on a CPU-only machine: export a CPU copy
+            export_ckpt = tmp_dir / "model_cpu.pt"
+            torch.save(net.state_dict() if not key else {key: net.state_dict()}, export_ckpt)
+    else:
+        export_ckpt = tmp_dir / "random_init.pt"
+        torch.save(net.state_dict(), export_ckpt)
+    export_kwargs: dict[str, Any] = dict(
+        net_id=NET_ID,
+        filepath=str(ts_file),
+        ckpt_file=str(export_ckpt),
+        meta_file=str(meta_file),
+        config_file=str(config_file),
+        bundle_root=str(bundle),
+    )
+    if key:
+        export_kwargs["key_in_ckpt"] = key
+    ckpt_export(**export_kwargs)
+    return net, trained
+
+
 def _check_torchscript(bundle: Path, name: str, device: str, n: int, any_size: int) -> CheckResult:
     config_file = find_config(bundle, "inference")
     meta_file = bundle / "configs" / "metadata.json"
-    ckpt_file = bundle / "models" / "model.pt"
     if config_file is None or not meta_file.is_file():
         return CheckResult(name, "torchscript", False, _needs_configs(name))
     try:
-        from monai.bundle import ckpt_export
-
         _, shape, dtype, _ = _declared_io(bundle, n, any_size)
         if dtype == torch.float16 and device == "cpu":
             dtype = torch.float32
         with tempfile.TemporaryDirectory(prefix="monai_ext_verify_") as tmp, _isolated(bundle):
             tmp_dir = Path(tmp)
-            net = _build_network(bundle, config_file, meta_file, "cpu")
-            trained = ckpt_file.is_file()
-            key = ""
-            if trained:
-                ckpt, as_is = _load_checkpoint(ckpt_file)
-                state, key = _state_dict_and_key(ckpt)
-                net.load_state_dict(state)
-                export_ckpt = ckpt_file
-                if not as_is:  # e.g. saved on a GPU and read on a CPU-only machine: export a CPU copy
-                    export_ckpt = tmp_dir / "model_cpu.pt"
-                    torch.save(net.state_dict() if not key else {key: net.state_dict()}, export_ckpt)
-            else:
-                export_ckpt = tmp_dir / "random_init.pt"
-                torch.save(net.state_dict(), export_ckpt)
             ts_file = tmp_dir / "model.ts"
-            export_kwargs: dict[str, Any] = dict(
-                net_id=NET_ID,
-                filepath=str(ts_file),
-                ckpt_file=str(export_ckpt),
-                meta_file=str(meta_file),
-                config_file=str(config_file),
-                bundle_root=str(bundle),
-            )
-            if key:
-                export_kwargs["key_in_ckpt"] = key
-            ckpt_export(**export_kwargs)
+            net, trained = _export_torchscript(bundle, config_file, meta_file, ts_file, tmp_dir)
             if not ts_file.is_file():
                 return CheckResult(name, "torchscript", False, f"bundle {name!r}: ckpt_export wrote no {ts_file.name}")
             extra = {"metadata.json": "", f"{config_file.stem}.json": ""}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+import ignite.distributed as idist
+import torch
 from ignite.engine import Engine, Events
 
 
@@ -14,7 +16,8 @@ class TimeLimitHandler:
     The check runs at the end of each epoch (``epoch_level=True``, after the epoch's validation
     and checkpoint handlers have run) or each iteration, so a bounded demo or a CI run ends with
     a complete, validated checkpoint rather than an arbitrary cut. ``limit_sec <= 0`` disables it.
-    The clock starts when the engine starts.
+    The clock starts when the engine starts. In distributed training every rank follows rank 0's
+    clock, so all ranks stop at the same epoch (a rank that stopped alone would hang the others).
     """
 
     def __init__(self, limit_sec: float, epoch_level: bool = True, name: str | None = None) -> None:
@@ -35,6 +38,8 @@ class TimeLimitHandler:
 
     def _check(self, engine: Engine) -> None:
         elapsed = time.perf_counter() - self._start
+        if idist.get_world_size() > 1:
+            elapsed = float(idist.broadcast(torch.tensor(elapsed, dtype=torch.float64), src=0))
         if elapsed >= self.limit_sec:
             self.logger.info(
                 f"time limit of {self.limit_sec:.0f} s reached after {elapsed:.0f} s "

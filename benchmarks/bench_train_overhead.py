@@ -3,9 +3,11 @@
 Both runs use the objects the bundle config builds (network, loss, optimizer, data loader with its
 cached preprocessing, crops and augmentation), so the only difference is the bundle's engine:
 SupervisedTrainer with its handlers (stats, TensorBoard, LR schedule, time limit, validation hook).
-Prints iterations per second of each and the ratio bundle / plain (target >= 0.9).
+Prints iterations per second of each and the ratio bundle / plain (target >= 0.9); on CUDA also the
+peak GPU memory of each, with or without AMP.
 
     python benchmarks/bench_train_overhead.py [--epochs 4] [--augmentation none] [--threads 2]
+    python benchmarks/bench_train_overhead.py --device cuda [--amp]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "covid19_ct_fewshot_seg"
 
 
-def build(dataset_dir: str, work: str, augmentation: str, epochs: int):
+def build(dataset_dir: str, work: str, augmentation: str, epochs: int, device: str, amp: bool):
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
@@ -31,21 +33,23 @@ def build(dataset_dir: str, work: str, augmentation: str, epochs: int):
             "bundle_root": str(BUNDLE),
             "dataset_dir": dataset_dir,
             "output_dir": work,
+            "ckpt_dir": work,
             "log_dir": work,
             "augmentation": augmentation,
             "max_epochs": epochs,
             "val_interval": 10**6,  # no validation: compare training iterations only
-            "device": "$torch.device('cpu')",
-            "amp": False,
+            "device": f"$torch.device('{device}')",
+            "amp": amp,
         }
     )
     return parser
 
 
-def time_plain(parser, epochs: int) -> tuple[float, int]:
+def time_plain(parser, epochs: int, amp: bool) -> tuple[float, int]:
     net, loss_fn, opt = parser.get_parsed_content("network"), parser.get_parsed_content("loss"), parser.get_parsed_content("optimizer")
     loader = parser.get_parsed_content("train#dataloader")
     device = parser.get_parsed_content("device")
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
     net.train()
     iters, start = 0, None
     for epoch in range(epochs + 1):
@@ -54,11 +58,27 @@ def time_plain(parser, epochs: int) -> tuple[float, int]:
         for batch in loader:
             x, y = batch["image"].to(device), batch["label"].to(device)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(x), y)
-            loss.backward()
-            opt.step()
+            with torch.autocast(device.type, enabled=amp):
+                loss = loss_fn(net(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             iters += epoch >= 1
+    _sync(device)
     return time.perf_counter() - start, iters
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_mb(device: str) -> str:
+    if torch.device(device).type != "cuda":
+        return "-"
+    mb = torch.cuda.max_memory_allocated() / 2**20
+    torch.cuda.reset_peak_memory_stats()
+    return f"{mb:.0f}"
 
 
 def time_bundle(parser, epochs: int) -> tuple[float, int]:
@@ -79,6 +99,8 @@ def main() -> None:
     ap.add_argument("--augmentation", default="none", choices=["none", "bigaug"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", type=int, default=8)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -90,15 +112,18 @@ def main() -> None:
         data = str(Path(tmp) / "data")
         synthesize_dataset(data, cases=args.cases, seed=0, progress=False)
         set_determinism(seed=0)
-        plain_s, plain_n = time_plain(build(data, tmp, args.augmentation, args.epochs), args.epochs)
+        plain_s, plain_n = time_plain(build(data, tmp, args.augmentation, args.epochs, args.device, args.amp), args.epochs, args.amp)
+        plain_mb = _peak_mb(args.device)
         set_determinism(seed=0)
-        bundle_s, bundle_n = time_bundle(build(data, tmp, args.augmentation, args.epochs), args.epochs)
+        bundle_s, bundle_n = time_bundle(build(data, tmp, args.augmentation, args.epochs, args.device, args.amp), args.epochs)
+        bundle_mb = _peak_mb(args.device)
 
     plain_ips, bundle_ips = plain_n / plain_s, bundle_n / bundle_s
-    print(f"threads {args.threads}, augmentation {args.augmentation}, {args.epochs} timed epochs")
-    print(f"{'run':<22}{'iterations':>11}{'seconds':>10}{'it/s':>8}")
-    print(f"{'plain PyTorch loop':<22}{plain_n:>11}{plain_s:>10.1f}{plain_ips:>8.2f}")
-    print(f"{'bundle (train.yaml)':<22}{bundle_n:>11}{bundle_s:>10.1f}{bundle_ips:>8.2f}")
+    dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} threads"
+    print(f"{dev}, amp {args.amp}, augmentation {args.augmentation}, {args.epochs} timed epochs")
+    print(f"{'run':<22}{'iterations':>11}{'seconds':>10}{'it/s':>8}{'peak MB':>9}")
+    print(f"{'plain PyTorch loop':<22}{plain_n:>11}{plain_s:>10.1f}{plain_ips:>8.2f}{plain_mb:>9}")
+    print(f"{'bundle (train.yaml)':<22}{bundle_n:>11}{bundle_s:>10.1f}{bundle_ips:>8.2f}{bundle_mb:>9}")
     print(f"ratio bundle / plain: {bundle_ips / plain_ips:.3f}  (target >= 0.9)")
 
 

@@ -205,6 +205,24 @@ def list_bundles(root: str | Path | None = None) -> list[dict]:
     return rows
 
 
+def segmentation_bundles(root: str | Path | None = None) -> list[str]:
+    """Bundles that MONAI Label can serve as segmentation tasks: an inference config, and an output
+    declared with ``"format": "segmentation"`` in ``network_data_format``."""
+    names = []
+    for row in list_bundles(root):
+        bundle = Path(row["path"])
+        try:
+            meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+        except (OSError, ValueError):
+            continue
+        outputs = (meta.get("network_data_format") or {}).get("outputs") or {}
+        if find_config(bundle, "inference") and any(
+            isinstance(o, dict) and o.get("format") == "segmentation" for o in outputs.values()
+        ):
+            names.append(row["name"])
+    return names
+
+
 def resolve_bundle(name_or_path: str | Path) -> Path:
     """The folder of a bundle given by name (under :func:`bundles_root`) or by path.
 

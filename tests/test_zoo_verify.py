@@ -284,3 +284,19 @@ def test_mismatched_checkpoint_fails_torchscript(bundle: Path):
     torch.save(UNet(**{**NET_KW, "out_channels": 5}).state_dict(), bundle / "models" / "model.pt")
     res = _by_check(zoo.verify_bundle(bundle))["torchscript"]
     assert not res.ok and "tiny_bundle" in res.message
+
+
+def test_segmentation_bundles_are_those_declaring_a_segmentation_output(tmp_path: Path):
+    from monai_ext.zoo import segmentation_bundles
+
+    assert "covid19_ct_fewshot_seg" in segmentation_bundles()
+    src = Path(__file__).resolve().parents[1] / "bundles" / "covid19_ct_fewshot_seg"
+    for name, fmt in (("seg_copy", "segmentation"), ("generator", "hounsfield")):
+        dst = tmp_path / name / "configs"
+        dst.mkdir(parents=True)
+        for f in ("inference.yaml", "metadata.json"):
+            (dst / f).write_text((src / "configs" / f).read_text())
+        meta = json.loads((dst / "metadata.json").read_text())
+        meta["network_data_format"]["outputs"]["pred"]["format"] = fmt
+        (dst / "metadata.json").write_text(json.dumps(meta))
+    assert segmentation_bundles(tmp_path) == ["seg_copy"]

@@ -12,3 +12,14 @@ from .dataset_lists import (
 from .chest_ct_phantom import ChestCTCase, generate_chest_ct, phantom_affine  # noqa: F401,E402
 from .dicom_series import write_dicom_series  # noqa: F401,E402
 from .synthetic_dataset import fewshot_folds, synth, synthesize_dataset  # noqa: F401,E402
+from .ultrasound_phantom import (  # noqa: F401,E402
+    ULTRASOUND_STYLES,
+    UltrasoundStyle,
+    blend_ultrasound_styles,
+    generate_us_anatomy,
+    sample_ultrasound_style,
+    simulate_bmode,
+    synthesize_us_dataset,
+    ultrasound_fov_mask,
+)
+from .ultrasound_dataset_list import ultrasound_datalist, ultrasound_image_size, ultrasound_style_datalist  # noqa: F401,E402

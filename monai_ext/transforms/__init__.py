@@ -11,3 +11,4 @@ from .input_checks import (
 )
 from .reload_original import ReloadOriginal, ReloadOriginald
 from .body_mask import MaskOutsideBody, MaskOutsideBodyd, body_outline
+from .load_ultrasound import LoadUltrasound, LoadUltrasoundd, read_ultrasound_image  # noqa: F401,E402

@@ -1,0 +1,359 @@
+"""Shared geometry for the rule-based lung nodule transforms (:mod:`.nodule_insert`, :mod:`.nodule_erase`).
+
+CT-SGAN (Pesaranghader et al., DGM4MICCAI 2021) balances its nodule-detection data with a nodule
+*injector* and a nodule *eraser* that work on volumes of interest pasted back into the scan. The paper
+uses two 3D cGANs for this (after Jin et al., MICCAI 2018); here both are replaced by analytic,
+deterministic rules that need no training. This module holds what both share:
+
+- voxel <-> world geometry from a MetaTensor affine or a ``pixdim``;
+- a cheap Hounsfield-unit check;
+- crop boxes around a point, offsets in mm inside a crop;
+- the shape of a round, lobulated or spiculated nodule as a distance field in mm;
+- spatially correlated noise, a harmonic (Laplace) fill of a masked region;
+- :func:`lung_mask_from_hu`, a threshold lung mask for scans that have no lung label.
+
+Everything that touches voxels works on a crop (a few thousand to a few hundred thousand voxels) on the
+CPU in float64; only the crop moves between devices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import NdarrayOrTensor
+from monai.data import MetaTensor
+from scipy import ndimage
+
+from .body_mask import body_outline
+
+__all__ = ["lung_mask_from_hu", "NODULE_TYPES", "NODULE_SHAPES"]
+
+NODULE_TYPES = ("solid", "part-solid", "ground-glass")
+NODULE_SHAPES = ("round", "lobulated", "spiculated")
+DIAMETER_RANGE_MM = (3.0, 30.0)
+
+
+# ------------------------------------------------------------------------------------------- geometry
+
+
+class _Geometry:
+    """Voxel grid of a channel-first image: ``lin`` (S x S) maps voxel steps to world mm, ``origin`` (S,)
+    is the world position of voxel 0, ``spacing`` (S,) the voxel size in mm, ``shape`` the spatial shape.
+    ``frame`` says in words which world frame ``lin``/``origin`` describe."""
+
+    def __init__(self, lin: np.ndarray, origin: np.ndarray, shape: Sequence[int], frame: str) -> None:
+        self.lin = lin
+        self.origin = origin
+        self.shape = tuple(int(s) for s in shape)
+        self.spacing = np.linalg.norm(lin, axis=0)
+        self.frame = frame
+        self.ndim = len(self.shape)
+
+    def to_voxel(self, world: Sequence[float]) -> np.ndarray:
+        return np.linalg.solve(self.lin, np.asarray(world, float) - self.origin)
+
+    def to_world(self, voxel: Sequence[float]) -> np.ndarray:
+        return self.lin @ np.asarray(voxel, float) + self.origin
+
+
+def _geometry(img: NdarrayOrTensor, pixdim: Sequence[float] | None, name: str = "image") -> _Geometry:
+    """Geometry of ``img`` (C, *spatial), spatial rank 2 or 3: from a MetaTensor's affine, else from
+    ``pixdim`` (world = voxel index * pixdim, origin 0). Raises ``ValueError`` when neither is there."""
+    if img.ndim not in (3, 4):
+        raise ValueError(
+            f"{name}: expected a channel-first 2D (C, H, W) or 3D (C, H, W, D) image, got shape {tuple(img.shape)}."
+        )
+    if img.shape[0] != 1:
+        raise ValueError(f"{name}: expected 1 channel (CT in HU), got {img.shape[0]} channels (shape {tuple(img.shape)}).")
+    shape = tuple(img.shape[1:])
+    sr = len(shape)
+    if isinstance(img, MetaTensor):
+        aff = np.asarray(img.affine.detach().cpu().numpy(), float)
+        if aff.shape[0] - 1 < sr:
+            raise ValueError(f"{name}: its affine {aff.shape} has fewer than {sr} spatial dimensions.")
+        lin, origin = aff[:sr, :sr], aff[:sr, -1]
+        if abs(np.linalg.det(lin)) < 1e-12:
+            raise ValueError(f"{name}: its affine is singular, cannot derive the voxel spacing.")
+        return _Geometry(lin, origin, shape, "the image affine (RAS mm for images loaded by MONAI)")
+    if pixdim is None:
+        raise ValueError(
+            f"{name}: voxel spacing is missing: pass a MetaTensor with an affine or give pixdim (mm per voxel, "
+            f"{sr} values)."
+        )
+    pd = np.asarray(pixdim, float).ravel()
+    if pd.size == 1:
+        pd = np.repeat(pd, sr)
+    if pd.size < sr or np.any(pd[:sr] <= 0) or not np.all(np.isfinite(pd[:sr])):
+        raise ValueError(f"{name}: pixdim must hold {sr} positive spacings in mm, got {list(np.ravel(pixdim))}.")
+    return _Geometry(np.diag(pd[:sr]), np.zeros(sr), shape, "voxel index * pixdim (mm, origin at voxel 0)")
+
+
+def _geometry_from_meta(img: NdarrayOrTensor, meta: dict | None, pixdim, name: str) -> _Geometry:
+    """Like :func:`_geometry`, also reading ``affine`` from a MONAI ``<key>_meta_dict`` for plain arrays."""
+    if not isinstance(img, MetaTensor) and pixdim is None and isinstance(meta, dict) and meta.get("affine") is not None:
+        aff = np.asarray(torch.as_tensor(meta["affine"]).cpu().numpy(), float)
+        sr = img.ndim - 1
+        geo = _geometry(img, np.ones(sr), name)
+        return _Geometry(aff[:sr, :sr], aff[:sr, -1], geo.shape, "the affine of the image's meta dict")
+    return _geometry(img, pixdim, name)
+
+
+def _check_hu(img: NdarrayOrTensor, name: str = "image", max_samples: int = 65536) -> None:
+    """Raise ``ValueError`` unless ``img`` looks like CT in Hounsfield units. Looks at a strided sub-sample
+    (about ``max_samples`` voxels, so it costs microseconds to a few ms): there must be air/lung values
+    below -500 HU and a value range wider than 100 HU (a [0, 1] or [0, 255] scaled image fails)."""
+    spatial = img.shape[1:]
+    step = max(1, int(math.ceil((float(np.prod(spatial)) / max_samples) ** (1.0 / len(spatial)))))
+    plain = img.as_tensor() if isinstance(img, MetaTensor) else img
+    sub = plain[(0,) + tuple(slice(None, None, step) for _ in spatial)]
+    if isinstance(sub, torch.Tensor):
+        lo, hi = float(sub.min()), float(sub.max())
+    else:
+        lo, hi = float(np.min(sub)), float(np.max(sub))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{name}: holds NaN or infinite values; expected CT in Hounsfield units.")
+    if lo > -500.0 or hi - lo < 100.0:
+        raise ValueError(
+            f"{name}: values span [{lo:.4g}, {hi:.4g}], which does not look like CT in Hounsfield units "
+            "(expected air/lung below -500 HU, e.g. about -1000..+1000); pass the image before intensity "
+            "scaling."
+        )
+
+
+def _box(centre_vox: np.ndarray, radius_mm: float, geo: _Geometry) -> tuple[slice, ...]:
+    """Slices of the crop holding every voxel within ``radius_mm`` of ``centre_vox``, clipped to the image."""
+    # voxels per mm along each axis for an arbitrary (oblique) affine: rows of inv(lin) bound the extent
+    inv = np.linalg.inv(geo.lin)
+    half = radius_mm * np.linalg.norm(inv, axis=1)
+    lo = np.maximum(np.floor(centre_vox - half).astype(int), 0)
+    hi = np.minimum(np.ceil(centre_vox + half).astype(int) + 1, np.asarray(geo.shape))
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def _offsets_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """World offsets (mm) of the crop's voxels from the centre: shape (S, *crop)."""
+    axes = [np.arange(s.start, s.stop, dtype=float) - c for s, c in zip(box, centre_vox)]
+    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    return np.stack(np.broadcast_arrays(*[sum(geo.lin[r, a] * grids[a] for a in range(geo.ndim))
+                                          for r in range(geo.ndim)]))
+
+
+def _in_image(centre_vox: np.ndarray, geo: _Geometry) -> bool:
+    return bool(np.all(centre_vox >= -0.5) and np.all(centre_vox <= np.asarray(geo.shape) - 0.5))
+
+
+# ------------------------------------------------------------------------------------------- shape
+
+
+def _unit_vectors(rng: np.random.Generator, n: int, ndim: int) -> np.ndarray:
+    v = rng.normal(size=(n, ndim))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _shape_plan(diameter_mm: float, irregularity: str, seed: int, ndim: int) -> dict[str, Any]:
+    """Random but seeded shape parameters: lobe / spicule directions and sizes, and the largest radius."""
+    rng = np.random.default_rng([int(seed), 7919])
+    r = diameter_mm / 2.0
+    plan: dict[str, Any] = {"r": r, "lobes": None, "spicules": None}
+    extent = r
+    if irregularity in ("lobulated", "spiculated"):
+        k = 5 if irregularity == "lobulated" else 3
+        amp = 0.18 if irregularity == "lobulated" else 0.08
+        dirs = _unit_vectors(rng, k, ndim)
+        heights = amp * rng.uniform(-1.0, 1.0, size=k)
+        plan["lobes"] = (dirs, heights)
+        extent = r * (1.0 + float(np.abs(heights).sum()))
+    if irregularity == "spiculated":
+        n = int(rng.integers(6, 13))
+        dirs = _unit_vectors(rng, n, ndim)
+        lengths = rng.uniform(0.4, 1.0, size=n)
+        plan["spicules"] = (dirs, lengths)
+        extent = extent + r * float(lengths.max())
+    plan["extent"] = extent
+    return plan
+
+
+def _shape_distance(offsets: np.ndarray, plan: dict[str, Any]) -> np.ndarray:
+    """Signed distance-like field in mm: ``radius(direction) - |offset|``; positive inside the nodule.
+
+    Round: a sphere (a disc in 2D). Lobulated: the radius varies smoothly with direction (5 broad bumps
+    of up to +-18 %). Spiculated: a slightly lobulated core plus 6-12 thin spikes, 0.4-1.0 radius long,
+    whose width shrinks toward the tip (``cos(angle)**200``, about 5 degrees wide at half height)."""
+    dist = np.sqrt(np.sum(offsets**2, axis=0))
+    r = plan["r"]
+    if plan["lobes"] is None:
+        return r - dist
+    unit = offsets / np.maximum(dist, 1e-9)
+    rad = np.full(dist.shape, r)
+    dirs, heights = plan["lobes"]
+    for u, h in zip(dirs, heights):
+        cos = np.tensordot(u, unit, axes=1)
+        rad += r * h * np.exp((cos - 1.0) / 0.35**2)
+    if plan["spicules"] is not None:
+        dirs, lengths = plan["spicules"]
+        for u, ln in zip(dirs, lengths):
+            cos = np.clip(np.tensordot(u, unit, axes=1), 0.0, 1.0)
+            rad += r * ln * cos**200
+    return rad - dist
+
+
+# ------------------------------------------------------------------------------------------- texture
+
+
+def _correlated_noise(shape: Sequence[int], spacing: np.ndarray, corr_mm: float, seed: int) -> np.ndarray:
+    """Gaussian noise with unit standard deviation, smoothed by a Gaussian of ``corr_mm`` (at least 0.5
+    voxel) so that it has the grain of CT noise instead of being white."""
+    rng = np.random.default_rng([int(seed), 104729])
+    white = rng.standard_normal(tuple(shape))
+    sigma = np.maximum(corr_mm / np.asarray(spacing, float), 0.5)
+    field = ndimage.gaussian_filter(white, sigma, mode="reflect")
+    sd = float(field.std())
+    return field / sd if sd > 0 else field
+
+
+def _robust_std(values: np.ndarray) -> float:
+    if values.size < 2:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
+    """Bounding box of a non-empty boolean array, grown by ``pad`` voxels (clipped)."""
+    idx = np.argwhere(mask)
+    lo = np.maximum(idx.min(0) - pad, 0)
+    hi = np.minimum(idx.max(0) + 1 + pad, np.asarray(mask.shape))
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def _harmonic_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, iters: int = 40) -> np.ndarray:
+    """Fill ``region`` of ``crop`` with a smooth interpolation of its surroundings (Laplace equation with
+    the voxels outside ``region`` as boundary values), so structures that cross the region (vessels) are
+    continued smoothly instead of cut. Starts from a normalized convolution (Gaussian-weighted mean of the
+    known voxels, sigma about half the region's size), then Jacobi iterations; works on the region's
+    bounding box plus a margin only."""
+    out = crop.astype(float, copy=True)
+    size = np.asarray([s.stop - s.start for s in _bbox(region)], float)
+    sigma = float(np.clip(size.max() / 4.0, 1.0, 8.0))
+    sub = _bbox(region, pad=int(np.ceil(sigma)) + 1)
+    u, reg = out[sub], region[sub]
+    known = (~reg).astype(float)
+    num = ndimage.gaussian_filter(u * known, sigma, mode="nearest", truncate=2.5)
+    den = ndimage.gaussian_filter(known, sigma, mode="nearest", truncate=2.5)
+    fallback = float(u[~reg].mean()) if (~reg).any() else 0.0
+    u[reg] = np.where(den[reg] > 1e-6, num[reg] / np.maximum(den[reg], 1e-6), fallback)
+    out[sub] = u
+    sub = _bbox(region, pad=1)  # Jacobi sweeps need the region and its 1-voxel boundary only
+    u, reg = out[sub], region[sub]
+    w = 1.0 / np.asarray(spacing, float) ** 2
+    pad = np.pad(u, 1, mode="edge")
+    inner = tuple(slice(1, -1) for _ in range(u.ndim))
+    shifted = []
+    for a in range(u.ndim):
+        lo_s, hi_s = list(inner), list(inner)
+        lo_s[a], hi_s[a] = slice(0, -2), slice(2, None)
+        shifted.append((tuple(lo_s), tuple(hi_s)))
+    norm = 1.0 / (2.0 * w.sum())
+    for _ in range(iters):
+        acc = sum(w[a] * (pad[lo] + pad[hi]) for a, (lo, hi) in enumerate(shifted))
+        u[reg] = acc[reg] * norm
+        pad[inner] = u
+    out[sub] = u
+    return out
+
+
+def _bridge_structures(crop: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """For each voxel of ``region``: the largest, over the 13 (3D) or 4 (2D) line directions through it,
+    of the smaller of the two values where the line leaves the region. A bright tube (vessel) that enters
+    on one side and leaves on the other gives a high value on the line joining its two ends, while a
+    bright structure on one side only (the chest wall, a vessel that ends) does not. Uses ``crop``
+    lightly smoothed (sigma 0.7 voxel) so that noise at the end points matters less. Returns (N,) in the
+    order of ``region[region]``; ``region`` must not touch the border of ``crop``."""
+    outer = _bbox(region, pad=3)
+    smooth = ndimage.gaussian_filter(crop[outer], 0.7, mode="nearest")
+    inner = _bbox(region, pad=1)
+    rel = tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))
+    region = region[inner]
+    smooth = smooth[rel].ravel()
+    nd = region.ndim
+    shape = np.asarray(region.shape)
+    flat_region = region.ravel()
+    coords = np.indices(region.shape).reshape(nd, -1).T  # (M, nd)
+    self_idx = np.arange(flat_region.size)
+    dirs = [np.asarray(d) - 1 for d in np.ndindex(*(3,) * nd)]
+    dirs = [d for d in dirs if any(d) and tuple(d) > tuple(-d)]  # one of each +- pair
+    steps = int(np.ceil(np.log2(max(int(shape.max()), 2)))) + 1
+    best = np.full(int(flat_region.sum()), -np.inf)
+    for d in dirs:
+        ends = []
+        for sign in (1, -1):
+            nxt = coords + sign * d
+            ok = np.all((nxt >= 0) & (nxt < shape), axis=1)
+            nb = np.where(ok, np.ravel_multi_index(tuple(np.clip(nxt, 0, shape - 1).T), region.shape), self_idx)
+            ptr = np.where(flat_region, nb, self_idx)
+            for _ in range(steps):  # pointer jumping: follow the line out of the region in log2 steps
+                ptr = ptr[ptr]
+            ends.append(smooth[ptr[flat_region]])
+        best = np.maximum(best, np.minimum(ends[0], ends[1]))
+    return best
+
+
+# ------------------------------------------------------------------------------------------- lung mask
+
+
+def lung_mask_from_hu(
+    image: NdarrayOrTensor,
+    threshold: float = -400.0,
+    body_threshold: float = -500.0,
+    max_median_hu: float = -930.0,
+    min_volume_ml: float = 5.0,
+    pixdim: Sequence[float] | None = None,
+    slice_axis: int = -1,
+) -> np.ndarray:
+    """Lung mask (bool, spatial shape) of a CT in Hounsfield units that has no lung label.
+
+    Rule-based: voxels below ``threshold`` inside the body outline (:func:`body_outline`), split into 3D
+    connected components; a component is kept as lung when
+
+    - it does not touch the skin (air bands between the body and the table or the arms do),
+    - its median is above ``max_median_hu`` (bowel and stomach gas is nearly pure air, about -1000 HU;
+      lung parenchyma is about -900..-700 HU with partial volume), and
+    - it is at least ``min_volume_ml`` millilitres;
+
+    then holes (vessels, nodules) are filled slice by slice along ``slice_axis``. A heuristic: very
+    emphysematous lungs can fall under ``max_median_hu``; check the result on new kinds of scans.
+
+    Args:
+        image: (1, *spatial) CT in HU, 2D or 3D, numpy or torch (computed on the CPU).
+        pixdim: voxel size in mm for plain arrays (a MetaTensor's affine is used otherwise).
+    """
+    geo = _geometry(image, pixdim, "lung_mask_from_hu image")
+    _check_hu(image, "lung_mask_from_hu image")
+    img = image.detach().cpu().numpy()[0] if isinstance(image, torch.Tensor) else np.asarray(image)[0]
+    body = body_outline(img[None], body_threshold, slice_axis)
+    # skin: the outer 2 voxels of the body in each slice (not the first/last slice of the volume)
+    struct = ndimage.generate_binary_structure(body.ndim, 1)
+    if body.ndim == 3:
+        struct = np.moveaxis(struct, slice_axis, 0).copy()
+        struct[0] = struct[2] = False
+        struct = np.moveaxis(struct, 0, slice_axis)
+    skin = body & ~ndimage.binary_erosion(body, struct, iterations=2, border_value=0)
+    comp, n = ndimage.label((img < threshold) & body)
+    keep = np.zeros(n + 1, bool)
+    if n:
+        idx = np.arange(1, n + 1)
+        sizes = ndimage.sum_labels(np.ones_like(comp), comp, idx)
+        medians = ndimage.median(img, comp, idx)
+        touches = ndimage.maximum(skin, comp, idx)
+        voxel_ml = float(np.prod(geo.spacing)) / 1000.0
+        keep[1:] = (np.asarray(sizes) * voxel_ml >= min_volume_ml) & (np.asarray(medians) > max_median_hu) & ~np.asarray(
+            touches, bool)
+    lung = keep[comp]
+    if lung.ndim == 2:
+        return ndimage.binary_fill_holes(lung)
+    lung = np.moveaxis(lung, slice_axis, 0)
+    lung = np.stack([ndimage.binary_fill_holes(s) for s in lung])
+    return np.moveaxis(lung, 0, slice_axis)

@@ -1,0 +1,587 @@
+"""Insert a synthetic lung nodule into a CT in Hounsfield units (rule-based nodule injector).
+
+CT-SGAN (Pesaranghader et al., DGM4MICCAI 2021, Sect. 3 and Appendix B) balances nodule-detection data
+by injecting nodules into nodule-free scans and erasing them from scans with nodules, with two 3D cGANs
+working on volumes of interest that are pasted back into the scan. This module replaces the injector
+by an analytic rule, so it needs no training data and every insertion is reproducible from a few numbers:
+
+- :class:`NoduleInsert`: the deterministic transform; it takes the full parameter set (centre in world
+  mm, diameter, type, shape, seed, intensities) and paints one nodule;
+- :class:`NoduleInsertd`: its dictionary version (image, label, nodule mask, lung mask keys);
+- :class:`RandNoduleInsertd`: samples the parameters (centre inside a lung mask, away from the pleura;
+  diameter; type; shape; a texture seed) and hands them to :class:`NoduleInsert`.
+
+Each insertion appends its parameters to the image's meta data (``meta["nodules"]``, a list of dicts);
+``NoduleInsert.from_record(record)`` re-applies one exactly.
+
+Only a crop around the nodule is read and written (in place): the cost does not depend on the volume size,
+and the volume is never copied unless ``copy=True`` (then once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, RandomizableTransform, Transform
+from monai.utils import TransformBackends
+from scipy import ndimage
+
+from .nodule_geometry import (
+    DIAMETER_RANGE_MM,
+    NODULE_SHAPES,
+    NODULE_TYPES,
+    _Geometry,
+    _bbox,
+    _box,
+    _check_hu,
+    _correlated_noise,
+    _geometry,
+    _geometry_from_meta,
+    _in_image,
+    _offsets_mm,
+    _robust_std,
+    _shape_distance,
+    _shape_plan,
+    lung_mask_from_hu,
+)
+
+__all__ = ["NoduleInsert", "NoduleInsertd", "RandNoduleInsertd"]
+
+_LUNG_HU = -400.0  # below this a voxel counts as aerated lung when no lung mask is given
+_RECORD_PARAMS = (
+    "centre", "diameter_mm", "nodule_type", "irregularity", "seed", "solid_hu", "ggo_hu", "core_fraction",
+    "texture_std", "edge_mm", "max_outside_mm",
+)
+
+
+def _spatial_crop(arr: NdarrayOrTensor, box: tuple[slice, ...], name: str, shape: tuple[int, ...]) -> NdarrayOrTensor:
+    """View of ``arr`` ((1, *spatial) or (*spatial)) on ``box``; checks the grid."""
+    if tuple(arr.shape) == shape:
+        return arr[box]
+    if arr.ndim == len(shape) + 1 and tuple(arr.shape[1:]) == shape and arr.shape[0] == 1:
+        return arr[(0,) + box]
+    raise ValueError(f"{name}: shape {tuple(arr.shape)} does not match the image grid (1, {', '.join(map(str, shape))}).")
+
+
+def _to_numpy(x: NdarrayOrTensor) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _write(view: NdarrayOrTensor, where: np.ndarray, values: np.ndarray) -> None:
+    """``view[where] = values`` for a numpy or torch view (values cast, rounded for integer dtypes)."""
+    if isinstance(view, torch.Tensor):
+        if not view.dtype.is_floating_point:
+            info = torch.iinfo(view.dtype) if view.dtype != torch.bool else None
+            values = np.rint(values)
+            if info is not None:
+                values = np.clip(values, info.min, info.max)
+        idx = torch.as_tensor(where, device=view.device)
+        view[idx] = torch.as_tensor(values, device=view.device).to(view.dtype)
+    else:
+        if np.issubdtype(view.dtype, np.integer):
+            info = np.iinfo(view.dtype)
+            values = np.clip(np.rint(values), info.min, info.max)
+        view[where] = values.astype(view.dtype)
+
+
+def _plain(x: NdarrayOrTensor) -> NdarrayOrTensor:
+    return x.as_tensor() if isinstance(x, MetaTensor) else x
+
+
+def _next_label(label: NdarrayOrTensor) -> int:
+    return int(label.max()) + 1
+
+
+class NoduleInsert(Transform):
+    """Paint one lung nodule into a CT volume (C=1, H, W, D) or slice (C=1, H, W) in Hounsfield units.
+
+    The nodule is a shape field in mm (sphere/disc, lobulated, or spiculated; see
+    :func:`~monai_ext.transforms.nodule_geometry._shape_distance`) centred at ``centre``. Voxel values
+    are mixed with the nodule intensity by a weight ``w`` in [0, 1] that ramps over ``edge_mm`` around
+    the surface (partial volume); the nodule mask is ``w >= 0.5``. ``w`` is exactly 0 for voxels
+    farther than ``max_outside_mm`` (Euclidean, in mm) from the mask, so those voxels keep their bits.
+    Intensity inside: ``solid_hu`` (solid), ``ggo_hu`` (ground-glass), or a ground-glass halo around a
+    solid core of ``core_fraction`` of the radius (part-solid), plus spatially correlated noise whose
+    standard deviation is ``texture_std`` HU, or the robust (MAD) standard deviation of the aerated lung
+    around the nodule when ``None``, so the nodule has the same grain as the scan. Noise and shape come
+    from ``seed``.
+
+    Args:
+        centre: nodule centre, world mm in the frame of the image's affine (RAS for images loaded by
+            MONAI) when ``centre_frame="world"``; voxel indices when ``"voxel"``. For plain arrays
+            world = voxel index * ``pixdim``.
+        diameter_mm: nodule diameter, 3-30 mm (the lobes/spicules of irregular shapes reach beyond it).
+        nodule_type: ``"solid"``, ``"part-solid"`` or ``"ground-glass"``.
+        irregularity: ``"round"``, ``"lobulated"`` or ``"spiculated"``.
+        seed: seed of the shape (lobes, spicules) and of the noise texture.
+        solid_hu: solid component intensity (HU), typical -50..+100.
+        ggo_hu: ground-glass intensity (HU), typical -750..-300.
+        core_fraction: part-solid only: radius of the solid core / nodule radius, in (0, 1).
+        texture_std: noise standard deviation (HU); ``None``: estimated from the surrounding lung.
+        edge_mm: width of the soft edge (mm).
+        max_outside_mm: no voxel farther than this from the nodule mask is changed (mm).
+        pixdim: voxel size in mm for plain arrays (ignored for MetaTensors, which carry an affine).
+        label_value: value written into ``label`` on the nodule mask; ``None``: one more than the label's
+            maximum (costs one pass over the label).
+        confine_to_lung: with a lung mask, leave voxels outside it untouched (juxtapleural nodules are cut
+            at the pleura).
+        check_hu: reject images that do not look like CT in HU (strided sub-sample, cheap).
+        copy: work on a copy of the image and label (made once) instead of in place.
+
+    Call ``t(img, label=None, lung_mask=None, nodule_mask=None)``: ``img`` numpy array or torch tensor
+    (MetaTensor kept, with the record appended to ``img.meta["nodules"]``), any device; ``label`` /
+    ``nodule_mask`` (1, *spatial) or (*spatial) on the same grid get ``label_value`` / 1 on the nodule
+    mask (in place); ``lung_mask`` (non-zero = lung) is checked to hold the centre. Returns the image.
+    :meth:`insert` returns ``(image, record)``.
+
+    Raises ``ValueError`` naming the problem: centre outside the image or the lung mask, diameter outside
+    3-30 mm, unknown type/shape, an image not in HU, no spacing (plain array without ``pixdim``), wrong
+    shape or channels.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(
+        self,
+        centre: Sequence[float],
+        diameter_mm: float,
+        nodule_type: str = "solid",
+        irregularity: str = "round",
+        seed: int = 0,
+        solid_hu: float = 40.0,
+        ggo_hu: float = -550.0,
+        core_fraction: float = 0.5,
+        texture_std: float | None = None,
+        edge_mm: float = 1.0,
+        max_outside_mm: float = 1.5,
+        centre_frame: str = "world",
+        pixdim: Sequence[float] | float | None = None,
+        label_value: int | None = None,
+        confine_to_lung: bool = True,
+        check_hu: bool = True,
+        copy: bool = False,
+    ) -> None:
+        if not (DIAMETER_RANGE_MM[0] <= float(diameter_mm) <= DIAMETER_RANGE_MM[1]):
+            raise ValueError(f"diameter_mm={diameter_mm}: expected {DIAMETER_RANGE_MM[0]:g}-{DIAMETER_RANGE_MM[1]:g} mm.")
+        if nodule_type not in NODULE_TYPES:
+            raise ValueError(f"nodule_type={nodule_type!r}: expected one of {NODULE_TYPES}.")
+        if irregularity not in NODULE_SHAPES:
+            raise ValueError(f"irregularity={irregularity!r}: expected one of {NODULE_SHAPES}.")
+        if centre_frame not in ("world", "voxel"):
+            raise ValueError(f"centre_frame={centre_frame!r}: expected 'world' or 'voxel'.")
+        if not 0.0 < float(core_fraction) < 1.0:
+            raise ValueError(f"core_fraction={core_fraction}: expected a value in (0, 1).")
+        if edge_mm <= 0 or max_outside_mm < 0:
+            raise ValueError(f"edge_mm={edge_mm} must be > 0 and max_outside_mm={max_outside_mm} >= 0.")
+        if texture_std is not None and texture_std < 0:
+            raise ValueError(f"texture_std={texture_std}: expected >= 0 HU or None.")
+        self.centre = [float(c) for c in centre]
+        self.diameter_mm = float(diameter_mm)
+        self.nodule_type = nodule_type
+        self.irregularity = irregularity
+        self.seed = int(seed)
+        self.solid_hu = float(solid_hu)
+        self.ggo_hu = float(ggo_hu)
+        self.core_fraction = float(core_fraction)
+        self.texture_std = None if texture_std is None else float(texture_std)
+        self.edge_mm = float(edge_mm)
+        self.max_outside_mm = float(max_outside_mm)
+        self.centre_frame = centre_frame
+        self.pixdim = pixdim
+        self.label_value = label_value
+        self.confine_to_lung = confine_to_lung
+        self.check_hu = check_hu
+        self.copy = copy
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], **kwargs: Any) -> "NoduleInsert":
+        """The transform that reproduces a ``meta["nodules"]`` entry (world-frame centre)."""
+        params = {k: record[k] for k in _RECORD_PARAMS if k in record}
+        params["centre"] = record["centre_mm"]
+        params.setdefault("texture_std", record.get("texture_std_hu"))
+        params["label_value"] = record.get("label_value")
+        params.update(kwargs)
+        return cls(**params)
+
+    def __call__(
+        self,
+        img: NdarrayOrTensor,
+        label: NdarrayOrTensor | None = None,
+        lung_mask: NdarrayOrTensor | None = None,
+        nodule_mask: NdarrayOrTensor | None = None,
+    ) -> NdarrayOrTensor:
+        return self.insert(img, label, lung_mask, nodule_mask)[0]
+
+    def insert(
+        self,
+        img: NdarrayOrTensor,
+        label: NdarrayOrTensor | None = None,
+        lung_mask: NdarrayOrTensor | None = None,
+        nodule_mask: NdarrayOrTensor | None = None,
+        geometry: _Geometry | None = None,
+        name: str = "image",
+    ) -> tuple[NdarrayOrTensor, dict[str, Any]]:
+        """Insert the nodule; returns ``(image, record)`` (``label``/``nodule_mask`` updated in place,
+        or copied once when ``copy=True``; use the returned image)."""
+        geo = geometry if geometry is not None else _geometry(img, self.pixdim, name)
+        if self.check_hu:
+            _check_hu(img, name)
+        if self.copy:
+            img = img.clone() if isinstance(img, torch.Tensor) else np.array(img, copy=True)
+        if len(self.centre) != geo.ndim:
+            raise ValueError(f"centre={self.centre}: expected {geo.ndim} coordinates for a {geo.ndim}D image.")
+        if self.centre_frame == "world":
+            cvox = geo.to_voxel(self.centre)
+        else:
+            cvox = np.asarray(self.centre, float)
+        cworld = geo.to_world(cvox) if self.centre_frame == "voxel" else np.asarray(self.centre, float)
+        if not _in_image(cvox, geo):
+            raise ValueError(
+                f"{name}: nodule centre {np.round(cworld, 2).tolist()} mm (voxel {np.round(cvox, 2).tolist()}) is "
+                f"outside the image (shape {geo.shape})."
+            )
+        near = tuple(int(v) for v in np.clip(np.rint(cvox), 0, np.asarray(geo.shape) - 1))
+        lung_crop = None
+        plan = _shape_plan(self.diameter_mm, self.irregularity, self.seed, geo.ndim)
+        shell_mm = 3.0 + float(geo.spacing.max())
+        box = _box(cvox, plan["extent"] + self.edge_mm + self.max_outside_mm + shell_mm, geo)
+        if lung_mask is not None:
+            lung_view = _spatial_crop(lung_mask, box, "lung_mask", geo.shape)
+            lung_crop = _to_numpy(lung_view) != 0
+            if not lung_crop[tuple(n - s.start for n, s in zip(near, box))]:
+                raise ValueError(
+                    f"{name}: nodule centre {np.round(cworld, 2).tolist()} mm (voxel {list(near)}) is outside the lung "
+                    "mask; expected a centre inside the lung."
+                )
+
+        t = _plain(img)
+        view = t[(0,) + box]
+        crop_native = _to_numpy(view)
+        crop = crop_native.astype(float)
+
+        # the shape only matters within its extent + the soft edge: evaluate it on that inner box
+        ibox = _box(cvox, plan["extent"] + self.edge_mm, geo)
+        inner = tuple(slice(i.start - b.start, i.stop - b.start) for i, b in zip(ibox, box))
+        s = np.full(crop.shape, -np.inf)
+        s[inner] = _shape_distance(_offsets_mm(ibox, cvox, geo), plan)
+        w = np.clip(s / self.edge_mm + 0.5, 0.0, 1.0)
+        if lung_crop is not None and self.confine_to_lung:
+            w[~lung_crop] = 0.0
+        local_near = tuple(n - b.start for n, b in zip(near, box))
+        if w[local_near] < 0.5:  # a tiny nodule between voxel centres still gets its nearest voxel
+            w[local_near] = 0.5
+        # one connected nodule: spicule pieces cut off by a coarse grid are left out
+        comp, _ = ndimage.label(w >= 0.5)  # face-connected
+        mask = comp == comp[local_near]
+        w[(w >= 0.5) & ~mask] = 0.0
+        d_out = ndimage.distance_transform_edt(~mask, sampling=geo.spacing)
+        w[d_out > self.max_outside_mm] = 0.0
+        changed = w > 0
+
+        # texture level of the lung around the nodule
+        lungish = lung_crop if lung_crop is not None else crop < _LUNG_HU
+        shell = lungish & (d_out > self.max_outside_mm) & (d_out <= self.max_outside_mm + shell_mm)
+        if self.texture_std is not None:
+            tex = self.texture_std
+        else:
+            vals = crop[shell]
+            if vals.size < 8:
+                vals = crop[lungish & ~changed]
+            tex = float(np.clip(_robust_std(vals), 0.0, 150.0)) if vals.size >= 8 else 20.0
+
+        cb = _bbox(changed)  # noise and mixing on the changed voxels' bounding box only
+        noise = _correlated_noise(crop[cb].shape, geo.spacing, 1.0, self.seed)
+        if self.nodule_type == "solid":
+            target = self.solid_hu + tex * noise
+        elif self.nodule_type == "ground-glass":
+            target = self.ggo_hu + tex * noise
+        else:
+            core = np.clip((s[cb] - (1.0 - self.core_fraction) * plan["r"]) / self.edge_mm + 0.5, 0.0, 1.0)
+            target = self.ggo_hu + core * (self.solid_hu - self.ggo_hu) + tex * noise
+        new = crop[cb] + w[cb] * (target - crop[cb])
+        _write(view, changed, new[changed[cb]])
+
+        label_value = self.label_value
+        if label is not None:
+            lab_view = _spatial_crop(_plain(label), box, "label", geo.shape)
+            if label_value is None:
+                label_value = _next_label(label)
+            _write(lab_view, mask, np.full(int(mask.sum()), float(label_value)))
+        if nodule_mask is not None:
+            nm_view = _spatial_crop(_plain(nodule_mask), box, "nodule_mask", geo.shape)
+            _write(nm_view, mask, np.ones(int(mask.sum())))
+
+        voxel_mm3 = float(abs(np.linalg.det(geo.lin)))
+        record = {
+            "centre_mm": [float(c) for c in cworld],
+            "centre_voxel": [float(c) for c in cvox],
+            "frame": geo.frame,
+            "diameter_mm": self.diameter_mm,
+            "nodule_type": self.nodule_type,
+            "irregularity": self.irregularity,
+            "seed": self.seed,
+            "solid_hu": self.solid_hu,
+            "ggo_hu": self.ggo_hu,
+            "core_fraction": self.core_fraction,
+            "texture_std": self.texture_std,
+            "texture_std_hu": tex,
+            "edge_mm": self.edge_mm,
+            "max_outside_mm": self.max_outside_mm,
+            "extent_mm": float(plan["extent"]),
+            "label_value": None if label_value is None else int(label_value),
+            "voxels": int(mask.sum()),
+            "volume_mm3": float(mask.sum()) * voxel_mm3,
+            "changed_voxels": int(changed.sum()),
+        }
+        if isinstance(img, MetaTensor):
+            img.meta["nodules"] = list(img.meta.get("nodules", [])) + [record]
+        return img, record
+
+
+def _meta_of(d: dict, key: Hashable, postfix: str) -> dict:
+    """Where to record nodules for ``d[key]``: its MetaTensor meta, else ``d[f"{key}_{postfix}"]``."""
+    img = d[key]
+    if isinstance(img, MetaTensor):
+        return img.meta
+    meta_key = f"{key}_{postfix}"
+    meta = dict(d.get(meta_key) or {})
+    d[meta_key] = meta
+    return meta
+
+
+def _append_record(d: dict, key: Hashable, postfix: str, record: dict, field: str = "nodules") -> None:
+    img = d[key]
+    if isinstance(img, MetaTensor):
+        return  # NoduleInsert / NoduleErase already appended it
+    meta = _meta_of(d, key, postfix)
+    meta[field] = list(meta.get(field, [])) + [record]
+
+
+def _maybe_copy(d: dict, keys: Sequence[Hashable]) -> None:
+    for k in keys:
+        if k is not None and k in d:
+            v = d[k]
+            d[k] = v.clone() if isinstance(v, torch.Tensor) else np.array(v, copy=True)
+
+
+class NoduleInsertd(MapTransform):
+    """Dictionary-based :class:`NoduleInsert`: one nodule with the given parameters into ``data[keys]``.
+
+    Args:
+        keys: image key(s) (CT in HU); the nodule goes into each.
+        label_key: optional label map that gets ``label_value`` on the nodule mask.
+        nodule_mask_key: optional nodule mask that gets 1 on the nodule mask; created (zeros, the image's
+            spatial grid, uint8) when missing from the data.
+        lung_key: optional lung mask: the centre must be inside it; voxels outside it stay untouched.
+        meta_key_postfix: for plain arrays the record goes to ``data[f"{key}_{postfix}"]["nodules"]``
+            (and the affine is read from there when ``pixdim`` is not given).
+        copy: copy image/label/mask once before writing (default: modify them in place).
+        other arguments: see :class:`NoduleInsert`.
+    """
+
+    backend = NoduleInsert.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        centre: Sequence[float],
+        diameter_mm: float,
+        label_key: str | None = None,
+        nodule_mask_key: str | None = None,
+        lung_key: str | None = None,
+        meta_key_postfix: str = "meta_dict",
+        copy: bool = False,
+        allow_missing_keys: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.inserter = NoduleInsert(centre, diameter_mm, **kwargs)
+        self.label_key, self.nodule_mask_key, self.lung_key = label_key, nodule_mask_key, lung_key
+        self.meta_key_postfix = meta_key_postfix
+        self.copy = copy
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
+        d = dict(data)
+        if self.copy:
+            _maybe_copy(d, [*self.key_iterator(d), self.label_key, self.nodule_mask_key])
+        for key in self.key_iterator(d):
+            _insert_into(d, key, self.inserter, self.label_key, self.nodule_mask_key, self.lung_key,
+                         self.meta_key_postfix)
+        return d
+
+
+def _ensure_nodule_mask(d: dict, key: Hashable, nodule_mask_key: str | None) -> None:
+    if nodule_mask_key is None or nodule_mask_key in d:
+        return
+    img = d[key]
+    if isinstance(img, torch.Tensor):
+        d[nodule_mask_key] = torch.zeros(tuple(img.shape), dtype=torch.uint8, device=img.device)
+    else:
+        d[nodule_mask_key] = np.zeros(tuple(img.shape), np.uint8)
+
+
+def _insert_into(d: dict, key: Hashable, inserter: NoduleInsert, label_key, nodule_mask_key, lung_key,
+                 postfix: str) -> dict:
+    _ensure_nodule_mask(d, key, nodule_mask_key)
+    geo = _geometry_from_meta(d[key], d.get(f"{key}_{postfix}"), inserter.pixdim, f"{key!r}")
+    img, record = inserter.insert(
+        d[key], d.get(label_key) if label_key else None, d.get(lung_key) if lung_key else None,
+        d.get(nodule_mask_key) if nodule_mask_key else None, geometry=geo, name=f"{key!r}",
+    )
+    d[key] = img
+    _append_record(d, key, postfix, record)
+    return record
+
+
+class RandNoduleInsertd(RandomizableTransform, MapTransform):
+    """Insert ``num_nodules`` random lung nodules; the parameters are sampled here and applied by
+    :class:`NoduleInsert`, and recorded in ``meta["nodules"]`` so ``NoduleInsert.from_record`` replays them.
+
+    Centre: uniformly among the voxels whose distance to the nearest non-lung voxel (or the image border)
+    is at least radius + ``margin_mm``. The distance transform runs on the lung mask subsampled to about
+    ``sample_grid_mm`` (cheap for 512^3 volumes); the lung mask is ``data[lung_key]``, or
+    :func:`~monai_ext.transforms.nodule_geometry.lung_mask_from_hu` of the subsampled image when no
+    ``lung_key`` is given. Diameter: uniform in ``diameter_range`` (mm), capped by the largest one that fits.
+    Type / shape: drawn with ``type_weights`` / ``irregularity_weights``. Intensities: uniform in
+    ``solid_hu_range`` / ``ggo_hu_range``; part-solid core fraction in ``core_fraction_range``.
+
+    Raises ``ValueError`` when no lung position leaves room for a ``diameter_range[0]`` nodule.
+    Other arguments: see :class:`NoduleInsertd`. Deterministic under ``set_random_state``.
+    """
+
+    backend = NoduleInsert.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_key: str | None = None,
+        nodule_mask_key: str | None = None,
+        lung_key: str | None = None,
+        prob: float = 1.0,
+        num_nodules: int | Sequence[int] = 1,
+        diameter_range: Sequence[float] = DIAMETER_RANGE_MM,
+        types: Sequence[str] = NODULE_TYPES,
+        type_weights: Sequence[float] | None = None,
+        irregularities: Sequence[str] = NODULE_SHAPES,
+        irregularity_weights: Sequence[float] | None = None,
+        margin_mm: float = 3.0,
+        solid_hu_range: Sequence[float] = (-20.0, 80.0),
+        ggo_hu_range: Sequence[float] = (-700.0, -400.0),
+        core_fraction_range: Sequence[float] = (0.3, 0.6),
+        sample_grid_mm: float = 4.0,
+        label_value: int | None = None,
+        pixdim: Sequence[float] | float | None = None,
+        edge_mm: float = 1.0,
+        max_outside_mm: float = 1.5,
+        meta_key_postfix: str = "meta_dict",
+        copy: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        lo, hi = float(diameter_range[0]), float(diameter_range[1])
+        if not DIAMETER_RANGE_MM[0] <= lo <= hi <= DIAMETER_RANGE_MM[1]:
+            raise ValueError(f"diameter_range={tuple(diameter_range)}: expected within {DIAMETER_RANGE_MM} mm, low <= high.")
+        for t in types:
+            if t not in NODULE_TYPES:
+                raise ValueError(f"types: {t!r} is not one of {NODULE_TYPES}.")
+        for t in irregularities:
+            if t not in NODULE_SHAPES:
+                raise ValueError(f"irregularities: {t!r} is not one of {NODULE_SHAPES}.")
+        self.label_key, self.nodule_mask_key, self.lung_key = label_key, nodule_mask_key, lung_key
+        n = (num_nodules, num_nodules) if isinstance(num_nodules, int) else tuple(num_nodules)
+        self.num_nodules = (int(n[0]), int(n[1]))
+        self.diameter_range = (lo, hi)
+        self.types, self.type_weights = tuple(types), type_weights
+        self.irregularities, self.irregularity_weights = tuple(irregularities), irregularity_weights
+        self.margin_mm = float(margin_mm)
+        self.solid_hu_range, self.ggo_hu_range = tuple(solid_hu_range), tuple(ggo_hu_range)
+        self.core_fraction_range = tuple(core_fraction_range)
+        self.sample_grid_mm = float(sample_grid_mm)
+        self.label_value = label_value
+        self.pixdim = pixdim
+        self.edge_mm, self.max_outside_mm = edge_mm, max_outside_mm
+        self.meta_key_postfix = meta_key_postfix
+        self.copy = copy
+
+    def _choice(self, options: Sequence[str], weights: Sequence[float] | None) -> str:
+        p = None if weights is None else np.asarray(weights, float) / float(np.sum(weights))
+        return str(options[int(self.R.choice(len(options), p=p))])
+
+    def _clearance(self, d: dict, key: Hashable, geo: _Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Distance (mm) to the pleura on the subsampled grid, its stride and the stride diagonal error."""
+        stride = np.maximum(np.floor(self.sample_grid_mm / geo.spacing), 1).astype(int)
+        sl = tuple(slice(None, None, int(s)) for s in stride)
+        if self.lung_key is not None:
+            if self.lung_key not in d:
+                raise ValueError(f"lung_key {self.lung_key!r} is missing from the data.")
+            lung = d[self.lung_key]
+            lung_ds = _to_numpy(lung[(0,) + sl] if lung.ndim == geo.ndim + 1 else lung[sl]) != 0
+        else:
+            img_ds = _to_numpy(_plain(d[key])[(0,) + sl])[None]
+            lung_ds = lung_mask_from_hu(img_ds, pixdim=geo.spacing * stride)
+        ds_spacing = geo.spacing * stride
+        dist = ndimage.distance_transform_edt(np.pad(lung_ds, 1), sampling=ds_spacing)
+        dist = dist[tuple(slice(1, -1) for _ in range(geo.ndim))]
+        slack = 0.5 * float(np.linalg.norm(geo.spacing * (stride - 1)))
+        return np.maximum(dist - slack, 0.0) * lung_ds, stride, ds_spacing
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
+        d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        keys = list(self.key_iterator(d))
+        if not keys:
+            return d
+        first = keys[0]
+        geo = _geometry_from_meta(d[first], d.get(f"{first}_{self.meta_key_postfix}"), self.pixdim, f"{first!r}")
+        _check_hu(d[first], f"{first!r}")
+        if self.copy:
+            _maybe_copy(d, [*keys, self.label_key, self.nodule_mask_key])
+        clearance, stride, ds_spacing = self._clearance(d, first, geo)
+        count = int(self.R.randint(self.num_nodules[0], self.num_nodules[1] + 1))
+        for _ in range(count):
+            room = 2.0 * (float(clearance.max()) - self.margin_mm)
+            lo, hi = self.diameter_range
+            if room < lo:
+                raise ValueError(
+                    f"{first!r}: no lung position leaves room for a {lo:g} mm nodule {self.margin_mm:g} mm away from "
+                    f"the pleura (largest clearance {float(clearance.max()):.1f} mm on a {self.sample_grid_mm:g} mm grid)."
+                )
+            diameter = float(self.R.uniform(lo, min(hi, room)))
+            cand = np.flatnonzero(clearance.ravel() >= diameter / 2.0 + self.margin_mm)
+            ds_idx = np.asarray(np.unravel_index(int(cand[self.R.randint(len(cand))]), clearance.shape), float)
+            vox = ds_idx * stride + self.R.uniform(-0.49, 0.49, size=geo.ndim)
+            vox = np.clip(vox, 0, np.asarray(geo.shape) - 1)
+            nodule_type = self._choice(self.types, self.type_weights)
+            inserter = NoduleInsert(
+                centre=[float(c) for c in geo.to_world(vox)],
+                diameter_mm=diameter,
+                nodule_type=nodule_type,
+                irregularity=self._choice(self.irregularities, self.irregularity_weights),
+                seed=int(self.R.randint(0, 2**31 - 1)),
+                solid_hu=float(self.R.uniform(*self.solid_hu_range)),
+                ggo_hu=float(self.R.uniform(*self.ggo_hu_range)),
+                core_fraction=float(self.R.uniform(*self.core_fraction_range)),
+                edge_mm=self.edge_mm,
+                max_outside_mm=self.max_outside_mm,
+                pixdim=self.pixdim,
+                label_value=self.label_value,
+                check_hu=False,
+            )
+            for key in keys:
+                _insert_into(d, key, inserter, self.label_key, self.nodule_mask_key, self.lung_key, self.meta_key_postfix)
+            # keep later nodules away from this one
+            ds_centre = vox / stride
+            grids = np.meshgrid(*[np.arange(n) for n in clearance.shape], indexing="ij", sparse=True)
+            dist2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, ds_centre, ds_spacing))
+            clearance = np.minimum(clearance, np.maximum(np.sqrt(dist2) - diameter / 2.0 - self.margin_mm, 0.0))
+        return d

@@ -1,0 +1,239 @@
+"""Rule-based lung nodule insertion / erasure (CT-SGAN's injector and eraser, issue 4)."""
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.transforms import LoadImage
+from scipy import ndimage
+
+from monai_ext.transforms import (
+    NoduleErase,
+    NoduleErased,
+    NoduleInsert,
+    NoduleInsertd,
+    RandNoduleInsertd,
+    lung_mask_from_hu,
+)
+
+torch.set_num_threads(1)
+
+SOLID = (-50.0, 100.0)
+GGO = (-750.0, -300.0)
+
+
+@pytest.fixture(scope="module")
+def real_ct(shared_data):
+    img = LoadImage(image_only=True, ensure_channel_first=True)(str(shared_data / "ct" / "chest_abdomen_ct_3mm.nii.gz"))
+    lung = lung_mask_from_hu(img)
+    return img, lung
+
+
+def _phantom(shape=(48, 48, 40), spacing=(1.0, 1.0, 1.5), seed=0):
+    """Soft tissue (40 HU) around a block of lung (-850 HU), noise 30 HU, one 'vessel' along the last axis."""
+    rng = np.random.default_rng(seed)
+    img = np.full((1, *shape), 40.0, np.float32)
+    inner = tuple(slice(4, s - 4) for s in shape)
+    img[(0,) + inner] = -850.0
+    img[0, shape[0] // 2 - 1: shape[0] // 2 + 1, shape[1] // 3 - 1: shape[1] // 3 + 1, 4:-4] = 30.0
+    img += rng.normal(0, 30, img.shape).astype(np.float32)
+    lung = np.zeros((1, *shape), np.uint8)
+    lung[(0,) + inner] = 1
+    aff = np.diag([*spacing, 1.0])
+    aff[:3, 3] = [-20.0, 10.0, 5.0]
+    return MetaTensor(torch.as_tensor(img), affine=torch.as_tensor(aff)), lung
+
+
+def _lung_centre(lung: np.ndarray, spacing, clearance_mm: float, rng) -> np.ndarray:
+    dist = ndimage.distance_transform_edt(np.pad(lung, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    cands = np.argwhere(dist >= clearance_mm)
+    assert len(cands), "no room for a test nodule"
+    return cands[rng.integers(len(cands))] + rng.uniform(-0.4, 0.4, 3)
+
+
+@pytest.mark.parametrize("nodule_type,hu_range", [("solid", SOLID), ("ground-glass", GGO)])
+def test_insert_then_erase_on_real_ct(real_ct, nodule_type, hu_range):
+    img0, lung = real_ct
+    spacing = (3.0, 3.0, 3.0)
+    rng = np.random.default_rng(1)
+    aff = img0.affine.numpy()
+    for trial in range(3):
+        vox = _lung_centre(lung, spacing, 8.0, rng)
+        world = (aff[:3, :3] @ vox + aff[:3, 3]).tolist()
+        img = img0.clone()
+        label = lung[None].astype(np.uint8)
+        img, rec = NoduleInsert(world, 10.0, nodule_type, "round", seed=trial).insert(img, label, lung[None])
+        mask = label[0] == 2
+        before, after = img0.numpy()[0], img.numpy()[0]
+        assert rec["label_value"] == 2 and rec["voxels"] == mask.sum() > 10
+        assert hu_range[0] <= np.median(after[mask]) <= hu_range[1]
+        far = ndimage.distance_transform_edt(~mask, sampling=spacing) > 2.0
+        assert np.array_equal(before[far], after[far])  # bit for bit
+        assert np.array_equal(label[0] != lung, mask) and ndimage.label(mask)[1] == 1
+        assert img.meta["nodules"][-1]["centre_mm"] == pytest.approx(world)
+
+        img, rec_e = NoduleErase(rec["centre_mm"], 10.0, extent_mm=rec["extent_mm"] + 1.0, seed=trial).erase(
+            img, label=label, label_value=2, lung_mask=lung[None])
+        erased = img.numpy()[0]
+        d = ndimage.distance_transform_edt(~mask, sampling=spacing)
+        shell = (d > 2.0) & (d <= 8.0) & lung
+        assert abs(erased[mask].mean() - erased[shell].mean()) < 30.0
+        assert abs(erased[mask].std() - erased[shell].std()) < 30.0
+        assert np.array_equal(label[0], lung.astype(np.uint8))  # nodule label back to lung
+        assert rec_e["voxels"] == mask.sum() and img.meta["nodules_erased"][-1]["background_value"] == 1
+
+
+def test_lung_mask_from_hu_skips_bowel_gas(real_ct):
+    img, lung = real_ct
+    a = img.numpy()[0]
+    comps, n = ndimage.label(lung)
+    assert n == 2  # the two lung bases
+    assert -930 < np.median(a[lung]) < -600
+    assert lung[..., :10].sum() == 0  # the lower slices are abdomen only (gas there is bowel)
+
+
+def test_random_insert_records_and_replays(real_ct):
+    img0, lung = real_ct
+    t = RandNoduleInsertd("image", label_key="label", diameter_range=(6, 10), num_nodules=2)
+    outs = []
+    for _ in range(2):
+        t.set_random_state(7)
+        d = t({"image": img0.clone(), "label": np.zeros(img0.shape, np.uint8)})
+        outs.append(d)
+    assert torch.equal(outs[0]["image"], outs[1]["image"])
+    recs = outs[0]["image"].meta["nodules"]
+    assert len(recs) == 2 and [r["label_value"] for r in recs] == [1, 2]
+    for r in recs:
+        assert 6.0 <= r["diameter_mm"] <= 10.0 and lung[tuple(np.rint(r["centre_voxel"]).astype(int))]
+    replay = img0.clone()
+    lab = np.zeros(img0.shape, np.uint8)
+    for r in recs:
+        replay = NoduleInsert.from_record(r)(replay, lab)
+    assert torch.equal(replay, outs[0]["image"]) and np.array_equal(lab, outs[0]["label"])
+    t.set_random_state(8)
+    other = t({"image": img0.clone(), "label": np.zeros(img0.shape, np.uint8)})
+    assert not torch.equal(other["image"], outs[0]["image"])
+    assert not torch.equal(img0, outs[0]["image"])
+
+
+def test_numpy_and_torch_agree_and_work_in_place():
+    img, lung = _phantom()
+    spacing = (1.0, 1.0, 1.5)
+    arr = img.numpy().copy()
+    ten = img.as_tensor().clone()
+    kw = dict(nodule_type="part-solid", irregularity="spiculated", seed=3, pixdim=spacing, centre_frame="voxel")
+    out_np = NoduleInsert([24.3, 20.0, 19.6], 12.0, **kw)(arr)
+    out_t = NoduleInsert([24.3, 20.0, 19.6], 12.0, **kw)(ten)
+    assert out_np is arr and out_t is ten  # in place, no copy
+    assert isinstance(out_np, np.ndarray) and isinstance(out_t, torch.Tensor)
+    np.testing.assert_allclose(out_np, out_t.numpy(), atol=1e-3)
+    kept = img.numpy().copy()
+    out = NoduleInsert([24.3, 20.0, 19.6], 12.0, **kw, copy=True)(kept)
+    assert np.array_equal(kept, img.numpy()) and not np.array_equal(out, kept)
+
+
+def test_size_in_mm_independent_of_spacing():
+    vols = []
+    for sp in [(0.8, 0.8, 0.8), (1.6, 1.6, 2.5)]:
+        shape = tuple(int(60 / s) for s in sp)
+        img, _ = _phantom(shape, sp)
+        centre = (img.affine.numpy()[:3, :3] @ (np.asarray(shape) / 2.0) + img.affine.numpy()[:3, 3]).tolist()
+        _, rec = NoduleInsert(centre, 12.0, texture_std=0.0).insert(img)
+        vols.append(rec["volume_mm3"])
+    sphere = 4.0 / 3.0 * np.pi * 6.0**3
+    assert all(abs(v / sphere - 1.0) < 0.2 for v in vols), (vols, sphere)
+
+
+def test_2d_slice_gets_a_disc():
+    img, lung = _phantom((64, 64, 12), (0.7, 0.7, 1.0))
+    sl = img.numpy()[:, :, :, 6].copy()  # (1, H, W)
+    label = np.zeros_like(sl, dtype=np.uint8)
+    _, rec = NoduleInsert([22.4, 22.4], 10.0, "solid", pixdim=(0.7, 0.7), label_value=5).insert(sl, label)
+    area = (label == 5).sum() * 0.49
+    assert abs(area / (np.pi * 25.0) - 1.0) < 0.15
+    assert SOLID[0] <= np.median(sl[label == 5]) <= SOLID[1]
+    NoduleErase(rec["centre_mm"], 10.0, pixdim=(0.7, 0.7)).erase(sl, label=label, label_value=5)
+    assert (label == 5).sum() == 0 and np.median(sl[0, 26:38, 26:38]) < -600
+
+
+def test_dict_insert_then_erase_recorded():
+    img, lung = _phantom()
+    d = {"image": img, "lung": lung}
+    centre = (img.affine.numpy()[:3, :3] @ np.array([24.0, 24.0, 20.0]) + img.affine.numpy()[:3, 3]).tolist()
+    d = NoduleInsertd("image", centre, 8.0, nodule_mask_key="nodule", lung_key="lung", irregularity="lobulated")(d)
+    assert d["nodule"].shape == img.shape and d["nodule"].sum() == d["image"].meta["nodules"][0]["voxels"] > 100
+    d = NoduleErased("image", nodule_mask_key="nodule", lung_key="lung")(d)
+    assert d["nodule"].sum() == 0 and d["image"].meta["nodules"] == []
+    assert len(d["image"].meta["nodules_erased"]) == 1
+    plain = {"image": img.numpy().copy(), "image_meta_dict": {"affine": img.affine}}
+    plain = NoduleInsertd("image", centre, 8.0)(plain)
+    assert plain["image_meta_dict"]["nodules"][0]["centre_mm"] == pytest.approx(centre)
+
+
+def test_bad_input_errors():
+    img, lung = _phantom()
+    aff = img.affine.numpy()
+    inside = (aff[:3, :3] @ np.array([24.0, 24.0, 20.0]) + aff[:3, 3]).tolist()
+    with pytest.raises(ValueError, match="outside the image"):
+        NoduleInsert([1000.0, 0.0, 0.0], 10.0)(img.clone())
+    with pytest.raises(ValueError, match="outside the lung mask"):
+        NoduleInsert((aff[:3, :3] @ np.array([1.0, 1.0, 1.0]) + aff[:3, 3]).tolist(), 10.0)(img.clone(), lung_mask=lung)
+    for bad in (2.0, 31.0):
+        with pytest.raises(ValueError, match="3-30 mm"):
+            NoduleInsert(inside, bad)
+    scaled = MetaTensor((img.as_tensor() + 1000.0) / 2000.0, affine=img.affine)
+    with pytest.raises(ValueError, match="Hounsfield"):
+        NoduleInsert(inside, 10.0)(scaled)
+    with pytest.raises(ValueError, match="spacing is missing"):
+        NoduleInsert([20.0, 20.0, 20.0], 10.0)(img.numpy().copy())
+    with pytest.raises(ValueError, match="1 channel"):
+        NoduleInsert(inside, 10.0)(MetaTensor(img.as_tensor().repeat(2, 1, 1, 1), affine=img.affine))
+    with pytest.raises(ValueError, match="channel-first"):
+        NoduleInsert(inside, 10.0, pixdim=1.0)(np.zeros((40, 40)))
+    with pytest.raises(ValueError, match="nodule_type"):
+        NoduleInsert(inside, 10.0, nodule_type="calcified")
+    with pytest.raises(ValueError, match="no label voxels"):
+        NoduleErase(inside, 10.0)(img.clone(), label=np.zeros(img.shape, np.uint8), label_value=3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_cuda_tensor_stays_on_device():
+    img, lung = _phantom()
+    gpu = img.to("cuda")
+    lab = torch.zeros(img.shape, dtype=torch.uint8, device="cuda")
+    out, rec = NoduleInsert([24.0, 24.0, 20.0], 10.0, centre_frame="voxel", label_value=1).insert(gpu, lab)
+    assert out.device.type == "cuda" and int(lab.sum()) == rec["voxels"]
+    cpu = NoduleInsert([24.0, 24.0, 20.0], 10.0, centre_frame="voxel", label_value=1)(img.clone())
+    assert torch.allclose(out.cpu(), cpu, atol=1e-3)
+    NoduleErase([24.0, 24.0, 20.0], 10.0, centre_frame="voxel")(out, label=lab, label_value=1)
+    assert int(lab.sum()) == 0
+
+
+def test_erase_keeps_a_crossing_vessel_and_the_far_voxels():
+    img, _ = _phantom()  # vessel at voxels x 23-24, y 15-16, along the last axis
+    arr = img.numpy().copy()
+    _, rec = NoduleErase([23.5, 15.5, 20.0], 8.0, centre_frame="voxel", pixdim=(1.0, 1.0, 1.5)).erase(arr)
+    vessel = arr[0, 23:25, 15:17, 18:23].mean()
+    lung = arr[0, 18:21, 11:14, 18:23].mean()
+    assert vessel > lung + 250.0, (vessel, lung)
+    changed = arr[0] != img.numpy()[0]
+    assert changed.sum() == rec["filled_voxels"] and not changed[:, :, :14].any()
+
+
+def test_soft_edge_stays_within_limit_and_mask_only_erase():
+    sp = (0.5, 0.5, 0.5)
+    img, _ = _phantom((48, 48, 48), sp)
+    before = img.numpy().copy()
+    nod = np.zeros(img.shape, np.uint8)
+    _, rec = NoduleInsert([24.2, 23.7, 24.1], 8.0, "ground-glass", "lobulated", centre_frame="voxel", seed=2).insert(
+        img, nodule_mask=nod)
+    mask = nod[0] > 0
+    changed = img.numpy()[0] != before[0]
+    d = ndimage.distance_transform_edt(~mask, sampling=sp)
+    assert changed[~mask].any()  # partial-volume edge outside the mask
+    assert d[changed].max() <= rec["max_outside_mm"] + 1e-6 and changed.sum() == rec["changed_voxels"]
+    _, rec_e = NoduleErase().erase(img, nodule_mask=nod)  # no centre: the whole mask
+    assert nod.sum() == 0 and rec_e["voxels"] == mask.sum()
+    assert abs(rec_e["equivalent_diameter_mm"] - 8.0) < 2.0
+    with pytest.raises(ValueError, match="nothing to erase"):
+        NoduleErase()(img)

@@ -7,4 +7,4 @@ loaded module whose name starts with ``monai``).
 
 __version__ = "0.1.0"
 
-from . import data, handlers, losses, metrics, networks, transforms, utils  # noqa: F401,E402
+from . import data, engines, handlers, losses, metrics, networks, transforms, utils  # noqa: F401,E402

@@ -23,3 +23,10 @@ from .ultrasound_phantom import (  # noqa: F401,E402
     ultrasound_fov_mask,
 )
 from .ultrasound_dataset_list import ultrasound_datalist, ultrasound_image_size, ultrasound_style_datalist  # noqa: F401,E402
+from .ct_volume_dataset import ct_volume_transforms, load_ct_volumes, volume_to_hu  # noqa: F401,E402
+from .ctsgan_dataset_lists import (  # noqa: F401,E402
+    ctsgan_datalist,
+    lidc_idri_datalist,
+    nlst_datalist,
+    read_lidc_nodules,
+)

@@ -1,3 +1,10 @@
 """Metrics and metric wrappers that MONAI lacks."""
 
 from .surface_dice import SpacingAwareSurfaceDiceMetric, spacing_from_affine
+from .slice_fid import (  # noqa: F401,E402
+    axial_slice_features,
+    slice_level_classifier,
+    slice_level_inception_score,
+    slicewise_fid,
+    train_slice_level_classifier,
+)

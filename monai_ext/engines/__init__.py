@@ -1,0 +1,9 @@
+"""Training engines and workflow steps that MONAI's engines do not cover as they are."""
+
+from .ctsgan_trainer import CTSGANTrainer  # noqa: F401
+from .ctsgan_workflows import (  # noqa: F401
+    ctsgan_montage,
+    evaluate_ctsgan,
+    generate_ctsgan_volumes,
+    sample_ctsgan_volumes,
+)

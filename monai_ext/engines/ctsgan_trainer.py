@@ -1,0 +1,243 @@
+"""CT-SGAN training engine: alternating slice/slab critic and generator updates with a gradient penalty.
+
+Why not MONAI's :class:`~monai.engines.GanTrainer` as is: its iteration draws latents of a fixed
+``latent_shape``, runs one discriminator on whole generator outputs and calls
+``d_loss_function(fakes, reals)``. CT-SGAN needs, in the same step, (1) one slab position shared by the
+real and the generated side (the slice critic judges slices "with respect to the slice position" and
+the slab critic a run of ``T`` slices from the same region), (2) two critics, (3) a gradient penalty
+that differentiates the critics w.r.t. their inputs, and (4) a generator that only renders the sampled
+slab. So :class:`CTSGANTrainer` subclasses ``GanTrainer`` (same constructor arguments, events, state,
+handlers: ``StatsHandler``, ``CheckpointSaver``, ``TensorBoardStatsHandler`` work unchanged) and
+replaces only ``_iteration``.
+
+Objective (Pesaranghader et al., DGM4MICCAI 2021, Eq. 2, with the Wasserstein option they preferred):
+``L_D = sum_slice [D_s(fake) - D_s(real)] + [D_slab(fake) - D_slab(real)] + lambda * (GP_slice + GP_slab)``
+and ``L_G = -D_s(fake) - D_slab(fake)``; ``adversarial_loss="bce"`` gives the paper's Jensen-Shannon form
+(non-saturating for the generator).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.engines import GanTrainer
+from monai.engines.utils import GanKeys
+from torch.optim import Optimizer
+from torch.utils.data import DataLoader
+
+from ..losses.gradient_penalty import critic_gradient_penalty
+from ..networks.ctsgan import CTSGANCritics, CTSGANGenerator, volume_to_slices
+
+__all__ = ["CTSGANTrainer"]
+
+
+def _d_adv(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "wgan":
+        return fake.mean() - real.mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def _g_adv(fake: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "wgan":
+        return -fake.mean()
+    return F.softplus(-fake).mean()
+
+
+class CTSGANTrainer(GanTrainer):
+    """Train a :class:`~monai_ext.networks.CTSGANGenerator` against :class:`~monai_ext.networks.CTSGANCritics`.
+
+    Each iteration takes a batch of real volumes ``batch[image_key]`` ``(B, 1, H, W, D)`` in ``[-1, 1]`` and
+
+    1. draws a slab start ``s`` (uniform over ``0 .. D - 2 - T``), the same for real and generated volumes;
+    2. ``d_train_steps`` times: generates the ``T`` 3-channel slices ``s .. s+T-1`` of ``B`` new volumes of
+       depth ``D`` (no generator gradient), takes ``N = slices_per_slab`` random slices of the slab for
+       ``D_slice`` and the ``T`` centre slices for ``D_slab``, and updates both critics;
+    3. generates new volumes' slabs and updates ``G_slice`` and ``R_v`` through both critics.
+
+    Args:
+        device, max_epochs, train_data_loader, epoch_length, train_handlers, non_blocking, amp_kwargs,
+        optim_set_to_none: as in :class:`~monai.engines.GanTrainer`.
+        g_network: the generator.
+        g_optimizer: its optimiser.
+        d_network: both critics.
+        d_optimizer: their optimiser.
+        slab_size: ``T``, consecutive centre slices per slab (must equal ``d_network.slab_critic.slab_size``).
+        slices_per_slab: ``N``, slices per volume shown to ``D_slice`` (<= ``T``).
+        adversarial_loss: ``"wgan"`` (default, the paper's preference) or ``"bce"``.
+        gp_mode: ``"wgan-gp"``, ``"r1"`` or ``"none"``.
+        gp_weight: weight of the gradient penalty of each critic.
+        drift_weight: weight of ``E[D(real)^2]`` (keeps Wasserstein scores near 0; 0 disables it).
+        d_train_steps: critic updates per generator update.
+        image_key: key of the real volumes in the batch.
+
+    ``engine.state.output`` holds ``d_loss`` and ``g_loss`` (``GanKeys.DLOSS``/``GanKeys.GLOSS``), ``d_slice``,
+    ``d_slab`` (adversarial terms of each critic), ``gp`` (sum of both penalties), ``wasserstein`` (mean
+    real-minus-fake score of the two critics), ``slab_start``, and ``GanKeys.REALS``/``FAKES`` (the real and the
+    last generated slab ``(B, 1, H, W, T)``) and ``GanKeys.LATENTS`` (the noise).
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device,
+        max_epochs: int,
+        train_data_loader: DataLoader,
+        g_network: CTSGANGenerator,
+        g_optimizer: Optimizer,
+        d_network: CTSGANCritics,
+        d_optimizer: Optimizer,
+        slab_size: int = 8,
+        slices_per_slab: int = 4,
+        adversarial_loss: str = "wgan",
+        gp_mode: str = "wgan-gp",
+        gp_weight: float = 10.0,
+        drift_weight: float = 1e-3,
+        d_train_steps: int = 1,
+        epoch_length: int | None = None,
+        image_key: str = "image",
+        train_handlers: Sequence | None = None,
+        non_blocking: bool = False,
+        optim_set_to_none: bool = False,
+        amp_kwargs: dict | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(g_network, CTSGANGenerator):
+            raise TypeError(f"g_network must be a CTSGANGenerator, got {type(g_network).__name__}.")
+        if not isinstance(d_network, CTSGANCritics):
+            raise TypeError(f"d_network must be CTSGANCritics, got {type(d_network).__name__}.")
+        if int(slab_size) != d_network.slab_critic.slab_size:
+            raise ValueError(
+                f"slab_size={slab_size} but the slab critic takes {d_network.slab_critic.slab_size} slices."
+            )
+        if not 1 <= int(slices_per_slab) <= int(slab_size):
+            raise ValueError(f"slices_per_slab must be in 1..slab_size={slab_size}, got {slices_per_slab}.")
+        adversarial_loss = str(adversarial_loss).lower()
+        if adversarial_loss not in ("wgan", "bce"):
+            raise ValueError(f"adversarial_loss must be 'wgan' or 'bce', got {adversarial_loss!r}.")
+        gp_mode = str(gp_mode).lower()
+        if gp_mode not in ("wgan-gp", "r1", "none"):
+            raise ValueError(f"gp_mode must be 'wgan-gp', 'r1' or 'none', got {gp_mode!r}.")
+        if int(d_train_steps) < 1:
+            raise ValueError(f"d_train_steps must be >= 1, got {d_train_steps}.")
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            train_data_loader=train_data_loader,
+            g_network=g_network,
+            g_optimizer=g_optimizer,
+            g_loss_function=lambda fake_scores: _g_adv(fake_scores, adversarial_loss),
+            d_network=d_network,
+            d_optimizer=d_optimizer,
+            d_loss_function=lambda real_scores, fake_scores: _d_adv(real_scores, fake_scores, adversarial_loss),
+            epoch_length=epoch_length,
+            d_train_steps=int(d_train_steps),
+            non_blocking=non_blocking,
+            train_handlers=train_handlers,
+            decollate=False,
+            optim_set_to_none=optim_set_to_none,
+            amp_kwargs=amp_kwargs,
+        )
+        self.slab_size = int(slab_size)
+        self.slices_per_slab = int(slices_per_slab)
+        self.adversarial_loss = adversarial_loss
+        self.gp_mode = gp_mode
+        self.gp_weight = float(gp_weight)
+        self.drift_weight = float(drift_weight)
+        self.image_key = image_key
+        self.rng = torch.Generator()
+        if seed is not None:
+            self.rng.manual_seed(int(seed))
+
+    def _real_volume(self, batchdata: Any) -> torch.Tensor:
+        vol = batchdata[self.image_key] if isinstance(batchdata, dict) else batchdata
+        if not isinstance(vol, torch.Tensor) or vol.ndim != 5 or vol.shape[1] != 1:
+            shape = tuple(vol.shape) if isinstance(vol, torch.Tensor) else type(vol).__name__
+            raise ValueError(f"batch['{self.image_key}'] must be real volumes (B, 1, H, W, D), got {shape}.")
+        size = self.g_network.image_size
+        if tuple(vol.shape[2:4]) != (size, size) or vol.shape[-1] < self.slab_size + 2:
+            raise ValueError(
+                f"batch['{self.image_key}'] has shape {tuple(vol.shape)}; the networks need H = W = {size} and "
+                f"D >= slab_size + 2 = {self.slab_size + 2}."
+            )
+        return torch.as_tensor(vol).to(self.state.device, dtype=torch.float32, non_blocking=self.non_blocking)
+
+    def _critic_terms(self, real3, real_slab, fake3, fake_slab, pos, slab_pos, idx):
+        d = self.d_network
+        b, n = real3.shape[0], idx.numel()
+        rs, fs = real3[:, idx].flatten(0, 1), fake3[:, idx].flatten(0, 1)
+        ps = pos[idx].repeat(b)
+        sp = slab_pos.expand(b)
+        real_s, fake_s = d.slice_critic(rs, ps), d.slice_critic(fs, ps)
+        real_b, fake_b = d.slab_critic(real_slab, sp), d.slab_critic(fake_slab, sp)
+        d_slice = self.d_loss_function(real_s, fake_s)
+        d_slab = self.d_loss_function(real_b, fake_b)
+        gp = torch.zeros((), device=real3.device)
+        if self.gp_mode != "none" and self.gp_weight > 0:
+            gp = critic_gradient_penalty(lambda x: d.slice_critic(x, ps), rs, fs, self.gp_mode, self.rng)
+            gp = gp + critic_gradient_penalty(lambda x: d.slab_critic(x, sp), real_slab, fake_slab, self.gp_mode,
+                                              self.rng)
+        drift = (real_s.pow(2).mean() + real_b.pow(2).mean()) if self.drift_weight > 0 else torch.zeros(())
+        wdist = 0.5 * ((real_s.mean() - fake_s.mean()) + (real_b.mean() - fake_b.mean()))
+        loss = d_slice + d_slab + self.gp_weight * gp + self.drift_weight * drift
+        return loss, d_slice, d_slab, gp, wdist
+
+    def _iteration(self, engine: CTSGANTrainer, batchdata: Any) -> dict:  # type: ignore[override]
+        if batchdata is None:
+            raise ValueError("must provide batch data for current iteration.")
+        vol = engine._real_volume(batchdata)
+        b, depth = vol.shape[0], int(vol.shape[-1])
+        length, t = depth - 2, engine.slab_size
+        s = int(torch.randint(0, length - t + 1, (1,), generator=engine.rng))
+        real3 = volume_to_slices(vol, s, s + t)  # (B, T, 3, H, W)
+        real_slab = vol[..., s + 1 : s + 1 + t]
+        # relative position (0 .. 1) of each 3-channel slice's centre, and of the slab's first centre slice
+        pos = (torch.arange(s, s + t, dtype=torch.float32, device=vol.device) + 1.0) / (depth - 1)
+        slab_pos = pos[:1]
+        g, d = engine.g_network, engine.d_network
+
+        g.train()
+        d.train()
+        d.requires_grad_(True)
+        totals = torch.zeros(5)
+        for _ in range(engine.d_train_steps):
+            with torch.no_grad():
+                noise = g.sample_noise(b, depth, generator=engine.rng, device=vol.device)
+                fake3 = g.slices(noise, s, s + t)
+            fake_slab = fake3[:, :, 1].permute(0, 2, 3, 1).unsqueeze(1)
+            idx = torch.randperm(t, generator=engine.rng)[: engine.slices_per_slab].to(vol.device)
+            engine.d_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+            loss, d_slice, d_slab, gp, wdist = engine._critic_terms(real3, real_slab, fake3, fake_slab, pos, slab_pos,
+                                                                    idx)
+            loss.backward()
+            engine.d_optimizer.step()
+            totals += torch.tensor([loss.item(), d_slice.item(), d_slab.item(), gp.item(), wdist.item()])
+        totals /= engine.d_train_steps
+
+        d.requires_grad_(False)
+        noise = g.sample_noise(b, depth, generator=engine.rng, device=vol.device)
+        fake3 = g.slices(noise, s, s + t)
+        fake_slab = fake3[:, :, 1].permute(0, 2, 3, 1).unsqueeze(1)
+        idx = torch.randperm(t, generator=engine.rng)[: engine.slices_per_slab].to(vol.device)
+        ps = pos[idx].repeat(b)
+        fake_s = d.slice_critic(fake3[:, idx].flatten(0, 1), ps)
+        fake_b = d.slab_critic(fake_slab, slab_pos.expand(b))
+        engine.g_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        g_loss = engine.g_loss_function(fake_s) + engine.g_loss_function(fake_b)
+        g_loss.backward()
+        engine.g_optimizer.step()
+        d.requires_grad_(True)
+
+        out = {
+            "d_loss": float(totals[0]),
+            "d_slice": float(totals[1]),
+            "d_slab": float(totals[2]),
+            "gp": float(totals[3]),
+            "wasserstein": float(totals[4]),
+            "g_loss": float(g_loss.item()),
+            "slab_start": s,
+        }
+        out.update({GanKeys.REALS: real_slab, GanKeys.FAKES: fake_slab.detach(), GanKeys.LATENTS: noise,
+                    GanKeys.GLOSS: out["g_loss"], GanKeys.DLOSS: out["d_loss"]})
+        return out
+

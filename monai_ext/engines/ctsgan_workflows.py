@@ -1,0 +1,274 @@
+"""CT-SGAN generation, montage and evaluation steps called by the bundle's inference and evaluate configs.
+
+- :func:`generate_ctsgan_volumes`: N volumes of any depth (the BiLSTM runs over any number of slices) from
+  a trained :class:`~monai_ext.networks.CTSGANGenerator`, optionally resized (e.g. to the paper's 224^3),
+  written as int16 HU NIfTI files (temporary file, then rename).
+- :func:`ctsgan_montage`: PNG of axial / coronal / sagittal centre slices of rows of volumes.
+- :func:`evaluate_ctsgan`: slice-wise FID and the Inception-score analogue (see
+  :mod:`monai_ext.metrics.slice_fid`) of generated vs held-out real volumes, with the real-vs-real reference
+  and an untrained-generator baseline; writes ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.ct_volume_dataset import volume_to_hu
+from ..networks.ctsgan import CTSGANGenerator
+
+__all__ = ["generate_ctsgan_volumes", "sample_ctsgan_volumes", "ctsgan_montage", "evaluate_ctsgan"]
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@torch.no_grad()
+def sample_ctsgan_volumes(
+    generator: CTSGANGenerator, num_volumes: int, num_slices: int, seed: int = 0, batch_size: int = 4
+) -> torch.Tensor:
+    """``num_volumes`` volumes ``(N, 1, H, W, num_slices)`` in ``[-1, 1]`` (CPU), reproducible from ``seed``."""
+    if int(num_volumes) < 1:
+        raise ValueError(f"num_volumes must be >= 1, got {num_volumes}.")
+    g = torch.Generator().manual_seed(int(seed))
+    was_training = generator.training
+    generator.eval()
+    device = next(generator.parameters()).device
+    out = []
+    try:
+        left = int(num_volumes)
+        while left > 0:
+            b = min(left, int(batch_size))
+            out.append(generator(generator.sample_noise(b, int(num_slices), generator=g, device=device)).cpu())
+            left -= b
+    finally:
+        generator.train(was_training)
+    return torch.cat(out)
+
+
+def generate_ctsgan_volumes(
+    generator: CTSGANGenerator,
+    output_dir: str | os.PathLike,
+    num_volumes: int = 4,
+    num_slices: int = 48,
+    pixdim: Sequence[float] = (6.0, 6.0, 6.0),
+    output_size: Sequence[int] | None = None,
+    hu_range: Sequence[float] = (-1000.0, 500.0),
+    seed: int = 0,
+    prefix: str = "ctsgan",
+) -> list[str]:
+    """Generate volumes and write ``<prefix>_<seed>_<i>.nii.gz`` (int16 HU, RAS affine, centred at the origin).
+
+    Args:
+        generator: trained generator.
+        output_dir: created if missing.
+        num_volumes: how many.
+        num_slices: depth of each generated volume (before resizing).
+        pixdim: voxel size (mm) of the generated grid (that of the training volumes).
+        output_size: resize (trilinear) to this ``(H, W, D)``, e.g. ``(224, 224, 224)``; the voxel size is
+            scaled so the physical extent stays the same. ``None`` keeps the generated size.
+        hu_range: the training HU window (``[-1, 1]`` -> HU).
+        seed: noise seed; the same seed and weights give the same volumes.
+
+    Returns:
+        the written paths.
+    """
+    vols = sample_ctsgan_volumes(generator, num_volumes, num_slices, seed)
+    spacing = np.asarray([float(p) for p in pixdim], dtype=np.float64)
+    if output_size is not None:
+        size = tuple(int(s) for s in output_size)
+        if len(size) != 3 or min(size) < 1:
+            raise ValueError(f"output_size must be three positive integers, got {output_size}.")
+        spacing = spacing * np.asarray(vols.shape[2:], dtype=np.float64) / np.asarray(size, dtype=np.float64)
+        vols = F.interpolate(vols, size=size, mode="trilinear", align_corners=False)
+    hu = volume_to_hu(vols, hu_range).round().to(torch.int16).numpy()
+    shape = np.asarray(hu.shape[2:], dtype=np.float64)
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = -spacing * (shape - 1) / 2.0
+    out_dir = Path(output_dir).expanduser()
+    paths = []
+    for i in range(hu.shape[0]):
+        img = nib.Nifti1Image(hu[i, 0], affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
+        img.header.set_xyzt_units("mm", "sec")
+        path = out_dir / f"{prefix}_{int(seed)}_{i:04d}.nii.gz"
+        _atomic(path, lambda tmp, img=img: nib.save(img, tmp))
+        paths.append(str(path))
+    return paths
+
+
+def _views(vol: np.ndarray, pixdim: Sequence[float]) -> list[np.ndarray]:
+    """Centre axial, coronal, sagittal slices of an RAS volume ``(H, W, D)``, radiological display, isotropic."""
+    h, w, d = vol.shape
+    # rows: anterior/superior at the top; columns: patient right on the image left (RAS: flip both axes)
+    ax = vol[::-1, ::-1, d // 2].T
+    co = vol[::-1, w // 2, ::-1].T
+    sa = vol[h // 2, ::-1, ::-1].T
+    px, py, pz = (float(p) for p in pixdim)
+    out = []
+    for img, (row_mm, col_mm) in ((ax, (py, px)), (co, (pz, px)), (sa, (pz, py))):
+        t = torch.as_tensor(np.ascontiguousarray(img), dtype=torch.float32)[None, None]
+        scale = min(row_mm, col_mm)
+        size = (max(1, round(img.shape[0] * row_mm / scale)), max(1, round(img.shape[1] * col_mm / scale)))
+        out.append(F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy())
+    return out
+
+
+def ctsgan_montage(
+    rows: Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    pixdim: Sequence[float] = (6.0, 6.0, 6.0),
+    per_row: int = 3,
+    zoom: int = 2,
+) -> str:
+    """Save a PNG: one block per entry of ``rows`` (label -> volumes ``(N, 1, H, W, D)`` in ``[-1, 1]``), showing
+    the first ``per_row`` volumes as axial | coronal | sagittal centre slices side by side."""
+    from PIL import Image, ImageDraw
+
+    tiles: list[list[np.ndarray]] = []
+    labels = []
+    for label, vols in rows.items():
+        v = torch.as_tensor(vols).float()
+        if v.ndim != 5 or v.shape[1] != 1:
+            raise ValueError(f"montage row {label!r}: volumes must be (N, 1, H, W, D), got {tuple(v.shape)}.")
+        row = []
+        for i in range(min(int(per_row), v.shape[0])):
+            row += _views(v[i, 0].numpy(), pixdim)
+        tiles.append(row)
+        labels.append(str(label))
+    gap, text_h = 4, 14
+    widths = [sum(t.shape[1] for t in row) + gap * (len(row) - 1) for row in tiles]
+    heights = [max(t.shape[0] for t in row) for row in tiles]
+    canvas = np.zeros((sum(heights) + len(tiles) * (text_h + gap), max(widths)), dtype=np.float32) - 1.0
+    y = 0
+    for row, hgt in zip(tiles, heights):
+        y += text_h
+        x = 0
+        for t in row:
+            canvas[y : y + t.shape[0], x : x + t.shape[1]] = t
+            x += t.shape[1] + gap
+        y += hgt + gap
+    img8 = np.clip((canvas + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    im = Image.fromarray(img8).resize((img8.shape[1] * zoom, img8.shape[0] * zoom), Image.NEAREST)
+    draw = ImageDraw.Draw(im)
+    y = 0
+    for label, hgt in zip(labels, heights):
+        draw.text((4, y * zoom + 2), label, fill=255)
+        y += text_h + hgt + gap
+    out = Path(path).expanduser()
+    _atomic(out, lambda tmp: im.save(tmp, format="PNG"))
+    return str(out)
+
+
+def evaluate_ctsgan(
+    generator: CTSGANGenerator,
+    train_volumes: torch.Tensor,
+    test_volumes: torch.Tensor,
+    output_dir: str | os.PathLike,
+    feature_net_path: str | os.PathLike | None = None,
+    num_generated: int = 8,
+    num_pairs: int = 20,
+    scans_per_group: int = 1,
+    num_bins: int = 8,
+    feature_epochs: int = 10,
+    seed: int = 0,
+    pixdim: Sequence[float] = (6.0, 6.0, 6.0),
+    montage: bool = True,
+) -> dict:
+    """Slice-wise FID / IS of ``generator`` against held-out real volumes; writes ``metrics.json`` (and a montage).
+
+    The feature network (:func:`~monai_ext.metrics.train_slice_level_classifier`) is trained on
+    ``train_volumes`` (never on the test volumes) unless ``feature_net_path`` holds one; a newly trained one is
+    saved there. Reported, each against ``test_volumes``:
+
+    - ``real``: as many training volumes as generated ones (the real-vs-real reference; the paper's
+      "two splits of the real data");
+    - ``ctsgan``: ``num_generated`` volumes from ``generator``;
+    - ``untrained``: the same architecture with random weights (a floor).
+    """
+    from ..metrics.slice_fid import (
+        slice_level_classifier,
+        slice_level_inception_score,
+        slicewise_fid,
+        train_slice_level_classifier,
+    )
+
+    t0 = time.perf_counter()
+    if train_volumes.shape[2:] != test_volumes.shape[2:]:
+        raise ValueError(f"train {tuple(train_volumes.shape)} and test {tuple(test_volumes.shape)} volumes differ in size.")
+    size, depth = int(test_volumes.shape[2]), int(test_volumes.shape[-1])
+    if generator.image_size != size:
+        raise ValueError(f"the generator makes {generator.image_size}^2 slices, the real volumes are {size}^2.")
+    net = None
+    fpath = Path(feature_net_path).expanduser() if feature_net_path else None
+    if fpath is not None and fpath.is_file():
+        state = torch.load(str(fpath), map_location="cpu", weights_only=True)
+        net = slice_level_classifier(num_bins=int(state["fc.weight"].shape[0]))
+        net.load_state_dict(state)
+        net.eval()
+        net.train_accuracy = float("nan")
+    if net is None:
+        net = train_slice_level_classifier(train_volumes, num_bins=num_bins, epochs=feature_epochs, seed=seed)
+        if fpath is not None:
+            _atomic(fpath, lambda tmp: torch.save(net.state_dict(), tmp))
+    n = int(num_generated)
+    k = min(int(scans_per_group), test_volumes.shape[0])
+    fake = sample_ctsgan_volumes(generator, n, depth, seed=seed + 1)
+    untrained = copy.deepcopy(generator)
+    torch.manual_seed(int(seed) + 2)
+    for m in untrained.modules():
+        if hasattr(m, "reset_parameters") and m is not untrained:
+            m.reset_parameters()
+    rand = sample_ctsgan_volumes(untrained, n, depth, seed=seed + 1)
+    g = torch.Generator().manual_seed(int(seed))
+    real = train_volumes[torch.randperm(train_volumes.shape[0], generator=g)[: min(n, train_volumes.shape[0])]]
+    results: dict = {"feature_net_train_accuracy": getattr(net, "train_accuracy", float("nan"))}
+    for name, vols in (("real", real), ("ctsgan", fake), ("untrained", rand)):
+        r = slicewise_fid(net, test_volumes, vols, num_pairs=num_pairs, scans_per_group=k, seed=seed)
+        r["is_mean"], r["is_std"] = slice_level_inception_score(net, vols)
+        r["num_volumes"] = int(vols.shape[0])
+        # slice-to-slice consistency: mean |difference| between adjacent axial slices, and the spread of slice
+        # means along the slice axis (0 for a volume that repeats one slice)
+        r["adjacent_slice_mad"] = float((vols[..., 1:] - vols[..., :-1]).abs().mean())
+        r["slice_mean_std"] = float(vols.mean(dim=(1, 2, 3)).std(dim=-1).mean())
+        results[name] = r
+    results["test_real"] = {
+        "is_mean": slice_level_inception_score(net, test_volumes)[0],
+        "adjacent_slice_mad": float((test_volumes[..., 1:] - test_volumes[..., :-1]).abs().mean()),
+        "slice_mean_std": float(test_volumes.mean(dim=(1, 2, 3)).std(dim=-1).mean()),
+    }
+    results["settings"] = {"num_test_volumes": int(test_volumes.shape[0]), "num_generated": n,
+                           "num_pairs": int(num_pairs), "scans_per_group": k, "num_bins": int(num_bins),
+                           "volume_shape": list(test_volumes.shape[2:]), "seed": int(seed),
+                           "seconds": round(time.perf_counter() - t0, 1)}
+    out = Path(output_dir).expanduser()
+    _atomic(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
+    if montage:
+        ctsgan_montage({"real (held out)": test_volumes, "CT-SGAN": fake, "untrained generator": rand},
+                       out / "montage.png", pixdim=pixdim)
+    return results

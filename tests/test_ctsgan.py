@@ -1,0 +1,336 @@
+"""CT-SGAN: networks, gradient penalty, bundle train / inference / evaluate, dataset lists."""
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+import monai_ext
+from monai_ext.data import (
+    ctsgan_datalist,
+    ct_volume_transforms,
+    lidc_idri_datalist,
+    load_ct_volumes,
+    nlst_datalist,
+    read_lidc_nodules,
+)
+from monai_ext.data.chest_ct_phantom import phantom_affine
+from monai_ext.data.dicom_series import write_dicom_series
+from monai_ext.losses import critic_gradient_penalty
+from monai_ext.metrics import slicewise_fid, train_slice_level_classifier
+from monai_ext.networks import (
+    CTSGANCritics,
+    CTSGANGenerator,
+    CTSGANSlabCritic,
+    CTSGANSliceCritic,
+    slices_to_volume,
+    volume_to_slices,
+)
+from monai_ext.utils import run_bundle
+
+torch.set_num_threads(1)
+
+BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "ctsgan_chest_ct_synthesis"
+TINY = dict(image_size=16, num_slices=10, pixdim=[24.0, 24.0, 30.0], patient_dim=8, eps_dim=4, slice_dim=4,
+            lstm_hidden=8, g_base_channels=8)
+TINY_TRAIN = dict(TINY, d_base_channels=8, slab_size=4, slices_per_slab=2, batch_size=2, num_holdout=2, seed=0)
+
+
+# ------------------------------------------------------------------------------------------------ networks
+
+
+def test_generator_shapes_and_volume_bookkeeping():
+    g = CTSGANGenerator(image_size=16, patient_dim=8, eps_dim=4, slice_dim=4, lstm_hidden=8, base_channels=8)
+    noise = g.sample_noise(2, 12, generator=torch.Generator().manual_seed(0))
+    assert noise.shape == (2, 12, 10)
+    vol = g(noise)
+    assert vol.shape == (2, 1, 16, 16, 12)
+    assert float(vol.abs().max()) <= 1.0
+    sl = g.slices(noise)
+    assert sl.shape == (2, 10, 3, 16, 16)
+    # centre channels are the inner slices, the outer channels of the end slices the first / last slice
+    assert torch.equal(vol[0, 0, :, :, 5], sl[0, 4, 1])
+    assert torch.equal(vol[0, 0, :, :, 0], sl[0, 0, 0])
+    assert torch.equal(vol[0, 0, :, :, -1], sl[0, -1, 2])
+    # a slab rendered alone equals the same slab of the whole volume (R_v runs over the whole sequence)
+    assert torch.allclose(g.slices(noise, 3, 7), sl[:, 3:7], atol=1e-6)
+    # volume -> 3-channel slices -> volume is the identity
+    assert torch.equal(slices_to_volume(volume_to_slices(vol)), vol)
+    # the patient code changes the whole volume, the slice noise of one slice changes its neighbours too (BiLSTM)
+    n2 = noise.clone()
+    n2[:, 8:, 0] += 1.0
+    d = (g.slices(n2) - sl).abs().flatten(2).amax(2)
+    assert float(d[0, 0]) > 0 and float(d[0, 5]) > 0
+    # TorchScript export gives the same volumes
+    ts = torch.jit.script(g)
+    assert torch.allclose(ts(noise), vol, atol=1e-5)
+
+
+def test_generator_and_critics_reject_bad_input():
+    g = CTSGANGenerator(image_size=16, patient_dim=8, eps_dim=4, slice_dim=4, lstm_hidden=8, base_channels=8)
+    with pytest.raises(ValueError, match="noise must have shape"):
+        g(torch.zeros(1, 11, 5))
+    with pytest.raises(ValueError, match="image_size"):
+        CTSGANGenerator(image_size=24)
+    with pytest.raises(ValueError, match="num_slices"):
+        g.sample_noise(1, 2)
+    with pytest.raises(ValueError, match="position_features"):
+        CTSGANGenerator(image_size=16, position_features=3)
+    paper = CTSGANGenerator(image_size=16, patient_dim=8, eps_dim=4, position_features=0)  # eps_i only
+    assert paper(paper.sample_noise(1, 6)).shape == (1, 1, 16, 16, 6)
+    ds = CTSGANSliceCritic(image_size=16, base_channels=8)
+    db = CTSGANSlabCritic(image_size=16, slab_size=4, base_channels=8)
+    assert ds(torch.zeros(3, 3, 16, 16), torch.rand(3)).shape == (3,)
+    assert db(torch.zeros(3, 1, 16, 16, 4), torch.rand(3)).shape == (3,)
+    with pytest.raises(ValueError, match="D_slice expects"):
+        ds(torch.zeros(3, 1, 16, 16), torch.rand(3))
+    with pytest.raises(ValueError, match="position"):
+        ds(torch.zeros(3, 3, 16, 16))
+    with pytest.raises(ValueError, match="D_slab expects"):
+        db(torch.zeros(3, 1, 16, 16, 5), torch.rand(3))
+    # the position channel matters
+    x = torch.randn(2, 3, 16, 16)
+    assert not torch.allclose(ds(x, torch.zeros(2)), ds(x, torch.ones(2)))
+
+
+def test_gradient_penalty_values():
+    w = torch.tensor([3.0, 4.0])  # ||w|| = 5
+    critic = lambda x: x @ w  # noqa: E731 - gradient w everywhere
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    assert float(critic_gradient_penalty(critic, real, fake, "wgan-gp")) == pytest.approx(16.0, rel=1e-5)
+    assert float(critic_gradient_penalty(critic, real, mode="r1")) == pytest.approx(12.5, rel=1e-5)
+    # quadratic critic: R1 at x is 0.5 * ||2x||^2; differentiable w.r.t. the critic's parameters
+    a = torch.tensor(1.0, requires_grad=True)
+    pen = critic_gradient_penalty(lambda x: a * x.pow(2).sum(1), real, mode="r1")
+    assert float(pen) == pytest.approx(float(0.5 * (2 * real).pow(2).sum(1).mean()), rel=1e-5)
+    pen.backward()
+    assert a.grad is not None and float(a.grad) > 0
+    with pytest.raises(ValueError, match="needs the generated"):
+        critic_gradient_penalty(critic, real, None, "wgan-gp")
+    with pytest.raises(ValueError, match="mode"):
+        critic_gradient_penalty(critic, real, fake, "lp")
+
+
+# ------------------------------------------------------------------------------------------------ bundle
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    """Embedded default: the train config generates the phantoms itself into an empty dataset_dir."""
+    return tmp_path_factory.mktemp("ctsgan_data") / "synthetic"
+
+
+@pytest.fixture(scope="module")
+def trained_root(tmp_path_factory, tiny_dataset):
+    root = tmp_path_factory.mktemp("ctsgan_bundle")
+    run_bundle(BUNDLE, ["train.yaml"], bundle_root=str(root), dataset_dir=str(tiny_dataset), max_epochs=2,
+               synth_cases=5, **TINY_TRAIN)
+    return root
+
+
+def test_train_runs_through_bundle_runner(trained_root, tiny_dataset, tmp_path):
+    assert len(list((tiny_dataset / "imagesTr").glob("*.nii.gz"))) == 5  # generated: 3 train, 2 held out
+    model = trained_root / "models" / "model.pt"
+    assert model.is_file()
+    state = torch.load(model, weights_only=True)
+    g = CTSGANGenerator(image_size=16, patient_dim=8, eps_dim=4, slice_dim=4, lstm_hidden=8, base_channels=8)
+    g.load_state_dict(state)
+    full = torch.load(trained_root / "logs" / "state" / "ctsgan_state.pt", weights_only=True)
+    assert set(full) == {"generator", "critics", "g_optimizer", "d_optimizer"}
+    assert all(torch.isfinite(v).all() for v in state.values())
+    # more iterations give other weights: the alternating updates change the generator
+    other = tmp_path / "more"
+    run_bundle(BUNDLE, ["train.yaml"], bundle_root=str(other), dataset_dir=str(tiny_dataset), max_epochs=4,
+               **TINY_TRAIN)
+    state4 = torch.load(other / "models" / "model.pt", weights_only=True)
+    assert any(not torch.equal(state[k], state4[k]) for k in state)
+
+
+def test_inference_writes_volumes(trained_root):
+    out = trained_root / "gen"
+    args = dict(TINY, bundle_root=str(trained_root), output_dir=str(out), num_volumes=3, seed=5)
+    run_bundle(BUNDLE, ["inference.yaml"], **args)
+    files = sorted(out.glob("ctsgan_5_*.nii.gz"))
+    assert len(files) == 3
+    img = nib.load(str(files[0]))
+    assert img.shape == (16, 16, 10) and img.get_data_dtype() == np.int16
+    assert np.allclose(nib.affines.voxel_sizes(img.affine), [24.0, 24.0, 30.0])
+    hu = np.asarray(img.dataobj)
+    assert hu.min() >= -1000 and hu.max() <= 500
+    assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary files left
+    # same seed, same volumes; resized output keeps the physical extent
+    out2 = trained_root / "gen224"
+    run_bundle(BUNDLE, ["inference.yaml"], **dict(args, output_dir=str(out2), num_volumes=1,
+                                                  output_size=[20, 20, 25]))
+    img2 = nib.load(str(out2 / "ctsgan_5_0000.nii.gz"))
+    assert img2.shape == (20, 20, 25)
+    assert np.allclose(nib.affines.voxel_sizes(img2.affine), [24.0 * 16 / 20, 24.0 * 16 / 20, 30.0 * 10 / 25])
+    run_bundle(BUNDLE, ["inference.yaml"], **dict(args, output_dir=str(out2), num_volumes=1))
+    assert np.array_equal(np.asarray(nib.load(str(out2 / "ctsgan_5_0000.nii.gz")).dataobj), hu)
+
+
+def test_inference_without_weights_names_the_file(tmp_path):
+    with pytest.raises(Exception) as info:
+        run_bundle(BUNDLE, ["inference.yaml"], bundle_root=str(tmp_path), output_dir=str(tmp_path / "o"), **TINY)
+    err = info.value
+    while err.__cause__ is not None:  # MONAI's config parser wraps the error
+        err = err.__cause__
+    assert isinstance(err, FileNotFoundError) and "models/model.pt" in str(err) and "train.yaml" in str(err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_reports_fid(trained_root, tiny_dataset):
+    out = trained_root / "eval"
+    run_bundle(BUNDLE, ["train.yaml", "evaluate.yaml"], dataset_dir=str(tiny_dataset), output_dir=str(out),
+               num_generated=2, num_pairs=2, feature_epochs=1, num_bins=4, **dict(TINY_TRAIN, bundle_root=str(trained_root)))
+    m = json.loads((out / "metrics.json").read_text())
+    for name in ("real", "ctsgan", "untrained"):
+        assert np.isfinite(m[name]["fid_pooled"]) and m[name]["fid_pooled"] >= -1e-6
+        assert np.isfinite(m[name]["fid_pairs_mean"])
+        assert 1.0 - 1e-6 <= m[name]["is_mean"] <= 4.0 + 1e-6
+    assert m["test_real"]["adjacent_slice_mad"] > 0 and m["test_real"]["slice_mean_std"] > 0
+    assert (out / "montage.png").stat().st_size > 0
+
+
+def test_slicewise_fid_orders_distributions():
+    torch.manual_seed(0)
+    z = torch.linspace(-1, 1, 12)
+    base = z.view(1, 1, 1, 1, 12).expand(6, 1, 16, 16, 12).clone()
+    real = base + 0.05 * torch.randn_like(base)
+    net = train_slice_level_classifier(real[:4], num_bins=4, epochs=3, batch_size=16, width=4, feature_dim=8)
+    near = slicewise_fid(net, real[4:], real[:4], num_pairs=2)
+    far = slicewise_fid(net, real[4:], torch.rand_like(real[:4]) * 2 - 1, num_pairs=2)
+    assert far["fid_pooled"] > near["fid_pooled"]
+    assert slicewise_fid(net, real, real, num_pairs=1)["fid_pooled"] == pytest.approx(0.0, abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def test_ct_volume_transforms_on_real_ct(shared_data):
+    ct = shared_data / "ct" / "chest_abdomen_ct_3mm.nii.gz"
+    vol = load_ct_volumes([str(ct)], spatial_size=(32, 32, 24), pixdim=(12.0, 12.0, 6.0))
+    assert vol.shape == (1, 1, 32, 32, 24) and vol.dtype == torch.float32
+    assert float(vol.min()) >= -1.0 and float(vol.max()) <= 1.0
+    assert float(vol.max()) > 0.0  # soft tissue / bone is present
+    with pytest.raises(ValueError, match="hu_range"):
+        ct_volume_transforms(hu_range=(500, -1000))
+    with pytest.raises(ValueError, match="spatial_size"):
+        ct_volume_transforms(spatial_size=(32, 32))
+
+
+_NS = "http://www.nih.gov"
+
+
+def _edge_xml(points):
+    return "".join(f"<edgeMap><xCoord>{x}</xCoord><yCoord>{y}</yCoord></edgeMap>" for x, y in points)
+
+
+def _circle(cx, cy, r):
+    return [(int(round(cx + r * np.cos(a))), int(round(cy + r * np.sin(a)))) for a in np.linspace(0, 2 * np.pi, 16, endpoint=False)]
+
+
+@pytest.fixture
+def fake_lidc(tmp_path):
+    """A 32x32x6 CT series (2 mm pixels, 2.5 mm slices) with an LIDC XML: one nodule outlined by two readers on
+    two slices, one < 3 mm nodule (a single point), one exclusion outline."""
+    import pydicom
+
+    shape, spacing = (32, 32, 6), (2.0, 2.0, 2.5)
+    affine = phantom_affine(shape, spacing)
+    series = tmp_path / "LIDC-IDRI" / "LIDC-IDRI-0001" / "series"
+    write_dicom_series(np.full(shape, -800, np.int16), affine, series, seed_uid="test-lidc")
+    headers = [pydicom.dcmread(str(p), stop_before_pixels=True) for p in sorted(series.glob("*.dcm"))]
+    uid = str(headers[0].SeriesInstanceUID)
+    sops = [str(h.SOPInstanceUID) for h in headers]
+    zs = [float(h.ImagePositionPatient[2]) for h in headers]
+
+    def roi(k, pts, inclusion="TRUE"):
+        return (f"<roi><imageZposition>{zs[k]}</imageZposition><imageSOP_UID>{sops[k]}</imageSOP_UID>"
+                f"<inclusion>{inclusion}</inclusion>{_edge_xml(pts)}</roi>")
+
+    reader1 = (f"<unblindedReadNodule><noduleID>N1</noduleID>{roi(2, _circle(10, 20, 3))}{roi(3, _circle(10, 20, 3))}"
+               f"{roi(3, _circle(10, 20, 1), 'FALSE')}</unblindedReadNodule>"
+               f"<unblindedReadNodule><noduleID>small</noduleID>{roi(1, [(25, 5)])}</unblindedReadNodule>")
+    reader2 = f"<unblindedReadNodule><noduleID>A</noduleID>{roi(2, _circle(11, 20, 3))}{roi(3, _circle(11, 20, 3))}</unblindedReadNodule>"
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?><LidcReadMessage xmlns="{_NS}"><ResponseHeader>'
+           f"<SeriesInstanceUid>{uid}</SeriesInstanceUid></ResponseHeader>"
+           f"<readingSession>{reader1}</readingSession><readingSession>{reader2}</readingSession></LidcReadMessage>")
+    (series / "069.xml").write_text(xml)
+    # expected centre from the NIfTI affine: voxel (i = column 10.5, j = row 20, k = 2.5), RAS -> LPS
+    ras = affine @ np.array([10.5, 20.0, 2.5, 1.0])
+    return {"root": tmp_path, "series": series, "uid": uid, "lps": [-ras[0], -ras[1], ras[2]],
+            "diameter": 6.0 * spacing[0]}
+
+
+def test_lidc_xml_parsing(fake_lidc):
+    rec = read_lidc_nodules(fake_lidc["series"] / "069.xml")
+    assert rec["seriesuid"] == fake_lidc["uid"]
+    assert len(rec["nodules"]) == 1  # two readers merged, the < 3 mm nodule dropped
+    nod = rec["nodules"][0]
+    assert nod["num_readers"] == 2
+    assert np.allclose(nod["centre_lps_mm"], fake_lidc["lps"], atol=0.3)
+    assert np.allclose(nod["centre_ras_mm"], [-fake_lidc["lps"][0], -fake_lidc["lps"][1], fake_lidc["lps"][2]], atol=0.3)
+    assert nod["diameter_mm"] == pytest.approx(fake_lidc["diameter"], abs=1.0)
+    assert len(read_lidc_nodules(fake_lidc["series"] / "069.xml", min_diameter_mm=0.0)["nodules"]) == 2
+    items = lidc_idri_datalist(fake_lidc["root"] / "LIDC-IDRI")
+    assert len(items) == 1 and items[0]["image"] == str(fake_lidc["series"].resolve())
+    assert items[0]["source"] == "LIDC-IDRI" and len(items[0]["nodules"]) == 1
+
+
+def test_lidc_csv_and_combined_lists(fake_lidc, tmp_path):
+    csv_path = tmp_path / "annotations.csv"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"])
+        w.writerow([fake_lidc["uid"], 1.5, -2.0, 3.0, 7.5])
+        w.writerow(["1.2.3.missing", 0, 0, 0, 5])
+    items = lidc_idri_datalist(fake_lidc["root"] / "LIDC-IDRI", annotations_csv=csv_path)
+    assert len(items) == 1
+    assert items[0]["nodules"] == [{"centre_lps_mm": [1.5, -2.0, 3.0], "centre_ras_mm": [-1.5, 2.0, 3.0],
+                                    "diameter_mm": 7.5, "num_readers": None}]
+    # NLST-style folder of nodule-free NIfTI scans beside it
+    nlst = fake_lidc["root"] / "NLST"
+    nlst.mkdir()
+    for i in range(2):
+        nib.save(nib.Nifti1Image(np.full((8, 8, 4), -1000, np.int16), np.eye(4)), str(nlst / f"scan{i}.nii.gz"))
+    assert [it["nodules"] for it in nlst_datalist(nlst)] == [[], []]
+    dl = ctsgan_datalist(fake_lidc["root"], num_holdout=1, synthesize_if_missing=False)
+    assert len(dl["training"]) == 2 and len(dl["testing"]) == 1
+    assert {it["source"] for it in dl["training"] + dl["testing"]} == {"LIDC-IDRI", "NLST"}
+
+
+def test_dataset_list_errors(fake_lidc, tmp_path):
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("seriesuid,x,y,z\n1,2,3,4\n")
+    with pytest.raises(ValueError, match="coordX"):
+        lidc_idri_datalist(fake_lidc["root"] / "LIDC-IDRI", annotations_csv=bad_csv)
+    bad_csv.write_text("seriesuid,coordX,coordY,coordZ,diameter_mm\n1,2,3,four,5\n")
+    with pytest.raises(ValueError, match="line 2"):
+        lidc_idri_datalist(fake_lidc["root"] / "LIDC-IDRI", annotations_csv=bad_csv)
+    not_lidc = fake_lidc["series"] / "other.xml"
+    not_lidc.write_text("<Something/>")
+    with pytest.raises(ValueError, match="LidcReadMessage"):
+        read_lidc_nodules(not_lidc)
+    with pytest.raises(FileNotFoundError, match="LIDC XML"):
+        read_lidc_nodules(tmp_path / "missing.xml")
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(FileNotFoundError, match="no LIDC XML"):
+        lidc_idri_datalist(tmp_path / "empty_dir")
+    with pytest.raises(FileNotFoundError, match="NLST folder not found"):
+        nlst_datalist(tmp_path / "nope")
+    with pytest.raises(ValueError, match="num_holdout"):
+        ctsgan_datalist(fake_lidc["root"] / "LIDC-IDRI", num_holdout=1, synthesize_if_missing=False)
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(NotADirectoryError):
+        ctsgan_datalist(f)
+
+
+def test_public_names_importable():
+    assert monai_ext.engines.CTSGANTrainer.__mro__[1].__name__ == "GanTrainer"
+    assert isinstance(CTSGANCritics(CTSGANSliceCritic(16), CTSGANSlabCritic(16, 4)), torch.nn.Module)

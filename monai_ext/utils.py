@@ -32,6 +32,11 @@ def locate_bundle_root(name: str) -> str:
     return "."
 
 
+def config_error(message: str) -> None:
+    """Raise ``ValueError(message)``: lets a bundle config reject a bad setting with a clear message."""
+    raise ValueError(message)
+
+
 def shared_data_dir() -> Path | None:
     """The project's sample data: ``$MONAI_EXT_SHARED_DATA`` when set, else ``../shared/data`` beside the
     repository; ``None`` when that folder does not exist."""

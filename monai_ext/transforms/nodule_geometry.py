@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from .body_mask import body_outline
 
-__all__ = ["lung_mask_from_hu", "NODULE_TYPES", "NODULE_SHAPES"]
+__all__ = ["lung_mask_from_hu", "nodule_mask_like", "NODULE_TYPES", "NODULE_SHAPES"]
 
 NODULE_TYPES = ("solid", "part-solid", "ground-glass")
 NODULE_SHAPES = ("round", "lobulated", "spiculated")
@@ -357,3 +357,21 @@ def lung_mask_from_hu(
     lung = np.moveaxis(lung, slice_axis, 0)
     lung = np.stack([ndimage.binary_fill_holes(s) for s in lung])
     return np.moveaxis(lung, 0, slice_axis)
+
+
+def nodule_mask_like(image: NdarrayOrTensor, mask: NdarrayOrTensor | None = None, name: str = "mask") -> MetaTensor:
+    """A uint8 nodule mask on ``image``'s grid and meta data: ``mask > 0`` when given, else all zeros.
+
+    ``image`` and ``mask`` are channel-first and must have the same shape (a mask from another grid is an
+    error, not resampled)."""
+    ref = image if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))
+    if mask is None:
+        values = torch.zeros(ref.shape, dtype=torch.uint8, device=ref.device)
+    else:
+        m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
+        if tuple(m.shape) != tuple(ref.shape):
+            raise ValueError(f"{name}: shape {tuple(m.shape)} differs from the image's {tuple(ref.shape)}; "
+                             "expected a nodule mask on the image's voxel grid.")
+        values = (torch.as_tensor(m, device=ref.device) > 0).to(torch.uint8)
+    meta = dict(image.meta) if isinstance(image, MetaTensor) else {}
+    return MetaTensor(values, affine=getattr(image, "affine", None), meta=meta)

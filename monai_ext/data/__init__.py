@@ -12,6 +12,14 @@ from .dataset_lists import (
 from .chest_ct_phantom import ChestCTCase, generate_chest_ct, phantom_affine  # noqa: F401,E402
 from .dicom_series import write_dicom_series  # noqa: F401,E402
 from .synthetic_dataset import fewshot_folds, synth, synthesize_dataset  # noqa: F401,E402
+from .manifold_augmented_dataset import ManifoldAugmentedDataset, brain_ad_split_lists, class_items, manifold_augmented_items  # noqa: F401,E402
+from .ct_volume_dataset import ct_volume_transforms, load_ct_volumes, volume_to_hu  # noqa: F401,E402
+from .ctsgan_dataset_lists import (  # noqa: F401,E402
+    ctsgan_datalist,
+    lidc_idri_datalist,
+    nlst_datalist,
+    read_lidc_nodules,
+)
 from .ultrasound_phantom import (  # noqa: F401,E402
     ULTRASOUND_STYLES,
     UltrasoundStyle,
@@ -23,10 +31,13 @@ from .ultrasound_phantom import (  # noqa: F401,E402
     ultrasound_fov_mask,
 )
 from .ultrasound_dataset_list import ultrasound_datalist, ultrasound_image_size, ultrasound_style_datalist  # noqa: F401,E402
-from .ct_volume_dataset import ct_volume_transforms, load_ct_volumes, volume_to_hu  # noqa: F401,E402
-from .ctsgan_dataset_lists import (  # noqa: F401,E402
-    ctsgan_datalist,
-    lidc_idri_datalist,
-    nlst_datalist,
-    read_lidc_nodules,
+from .brain_ad_benchmark import (  # noqa: F401,E402
+    brain_subject_affine,
+    generate_brain_subject,
+    mni152_t1,
+    mni152_tissue_maps,
+    render_brain_subject,
+    sample_brain_subject_params,
+    synthesize_brain_ad_dataset,
 )
+from .oasis_dataset_list import oasis1_datalist, read_oasis1_clinical, write_oasis1_slice_dataset  # noqa: F401,E402

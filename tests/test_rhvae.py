@@ -1,0 +1,307 @@
+"""RHVAE, its loss, the manifold samplers, ManifoldAugmentedDataset and the vae_manifold_augmentation bundle."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from monai_ext.data import ManifoldAugmentedDataset, class_items, manifold_augmented_items
+from monai_ext.losses import RHVAEElboLoss
+from monai_ext.networks import (
+    MetricHMCSampler,
+    PriorLatentSampler,
+    RiemannianHamiltonianVAE,
+    RiemannianLatentMetric,
+    RiemannianRandomWalkSampler,
+    generate_images,
+    geodesic_shoot,
+    load_rhvae,
+    tempering_schedule,
+)
+
+torch.set_num_threads(1)
+BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "vae_manifold_augmentation"
+
+
+def _random_metric(n=6, d=3, seed=0, t=0.8, lam=1e-3):
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randn(n, d, generator=g)
+    low = torch.tril(torch.randn(n, d, d, generator=g))
+    return RiemannianLatentMetric(c, low @ low.transpose(1, 2), t, lam)
+
+
+def _tiny_vae(**kw):
+    torch.manual_seed(0)
+    args = dict(spatial_dims=2, in_shape=(1, 16, 16), latent_size=3, channels=(4, 8), strides=(2, 2), metric_hidden=16, eps_lf=0.001)
+    args.update(kw)
+    return RiemannianHamiltonianVAE(**args)
+
+
+def _toy_images(n=8, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    r = 0.3 + 0.4 * torch.rand(n, generator=g)
+    return ((xx**2 + yy**2)[None] < r[:, None, None] ** 2).float()[:, None] * 0.9
+
+
+# ---- metric ----------------------------------------------------------------------------------------------------
+
+
+def test_inverse_metric_spd_and_lambda_far_away():
+    m = _random_metric()
+    z = torch.randn(20, 3)
+    g_inv = m.inverse_metric(z)
+    assert torch.allclose(g_inv, g_inv.transpose(1, 2))
+    assert (torch.linalg.eigvalsh(g_inv) > 0).all()
+    far = m.inverse_metric(torch.full((2, 3), 50.0))
+    assert torch.allclose(far, 1e-3 * torch.eye(3).expand(2, 3, 3), atol=1e-9)
+    # G is the inverse of G^-1
+    assert torch.allclose(m.metric(z) @ g_inv, torch.eye(3).expand(20, 3, 3), atol=1e-3)
+
+
+def test_analytic_gradients_match_autograd():
+    m = _random_metric(t=1.0, lam=0.1)
+    z = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    m = RiemannianLatentMetric(m.centroids.double(), m.matrices.double(), 1.0, 0.1)
+    value, grad = m.grad_log_sqrt_det_inverse(z.detach())
+    auto = torch.autograd.grad(m.log_sqrt_det_inverse(z).sum(), z)[0]
+    assert torch.allclose(value, m.log_sqrt_det_inverse(z.detach()))
+    assert torch.allclose(grad, auto, atol=1e-8)
+    q = torch.randn(5, 3, dtype=torch.float64)
+    auto_q = torch.autograd.grad(0.5 * torch.einsum("bi,bij,bj->", q, m.inverse_metric(z), q), z)[0]
+    assert torch.allclose(m.quadratic_form_gradient(z.detach(), q), auto_q, atol=1e-8)
+
+
+def test_geodesic_shoot_constant_metric_is_straight_line():
+    m = RiemannianLatentMetric(torch.zeros(2, 3), torch.zeros(2, 3, 3), 0.8, 0.5)
+    p, v = torch.randn(4, 3), torch.randn(4, 3)
+    assert torch.allclose(geodesic_shoot(m, p, v), p + v, atol=1e-5)
+    # a curved metric bends the path but keeps it finite
+    assert torch.isfinite(geodesic_shoot(_random_metric(), p, v)).all()
+
+
+def test_tempering_schedule_ends_at_one():
+    assert tempering_schedule(0, 3, 0.3) == pytest.approx(math.sqrt(0.3))
+    assert tempering_schedule(3, 3, 0.3) == pytest.approx(1.0)
+    vals = [tempering_schedule(k, 3, 0.3) for k in range(4)]
+    assert vals == sorted(vals)
+
+
+# ---- network and loss ------------------------------------------------------------------------------------------
+
+
+def test_forward_outputs_and_loss_decreases():
+    net = _tiny_vae()
+    x = _toy_images()
+    loss_fn = RHVAEElboLoss()
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    losses = []
+    for _ in range(15):
+        out = net(x)
+        loss = loss_fn(out, x)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert out["recon"].shape == x.shape and out["z"].shape == (8, 3) and out["inverse_metric"].shape == (8, 3, 3)
+    assert 0 <= float(out["recon"].min()) and float(out["recon"].max()) <= 1
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    # eval mode uses the metric bank; without one the error says what to do
+    net.eval()
+    with pytest.raises(RuntimeError, match="update_metric_bank"):
+        net(x)
+    assert net.update_metric_bank(x) == 8
+    with torch.no_grad():
+        out = net(x)
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_plain_vae_baseline_loss():
+    from monai.networks.nets import VarAutoEncoder
+
+    vae = VarAutoEncoder(2, (1, 16, 16), 1, 3, channels=(4, 8), strides=(2, 2))
+    x = _toy_images()
+    assert torch.isfinite(RHVAEElboLoss()(vae(x), x))
+
+
+def test_3d_forward():
+    net = _tiny_vae(spatial_dims=3, in_shape=(1, 8, 8, 8))
+    x = torch.rand(2, 1, 8, 8, 8)
+    out = net(x)
+    assert out["recon"].shape == x.shape and torch.isfinite(RHVAEElboLoss()(out, x))
+
+
+def test_bad_inputs():
+    net = _tiny_vae()
+    with pytest.raises(ValueError, match="expected shape"):
+        net(torch.rand(2, 1, 12, 12))
+    with pytest.raises(ValueError, match="at least 2"):
+        net(torch.rand(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="needs at least 2"):
+        net.update_metric_bank(torch.rand(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="divisible"):
+        RiemannianHamiltonianVAE(2, (1, 15, 16), channels=(4, 8), strides=(2, 2))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        RHVAEElboLoss()(net(torch.rand(2, 1, 16, 16)), torch.rand(2, 1, 16, 16) * 3)
+
+
+# ---- samplers ----------------------------------------------------------------------------------------------------
+
+
+def _trained_bank_vae():
+    net = _tiny_vae()
+    net.update_metric_bank(_toy_images(6))
+    return net.eval()
+
+
+def test_samplers_shapes_determinism_acceptance():
+    m = _random_metric()
+    for sampler in (MetricHMCSampler(n_steps=10), RiemannianRandomWalkSampler(n_steps=5, sigma=0.3), PriorLatentSampler()):
+        a, b = sampler(m, 50, seed=3), sampler(m, 50, seed=3)
+        assert a.shape == (50, 3) and torch.isfinite(a).all()
+        assert torch.equal(a, b)
+        assert not torch.equal(a, sampler(m, 50, seed=4))
+        assert 0.0 < sampler.acceptance_rate <= 1.0
+    # manifold samples stay where sqrt(det G^-1) is high, the prior does not care
+    hmc = MetricHMCSampler(n_steps=30)(m, 200, seed=0)
+    prior = PriorLatentSampler()(m, 200, seed=0)
+    assert m.log_sqrt_det_inverse(hmc).mean() > m.log_sqrt_det_inverse(prior).mean()
+
+
+def test_generate_images_and_checkpoint_roundtrip(tmp_path):
+    net = _trained_bank_vae()
+    imgs, z = generate_images(net, 10, "hmc", seed=1, n_steps=5)
+    assert imgs.shape == (10, 1, 16, 16) and z.shape == (10, 3)
+    assert 0 <= float(imgs.min()) and float(imgs.max()) <= 1
+    path = net.save_generator(tmp_path / "g.pt")
+    again = load_rhvae(path)
+    assert torch.equal(again.bank_centroids, net.bank_centroids)
+    imgs2, _ = generate_images(again, 10, "hmc", seed=1, n_steps=5)
+    assert torch.allclose(imgs, imgs2)
+    with pytest.raises(FileNotFoundError, match="RHVAE checkpoint"):
+        load_rhvae(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="unknown sampler"):
+        generate_images(net, 2, "gibbs")
+
+
+# ---- dataset -----------------------------------------------------------------------------------------------------
+
+
+def _write_items(folder: Path, n_per_class=3, size=16, shape=None) -> list[dict]:
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for c in (0, 1):
+        for i in range(n_per_class):
+            arr = np.random.default_rng(10 * c + i).random(shape or (size, size)).astype(np.float32)
+            p = folder / f"c{c}_{i}.nii.gz"
+            nib.save(nib.Nifti1Image(arr, np.diag([1.5, 1.5, 1.0, 1.0])), str(p))
+            items.append({"image": str(p), "label": c})
+    return items
+
+
+def test_dataset_mixing_caching_and_transforms(tmp_path):
+    from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
+
+    items = _write_items(tmp_path / "real")
+    gens = {0: _trained_bank_vae(), 1: _trained_bank_vae()}
+    chain = Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image")])
+    ds = ManifoldAugmentedDataset(items, gens, chain, ratio=2.0, sampler="hmc", sampler_kwargs={"n_steps": 3}, seed=5, cache_dir=tmp_path / "cache")
+    assert len(ds) == 6 + 12 and ds.num_synthetic == 12
+    labels = [d["label"] for d in ds.data if d["synthetic"]]
+    assert labels.count(0) == labels.count(1) == 6
+    sample = ds[len(ds) - 1]
+    assert sample["image"].shape == (1, 16, 16) and sample["synthetic"] == 1
+    assert np.allclose(sample["image"].affine.numpy()[:2, :2], np.diag([1.5, 1.5]))  # training geometry
+    first = [d["image"] for d in ds.data if d["synthetic"]]
+    content = nib.load(first[0]).get_fdata()
+    # same seed: the cache is reused; another seed: new images
+    again = ManifoldAugmentedDataset(items, gens, chain, ratio=2.0, sampler_kwargs={"n_steps": 3}, seed=5, cache_dir=tmp_path / "cache")
+    assert [d["image"] for d in again.data if d["synthetic"]] == first
+    other = manifold_augmented_items(items, gens, mode="generated", ratio=2.0, sampler_kwargs={"n_steps": 3}, seed=6, cache_dir=tmp_path / "cache")
+    assert len(other) == 12 and not np.allclose(nib.load(other[0]["image"]).get_fdata(), content)
+    # memory mode: the loading transforms are skipped for generated images; the images match the cached ones
+    mem = ManifoldAugmentedDataset(items, gens, chain, mode="generated", ratio=2.0, sampler_kwargs={"n_steps": 3}, seed=5)
+    assert len(mem) == 12
+    assert np.allclose(mem[0]["image"].numpy()[0], content, atol=1e-6)
+    assert len(ManifoldAugmentedDataset(items, None, chain, mode="real")) == 6
+
+
+def test_dataset_errors(tmp_path):
+    items = _write_items(tmp_path / "real")
+    gens = {0: _trained_bank_vae(), 1: _trained_bank_vae()}
+    with pytest.raises(ValueError, match="no real samples"):
+        manifold_augmented_items([d for d in items if d["label"] == 0], gens, ratio=1.0)
+    with pytest.raises(ValueError, match="no generator"):
+        manifold_augmented_items(items, {0: gens[0]}, ratio=1.0)
+    odd = _write_items(tmp_path / "odd", n_per_class=1, shape=(16, 12))
+    with pytest.raises(ValueError, match="share one shape"):
+        manifold_augmented_items(items + odd, gens, ratio=1.0)
+    big = _write_items(tmp_path / "big", size=32)
+    with pytest.raises(ValueError, match="generator of class 0 makes images of shape"):
+        manifold_augmented_items(big, gens, ratio=1.0)
+    empty = _tiny_vae()
+    with pytest.raises(RuntimeError, match="metric bank holds 0"):
+        manifold_augmented_items(items, {0: empty, 1: gens[1]}, ratio=1.0)
+    with pytest.raises(ValueError, match="exactly one"):
+        manifold_augmented_items(items, gens)
+    with pytest.raises(ValueError, match="no training sample of class 3"):
+        class_items(items, 3)
+
+
+# ---- bundle ------------------------------------------------------------------------------------------------------
+
+
+def _tiny_dataset(root: Path) -> Path:
+    data = root / "data"
+    rng = np.random.default_rng(0)
+    ds = {}
+    yy, xx = np.mgrid[:64, :64] / 64 - 0.5
+    for split, n in (("training", 4), ("validation", 2), ("test", 2)):
+        ds[split] = []
+        for c in (0, 1):
+            for i in range(n):
+                r = 0.3 + 0.1 * c + 0.02 * rng.standard_normal()
+                arr = (0.8 * ((xx**2 + yy**2) < r**2) + 0.05 * rng.random((64, 64))).astype(np.float32)
+                name = f"{split}_{c}_{i}.nii.gz"
+                data.mkdir(parents=True, exist_ok=True)
+                nib.save(nib.Nifti1Image(arr, np.diag([2.0, 2.0, 1.0, 1.0])), str(data / name))
+                ds[split].append({"image": name, "label": c})
+    (data / "dataset.json").write_text(json.dumps(ds))
+    return data
+
+
+def test_bundle_configs_run(tmp_path):
+    from monai_ext.utils import run_bundle
+
+    data = _tiny_dataset(tmp_path)
+    common = dict(bundle_root=str(tmp_path), dataset_dir=str(data))
+    for c in (0, 1):
+        run_bundle(BUNDLE, ["train_vae.yaml"], vae_class=c, vae_epochs=1, vae_batch_size=4, **common)
+        assert (tmp_path / "models" / f"rhvae_class{c}.pt").is_file()
+    run_bundle(BUNDLE, ["generate.yaml"], gen_class=1, num_samples=3, sampler_kwargs={"n_steps": 2}, **common)
+    gen = list((tmp_path / "eval" / "generated").glob("class1_hmc_*/gen_*.nii.gz"))
+    assert len(gen) == 3 and nib.load(str(gen[0])).shape == (64, 64)
+    train = dict(max_epochs=1, iters_per_epoch=2, batch_size=4, num_generated_per_class=4, sampler_kwargs={"n_steps": 2}, **common)
+    run_bundle(BUNDLE, ["train.yaml"], train_mode="real+generated", **train)
+    assert (tmp_path / "models" / "model.pt").is_file()
+    assert len(list((tmp_path / "eval" / "generated").glob("class0_hmc_*/gen_*.nii.gz"))) == 4
+    run_bundle(BUNDLE, ["train.yaml", "evaluate.yaml"], **train)
+    rows = dict(line.split(",")[:2] for line in (tmp_path / "eval" / "metrics.csv").read_text().splitlines())
+    assert 0.0 <= float(rows["test_balanced_accuracy"]) <= 1.0
+    run_bundle(BUNDLE, ["inference.yaml"], dataset_dir=str(data / "test_1_0.nii.gz"), bundle_root=str(tmp_path), output_dir=str(tmp_path / "inf"))
+    pred = (tmp_path / "inf" / "predictions.csv").read_text().strip().split(",")
+    assert pred[0].endswith("test_1_0.nii.gz") and abs(float(pred[1]) + float(pred[2]) - 1) < 1e-4
+    with pytest.raises(Exception) as err:
+        run_bundle(BUNDLE, ["train_vae.yaml"], vae_class=5, vae_epochs=1, **common)
+    chain, e = [], err.value
+    while e is not None:
+        chain.append(str(e))
+        e = e.__cause__
+    assert any("no training sample of class 5" in m for m in chain), chain

@@ -1,0 +1,305 @@
+"""Ultrasound variational style transfer: networks, losses, transforms and the bundle (tiny sizes)."""
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from monai.data import DataLoader, Dataset, MetaTensor
+from monai.transforms import Compose
+
+from monai_ext.losses import (
+    ContentFeatureLoss,
+    GramStyleLoss,
+    MultiScaleKLLoss,
+    StyleFeatureExtractor,
+    VariationalStyleTransferLoss,
+    gram_matrix,
+    random_feature_extractor,
+)
+from monai_ext.networks import (
+    USContentAutoencoder,
+    USVariationalStyleTransfer,
+    adaptive_instance_norm,
+    load_us_style_transfer,
+    save_us_style_checkpoint,
+)
+from monai_ext.transforms import (
+    RandStyleTransfer,
+    RandStyleTransferd,
+    StyleInterpolate,
+    StyleInterpolated,
+    StyleTransfer,
+    style_fewshot_datalist,
+)
+
+BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "us_variational_style_transfer"
+CH = (4, 8, 8)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    torch.manual_seed(0)
+    model = USVariationalStyleTransfer(channels=CH, latent_dims=3).eval()
+    path = tmp_path_factory.mktemp("ust_model") / "models" / "model.pt"
+    save_us_style_checkpoint(model, path)
+    return path
+
+
+def _img(seed=0, size=16):
+    return torch.rand(1, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+# ------------------------------------------------------------------------------------------ networks
+
+
+def test_adain_matches_target_statistics():
+    x = torch.randn(2, 3, 8, 8) * 4 + 2
+    mean, std = torch.tensor([[0.0, 1.0, -1.0]] * 2), torch.tensor([[1.0, 0.5, 2.0]] * 2)
+    y = adaptive_instance_norm(x, mean, std)
+    assert torch.allclose(y.mean(dim=(2, 3)), mean, atol=1e-4)
+    assert torch.allclose(y.std(dim=(2, 3), unbiased=False), std, atol=1e-3)
+
+
+def test_network_shapes_and_parts():
+    m = USVariationalStyleTransfer(channels=CH, latent_dims=[2, 3, 4]).eval()
+    c, s = torch.rand(2, 1, 16, 24), torch.rand(2, 1, 16, 24)
+    feats = m.encode_content(c)
+    assert [tuple(f.shape) for f in feats] == [(2, 4, 16, 24), (2, 8, 8, 12), (2, 8, 4, 6)]
+    mus, logvars = m.encode_style(s)
+    assert [tuple(t.shape) for t in mus] == [(2, 2), (2, 3), (2, 4)] and len(logvars) == 3
+    z = m.sample_style(2, spread=2.0, generator=torch.Generator().manual_seed(1))
+    out = m.decode(feats, z)
+    assert out.shape == c.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert m(c).shape == c.shape and m(c, s).shape == c.shape
+    # a different style changes the output, the same inputs give the same output in eval mode
+    assert not torch.allclose(m.decode(feats, z), m.decode(feats, m.sample_style(2, 2.0)))
+    assert torch.equal(m(c, s), m(c, s))
+    ae = USContentAutoencoder(channels=CH)
+    assert ae(c).shape == c.shape
+
+
+def test_network_torchscript_matches_eager():
+    m = USVariationalStyleTransfer(channels=CH, latent_dims=2).eval()
+    ts = torch.jit.script(m)
+    c, s = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+    assert torch.allclose(ts(c), m(c), atol=1e-5) and torch.allclose(ts(c, s), m(c, s), atol=1e-5)
+
+
+def test_checkpoint_roundtrip_and_errors(tmp_path, tiny_model_path):
+    m = load_us_style_transfer(tiny_model_path.parent.parent)  # bundle-like folder
+    assert m.channels == list(CH) and not m.training
+    with pytest.raises(FileNotFoundError, match="no trained style-transfer model"):
+        load_us_style_transfer(tmp_path / "nothing_here")
+    bad = tmp_path / "bad.pt"
+    torch.save({"model": {"x": torch.zeros(1)}, "config": {"channels": list(CH)}}, bad)
+    with pytest.raises(ValueError, match="do not fit"):
+        load_us_style_transfer(bad)
+    with pytest.raises(ValueError, match="1 channel"):
+        m.check_image(torch.rand(1, 3, 16, 16), "content")
+
+
+# -------------------------------------------------------------------------------------------- losses
+
+
+def test_gram_and_content_losses_behave():
+    ext = random_feature_extractor(channels=(4, 8), seed=0)
+    a, b = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    g = GramStyleLoss(ext, [1.0, 1.0])
+    p = ContentFeatureLoss(ext, [1.0, 1.0])
+    assert float(g(a, a)) == 0.0 and float(p(a, a)) == 0.0
+    assert float(g(a, b * 0.2)) > 0 and float(p(a, b)) > 0
+    # Gram loss ignores where things are: a flipped image has the same Gram matrices per channel (no padding
+    # effects on a constant-free random field are exact only up to borders, so compare magnitudes)
+    assert float(g(a, a.flip(-1))) < 0.1 * float(g(a, b * 0.2))
+    f = torch.randn(2, 3, 4, 4)
+    gm = gram_matrix(f)
+    assert gm.shape == (2, 3, 3) and torch.allclose(gm, gm.transpose(1, 2))
+    # gradients flow to the output, not the frozen extractor
+    out = a.clone().requires_grad_(True)
+    g(out, b).backward()
+    assert out.grad is not None and all(p_.grad is None for p_ in ext.parameters())
+    with pytest.raises(ValueError, match="layer weights"):
+        GramStyleLoss(ext, [1.0])(a, b)
+
+
+def test_kl_forms():
+    mus, logvars = [torch.zeros(2, 3), torch.zeros(2, 5)], [torch.zeros(2, 3), torch.zeros(2, 5)]
+    for form in ("standard", "paper"):
+        assert float(MultiScaleKLLoss(form)(mus, logvars)) == pytest.approx(0.0, abs=1e-7)
+    mus2 = [torch.ones(2, 3)]
+    lv = [torch.full((2, 3), np.log(4.0))]
+    std = 0.5 * (1 + 4 - np.log(4.0) - 1)
+    paper = 0.5 * (1 / 4 + 4 - np.log(4.0) - 1)
+    assert float(MultiScaleKLLoss("standard")(mus2, lv)) == pytest.approx(std, rel=1e-5)
+    assert float(MultiScaleKLLoss("paper")(mus2, lv)) == pytest.approx(paper, rel=1e-5)
+    with pytest.raises(ValueError):
+        MultiScaleKLLoss("other")
+
+
+def test_feature_extractor_taps_sequential():
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1))
+    ext = StyleFeatureExtractor(seq, layers=[1, 2], repeat_channels=3, mean=[0.5] * 3, std=[0.25] * 3)
+    feats = ext(torch.rand(1, 1, 8, 8))
+    assert [f.shape[1] for f in feats] == [4, 2] and float(feats[0].min()) >= 0
+    with pytest.raises(ValueError, match="out of range"):
+        StyleFeatureExtractor(seq, layers=[5])
+
+
+def test_combined_loss_terms():
+    m = USVariationalStyleTransfer(channels=CH, latent_dims=2)
+    ext = StyleFeatureExtractor(m.content_encoder.__class__(channels=CH))
+    loss = VariationalStyleTransferLoss(ext, [0, 1, 1], [1, 1, 1], kl_weight=0.1, identity_weight=1.0)
+    c, s = torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16)
+    out, mus, lvs = m.transfer_with_posterior(c, s)
+    total = loss(out, c, s, mus, lvs, torch.tensor([True, False, False, False]))
+    assert torch.isfinite(total) and set(loss.last_terms) == {"content_loss", "style_loss", "kl", "identity_l1"}
+    total.backward()
+    assert m.decoder.head.weight.grad is not None
+
+
+# ---------------------------------------------------------------------------------------- transforms
+
+
+def test_transform_deterministic_by_seed_and_replayable(tiny_model_path):
+    img = _img(0)
+    st = StyleTransfer(tiny_model_path, device="cpu")
+    a = st(img, source="prior", seed=3, spread=2.0)
+    b = st(img, source="prior", seed=3, spread=2.0)
+    c = st(img, source="prior", seed=4, spread=2.0)
+    assert torch.equal(a, b) and not torch.allclose(a, c) and a.shape == img.shape
+    rand = RandStyleTransfer(tiny_model_path, prob=1.0, spread=(0.5, 2.0), device="cpu")
+    rand.set_random_state(7)
+    out = rand(MetaTensor(img))
+    params = out.meta["style_transfer"]
+    assert params["applied"] and params["source"] == "prior" and 0.5 <= params["spread"] <= 2.0
+    replay = st(img, **{k: v for k, v in params.items() if k != "applied"})
+    assert torch.allclose(torch.as_tensor(out), replay)
+    # numpy in, numpy out; prob 0 leaves the image as it is
+    nout = RandStyleTransfer(tiny_model_path, prob=0.0, device="cpu")(img.numpy())
+    assert isinstance(nout, np.ndarray) and np.array_equal(nout, img.numpy())
+
+
+def test_reference_styles_batch_and_interpolation(tiny_model_path):
+    ramp = np.linspace(0, 1, 16, dtype=np.float32)[None, :, None].repeat(16, 2)
+    refs = [_img(10).numpy(), 0.3 * ramp]  # two clearly different "styles"
+    rand = RandStyleTransfer(tiny_model_path, prob=1.0, style_images=refs, prior_prob=0.0, spread=0.0, device="cpu")
+    rand.set_random_state(0)
+    batch = torch.stack([_img(i) for i in range(3)])
+    out = rand(batch)
+    assert out.shape == batch.shape and len(rand.last_params) == 3
+    assert all(p["source"] == "reference" and p["style_index"] in (0, 1) for p in rand.last_params)
+    # spread 0: the posterior mean; same as restyling the image alone with that reference
+    single = StyleTransfer(tiny_model_path, style_images=refs, device="cpu")(
+        batch[0], source="reference", style_index=rand.last_params[0]["style_index"], spread=0.0
+    )
+    assert torch.allclose(out[0], single, atol=1e-5)
+    interp = StyleInterpolate(tiny_model_path, refs[0], refs[1], device="cpu")
+    ends = [interp(batch[0], t=t) for t in (0.0, 1.0)]
+    assert torch.allclose(ends[0], StyleTransfer(tiny_model_path, [refs[0]], device="cpu")(batch[0], "reference", spread=0.0), atol=1e-5)
+    assert not torch.allclose(ends[0], ends[1])
+    d = StyleInterpolated("image", tiny_model_path, refs[0], refs[1], t=1.0, device="cpu")({"image": batch[0], "label": 1})
+    assert torch.allclose(d["image"], ends[1], atol=1e-5) and d["label"] == 1
+
+
+def test_dict_transform_keeps_labels_and_pads(tiny_model_path):
+    label = torch.randint(0, 4, (1, 18, 20))
+    data = {"image": torch.rand(1, 18, 20), "label": label.clone()}
+    t = RandStyleTransferd("image", tiny_model_path, prob=1.0, params_key="st", device="cpu")
+    t.set_random_state(1)
+    out = t(data)
+    assert out["image"].shape == (1, 18, 20) and torch.equal(out["label"], label)
+    assert not torch.allclose(out["image"], data["image"]) and out["st"]["applied"]
+
+
+def test_bad_inputs(tmp_path, tiny_model_path):
+    with pytest.raises(FileNotFoundError, match="no trained style-transfer model"):
+        RandStyleTransfer(tmp_path / "missing", prob=1.0)
+    st = StyleTransfer(tiny_model_path, device="cpu")
+    with pytest.raises(ValueError, match="1 channel"):
+        st(torch.rand(3, 16, 16))
+    with pytest.raises(ValueError, match="channel-first 2D"):
+        st(torch.rand(1, 8, 16, 16, 16))
+    with pytest.raises(ValueError, match="no channel"):
+        st(torch.rand(16, 16))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        st(torch.rand(1, 16, 16) * 255)
+    with pytest.raises(ValueError, match="style images"):
+        st(_img(), source="reference")
+    with pytest.raises(ValueError, match="source"):
+        st(_img(), source="nonsense")
+
+
+def _ident(x):
+    return x
+
+
+def test_dataloader_with_workers(tiny_model_path):
+    t = Compose([RandStyleTransferd("image", str(tiny_model_path), prob=1.0, params_key="st")])
+    pickle.loads(pickle.dumps(t))  # picklable without the loaded model
+    data = [{"image": _img(i).numpy(), "label": np.full((1, 16, 16), i % 4, np.uint8)} for i in range(6)]
+    loader = DataLoader(Dataset(data, t), batch_size=3, num_workers=2)
+    batches = list(loader)
+    assert len(batches) == 2 and batches[0]["image"].shape == (3, 1, 16, 16)
+    assert all(bool(b["st"]["applied"].all()) for b in batches)
+    assert np.array_equal(np.asarray(batches[1]["label"][0]), data[3]["label"])
+
+
+def test_fewshot_datalist():
+    dl = {"training": [{"image": f"{s}_{st}", "label": s, "style": st, "subject": s} for s in "abcde" for st in "xyz"],
+          "validation": [{"image": "v", "style": "x", "subject": "v"}], "test": [{"image": "t", "style": "z", "subject": "t"}]}
+    sp = style_fewshot_datalist(dl, "x", num_target=2, seed=0)
+    chosen = {e["subject"] for e in sp["target_train"]}
+    assert len(chosen) == 2 and all(e["style"] == "x" for e in sp["target_train"])
+    assert not chosen & {e["subject"] for e in sp["other_train"]} and len(sp["other_train"]) == 6
+    assert len(sp["training"]) == 6 + 2 * 3 and len(sp["validation"]) == 1 and sp["test"] == []
+    with pytest.raises(ValueError, match="target_style"):
+        style_fewshot_datalist(dl, "w")
+
+
+# -------------------------------------------------------------------------------------------- bundle
+
+
+def test_bundle_stages_tiny(tmp_path):
+    from monai_ext.data import synthesize_us_dataset
+    from monai_ext.utils import run_bundle
+
+    data = tmp_path / "data"
+    synthesize_us_dataset(data, subjects=5, styles=["gel_phantom", "linear_high_freq"], shape=(64, 64), progress=False)
+    common = dict(bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32, channels=[4, 8, 8], device="cpu")
+    run_bundle(BUNDLE, ["train_autoencoder.yaml"], ae_epochs=1, ae_batch_size=4, **common)
+    assert (tmp_path / "models" / "content_autoencoder.pt").is_file()
+    # the traditional arm needs no style-transfer model (none trained yet)
+    seg_kw = dict(target_style="gel_phantom", num_target=1, seg_epochs=1, seg_batch_size=4)
+    run_bundle(BUNDLE, ["evaluate.yaml"], augmentation="traditional", **seg_kw,
+               **{k: v for k, v in common.items() if k != "channels"})
+    assert (tmp_path / "eval" / "seg_fewshot_traditional_seed0" / "metrics.csv").is_file()
+    run_bundle(BUNDLE, ["train.yaml"], max_epochs=1, batch_size=4, latent_dims=2, content_weights=[0, 1, 1],
+               style_weights=[1, 1, 1], **common)
+    model = load_us_style_transfer(tmp_path / "models" / "model.pt")
+    assert model.latent_dims == [2, 2, 2]
+    out_dir = tmp_path / "restyled"
+    style = sorted((data / "images").glob("*gel_phantom.png"))[0]
+    run_bundle(BUNDLE, ["inference.yaml"], output_dir=str(out_dir), dataset_dir=str(data / "images"),
+               num_samples=2, style_image=str(style), **{k: v for k, v in common.items() if k != "dataset_dir"},
+               latent_dims=2)
+    written = sorted(out_dir.glob("*_style*.png"))
+    assert len(written) == 2 * 10
+    records = json.loads((out_dir / "restyle.json").read_text())
+    assert len(records) == 20 and records[0]["source"] == "reference"
+    assert not list(out_dir.glob(".*tmp*"))
+    run_bundle(BUNDLE, ["evaluate.yaml"], augmentation="style_transfer", **seg_kw,
+               **{k: v for k, v in common.items() if k != "channels"})
+    csv = tmp_path / "eval" / "seg_fewshot_style_transfer_seed0" / "metrics.csv"
+    text = csv.read_text()
+    assert "test_dice" in text and "test_recall" in text

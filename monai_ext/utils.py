@@ -62,3 +62,22 @@ def run_bundle(bundle_dir: str | Path, configs: list[str] | str, **overrides) ->
         logging_file=str(bundle_dir / "configs" / "logging.conf"),
         **overrides,
     )
+
+
+def rank0_first(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on rank 0 first, then on the other ranks of an initialised process group.
+
+    For steps that write shared files, such as generating the synthetic data set in an empty
+    ``dataset_dir``: with ``torchrun`` every rank would otherwise write the same files at once. Without
+    a process group it just calls ``fn``."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return fn(*args, **kwargs)
+    if dist.get_rank() != 0:
+        dist.barrier()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if dist.get_rank() == 0:
+            dist.barrier()

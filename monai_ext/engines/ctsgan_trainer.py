@@ -10,6 +10,13 @@ slab. So :class:`CTSGANTrainer` subclasses ``GanTrainer`` (same constructor argu
 handlers: ``StatsHandler``, ``CheckpointSaver``, ``TensorBoardStatsHandler`` work unchanged) and
 replaces only ``_iteration``.
 
+Distributed training (``torchrun``, one process per GPU): the iteration calls sub-modules
+(``g.slices``, ``d.slice_critic``, ``d.slab_critic``) and differentiates the critics w.r.t. their inputs,
+which a :class:`~torch.nn.parallel.DistributedDataParallel` wrapper would not see (its gradient hooks run
+only through its own ``forward``). So when a process group is initialised the trainer broadcasts rank 0's
+weights once at the start and averages the gradients with ``all_reduce`` before each optimiser step; the
+random slab positions and latents differ per rank (``seed + rank``).
+
 Objective (Pesaranghader et al., DGM4MICCAI 2021, Eq. 2, with the Wasserstein option they preferred):
 ``L_D = sum_slice [D_s(fake) - D_s(real)] + [D_slab(fake) - D_slab(real)] + lambda * (GP_slice + GP_slab)``
 and ``L_G = -D_s(fake) - D_slab(fake)``; ``adversarial_loss="bce"`` gives the paper's Jensen-Shannon form
@@ -21,6 +28,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from monai.engines import GanTrainer
 from monai.engines.utils import GanKeys
@@ -31,6 +39,25 @@ from ..losses.gradient_penalty import critic_gradient_penalty
 from ..networks.ctsgan import CTSGANCritics, CTSGANGenerator, volume_to_slices
 
 __all__ = ["CTSGANTrainer"]
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _broadcast_parameters(module: torch.nn.Module) -> None:
+    for t in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(t.data, src=0)
+
+
+def _average_gradients(module: torch.nn.Module) -> None:
+    world = float(dist.get_world_size())
+    for p in module.parameters():
+        if p.requires_grad:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world
 
 
 def _d_adv(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
@@ -146,8 +173,12 @@ class CTSGANTrainer(GanTrainer):
         self.drift_weight = float(drift_weight)
         self.image_key = image_key
         self.rng = torch.Generator()
+        self.distributed = _distributed()
         if seed is not None:
-            self.rng.manual_seed(int(seed))
+            self.rng.manual_seed(int(seed) + (dist.get_rank() if self.distributed else 0))
+        if self.distributed:
+            _broadcast_parameters(g_network)
+            _broadcast_parameters(d_network)
 
     def _real_volume(self, batchdata: Any) -> torch.Tensor:
         vol = batchdata[self.image_key] if isinstance(batchdata, dict) else batchdata
@@ -210,6 +241,8 @@ class CTSGANTrainer(GanTrainer):
             loss, d_slice, d_slab, gp, wdist = engine._critic_terms(real3, real_slab, fake3, fake_slab, pos, slab_pos,
                                                                     idx)
             loss.backward()
+            if engine.distributed:
+                _average_gradients(d)
             engine.d_optimizer.step()
             totals += torch.tensor([loss.item(), d_slice.item(), d_slab.item(), gp.item(), wdist.item()])
         totals /= engine.d_train_steps
@@ -225,6 +258,8 @@ class CTSGANTrainer(GanTrainer):
         engine.g_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         g_loss = engine.g_loss_function(fake_s) + engine.g_loss_function(fake_b)
         g_loss.backward()
+        if engine.distributed:
+            _average_gradients(g)
         engine.g_optimizer.step()
         d.requires_grad_(True)
 

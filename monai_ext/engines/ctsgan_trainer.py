@@ -36,28 +36,10 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from ..losses.gradient_penalty import critic_gradient_penalty
+from .distributed import average_gradients, broadcast_module, is_distributed
 from ..networks.ctsgan import CTSGANCritics, CTSGANGenerator, volume_to_slices
 
 __all__ = ["CTSGANTrainer"]
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def _broadcast_parameters(module: torch.nn.Module) -> None:
-    for t in list(module.parameters()) + list(module.buffers()):
-        dist.broadcast(t.data, src=0)
-
-
-def _average_gradients(module: torch.nn.Module) -> None:
-    world = float(dist.get_world_size())
-    for p in module.parameters():
-        if p.requires_grad:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad /= world
 
 
 def _d_adv(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
@@ -173,12 +155,12 @@ class CTSGANTrainer(GanTrainer):
         self.drift_weight = float(drift_weight)
         self.image_key = image_key
         self.rng = torch.Generator()
-        self.distributed = _distributed()
+        self.distributed = is_distributed()
         if seed is not None:
             self.rng.manual_seed(int(seed) + (dist.get_rank() if self.distributed else 0))
         if self.distributed:
-            _broadcast_parameters(g_network)
-            _broadcast_parameters(d_network)
+            broadcast_module(g_network)
+            broadcast_module(d_network)
 
     def _real_volume(self, batchdata: Any) -> torch.Tensor:
         vol = batchdata[self.image_key] if isinstance(batchdata, dict) else batchdata
@@ -242,7 +224,7 @@ class CTSGANTrainer(GanTrainer):
                                                                     idx)
             loss.backward()
             if engine.distributed:
-                _average_gradients(d)
+                average_gradients(d)
             engine.d_optimizer.step()
             totals += torch.tensor([loss.item(), d_slice.item(), d_slab.item(), gp.item(), wdist.item()])
         totals /= engine.d_train_steps
@@ -259,7 +241,7 @@ class CTSGANTrainer(GanTrainer):
         g_loss = engine.g_loss_function(fake_s) + engine.g_loss_function(fake_b)
         g_loss.backward()
         if engine.distributed:
-            _average_gradients(g)
+            average_gradients(g)
         engine.g_optimizer.step()
         d.requires_grad_(True)
 

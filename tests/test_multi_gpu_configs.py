@@ -76,3 +76,21 @@ def test_ctsgan_trainer_keeps_ranks_in_sync(tmp_path):
     r0, r1 = torch.load(f"{out}.0"), torch.load(f"{out}.1")
     assert r0["moved"] > 0 and r1["moved"] > 0
     assert torch.allclose(r0["after"], r1["after"], atol=1e-6), "generator and critics must stay identical on all ranks"
+
+
+def test_us_style_transfer_multi_gpu_train(tmp_path):
+    from monai_ext.data import synthesize_us_dataset
+    from monai_ext.networks import load_us_style_transfer
+    from monai_ext.utils import run_bundle
+
+    bundle = ROOT / "us_variational_style_transfer"
+    data = tmp_path / "data"
+    synthesize_us_dataset(data, subjects=5, styles=["gel_phantom", "linear_high_freq"], shape=(64, 64), progress=False)
+    common = dict(bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32, channels=[4, 8, 8])
+    run_bundle(bundle, ["train_autoencoder.yaml"], ae_epochs=1, ae_batch_size=4, device="cpu", **common)
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(common, max_epochs=2, batch_size=2, latent_dims=2, content_weights=[0, 1, 1],
+                               style_weights=[1, 1, 1]))
+    assert "Epoch[2]" in log or "Epoch: 2/2" in log
+    model = load_us_style_transfer(tmp_path / "models" / "model.pt")
+    assert model.latent_dims == [2, 2, 2]

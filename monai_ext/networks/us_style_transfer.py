@@ -441,12 +441,24 @@ class USStyleTransferIteration:
         perm[:n_id] = torch.arange(n_id)
         style = images[perm.to(images.device)]
         identity = (perm == torch.arange(b)).to(images.device)
+        # torchrun: the iteration calls model methods a DistributedDataParallel wrapper cannot see, so the
+        # ranks are kept in step explicitly (see monai_ext.engines.distributed)
+        from ..engines.distributed import average_gradients, broadcast_module, is_distributed
+
+        distributed = is_distributed()
+        if distributed and getattr(engine, "_us_style_synced", None) is not engine.network:
+            broadcast_module(engine.network)
+            engine._us_style_synced = engine.network
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=True)
         out, mus, logvars = engine.network.transfer_with_posterior(images, style)
         loss = engine.loss_function(out, images, style, mus, logvars, identity)
         loss.backward()
+        if distributed:
+            average_gradients(engine.network)
         engine.optimizer.step()
+        if distributed:
+            broadcast_module(engine.network, buffers_only=True)  # batch-norm statistics from rank 0
         terms = dict(getattr(engine.loss_function, "last_terms", {}))
         return {"loss": float(loss.detach()), **terms, "pred": out.detach()}
 

@@ -41,3 +41,17 @@ from .brain_ad_benchmark import (  # noqa: F401,E402
     synthesize_brain_ad_dataset,
 )
 from .oasis_dataset_list import oasis1_datalist, read_oasis1_clinical, write_oasis1_slice_dataset  # noqa: F401,E402
+from .nodule_voi import (  # noqa: F401,E402
+    balance_voi_samples,
+    central_region_mask,
+    crop_voi,
+    ct_nodule_vois,
+    eraser_pairs,
+    injector_pairs,
+    inpaint_ct_voi,
+    inserted_nodule_vois,
+    learned_voi_inserter,
+    nodule_voi_samples,
+    phantom_nodule_vois,
+    sphere_mask,
+)

@@ -8,3 +8,4 @@ from .ctsgan_workflows import (  # noqa: F401
     generate_ctsgan_volumes,
     sample_ctsgan_volumes,
 )
+from .nodule_inpainting_trainer import NoduleInpaintingTrainer, inpainting_batch  # noqa: F401,E402

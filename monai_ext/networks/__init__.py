@@ -29,3 +29,4 @@ from .us_style_transfer import (  # noqa: F401,E402
     load_us_style_transfer,
     save_us_style_checkpoint,
 )
+from .nodule_inpainting import INPAINT_MODES, NoduleInpaintingGenerator, NodulePairCritic, hu_to_unit, unit_to_hu  # noqa: F401,E402

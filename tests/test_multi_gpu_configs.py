@@ -94,3 +94,22 @@ def test_us_style_transfer_multi_gpu_train(tmp_path):
     assert "Epoch[2]" in log or "Epoch: 2/2" in log
     model = load_us_style_transfer(tmp_path / "models" / "model.pt")
     assert model.latent_dims == [2, 2, 2]
+
+
+def test_vae_manifold_classifier_multi_gpu_train(tmp_path):
+    from test_rhvae import _tiny_dataset
+
+    from monai_ext.utils import run_bundle
+
+    bundle = ROOT / "vae_manifold_augmentation"
+    data = _tiny_dataset(tmp_path)
+    common = dict(bundle_root=str(tmp_path), dataset_dir=str(data))
+    for c in (0, 1):
+        run_bundle(bundle, ["train_vae.yaml"], vae_class=c, vae_epochs=1, vae_batch_size=4, **common)
+    torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                    dict(common, max_epochs=2, iters_per_epoch=2, batch_size=4, num_generated_per_class=4,
+                         sampler_kwargs={"n_steps": 2}))
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert state and not any(k.startswith("module.") for k in state)
+    for rank in (0, 1):  # each rank generated its own (identical) samples
+        assert len(list((tmp_path / "eval" / "generated" / f"rank{rank}").glob("class1_hmc_*/gen_*.nii.gz"))) == 4

@@ -305,3 +305,24 @@ def test_bundle_configs_run(tmp_path):
         chain.append(str(e))
         e = e.__cause__
     assert any("no training sample of class 5" in m for m in chain), chain
+
+
+@pytest.mark.skipif(not (BUNDLE / "models" / "rhvae_class0.pt").is_file(), reason="no shipped RHVAE weights")
+def test_shipped_weights_generate_valid_images():
+    """The committed per-class RHVAEs load, hold a metric bank of the 50 training images, and generate images
+    of the training data's shape with values in [0, 1]; the committed classifier loads into the inference network."""
+    for c in (0, 1):
+        path = BUNDLE / "models" / f"rhvae_class{c}.pt"
+        assert path.stat().st_size < 5 * 2**20
+        model = load_rhvae(path)
+        assert model.bank_centroids.shape == (50, model.latent_size)
+        imgs, z = generate_images(model, 4, "hmc", seed=0, n_steps=2)
+        assert imgs.shape == (4, 1, 64, 64) and z.shape == (4, model.latent_size)
+        assert float(imgs.min()) >= 0.0 and float(imgs.max()) <= 1.0 and float(imgs.std()) > 0.01
+        assert torch.load(str(path), weights_only=False)["image_class"] == c
+    from monai.networks.nets import Classifier
+
+    net = Classifier(in_shape=(1, 64, 64), classes=2, channels=(8, 16, 32, 64), strides=(2, 2, 2, 2), num_res_units=1)
+    net.load_state_dict(torch.load(str(BUNDLE / "models" / "model.pt"), weights_only=True))
+    with torch.no_grad():
+        assert net(torch.rand(2, 1, 64, 64)).shape == (2, 2)

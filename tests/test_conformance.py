@@ -132,3 +132,18 @@ def test_multi_gpu_config_trains_with_two_processes(tmp_path, data):
     state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in state), "checkpoint must hold the unwrapped network"
     UNet(3, 1, 4, [4, 8, 16, 32], [2, 2, 2], num_res_units=1, norm="batch").load_state_dict(state)
+
+
+def test_ctsgan_mlflow_switch_records_gan_losses(tmp_path):
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    bundle = BUNDLE.parent / "ctsgan_chest_ct_synthesis"
+    tiny = dict(image_size=16, num_slices=10, pixdim=[24.0, 24.0, 30.0], patient_dim=8, eps_dim=4, slice_dim=4,
+                lstm_hidden=8, g_base_channels=8, d_base_channels=8, slab_size=4, slices_per_slab=2, batch_size=2,
+                num_holdout=2, synth_cases=5)
+    root = tmp_path / "root"
+    run_bundle(bundle, ["train.yaml"], bundle_root=str(root), dataset_dir=str(tmp_path / "data"), max_epochs=1,
+               mlflow=True, **tiny)
+    with sqlite3.connect(root / "eval" / "mlruns.db") as con:
+        keys = {k for (k,) in con.execute("select distinct key from metrics")}
+    assert {"d_loss", "g_loss", "gp", "wasserstein"} <= keys, keys

@@ -306,10 +306,16 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
 
     @staticmethod
     def _metric_grad(metric: RiemannianLatentMetric, z: torch.Tensor, rho: torch.Tensor, create_graph: bool) -> torch.Tensor:
-        """Gradient w.r.t. z of ``0.5 log det G(z) + 0.5 rho^T G^-1(z) rho``."""
-        g_inv = metric.inverse_metric(z)
+        """Partial derivative w.r.t. z of ``0.5 log det G(z) + 0.5 rho^T G^-1(z) rho`` at fixed ``rho``.
+
+        ``rho`` itself depends on ``z`` (through the decoder gradient of earlier steps); differentiating w.r.t. a
+        fresh node ``zv`` of ``z`` keeps that path out, as the generalised leapfrog's partial derivative asks (and
+        keeps the decoder at second-order derivatives, which torch >= 2.14 requires of its normalisation layers).
+        The graph from the result back to ``z`` is kept for training."""
+        zv = z.view_as(z)
+        g_inv = metric.inverse_metric(zv)
         value = 0.5 * torch.einsum("bi,bij,bj->", rho, g_inv, rho) - torch.log(torch.diagonal(_chol(g_inv), dim1=-2, dim2=-1)).sum()
-        (g,) = torch.autograd.grad(value, z, create_graph=create_graph)
+        (g,) = torch.autograd.grad(value, zv, create_graph=create_graph)
         return g
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

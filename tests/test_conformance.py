@@ -147,3 +147,19 @@ def test_ctsgan_mlflow_switch_records_gan_losses(tmp_path):
     with sqlite3.connect(root / "eval" / "mlruns.db") as con:
         keys = {k for (k,) in con.execute("select distinct key from metrics")}
     assert {"d_loss", "g_loss", "gp", "wasserstein"} <= keys, keys
+
+
+def test_vae_classifier_tracking_mlflow(tmp_path):
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    from test_rhvae import _tiny_dataset
+
+    bundle = BUNDLE.parent / "vae_manifold_augmentation"
+    data = _tiny_dataset(tmp_path)
+    run_bundle(bundle, ["train.yaml"], bundle_root=str(tmp_path), dataset_dir=str(data), max_epochs=2, iters_per_epoch=2,
+               batch_size=4, train_mode="real", tracking="mlflow")
+    with sqlite3.connect(tmp_path / "eval" / "mlruns.db") as con:
+        keys = {k for (k,) in con.execute("select distinct key from metrics")}
+        status = [s for (s,) in con.execute("select status from runs")]
+    assert {"train_loss", "val_balanced_accuracy"} <= keys, keys
+    assert "FINISHED" in status

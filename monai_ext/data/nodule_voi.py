@@ -328,6 +328,19 @@ def balance_voi_samples(samples: Sequence[Mapping[str, Any]], seed: int = 0, max
     return [pick[i] for i in rng.permutation(len(pick))]
 
 
+def _voi_rule_insert(voi: np.ndarray, centre: Sequence[int], spacing: Sequence[float], rng: np.random.Generator,
+                     diameter_range: Sequence[float]) -> tuple[np.ndarray, float]:
+    """A rule-based :class:`~monai_ext.transforms.NoduleInsert` nodule of random diameter, shape, seed and solid
+    HU at ``centre`` (voxels) of ``voi``; returns ``(voi with the nodule, diameter_mm)``."""
+    from ..transforms.nodule_insert import NoduleInsert
+
+    d = _voi_random_diameter(rng, diameter_range)
+    t = NoduleInsert(centre, d, irregularity=("round", "lobulated")[int(rng.integers(2))],
+                     seed=int(rng.integers(2**31)), solid_hu=float(rng.uniform(-50.0, 100.0)),
+                     centre_frame="voxel", pixdim=spacing, check_hu=False, copy=True)
+    return t(voi), d
+
+
 def injector_pairs(samples: Sequence[Mapping[str, Any]], region_size: Sequence[int] | int = 16, seed: int = 0,
                    diameter_range: Sequence[float] = (4.0, 20.0)) -> list[dict[str, Any]]:
     """Training pairs of the nodule injector, dicts with ``image`` (the target VOI with a nodule, HU),
@@ -338,8 +351,6 @@ def injector_pairs(samples: Sequence[Mapping[str, Any]], region_size: Sequence[i
     - negatives (nodule-free VOIs) get a rule-based :class:`~monai_ext.transforms.NoduleInsert` nodule of a
       random diameter in ``diameter_range`` at the centre, so pairs exist without annotated data.
     """
-    from ..transforms.nodule_insert import NoduleInsert
-
     rng = np.random.default_rng(seed)
     out = []
     for s in samples:
@@ -351,11 +362,8 @@ def injector_pairs(samples: Sequence[Mapping[str, Any]], region_size: Sequence[i
             d = float(s["diameter_mm"])
             target, kind = voi, "annotated"
         else:
-            d = _voi_random_diameter(rng, diameter_range)
-            t = NoduleInsert(centre, d, irregularity=("round", "lobulated")[int(rng.integers(2))],
-                             seed=int(rng.integers(2**31)), solid_hu=float(rng.uniform(-50.0, 100.0)),
-                             centre_frame="voxel", pixdim=sp, check_hu=False, copy=True)
-            target, kind = t(voi), "rule-inserted"
+            target, d = _voi_rule_insert(voi, centre, sp, rng, diameter_range)
+            kind = "rule-inserted"
         out.append({"image": np.asarray(target, np.float32), "region": central_region_mask(size, region_size),
                     "nodule_mask": sphere_mask(size, d, sp), "diameter_mm": d, "pair": kind})
     return out
@@ -372,7 +380,6 @@ def eraser_pairs(samples: Sequence[Mapping[str, Any]], region_size: Sequence[int
       of the nodule (its ball, ``diameter_mm``).
     """
     from ..transforms.nodule_erase import NoduleErase
-    from ..transforms.nodule_insert import NoduleInsert
 
     rng = np.random.default_rng(seed)
     out = []
@@ -387,10 +394,7 @@ def eraser_pairs(samples: Sequence[Mapping[str, Any]], region_size: Sequence[int
                                  check_hu=False, copy=True)(voi)
             inp, kind = voi, "rule-erased"
         else:
-            d = _voi_random_diameter(rng, diameter_range)
-            inp = NoduleInsert(centre, d, irregularity=("round", "lobulated")[int(rng.integers(2))],
-                               seed=int(rng.integers(2**31)), solid_hu=float(rng.uniform(-50.0, 100.0)),
-                               centre_frame="voxel", pixdim=sp, check_hu=False, copy=True)(voi)
+            inp, d = _voi_rule_insert(voi, centre, sp, rng, diameter_range)
             target, kind = voi, "rule-inserted"
         out.append({"image": np.asarray(inp, np.float32), "target": np.asarray(target, np.float32),
                     "region": central_region_mask(size, region_size), "diameter_mm": d, "pair": kind})

@@ -12,11 +12,11 @@ from pathlib import Path
 def prepare_app(bundle: str | Path, apps_dir: str | Path, python: str = sys.executable) -> Path:
     """Copy MONAI Label's ``monaibundle`` sample app into ``apps_dir`` (once) and the bundle into its
     ``model/`` folder (``models/model.pt`` included). Returns the app folder."""
-    from monai_ext.zoo import resolve_bundle, segmentation_bundles
+    from monai_ext.zoo import is_segmentation_bundle, resolve_bundle, segmentation_bundles
 
     src = resolve_bundle(bundle)
-    servable = segmentation_bundles(src.parent)
-    if src.name not in servable:
+    if not is_segmentation_bundle(src):
+        servable = segmentation_bundles(src.parent)
         raise ValueError(
             f"bundle '{src.name}' ({src}) has no segmentation output in its network_data_format: MONAI Label's "
             f"monaibundle app serves bundles that return a label map for an input image (here: {', '.join(servable) or 'none'}). "

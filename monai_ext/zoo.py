@@ -56,6 +56,7 @@ __all__ = [
     "list_bundles",
     "resolve_bundle",
     "find_config",
+    "is_segmentation_bundle",
     "verify_bundle",
     "format_results",
     "verify",
@@ -208,19 +209,21 @@ def list_bundles(root: str | Path | None = None) -> list[dict]:
 def segmentation_bundles(root: str | Path | None = None) -> list[str]:
     """Bundles that MONAI Label can serve as segmentation tasks: an inference config, and an output
     declared with ``"format": "segmentation"`` in ``network_data_format``."""
-    names = []
-    for row in list_bundles(root):
-        bundle = Path(row["path"])
-        try:
-            meta = json.loads((bundle / "configs" / "metadata.json").read_text())
-        except (OSError, ValueError):
-            continue
-        outputs = (meta.get("network_data_format") or {}).get("outputs") or {}
-        if find_config(bundle, "inference") and any(
-            isinstance(o, dict) and o.get("format") == "segmentation" for o in outputs.values()
-        ):
-            names.append(row["name"])
-    return names
+    return [row["name"] for row in list_bundles(root) if is_segmentation_bundle(row["path"])]
+
+
+def is_segmentation_bundle(bundle: str | Path) -> bool:
+    """True if the bundle folder has an inference config and declares a ``"format": "segmentation"`` output
+    in ``network_data_format`` (False when its metadata cannot be read)."""
+    bundle = Path(bundle)
+    try:
+        meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return False
+    outputs = (meta.get("network_data_format") or {}).get("outputs") or {}
+    return bool(find_config(bundle, "inference")) and any(
+        isinstance(o, dict) and o.get("format") == "segmentation" for o in outputs.values()
+    )
 
 
 def resolve_bundle(name_or_path: str | Path) -> Path:

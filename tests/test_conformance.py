@@ -137,10 +137,10 @@ def test_multi_gpu_config_trains_with_two_processes(tmp_path, data):
 def test_ctsgan_mlflow_switch_records_gan_losses(tmp_path):
     pytest.importorskip("mlflow")
     pytest.importorskip("sqlalchemy")
+    from test_ctsgan import TINY_TRAIN
+
     bundle = BUNDLE.parent / "ctsgan_chest_ct_synthesis"
-    tiny = dict(image_size=16, num_slices=10, pixdim=[24.0, 24.0, 30.0], patient_dim=8, eps_dim=4, slice_dim=4,
-                lstm_hidden=8, g_base_channels=8, d_base_channels=8, slab_size=4, slices_per_slab=2, batch_size=2,
-                num_holdout=2, synth_cases=5)
+    tiny = dict(TINY_TRAIN, synth_cases=5)
     root = tmp_path / "root"
     run_bundle(bundle, ["train.yaml"], bundle_root=str(root), dataset_dir=str(tmp_path / "data"), max_epochs=1,
                mlflow=True, **tiny)

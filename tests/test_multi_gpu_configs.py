@@ -11,10 +11,9 @@ from pathlib import Path
 
 import torch
 
+from test_ctsgan import TINY_TRAIN as CTSGAN_TINY
+
 ROOT = Path(__file__).resolve().parents[1] / "bundles"
-CTSGAN_TINY = dict(image_size=16, num_slices=10, pixdim=[24.0, 24.0, 30.0], patient_dim=8, eps_dim=4, slice_dim=4,
-                   lstm_hidden=8, g_base_channels=8, d_base_channels=8, slab_size=4, slices_per_slab=2, batch_size=2,
-                   num_holdout=2, seed=0)
 
 
 def torchrun_bundle(bundle: Path, configs: list[str], overrides: dict, timeout: int = 300) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import monai
 import torch
 
 from monai_ext.data import ManifoldAugmentedDataset, class_items, manifold_augmented_items
@@ -326,3 +327,51 @@ def test_shipped_weights_generate_valid_images():
     net.load_state_dict(torch.load(str(BUNDLE / "models" / "model.pt"), weights_only=True))
     with torch.no_grad():
         assert net(torch.rand(2, 1, 64, 64)).shape == (2, 2)
+
+
+def test_gradient_guard_skips_non_finite_steps():
+    """A non-finite gradient leaves the weights and Adam's moments untouched; a finite one is clipped and applied."""
+    from monai.engines import SupervisedTrainer
+
+    from monai_ext.engines import GradientGuard
+
+    net = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    poison = {"on": False}
+
+    def loss_fn(pred, target):
+        loss = ((pred - target) ** 2).mean()
+        return loss * float("inf") if poison["on"] else loss * 1e6  # 1e6: a norm far above max_norm
+
+    data = [{"image": torch.ones(2, 3), "label": torch.zeros(2, 1)}]
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"), max_epochs=1, train_data_loader=data, network=net, optimizer=opt,
+        loss_function=loss_fn, decollate=False,
+    )  # fmt: skip
+    guard = GradientGuard(net.parameters(), max_norm=1.0)
+    guard.attach(trainer)
+    norms = []
+    trainer.add_event_handler(
+        monai.engines.IterationEvents.BACKWARD_COMPLETED,
+        lambda e: norms.append(float(torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in net.parameters()])))),
+    )
+    before = [p.detach().clone() for p in net.parameters()]
+    trainer.run()
+    assert trainer.state.skipped_steps == 0 and norms[0] <= 1.0 + 1e-5  # clipped, then applied
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+    poison["on"] = True
+    after_good = [p.detach().clone() for p in net.parameters()]
+    moments = [opt.state[p]["exp_avg"].clone() for p in net.parameters()]
+    trainer2 = SupervisedTrainer(
+        device=torch.device("cpu"), max_epochs=1, train_data_loader=data, network=net, optimizer=opt,
+        loss_function=loss_fn, decollate=False,
+    )  # fmt: skip
+    GradientGuard(net.parameters(), max_norm=1.0).attach(trainer2)
+    trainer2.run()
+    assert trainer2.state.skipped_steps == 1
+    for a, p, m in zip(after_good, net.parameters(), moments):
+        assert torch.equal(a, p) and torch.isfinite(p).all()
+        assert torch.equal(opt.state[p]["exp_avg"], m)
+    with pytest.raises(ValueError, match="max_norm"):
+        GradientGuard(net.parameters(), max_norm=0)

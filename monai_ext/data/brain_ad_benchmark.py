@@ -62,6 +62,11 @@ _CSF_LEVEL = 0.28  # template T1 intensity of CSF (median over voxels with CSF p
 # Table 1 of the paper (OASIS-1): age mean / sd per class, AD CDR stage frequencies.
 _AGE = {0: (45.1, 23.9, 18.0, 94.0), 1: (76.8, 7.1, 62.0, 96.0)}
 _CDR_STAGES = ((0.5, 0.70, (0.25, 0.60)), (1.0, 0.28, (0.50, 0.90)), (2.0, 0.02, (0.80, 1.00)))
+# Atrophy load per unit of disease severity (ventricles, hippocampi, cortex). Set so that the mean central
+# CSF area of AD slices is about 3x that of CN ones (CN are 45 +- 24 years old), and a small CNN trained on
+# 50 real subjects per class reaches about 70 % balanced accuracy but about 85 % with 500 per class: the
+# small-sample regime the paper's augmentation addresses (gains 1.2 / 1.2 / 1.0 gave 58 % and 65 %).
+_DISEASE_GAIN = {"ventricle": 3.0, "hippocampal": 2.0, "cortical": 2.0}
 
 
 # ------------------------------------------------------------------------------------------ template
@@ -329,9 +334,9 @@ def sample_brain_subject_params(label: int, seed: int, severity: float | None = 
         "cdr": cdr,
         "mmse": int(np.clip(round(mmse), 10, 30)),
         "severity": round(float(sev), 4),
-        "ventricle_load": float(max(0.4 * ageing + 1.2 * sev + 0.25 * z[0], -0.6)),
-        "hippocampal_load": float(np.clip(0.3 * ageing + 1.2 * sev + 0.15 * z[1], 0.0, 1.6)),
-        "cortical_load": float(np.clip(0.4 * ageing + 1.0 * sev + 0.2 * z[2], 0.0, 1.6)),
+        "ventricle_load": float(max(0.4 * ageing + _DISEASE_GAIN["ventricle"] * sev + 0.25 * z[0], -0.6)),
+        "hippocampal_load": float(np.clip(0.3 * ageing + _DISEASE_GAIN["hippocampal"] * sev + 0.15 * z[1], 0.0, 1.6)),
+        "cortical_load": float(np.clip(0.4 * ageing + _DISEASE_GAIN["cortical"] * sev + 0.2 * z[2], 0.0, 1.6)),
         "rotation_deg": [float(a) for a in rng.uniform(-1, 1, 3) * np.array([5.0, 4.0, 10.0])],
         "scale": float(rng.uniform(0.92, 1.08)),
         "translation_mm": [float(t) for t in rng.uniform(-5.0, 5.0, 3)],

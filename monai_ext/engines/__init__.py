@@ -1,6 +1,7 @@
 """Training engines and workflow steps that MONAI's engines do not cover as they are."""
 
 from .ctsgan_trainer import CTSGANTrainer  # noqa: F401
+from .gradient_guard import GradientGuard  # noqa: F401
 from .distributed import average_gradients, broadcast_module, is_distributed  # noqa: F401
 from .ctsgan_workflows import (  # noqa: F401
     ctsgan_montage,

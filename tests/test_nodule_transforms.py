@@ -237,3 +237,28 @@ def test_soft_edge_stays_within_limit_and_mask_only_erase():
     assert abs(rec_e["equivalent_diameter_mm"] - 8.0) < 2.0
     with pytest.raises(ValueError, match="nothing to erase"):
         NoduleErase()(img)
+
+
+def test_large_erase_on_fine_grid_matches_surround_and_keeps_vessel():
+    """A 24 mm erasure at 0.7 mm voxels (region about 40 voxels across: solved on the coarse grid)."""
+    from monai_ext.transforms.nodule_geometry import _bbox
+
+    spacing = (0.7, 0.7, 1.0)
+    img, lung = _phantom(shape=(96, 96, 64), spacing=spacing, seed=3)  # vessel at x 47-48, y 31-32
+    arr = img.numpy().copy()
+    _, rec = NoduleErase([47.5, 31.5, 32.0], 24.0, centre_frame="voxel", pixdim=spacing, dilate_mm=0.0).erase(arr)
+    d = np.sqrt(sum(((np.indices(arr.shape[1:]) - np.array([47.5, 31.5, 32.0])[:, None, None, None]) * np.array(
+        spacing)[:, None, None, None]) ** 2))
+    region = d <= 12.0
+    assert max(s.stop - s.start for s in _bbox(region)) > 20  # the coarse path is taken
+    shell = (d > 14.0) & (d <= 20.0) & (lung[0] > 0)
+    vessel_mask = np.zeros_like(region)
+    vessel_mask[47:49, 31:33, :] = True
+    region_lung = region & ~ndimage.binary_dilation(vessel_mask, iterations=3)
+    # the fill matches the surround's mean and standard deviation (vessel included, as NoduleErase does)
+    assert abs(arr[0][region].mean() - arr[0][shell].mean()) < 30.0
+    assert abs(arr[0][region].std() - arr[0][shell].std()) < 30.0
+    # the vessel is continued (about 520 HU above the lung at full resolution, 340 from the coarse grid)
+    assert arr[0][region & vessel_mask].mean() > arr[0][region_lung].mean() + 250.0
+    changed = arr[0] != img.numpy()[0]
+    assert changed.sum() >= 0.99 * rec["filled_voxels"] and not changed[d > 12.0 + 1.0].any()

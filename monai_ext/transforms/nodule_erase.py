@@ -32,12 +32,11 @@ from .nodule_geometry import (
     _Geometry,
     _bbox,
     _box,
-    _bridge_structures,
     _check_hu,
     _correlated_noise,
     _geometry,
     _geometry_from_meta,
-    _harmonic_fill,
+    _smooth_fill,
     _in_image,
     _offsets_mm,
 )
@@ -222,8 +221,7 @@ class NoduleErase(Transform):
         shell_mean = float(ref.mean()) if ref.size else float(crop[~fill].mean())
         shell_std = float(ref.std()) if ref.size else 0.0
 
-        filled = _harmonic_fill(crop, fill, geo.spacing)
-        filled[fill] = np.maximum(filled[fill], _bridge_structures(crop, fill))
+        filled = _smooth_fill(crop, fill, geo.spacing)
         smooth_var = float(filled[fill].var())
         noise_std = float(np.sqrt(max(shell_std**2 - smooth_var, 0.0)))
         fb = _bbox(fill)

@@ -375,3 +375,20 @@ def test_gradient_guard_skips_non_finite_steps():
         assert torch.equal(opt.state[p]["exp_avg"], m)
     with pytest.raises(ValueError, match="max_norm"):
         GradientGuard(net.parameters(), max_norm=0)
+
+
+def test_safe_cholesky_jitters_float32_rounding_and_marks_non_finite():
+    from monai_ext.networks.rhvae import safe_cholesky
+
+    v = torch.linspace(-1.0, 1.0, 8)[:, None] + 0.1
+    a = ((v @ v.T) * 1e7 + 1e-3 * torch.eye(8)).float()[None].repeat(2, 1, 1)  # PD, but not after float32 rounding
+    with pytest.raises(RuntimeError):
+        torch.linalg.cholesky(a.double())
+    chol = safe_cholesky(a)
+    assert chol.dtype == torch.float64 and torch.isfinite(chol).all()
+    assert ((chol @ chol.transpose(-1, -2)) - a.double()).abs().max() <= 1e-5 * a.abs().max()
+    a[1, 0, 0] = float("nan")
+    chol = safe_cholesky(a)
+    assert torch.isfinite(chol[0]).all() and torch.isnan(chol[1]).all()
+    with pytest.raises(torch.linalg.LinAlgError):
+        safe_cholesky(-torch.eye(3)[None])  # not positive definite at all

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.loss import _Loss
 
+from ..networks.rhvae import safe_cholesky
+
 __all__ = ["RHVAEElboLoss"]
 
 _LOG2PI = math.log(2 * math.pi)
@@ -77,7 +79,7 @@ class RHVAEElboLoss(_Loss):
         d = z.shape[1]
         nll = self._recon_nll(target, logits=out["logits"])
         log_pz = -0.5 * (z**2).sum(1) - 0.5 * d * _LOG2PI
-        chol = torch.linalg.cholesky(g_inv.double()).to(g_inv.dtype)
+        chol = safe_cholesky(g_inv).to(g_inv.dtype)
         logdet_g_inv = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
         # log N(rho; 0, G) with G = (G^-1)^-1: -0.5 rho^T G^-1 rho - 0.5 log det G
         log_prho = -0.5 * torch.einsum("bi,bij,bj->b", rho, g_inv, rho) + 0.5 * logdet_g_inv - 0.5 * d * _LOG2PI

@@ -36,8 +36,36 @@ __all__ = ["RiemannianLatentMetric", "RiemannianHamiltonianVAE", "tempering_sche
 
 
 def _chol(a: torch.Tensor) -> torch.Tensor:
-    """Cholesky factor in float64: G^-1 spans lambda to exp(2 * max log-diag) and float32 fails on it."""
-    return torch.linalg.cholesky(a.double()).to(a.dtype)
+    """Cholesky factor in float64 (G^-1 spans lambda to exp(2 * max log-diag) and float32 fails on it), in
+    ``a``'s dtype; see :func:`safe_cholesky`."""
+    return safe_cholesky(a).to(a.dtype)
+
+
+def safe_cholesky(a: torch.Tensor) -> torch.Tensor:
+    """float64 Cholesky factor of the symmetric positive definite ``a`` ``(..., d, d)``.
+
+    ``G^-1`` is summed in float32, whose rounding (about 6e-8 of the largest entry) can exceed ``lambda`` when
+    some ``L_i L_i^T`` are large, so a matrix that is positive definite in exact arithmetic may fail the
+    factorisation. Failed matrices get a jitter of 1e-7, then 1e-6 and 1e-5 times their largest diagonal entry
+    (the float32 precision they carry). Non-finite matrices give a NaN factor, so that a diverging leapfrog
+    trajectory in training makes a non-finite loss (skipped by :class:`monai_ext.engines.GradientGuard`)
+    instead of an exception; a finite matrix that still fails raises ``torch.linalg.LinAlgError``."""
+    a64 = a.double()
+    chol, info = torch.linalg.cholesky_ex(a64)
+    if not bool((info > 0).any()):
+        return chol
+    finite = torch.isfinite(a64).flatten(-2).all(-1)
+    scale = a64.diagonal(dim1=-2, dim2=-1).abs().amax(-1).nan_to_num(0.0, 0.0, 0.0)[..., None, None]
+    eye = torch.eye(a.shape[-1], dtype=torch.float64, device=a.device)
+    safe = torch.where(finite[..., None, None], a64, eye)
+    for jitter in (1e-7, 1e-6, 1e-5):
+        chol, info = torch.linalg.cholesky_ex(safe + jitter * scale * eye)
+        if not bool((info > 0).any()):
+            return torch.where(finite[..., None, None], chol, torch.full_like(chol, float("nan")))
+    raise torch.linalg.LinAlgError(
+        f"Cholesky factorisation failed for {int((info > 0).sum())} matrices even with a jitter of 1e-5 x their "
+        "largest diagonal entry: the inverse metric is not positive definite."
+    )
 
 
 def tempering_schedule(k: int, n_lf: int, beta_zero: float) -> float:
@@ -90,7 +118,7 @@ class RiemannianLatentMetric:
 
     def metric(self, z: torch.Tensor) -> torch.Tensor:
         """``G(z)``, shape ``(B, d, d)``."""
-        return torch.cholesky_inverse(torch.linalg.cholesky(self.inverse_metric(z).double())).to(z.dtype)
+        return torch.cholesky_inverse(safe_cholesky(self.inverse_metric(z))).to(z.dtype)
 
     def log_sqrt_det_inverse(self, z: torch.Tensor) -> torch.Tensor:
         """``log sqrt(det G^-1(z))``, shape ``(B,)``: the log-density (up to a constant) the manifold sampler targets."""
@@ -104,7 +132,7 @@ class RiemannianLatentMetric:
         w, diff = self._weights(z)
         eye = torch.eye(self.latent_size, dtype=z.dtype, device=z.device)
         a = torch.einsum("bn,nij->bij", w, self.matrices) + self.regularization * eye
-        chol = torch.linalg.cholesky(a.double())
+        chol = safe_cholesky(a)
         a_inv = torch.cholesky_inverse(chol).to(z.dtype)
         chol = chol.to(z.dtype)
         tr = torch.einsum("bij,nji->bn", a_inv, self.matrices)  # tr(A^-1 M_i)

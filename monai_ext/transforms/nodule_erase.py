@@ -34,6 +34,7 @@ from .nodule_geometry import (
     _box,
     _check_hu,
     _correlated_noise,
+    _fill_and_shell,
     _geometry,
     _geometry_from_meta,
     _smooth_fill,
@@ -208,14 +209,12 @@ class NoduleErase(Transform):
         view = t[(0,) + box]
         crop = _to_numpy(view).astype(float)
 
-        d_out = ndimage.distance_transform_edt(~region, sampling=geo.spacing)
-        fill = d_out <= self.dilate_mm
+        shell_mm = max(self.shell_mm, 2.0 * float(geo.spacing.max()))
+        fill, shell = _fill_and_shell(region, geo.spacing, self.dilate_mm, shell_mm)
         lung_crop = None
         if lung_mask is not None:
             lung_crop = _to_numpy(_spatial_crop(lung_mask, box, "lung_mask", geo.shape)) != 0
         lungish = lung_crop if lung_crop is not None else crop < _LUNG_HU
-        shell_mm = max(self.shell_mm, 2.0 * float(geo.spacing.max()))
-        shell = (d_out > self.dilate_mm) & (d_out <= self.dilate_mm + shell_mm)
         lung_shell = shell & lungish
         ref = crop[lung_shell] if lung_shell.sum() >= 8 else crop[shell]
         shell_mean = float(ref.mean()) if ref.size else float(crop[~fill].mean())

@@ -223,10 +223,43 @@ def _robust_std(values: np.ndarray) -> float:
 
 def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
     """Bounding box of a non-empty boolean array, grown by ``pad`` voxels (clipped)."""
-    idx = np.argwhere(mask)
-    lo = np.maximum(idx.min(0) - pad, 0)
-    hi = np.minimum(idx.max(0) + 1 + pad, np.asarray(mask.shape))
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    out = []
+    for a, n in enumerate(mask.shape):
+        nz = np.flatnonzero(mask.any(axis=tuple(i for i in range(mask.ndim) if i != a)))
+        if nz.size == 0:
+            raise ValueError("_bbox: empty mask.")
+        out.append(slice(int(max(nz[0] - pad, 0)), int(min(nz[-1] + 1 + pad, n))))
+    return tuple(out)
+
+
+def _fill_and_shell(
+    region: np.ndarray, spacing: np.ndarray, dilate_mm: float, shell_mm: float, coarse_above: int = 60000
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(fill, shell)`` boolean arrays of ``region``'s shape: the voxels within ``dilate_mm`` of ``region``
+    (distance <= dilate_mm, ``region`` included) and those at ``dilate_mm < distance <= dilate_mm + shell_mm``.
+
+    ``fill`` is always exact (Euclidean distance in mm). ``shell`` only feeds statistics (the surround's mean,
+    standard deviation and label), so for crops of more than ``coarse_above`` voxels its distance map is
+    computed on a 2x coarser grid (error up to about one coarse voxel) and the fill is removed from it."""
+    spacing = np.asarray(spacing, float)
+    if region.size <= coarse_above:
+        d = ndimage.distance_transform_edt(~region, sampling=spacing)
+        return d <= dilate_mm, (d > dilate_mm) & (d <= dilate_mm + shell_mm)
+    fill = np.zeros_like(region)
+    pad = int(np.ceil(dilate_mm / float(spacing.min()))) + 1
+    tight = _bbox(region, pad=pad)  # holds every region voxel, so the distances inside it are exact
+    fill[tight] = ndimage.distance_transform_edt(~region[tight], sampling=spacing) <= dilate_mm
+    shp = np.asarray(region.shape)
+    cshp = -(-shp // 2)
+    widths = [(0, int(2 * c - n)) for c, n in zip(cshp, shp)]
+    blocks = tuple(int(v) for c in cshp for v in (c, 2))
+    creg = np.pad(region, widths).reshape(blocks).any(tuple(range(1, 2 * region.ndim, 2)))
+    dc = ndimage.distance_transform_edt(~creg, sampling=2.0 * spacing)
+    cshell = (dc > dilate_mm) & (dc <= dilate_mm + shell_mm)
+    for a in range(region.ndim):
+        cshell = np.repeat(cshell, 2, axis=a)
+    shell = cshell[tuple(slice(0, n) for n in shp)] & ~fill
+    return fill, shell
 
 
 def _harmonic_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, iters: int = 40) -> np.ndarray:
@@ -296,7 +329,9 @@ def _smooth_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, max_
     cspacing = np.asarray(spacing, float) * f
     charm = _harmonic_fill(coarse, creg, cspacing)
     # bridges from block maxima of the lightly smoothed crop: a thin vessel must not be averaged away
-    bright = ndimage.gaussian_filter(crop.astype(float), 0.7, mode="nearest")
+    near = _bbox(region, pad=4 * f + 3)  # what the coarse bridge reads (3 blocks around the region)
+    bright = crop.astype(float, copy=True)
+    bright[near] = ndimage.gaussian_filter(bright[near], 0.7, mode="nearest")
     bright = np.pad(bright, widths, mode="edge").reshape(blocks).max(mean_axes)
     cbridge = charm.copy()
     cbridge[creg] = np.maximum(charm[creg], _bridge_structures(bright, creg, presmooth=0.0))

@@ -33,7 +33,7 @@ TARGET_MS = 50.0
 RUNS = 15
 SHAPE = (512, 512, 300)
 SPACING = (0.7, 0.7, 1.0)
-DIAMETERS = (5.0, 10.0, 20.0)
+DIAMETERS = (5.0, 10.0, 20.0, 30.0)
 
 
 def _copy_ms(fn: Callable[[], object]) -> float:

@@ -262,3 +262,18 @@ def test_large_erase_on_fine_grid_matches_surround_and_keeps_vessel():
     assert arr[0][region & vessel_mask].mean() > arr[0][region_lung].mean() + 250.0
     changed = arr[0] != img.numpy()[0]
     assert changed.sum() >= 0.99 * rec["filled_voxels"] and not changed[d > 12.0 + 1.0].any()
+
+
+def test_fill_exact_and_coarse_shell_close_on_large_crops():
+    from monai_ext.transforms.nodule_geometry import _fill_and_shell
+
+    spacing = np.array([0.7, 0.7, 1.0])
+    idx = np.indices((70, 66, 50))
+    centre = np.array([35.2, 30.7, 24.4])[:, None, None, None]
+    region = np.sqrt((((idx - centre) * spacing[:, None, None, None]) ** 2).sum(0)) <= 10.0
+    region[40:44, 30:33, :] |= region.any()  # an irregular part: a tube through the ball
+    exact_fill, exact_shell = _fill_and_shell(region, spacing, 1.5, 6.0, coarse_above=10**9)
+    fill, shell = _fill_and_shell(region, spacing, 1.5, 6.0, coarse_above=1000)
+    assert np.array_equal(fill, exact_fill)
+    assert not (shell & fill).any()
+    assert (shell & exact_shell).sum() / exact_shell.sum() > 0.85 and (shell & exact_shell).sum() / shell.sum() > 0.85

@@ -182,22 +182,24 @@ def _shape_distance(offsets: np.ndarray, plan: dict[str, Any]) -> np.ndarray:
 
     Round: a sphere (a disc in 2D). Lobulated: the radius varies smoothly with direction (5 broad bumps
     of up to +-18 %). Spiculated: a slightly lobulated core plus 6-12 thin spikes, 0.4-1.0 radius long,
-    whose width shrinks toward the tip (``cos(angle)**200``, about 5 degrees wide at half height)."""
+    whose width shrinks toward the tip (``cos(angle)**200``, about 5 degrees wide at half height).
+    Computed in float32 (sub-micrometre error; half the time of float64 on large nodules)."""
+    offsets = np.asarray(offsets, dtype=np.float32)
     dist = np.sqrt(np.sum(offsets**2, axis=0))
     r = plan["r"]
     if plan["lobes"] is None:
         return r - dist
-    unit = offsets / np.maximum(dist, 1e-9)
-    rad = np.full(dist.shape, r)
+    unit = offsets / np.maximum(dist, np.float32(1e-9))
+    rad = np.full(dist.shape, r, dtype=np.float32)
     dirs, heights = plan["lobes"]
     for u, h in zip(dirs, heights):
-        cos = np.tensordot(u, unit, axes=1)
-        rad += r * h * np.exp((cos - 1.0) / 0.35**2)
+        cos = np.tensordot(u.astype(np.float32), unit, axes=1)
+        rad += np.float32(r * h) * np.exp((cos - np.float32(1.0)) * np.float32(1.0 / 0.35**2))
     if plan["spicules"] is not None:
         dirs, lengths = plan["spicules"]
         for u, ln in zip(dirs, lengths):
-            cos = np.clip(np.tensordot(u, unit, axes=1), 0.0, 1.0)
-            rad += r * ln * cos**200
+            cos = np.clip(np.tensordot(u.astype(np.float32), unit, axes=1), 0.0, 1.0)
+            rad += np.float32(r * ln) * cos**200
     return rad - dist
 
 

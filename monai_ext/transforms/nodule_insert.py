@@ -40,6 +40,7 @@ from .nodule_geometry import (
     _box,
     _check_hu,
     _correlated_noise,
+    _fill_and_shell,
     _geometry,
     _geometry_from_meta,
     _in_image,
@@ -281,13 +282,13 @@ class NoduleInsert(Transform):
         comp, _ = ndimage.label(w >= 0.5)  # face-connected
         mask = comp == comp[local_near]
         w[(w >= 0.5) & ~mask] = 0.0
-        d_out = ndimage.distance_transform_edt(~mask, sampling=geo.spacing)
-        w[d_out > self.max_outside_mm] = 0.0
+        near_mask, shell = _fill_and_shell(mask, geo.spacing, self.max_outside_mm, shell_mm)
+        w[~near_mask] = 0.0
         changed = w > 0
 
         # texture level of the lung around the nodule
         lungish = lung_crop if lung_crop is not None else crop < _LUNG_HU
-        shell = lungish & (d_out > self.max_outside_mm) & (d_out <= self.max_outside_mm + shell_mm)
+        shell &= lungish
         if self.texture_std is not None:
             tex = self.texture_std
         else:

@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--regimes", nargs="+", default=["real", "real+prior", "real+manifold", "generated-manifold"])
     p.add_argument("--num_generated", type=int, default=500, help="generated images per class")
-    p.add_argument("--vae_epochs", type=int, default=200)
+    p.add_argument("--vae_epochs", type=int, default=1000)
     p.add_argument("--max_epochs", type=int, default=30)
     p.add_argument("--iters_per_epoch", type=int, default=20)
     p.add_argument("--grid", default=None, help="PNG path of the real vs generated grid (default <work>/real_vs_generated.png)")

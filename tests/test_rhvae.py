@@ -373,6 +373,13 @@ def test_gradient_guard_skips_non_finite_steps():
     for a, p, m in zip(after_good, net.parameters(), moments):
         assert torch.equal(a, p) and torch.isfinite(p).all()
         assert torch.equal(opt.state[p]["exp_avg"], m)
+    trainer3 = SupervisedTrainer(
+        device=torch.device("cpu"), max_epochs=1, train_data_loader=data * 25, network=net, optimizer=opt,
+        loss_function=loss_fn, decollate=False,
+    )  # fmt: skip
+    GradientGuard(net.parameters(), max_norm=1.0).attach(trainer3)
+    with pytest.raises(FloatingPointError, match="diverges"):  # every step non-finite: stop, do not spin
+        trainer3.run()
     with pytest.raises(ValueError, match="max_norm"):
         GradientGuard(net.parameters(), max_norm=0)
 

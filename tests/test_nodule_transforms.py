@@ -271,7 +271,7 @@ def test_fill_exact_and_coarse_shell_close_on_large_crops():
     idx = np.indices((70, 66, 50))
     centre = np.array([35.2, 30.7, 24.4])[:, None, None, None]
     region = np.sqrt((((idx - centre) * spacing[:, None, None, None]) ** 2).sum(0)) <= 10.0
-    region[40:44, 30:33, :] |= region.any()  # an irregular part: a tube through the ball
+    region[40:44, 30:33, :] = True  # an irregular part: a tube through the ball
     exact_fill, exact_shell = _fill_and_shell(region, spacing, 1.5, 6.0, coarse_above=10**9)
     fill, shell = _fill_and_shell(region, spacing, 1.5, 6.0, coarse_above=1000)
     assert np.array_equal(fill, exact_fill)

@@ -234,6 +234,18 @@ def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
     return tuple(out)
 
 
+def _block_reduce(a: np.ndarray, f: int, how: str) -> np.ndarray:
+    """``a`` on a grid ``f`` times coarser: each block of ``f`` voxels per axis reduced by ``how`` (``"mean"``,
+    ``"max"`` or ``"any"``). ``a`` is first padded at its far end to a multiple of ``f``: with edge values for
+    ``mean`` / ``max``, with False (zero) for ``any``."""
+    shp = np.asarray(a.shape)
+    cshp = -(-shp // f)
+    widths = [(0, int(c * f - n)) for c, n in zip(cshp, shp)]
+    padded = np.pad(a, widths) if how == "any" else np.pad(a, widths, mode="edge")
+    blocks = padded.reshape(tuple(int(v) for c in cshp for v in (c, f)))
+    return getattr(blocks, how)(tuple(range(1, 2 * a.ndim, 2)))
+
+
 def _fill_and_shell(
     region: np.ndarray, spacing: np.ndarray, dilate_mm: float, shell_mm: float, coarse_above: int = 60000
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -251,8 +263,8 @@ def _fill_and_shell(
     reach = np.ceil(dilate_mm / spacing - 1e-9).astype(int)
     pad = int(reach.max()) + 1
     tight = _bbox(region, pad=pad)  # holds every region voxel, so the distances inside it are exact
-    offsets = [np.asarray(o) for o in np.ndindex(*(2 * reach + 1))]
-    offsets = [o - reach for o in offsets if np.sqrt(np.sum(((o - reach) * spacing) ** 2)) <= dilate_mm]
+    offsets = [np.asarray(o) - reach for o in np.ndindex(*(2 * reach + 1))]
+    offsets = [o for o in offsets if np.sqrt(np.sum((o * spacing) ** 2)) <= dilate_mm]
     if len(offsets) <= 125:  # fill = region dilated by the ball of dilate_mm: OR of shifted copies
         sub, out = region[tight], np.zeros(tuple(t.stop - t.start for t in tight), bool)
         for o in offsets:
@@ -262,14 +274,9 @@ def _fill_and_shell(
         fill[tight] = out
     else:
         fill[tight] = ndimage.distance_transform_edt(~region[tight], sampling=spacing) <= dilate_mm
-    shp = np.asarray(region.shape)
-    cshp = -(-shp // 2)
-    widths = [(0, int(2 * c - n)) for c, n in zip(cshp, shp)]
-    blocks = tuple(int(v) for c in cshp for v in (c, 2))
-    creg = np.pad(region, widths).reshape(blocks).any(tuple(range(1, 2 * region.ndim, 2)))
-    dc = ndimage.distance_transform_edt(~creg, sampling=2.0 * spacing)
+    dc = ndimage.distance_transform_edt(~_block_reduce(region, 2, "any"), sampling=2.0 * spacing)
     cshell = (dc > dilate_mm) & (dc <= dilate_mm + shell_mm)
-    shell = cshell[np.ix_(*[np.arange(n) // 2 for n in shp])] & ~fill
+    shell = cshell[np.ix_(*[np.arange(n) // 2 for n in region.shape])] & ~fill
     return fill, shell
 
 
@@ -324,7 +331,8 @@ def _smooth_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, max_
     Both are smooth at the scale of the region, so when the region spans more than ``max_voxels`` along an
     axis they are solved on a grid coarser by an integer factor (block means; blocks holding any region voxel
     are region) and interpolated back (linear), and a few Jacobi sweeps at full resolution blend the seam at
-    the region's border. This keeps a 20-30 mm erasure about as fast as a 10 mm one."""
+    the region's border. This keeps large erasures affordable (20 mm at 0.7 mm voxels: 33-56 ms instead of
+    about 118 ms on the full grid)."""
     bb = _bbox(region)
     factor = int(np.ceil(max(s.stop - s.start for s in bb) / float(max_voxels)))
     if factor <= 1:
@@ -332,20 +340,15 @@ def _smooth_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, max_
         filled[region] = np.maximum(filled[region], _bridge_structures(crop, region))
         return filled
     f = factor
-    shp = np.asarray(crop.shape)
-    cshp = -(-shp // f)
-    widths = [(0, int(c * f - n)) for c, n in zip(cshp, shp)]
-    blocks = tuple(int(v) for pair in zip(cshp, [f] * len(shp)) for v in pair)
-    mean_axes = tuple(range(1, 2 * len(shp), 2))
-    coarse = np.pad(crop.astype(float), widths, mode="edge").reshape(blocks).mean(mean_axes)
-    creg = np.pad(region, widths).reshape(blocks).any(mean_axes)
+    coarse = _block_reduce(crop.astype(float), f, "mean")
+    creg = _block_reduce(region, f, "any")
     cspacing = np.asarray(spacing, float) * f
     charm = _harmonic_fill(coarse, creg, cspacing)
     # bridges from block maxima of the lightly smoothed crop: a thin vessel must not be averaged away
     near = _bbox(region, pad=4 * f + 3)  # what the coarse bridge reads (3 blocks around the region)
     bright = crop.astype(float, copy=True)
     bright[near] = ndimage.gaussian_filter(bright[near], 0.7, mode="nearest")
-    bright = np.pad(bright, widths, mode="edge").reshape(blocks).max(mean_axes)
+    bright = _block_reduce(bright, f, "max")
     cbridge = charm.copy()
     cbridge[creg] = np.maximum(charm[creg], _bridge_structures(bright, creg, presmooth=0.0))
     # fine voxel i lies at coarse coordinate (i - (f - 1) / 2) / f (block centres)

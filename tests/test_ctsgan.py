@@ -150,6 +150,26 @@ def test_train_runs_through_bundle_runner(trained_root, tiny_dataset, tmp_path):
     assert any(not torch.equal(state[k], state4[k]) for k in state)
 
 
+def _adam_steps(optimizer_state: dict) -> int:
+    return int(max(float(v["step"]) for v in optimizer_state["state"].values()))
+
+
+def test_train_resumes_from_saved_state(trained_root, tiny_dataset, tmp_path):
+    saved = torch.load(trained_root / "logs" / "state" / "ctsgan_state.pt", weights_only=True)
+    before = _adam_steps(saved["g_optimizer"])
+    assert before > 1
+    root = tmp_path / "resumed"
+    run_bundle(BUNDLE, ["train.yaml"], bundle_root=str(root), dataset_dir=str(tiny_dataset), max_epochs=1,
+               epoch_length=1, resume_from=str(trained_root / "logs" / "state" / "ctsgan_state.pt"), **TINY_TRAIN)
+    resumed = torch.load(root / "logs" / "state" / "ctsgan_state.pt", weights_only=True)
+    # the optimisers carry on counting: one more generator step on top of the saved ones
+    assert _adam_steps(resumed["g_optimizer"]) == before + 1
+    with pytest.raises(Exception) as info:
+        run_bundle(BUNDLE, ["train.yaml"], bundle_root=str(tmp_path / "bad"), dataset_dir=str(tiny_dataset),
+                   max_epochs=1, epoch_length=1, resume_from=str(tmp_path / "missing.pt"), **TINY_TRAIN)
+    assert "missing.pt" in str(info.value) or "missing.pt" in str(info.value.__cause__)
+
+
 def test_inference_writes_volumes(trained_root):
     out = trained_root / "gen"
     args = dict(TINY, bundle_root=str(trained_root), output_dir=str(out), num_volumes=3, seed=5)

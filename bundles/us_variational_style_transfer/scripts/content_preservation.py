@@ -12,7 +12,14 @@ segmenter does across real style changes), and Dice against the ground-truth lab
     cd bundles/us_variational_style_transfer
     python scripts/content_preservation.py --seg_epochs 15 [--segmenter eval/seg_all_styles_traditional_seed0/segmenter.pt]
 
-Writes <out>/content_preservation.json (default eval/content_preservation/).
+The segmenter bounds this measure: it must itself agree with itself across styles. ``--judge_subjects N`` trains it
+instead on N extra synthetic subjects (all styles, data seed ``--judge_data_seed``, so no anatomy is shared with
+the test images or with the style model's training data):
+
+    python scripts/content_preservation.py --judge_subjects 400 --seg_epochs 30
+
+Writes <out>/content_preservation.json (default eval/content_preservation/): the per-image mean Dice over the
+classes present in either segmentation, and the Dice per class pooled over all pairs.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ def main(argv=None) -> int:
     p.add_argument("--segmenter", default=None, help="segmenter.pt of an all_styles run (trained here when missing)")
     p.add_argument("--seg_epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--judge_subjects", type=int, default=0,
+                   help="> 0: train the segmenter on this many extra synthetic subjects (all styles) instead")
+    p.add_argument("--judge_data_seed", type=int, default=7, help="data seed of those subjects (not 0: the test data)")
     p.add_argument("--model", default=str(BUNDLE / "models" / "model.pt"))
     p.add_argument("--out", default=str(BUNDLE / "eval" / "content_preservation"))
     args = p.parse_args(argv)
@@ -59,12 +69,20 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
-    seg_dir = BUNDLE / "eval" / f"seg_all_styles_traditional_seed{args.seed}"
+    judge = {}
+    if args.judge_subjects > 0:
+        if args.judge_data_seed == 0:
+            raise ValueError("--judge_data_seed 0 is the test data's seed; the judge must see other anatomies.")
+        seg_dir = BUNDLE / "eval" / f"seg_judge_{args.judge_subjects}subjects_seed{args.seed}"
+        judge = dict(dataset_dir=str(BUNDLE / "data" / f"synthetic_us_judge_{args.judge_subjects}_{args.judge_data_seed}"),
+                     num_subjects=args.judge_subjects, data_seed=args.judge_data_seed, output_dir=str(seg_dir))
+    else:
+        seg_dir = BUNDLE / "eval" / f"seg_all_styles_traditional_seed{args.seed}"
     seg_ckpt = Path(args.segmenter) if args.segmenter else seg_dir / "segmenter.pt"
     if not seg_ckpt.is_file():
         t = time.time()
         run_bundle(BUNDLE, ["evaluate.yaml"], train_set="all_styles", augmentation="traditional", seed=args.seed,
-                   seg_epochs=args.seg_epochs)
+                   seg_epochs=args.seg_epochs, **judge)
         timings["segmenter_training_s"] = round(time.time() - t, 1)
 
     cfg = ConfigParser()
@@ -94,6 +112,13 @@ def main(argv=None) -> int:
     labels = torch.stack([it["label"][0] for it in items])
     seg_content = torch.cat([segment(images[i:i + 32]) for i in range(0, len(images), 32)])
     per_source: dict[str, list[float]] = {}
+    pooled = {k: np.zeros((num_classes, 3)) for k in ("restyled", "simulated")}  # intersection, |a|, |b| per class
+
+    def pool(key: str, a: torch.Tensor, b: torch.Tensor) -> None:
+        for c in range(1, num_classes):
+            x, y = a == c, b == c
+            pooled[key][c] += (int((x & y).sum()), int(x.sum()), int(y.sum()))
+
     gt_restyled, gt_content = [], [dice_fg(seg_content[i], labels[i], num_classes) for i in range(len(items))]
     simulated: list[float] = []
     for i, e in enumerate(test):
@@ -111,14 +136,17 @@ def main(argv=None) -> int:
         segs = segment(torch.stack(restyled))
         for name, sg in zip(names, segs):
             per_source.setdefault(name, []).append(dice_fg(seg_content[i], sg, num_classes))
+            pool("restyled", seg_content[i], sg)
             gt_restyled.append(dice_fg(sg, labels[i], num_classes))
         for s in styles:  # the same anatomy simulated in the other styles
             if s != e["style"]:
                 simulated.append(dice_fg(seg_content[i], seg_content[by_key[(e["subject"], s)]], num_classes))
+                pool("simulated", seg_content[i], seg_content[by_key[(e["subject"], s)]])
     timings["restyle_and_segment_s"] = round(time.time() - t, 1)
     all_d = [d for v in per_source.values() for d in v]
     res = {
         "segmenter": str(seg_ckpt),
+        "segmenter_training": judge or "evaluate.yaml train_set=all_styles on the bundle's data set",
         "style_model": args.model,
         "test_images": len(items),
         "restyles_per_image": len(per_source),
@@ -129,6 +157,12 @@ def main(argv=None) -> int:
         "fraction_pairs_ge_0.9": float(np.mean(np.asarray(all_d) >= 0.9)),
         "per_source_mean": {k: float(np.mean(v)) for k, v in per_source.items()},
         "dice_content_vs_simulated_other_style_mean": float(np.mean(simulated)),
+        "dice_pooled_per_class_content_vs_restyled": {
+            str(c): float(2 * pooled["restyled"][c, 0] / max(1.0, pooled["restyled"][c, 1:].sum()))
+            for c in range(1, num_classes)},
+        "dice_pooled_per_class_content_vs_simulated_other_style": {
+            str(c): float(2 * pooled["simulated"][c, 0] / max(1.0, pooled["simulated"][c, 1:].sum()))
+            for c in range(1, num_classes)},
         "dice_gt_content_mean": float(np.mean(gt_content)),
         "dice_gt_restyled_mean": float(np.mean(gt_restyled)),
         "timings": timings,

@@ -277,3 +277,26 @@ def test_fill_exact_and_coarse_shell_close_on_large_crops():
     assert np.array_equal(fill, exact_fill)
     assert not (shell & fill).any()
     assert (shell & exact_shell).sum() / exact_shell.sum() > 0.85 and (shell & exact_shell).sum() / shell.sum() > 0.85
+
+
+def test_geometry_helpers_match_plain_formulas():
+    """The fast helpers give what the plain formulas give: block reductions of a (c0, f, c1, f, ...)
+    reshape, and the norm of the world offsets for an oblique affine."""
+    from monai_ext.transforms.nodule_geometry import _block_reduce, _distance_mm, _geometry, _offsets_mm
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(7, 9, 5))
+    for f in (2, 3):
+        pad = [(0, -n % f) for n in a.shape]
+        blocks = np.pad(a, pad, mode="edge").reshape(-1, f, -(-9 // f), f, -(-5 // f), f)
+        np.testing.assert_allclose(_block_reduce(a, f, "mean"), blocks.mean((1, 3, 5)))
+        np.testing.assert_array_equal(_block_reduce(a, f, "max"), blocks.max((1, 3, 5)))
+        m = a > 1.2
+        mb = np.pad(m, pad).reshape(blocks.shape)
+        np.testing.assert_array_equal(_block_reduce(m, f, "any"), mb.any((1, 3, 5)))
+    aff = np.eye(4)
+    aff[:3, :3] = rng.normal(size=(3, 3))
+    geo = _geometry(MetaTensor(torch.zeros(1, 12, 14, 16), affine=torch.as_tensor(aff)), None)
+    box, centre = (slice(2, 10), slice(0, 14), slice(5, 16)), np.array([5.5, 6.2, 9.9])
+    plain = np.sqrt(np.sum(_offsets_mm(box, centre, geo) ** 2, axis=0))
+    np.testing.assert_allclose(_distance_mm(box, centre, geo), plain, atol=1e-9)

@@ -39,7 +39,7 @@ from .nodule_geometry import (
     _geometry_from_meta,
     _smooth_fill,
     _in_image,
-    _offsets_mm,
+    _distance_mm,
 )
 from .nodule_insert import _LUNG_HU, _append_record, _maybe_copy, _plain, _spatial_crop, _to_numpy, _write
 
@@ -278,8 +278,7 @@ class NoduleErase(Transform):
     def _find_region(self, src, src_name, src_value, box, cvox, geo: _Geometry, extent: float, name: str) -> np.ndarray:
         """Nodule voxels in ``box``: the mask component nearest the centre, or the ball of ``diameter_mm``."""
         if src is None:
-            dist = np.sqrt(np.sum(_offsets_mm(box, cvox, geo) ** 2, axis=0))
-            region = dist <= self.diameter_mm / 2.0
+            region = _distance_mm(box, cvox, geo) <= self.diameter_mm / 2.0
             if not region.any():
                 region[tuple(int(np.clip(np.rint(c) - s.start, 0, s.stop - s.start - 1)) for c, s in zip(cvox, box))] = True
             return region
@@ -294,12 +293,14 @@ class NoduleErase(Transform):
         return found
 
     def _nearest_component(self, region: np.ndarray, box, cvox, geo: _Geometry, extent: float) -> np.ndarray | None:
-        dist = np.sqrt(np.sum(_offsets_mm(box, cvox, geo) ** 2, axis=0))
         comp, n = ndimage.label(region, structure=np.ones((3,) * region.ndim, bool))
         if n == 0:
             return None
+        idx = np.nonzero(region)  # distances of the mask voxels only
+        offsets = np.stack([i + s.start - c for i, s, c in zip(idx, box, cvox)])
+        dist = np.sqrt(np.sum((geo.lin @ offsets) ** 2, axis=0))
         best = np.full(n + 1, np.inf)
-        np.minimum.at(best, comp[region], dist[region])
+        np.minimum.at(best, comp[idx], dist)
         k = int(np.argmin(best))
         if best[k] > extent:
             return None

@@ -142,6 +142,20 @@ def _offsets_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry) 
                                           for r in range(geo.ndim)]))
 
 
+def _distance_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """World distance (mm) of the crop's voxels from the centre, shape ``crop``: the quadratic form of
+    ``lin^T lin`` summed over sparse grids, so no (S, *crop) offset stack is built."""
+    axes = [np.arange(s.start, s.stop, dtype=float) - c for s, c in zip(box, centre_vox)]
+    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    gram = geo.lin.T @ geo.lin
+    d2 = np.zeros(tuple(s.stop - s.start for s in box))
+    for a in range(geo.ndim):
+        for b in range(a, geo.ndim):
+            if gram[a, b] != 0.0:
+                d2 += (gram[a, b] * (1.0 if a == b else 2.0)) * (grids[a] * grids[b])
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
 def _in_image(centre_vox: np.ndarray, geo: _Geometry) -> bool:
     return bool(np.all(centre_vox >= -0.5) and np.all(centre_vox <= np.asarray(geo.shape) - 0.5))
 
@@ -241,9 +255,21 @@ def _block_reduce(a: np.ndarray, f: int, how: str) -> np.ndarray:
     shp = np.asarray(a.shape)
     cshp = -(-shp // f)
     widths = [(0, int(c * f - n)) for c, n in zip(cshp, shp)]
-    padded = np.pad(a, widths) if how == "any" else np.pad(a, widths, mode="edge")
-    blocks = padded.reshape(tuple(int(v) for c in cshp for v in (c, f)))
-    return getattr(blocks, how)(tuple(range(1, 2 * a.ndim, 2)))
+    out = np.pad(a, widths) if how == "any" else np.pad(a, widths, mode="edge")
+    if how == "mean":
+        out = out.astype(float, copy=False)
+    op = {"mean": np.add, "max": np.maximum, "any": np.logical_or}[how]
+    # one axis at a time, combining the f strided views in place: several times faster than one reduction
+    # over the strided axes of a (c0, f, c1, f, ...) reshape
+    for ax in range(a.ndim):
+        sel = [slice(None)] * out.ndim
+        sel[ax] = slice(0, None, f)
+        acc = out[tuple(sel)].copy()
+        for k in range(1, f):
+            sel[ax] = slice(k, None, f)
+            op(acc, out[tuple(sel)], out=acc)
+        out = acc
+    return out / float(f**a.ndim) if how == "mean" else out
 
 
 def _fill_and_shell(
@@ -263,8 +289,8 @@ def _fill_and_shell(
     reach = np.ceil(dilate_mm / spacing - 1e-9).astype(int)
     pad = int(reach.max()) + 1
     tight = _bbox(region, pad=pad)  # holds every region voxel, so the distances inside it are exact
-    offsets = [np.asarray(o) - reach for o in np.ndindex(*(2 * reach + 1))]
-    offsets = [o for o in offsets if np.sqrt(np.sum((o * spacing) ** 2)) <= dilate_mm]
+    grid = np.indices(tuple(2 * reach + 1)).reshape(len(reach), -1).T - reach
+    offsets = list(grid[np.sqrt(np.sum((grid * spacing) ** 2, axis=1)) <= dilate_mm])
     if len(offsets) <= 125:  # fill = region dilated by the ball of dilate_mm: OR of shifted copies
         sub, out = region[tight], np.zeros(tuple(t.stop - t.start for t in tight), bool)
         for o in offsets:
@@ -310,17 +336,21 @@ def _jacobi_sweeps(out: np.ndarray, region: np.ndarray, spacing: np.ndarray, ite
     pad = np.pad(out[sub].astype(np.float32), 1, mode="edge")  # float32: HU to well below 0.01 HU, half the time
     inner = tuple(slice(1, -1) for _ in range(pad.ndim))
     view = pad[inner]
-    idx = np.nonzero(region[sub])
+    mask = region[sub]
     shifted = []
     for a in range(pad.ndim):
         lo_s, hi_s = list(inner), list(inner)
         lo_s[a], hi_s[a] = slice(0, -2), slice(2, None)
         shifted.append((tuple(lo_s), tuple(hi_s)))
+    acc, pair = np.empty_like(view), np.empty_like(view)  # buffers reused by every sweep
     for _ in range(iters):
-        acc = wn[0] * (pad[shifted[0][0]] + pad[shifted[0][1]])
+        np.add(pad[shifted[0][0]], pad[shifted[0][1]], out=acc)
+        acc *= wn[0]
         for a in range(1, pad.ndim):
-            acc += wn[a] * (pad[shifted[a][0]] + pad[shifted[a][1]])
-        view[idx] = acc[idx]
+            np.add(pad[shifted[a][0]], pad[shifted[a][1]], out=pair)
+            pair *= wn[a]
+            acc += pair
+        np.copyto(view, acc, where=mask)
     out[sub] = view
 
 

@@ -399,3 +399,35 @@ def test_safe_cholesky_jitters_float32_rounding_and_marks_non_finite():
     assert torch.isfinite(chol[0]).all() and torch.isnan(chol[1]).all()
     with pytest.raises(torch.linalg.LinAlgError):
         safe_cholesky(-torch.eye(3)[None])  # not positive definite at all
+
+
+def test_rescore_script_on_new_subjects(tmp_path):
+    """rescore_test.py: renders new test subjects, scores every run, pairs regimes by seed."""
+    import importlib.util
+
+    from monai.bundle import ConfigParser
+
+    spec = importlib.util.spec_from_file_location("rescore_test", BUNDLE / "scripts" / "rescore_test.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cfg = ConfigParser()
+    cfg.read_config(str(BUNDLE / "configs" / "train.yaml"))
+    cfg["bundle_root"] = str(tmp_path)
+    torch.manual_seed(0)
+    net = cfg.get_parsed_content("network_def")
+    for regime in ("real", "real+manifold"):
+        for seed in (0, 1):
+            (tmp_path / "runs" / f"{regime}_seed{seed}").mkdir(parents=True)
+            torch.save(net.state_dict(), tmp_path / "runs" / f"{regime}_seed{seed}" / "model.pt")
+    data = tmp_path / "test_data"
+    assert script.main(["--work", str(tmp_path), "--test_per_class", "2", "--skip_first", "1",
+                        "--dataset_dir", str(data), "--out", str(tmp_path / "o")]) == 0
+    res = json.loads((tmp_path / "o" / "rescore.json").read_text())
+    assert len(json.loads((data / "dataset.json").read_text())["test"]) == 6  # 3 per class rendered, 2 scored
+    assert set(res["per_run"]) == {"real", "real+manifold"} and res["summary"]["real"]["runs"] == 2
+    assert 0.0 <= res["per_run"]["real"]["0"] <= 1.0
+    assert res["comparisons"]["real+manifold - real"]["difference_mean"] == 0.0  # same weights
+    with pytest.raises(FileNotFoundError, match="runs"):
+        script.main(["--work", str(tmp_path / "nowhere"), "--dataset_dir", str(data)])
+    with pytest.raises(ValueError, match="fewer than"):
+        script.main(["--work", str(tmp_path), "--test_per_class", "5", "--dataset_dir", str(data)])

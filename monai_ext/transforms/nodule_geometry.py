@@ -134,12 +134,16 @@ def _box(centre_vox: np.ndarray, radius_mm: float, geo: _Geometry) -> tuple[slic
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
 
 
-def _offsets_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """World offsets (mm) of the crop's voxels from the centre: shape (S, *crop)."""
-    axes = [np.arange(s.start, s.stop, dtype=float) - c for s, c in zip(box, centre_vox)]
+def _offsets_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry, dtype=np.float64) -> np.ndarray:
+    """World offsets (mm) of the crop's voxels from the centre: shape (S, *crop), in ``dtype``."""
+    axes = [(np.arange(s.start, s.stop, dtype=float) - c).astype(dtype) for s, c in zip(box, centre_vox)]
     grids = np.meshgrid(*axes, indexing="ij", sparse=True)
-    return np.stack(np.broadcast_arrays(*[sum(geo.lin[r, a] * grids[a] for a in range(geo.ndim))
-                                          for r in range(geo.ndim)]))
+    out = np.zeros((geo.ndim,) + tuple(s.stop - s.start for s in box), dtype)
+    for r in range(geo.ndim):
+        for a in range(geo.ndim):
+            if geo.lin[r, a] != 0.0:
+                out[r] += dtype(geo.lin[r, a]) * grids[a]
+    return out
 
 
 def _distance_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry) -> np.ndarray:

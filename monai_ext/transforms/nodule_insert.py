@@ -271,7 +271,7 @@ class NoduleInsert(Transform):
         ibox = _box(cvox, plan["extent"] + self.edge_mm, geo)
         inner = tuple(slice(i.start - b.start, i.stop - b.start) for i, b in zip(ibox, box))
         s = np.full(crop.shape, -np.inf)
-        s[inner] = _shape_distance(_offsets_mm(ibox, cvox, geo), plan)
+        s[inner] = _shape_distance(_offsets_mm(ibox, cvox, geo, np.float32), plan)
         w = np.clip(s / self.edge_mm + 0.5, 0.0, 1.0)
         if lung_crop is not None and self.confine_to_lung:
             w[~lung_crop] = 0.0
@@ -279,8 +279,10 @@ class NoduleInsert(Transform):
         if w[local_near] < 0.5:  # a tiny nodule between voxel centres still gets its nearest voxel
             w[local_near] = 0.5
         # one connected nodule: spicule pieces cut off by a coarse grid are left out
-        comp, _ = ndimage.label(w >= 0.5)  # face-connected
-        mask = comp == comp[local_near]
+        # (the shape is -inf outside the inner box, so only that box can hold nodule voxels)
+        comp, _ = ndimage.label(w[inner] >= 0.5)  # face-connected
+        mask = np.zeros(w.shape, bool)
+        mask[inner] = comp == comp[tuple(n - i.start for n, i in zip(local_near, inner))]
         w[(w >= 0.5) & ~mask] = 0.0
         near_mask, shell = _fill_and_shell(mask, geo.spacing, self.max_outside_mm, shell_mm)
         w[~near_mask] = 0.0

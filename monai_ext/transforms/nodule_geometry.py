@@ -365,8 +365,8 @@ def _smooth_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, max_
     Both are smooth at the scale of the region, so when the region spans more than ``max_voxels`` along an
     axis they are solved on a grid coarser by an integer factor (block means; blocks holding any region voxel
     are region) and interpolated back (linear), and a few Jacobi sweeps at full resolution blend the seam at
-    the region's border. This keeps large erasures affordable (20 mm at 0.7 mm voxels: 33-56 ms instead of
-    about 118 ms on the full grid)."""
+    the region's border. This keeps large erasures affordable (a whole 20 mm erasure at 0.7 mm voxels: 23-25 ms
+    on an idle CPU thread, against about 118 ms with the fill on the full grid)."""
     bb = _bbox(region)
     factor = int(np.ceil(max(s.stop - s.start for s in bb) / float(max_voxels)))
     if factor <= 1:

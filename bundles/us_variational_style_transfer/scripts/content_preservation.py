@@ -51,7 +51,8 @@ def dice_fg(a: torch.Tensor, b: torch.Tensor, num_classes: int) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--segmenter", default=None, help="segmenter.pt of an all_styles run (trained here when missing)")
+    p.add_argument("--segmenter", nargs="+", default=None,
+                   help="segmenter.pt of an all_styles run (trained here when missing); several: their mean softmax")
     p.add_argument("--seg_epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--judge_subjects", type=int, default=0,
@@ -78,8 +79,10 @@ def main(argv=None) -> int:
                      num_subjects=args.judge_subjects, data_seed=args.judge_data_seed, output_dir=str(seg_dir))
     else:
         seg_dir = BUNDLE / "eval" / f"seg_all_styles_traditional_seed{args.seed}"
-    seg_ckpt = Path(args.segmenter) if args.segmenter else seg_dir / "segmenter.pt"
-    if not seg_ckpt.is_file():
+    seg_ckpts = [Path(p) for p in args.segmenter] if args.segmenter else [seg_dir / "segmenter.pt"]
+    for missing in [c for c in seg_ckpts if not c.is_file()]:
+        if args.segmenter:
+            raise FileNotFoundError(f"--segmenter {missing} not found.")
         t = time.time()
         run_bundle(BUNDLE, ["evaluate.yaml"], train_set="all_styles", augmentation="traditional", seed=args.seed,
                    seg_epochs=args.seg_epochs, **judge)
@@ -89,10 +92,12 @@ def main(argv=None) -> int:
     cfg.read_config(str(BUNDLE / "configs" / "evaluate.yaml"))
     cfg["bundle_root"] = str(BUNDLE)
     cfg["device"] = "$torch.device('cpu')"
-    net = cfg.get_parsed_content("network")
-    state = torch.load(str(seg_ckpt), map_location="cpu", weights_only=True)
-    net.load_state_dict(state["model"] if "model" in state else state)
-    net.eval()
+    nets = []
+    for ckpt in seg_ckpts:
+        net = cfg.get_parsed_content("network", instantiate=True, lazy=False)
+        state = torch.load(str(ckpt), map_location="cpu", weights_only=True)
+        net.load_state_dict(state["model"] if "model" in state else state)
+        nets.append(net.eval())
     num_classes = int(cfg["num_classes"])
     loading = cfg.get_parsed_content("loading")
     test = cfg.get_parsed_content("datalist_all")["test"]
@@ -106,7 +111,7 @@ def main(argv=None) -> int:
 
     def segment(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return net(x).argmax(1)
+            return torch.stack([n(x).softmax(1) for n in nets]).mean(0).argmax(1)
 
     images = torch.stack([it["image"] for it in items])
     labels = torch.stack([it["label"][0] for it in items])
@@ -145,7 +150,7 @@ def main(argv=None) -> int:
     timings["restyle_and_segment_s"] = round(time.time() - t, 1)
     all_d = [d for v in per_source.values() for d in v]
     res = {
-        "segmenter": str(seg_ckpt),
+        "segmenter": [str(c) for c in seg_ckpts] if len(seg_ckpts) > 1 else str(seg_ckpts[0]),
         "segmenter_training": judge or "evaluate.yaml train_set=all_styles on the bundle's data set",
         "style_model": args.model,
         "test_images": len(items),

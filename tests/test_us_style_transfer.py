@@ -338,3 +338,20 @@ def test_fewshot_new_subjects_script(tmp_path):
         script.main(args + ["--data_seed", "0"])
     with pytest.raises(FileNotFoundError, match="seg_fewshot_traditional_seed1"):
         script.main(args + ["--data_seed", "5", "--seeds", "1"])
+
+
+def test_all_styles_segmenter_selected_on_validation(tmp_path):
+    """select_on_validation: validation Dice every epoch; the best epoch's weights are the ones tested and saved."""
+    from monai_ext.data import synthesize_us_dataset
+    from monai_ext.utils import run_bundle
+
+    data = tmp_path / "data"
+    synthesize_us_dataset(data, subjects=4, styles=["gel_phantom", "linear_high_freq"], shape=(64, 64), progress=False)
+    out = tmp_path / "judge"
+    run_bundle(BUNDLE, ["evaluate.yaml"], bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32,
+               train_set="all_styles", augmentation="traditional", target_style="gel_phantom", num_target=1,
+               seg_epochs=3, seg_batch_size=4, select_on_validation=True, output_dir=str(out), device="cpu")
+    best = torch.load(out / "best_val_model.pt", weights_only=True)
+    saved = torch.load(out / "segmenter.pt", weights_only=True)["model"]
+    assert set(best) == set(saved) and all(torch.equal(best[k], saved[k]) for k in best)
+    assert "test_dice" in (out / "metrics.csv").read_text()

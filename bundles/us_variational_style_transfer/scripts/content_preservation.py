@@ -14,7 +14,7 @@ segmenter does across real style changes), and Dice against the ground-truth lab
 
 The segmenter bounds this measure: it must itself agree with itself across styles. ``--judge_subjects N`` trains it
 instead on N extra synthetic subjects (all styles, data seed ``--judge_data_seed``, so no anatomy is shared with
-the test images or with the style model's training data):
+the test images or with the style model's training data), keeping the epoch with the best validation Dice:
 
     python scripts/content_preservation.py --judge_subjects 400 --seg_epochs 30
 
@@ -76,7 +76,8 @@ def main(argv=None) -> int:
             raise ValueError("--judge_data_seed 0 is the test data's seed; the judge must see other anatomies.")
         seg_dir = BUNDLE / "eval" / f"seg_judge_{args.judge_subjects}subjects_seed{args.seed}"
         judge = dict(dataset_dir=str(BUNDLE / "data" / f"synthetic_us_judge_{args.judge_subjects}_{args.judge_data_seed}"),
-                     num_subjects=args.judge_subjects, data_seed=args.judge_data_seed, output_dir=str(seg_dir))
+                     num_subjects=args.judge_subjects, data_seed=args.judge_data_seed, output_dir=str(seg_dir),
+                     select_on_validation=True)
     else:
         seg_dir = BUNDLE / "eval" / f"seg_all_styles_traditional_seed{args.seed}"
     seg_ckpts = [Path(p) for p in args.segmenter] if args.segmenter else [seg_dir / "segmenter.pt"]

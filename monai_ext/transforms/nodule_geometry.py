@@ -134,10 +134,15 @@ def _box(centre_vox: np.ndarray, radius_mm: float, geo: _Geometry) -> tuple[slic
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
 
 
+def _voxel_grids(box: tuple[slice, ...], centre_vox: np.ndarray, dtype=np.float64) -> list[np.ndarray]:
+    """Sparse (broadcastable) voxel offsets of the crop from the centre along each axis, in ``dtype``."""
+    axes = [(np.arange(s.start, s.stop, dtype=float) - c).astype(dtype) for s, c in zip(box, centre_vox)]
+    return np.meshgrid(*axes, indexing="ij", sparse=True)
+
+
 def _offsets_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry, dtype=np.float64) -> np.ndarray:
     """World offsets (mm) of the crop's voxels from the centre: shape (S, *crop), in ``dtype``."""
-    axes = [(np.arange(s.start, s.stop, dtype=float) - c).astype(dtype) for s, c in zip(box, centre_vox)]
-    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    grids = _voxel_grids(box, centre_vox, dtype)
     out = np.zeros((geo.ndim,) + tuple(s.stop - s.start for s in box), dtype)
     for r in range(geo.ndim):
         for a in range(geo.ndim):
@@ -149,8 +154,7 @@ def _offsets_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry, 
 def _distance_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry) -> np.ndarray:
     """World distance (mm) of the crop's voxels from the centre, shape ``crop``: the quadratic form of
     ``lin^T lin`` summed over sparse grids, so no (S, *crop) offset stack is built."""
-    axes = [np.arange(s.start, s.stop, dtype=float) - c for s, c in zip(box, centre_vox)]
-    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    grids = _voxel_grids(box, centre_vox)
     gram = geo.lin.T @ geo.lin
     d2 = np.zeros(tuple(s.stop - s.start for s in box))
     for a in range(geo.ndim):

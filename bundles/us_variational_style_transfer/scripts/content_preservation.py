@@ -81,9 +81,10 @@ def main(argv=None) -> int:
     else:
         seg_dir = BUNDLE / "eval" / f"seg_all_styles_traditional_seed{args.seed}"
     seg_ckpts = [Path(p) for p in args.segmenter] if args.segmenter else [seg_dir / "segmenter.pt"]
-    for missing in [c for c in seg_ckpts if not c.is_file()]:
-        if args.segmenter:
-            raise FileNotFoundError(f"--segmenter {missing} not found.")
+    missing = [str(c) for c in seg_ckpts if not c.is_file()]
+    if missing and args.segmenter:
+        raise FileNotFoundError(f"--segmenter: {', '.join(missing)} not found.")
+    if missing:  # the default judge, trained here once
         t = time.time()
         run_bundle(BUNDLE, ["evaluate.yaml"], train_set="all_styles", augmentation="traditional", seed=args.seed,
                    seg_epochs=args.seg_epochs, **judge)

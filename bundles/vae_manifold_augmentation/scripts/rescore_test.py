@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from monai.bundle import ConfigParser
 
+    from monai_ext.data import brain_ad_split_lists
     from monai_ext.data.brain_ad_benchmark import synthesize_brain_ad_dataset
 
     works = [Path(w) for w in args.work]
@@ -96,10 +97,9 @@ def main(argv=None) -> int:
         synthesize_brain_ad_dataset(data_dir, train_per_class=1, val_per_class=1, test_per_class=total, dim=2,
                                     seed=args.data_seed, progress=False)
         print(f"  {time.time() - t:.0f} s", flush=True)
-    meta = json.loads((data_dir / "dataset.json").read_text())
     per_class: dict[int, list[dict]] = {}
-    for e in meta["test"]:
-        per_class.setdefault(int(e["label"]), []).append(e)
+    for e in brain_ad_split_lists(data_dir, synthesize_if_missing=False)["test"]:  # absolute paths, in index order
+        per_class.setdefault(e["label"], []).append(e)
     items = [e for c in sorted(per_class) for e in per_class[c][args.skip_first:total]]
     if any(len(per_class[c][args.skip_first:total]) < args.test_per_class for c in per_class):
         raise ValueError(f"{data_dir} holds fewer than {total} test subjects per class; delete it to re-render.")
@@ -109,9 +109,8 @@ def main(argv=None) -> int:
     cfg["bundle_root"] = str(works[0])
     cfg["device"] = "$torch.device('cpu')"
     pre = cfg.get_parsed_content("preprocessing")
-    images = torch.stack([pre({"image": str(data_dir / e["image"]) if not Path(e["image"]).is_absolute()
-                                else e["image"]})["image"] for e in items])
-    labels = np.asarray([int(e["label"]) for e in items])
+    images = torch.stack([pre({"image": e["image"]})["image"] for e in items])
+    labels = np.asarray([e["label"] for e in items])
 
     scores: dict[str, dict[int, float]] = {}
     for regime, by_seed in sorted(runs.items()):

@@ -21,7 +21,13 @@ from monai_ext.data import (
 from monai_ext.data.chest_ct_phantom import phantom_affine
 from monai_ext.data.dicom_series import write_dicom_series
 from monai_ext.losses import critic_gradient_penalty
-from monai_ext.metrics import slicewise_fid, train_slice_level_classifier
+from monai_ext.metrics import (
+    adjacent_slice_mad,
+    highpass_z_correlation,
+    slice_mean_std,
+    slicewise_fid,
+    train_slice_level_classifier,
+)
 from monai_ext.networks import (
     CTSGANCritics,
     CTSGANGenerator,
@@ -213,7 +219,23 @@ def test_evaluate_reports_fid(trained_root, tiny_dataset):
         assert np.isfinite(m[name]["fid_pairs_mean"])
         assert 1.0 - 1e-6 <= m[name]["is_mean"] <= 4.0 + 1e-6
     assert m["test_real"]["adjacent_slice_mad"] > 0 and m["test_real"]["slice_mean_std"] > 0
+    assert all(-1.0 <= m[k]["highpass_z_correlation"] <= 1.0 for k in ("real", "ctsgan", "untrained", "test_real"))
     assert (out / "montage.png").stat().st_size > 0
+
+
+def test_highpass_z_correlation_separates_frozen_from_fresh_texture():
+    g = torch.Generator().manual_seed(0)
+    fresh = 0.3 * torch.randn(2, 1, 24, 24, 10, generator=g)                          # new texture every slice
+    frozen = fresh[..., :1].expand_as(fresh) + 0.02 * torch.randn(fresh.shape, generator=g)  # one slice repeated
+    ramp = torch.linspace(-0.5, 0.5, 24).view(1, 1, 24, 1, 1).expand_as(fresh)           # smooth: no texture
+    assert abs(highpass_z_correlation(fresh)) < 0.05
+    assert highpass_z_correlation(frozen) > 0.95
+    assert highpass_z_correlation(fresh + ramp) < 0.05  # the in-plane high-pass ignores smooth structure
+    assert adjacent_slice_mad(frozen) < adjacent_slice_mad(fresh) and slice_mean_std(ramp) < 1e-6
+    with pytest.raises(ValueError, match="background"):
+        highpass_z_correlation(torch.full((1, 1, 8, 8, 4), -1.0))
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W, D\)"):
+        highpass_z_correlation(fresh[:, 0])
 
 
 def test_slicewise_fid_orders_distributions():

@@ -185,6 +185,13 @@ def ctsgan_montage(
     return str(out)
 
 
+def _slice_consistency(vols: torch.Tensor) -> dict:
+    from ..metrics.slice_consistency import adjacent_slice_mad, highpass_z_correlation, slice_mean_std
+
+    return {"adjacent_slice_mad": adjacent_slice_mad(vols), "slice_mean_std": slice_mean_std(vols),
+            "highpass_z_correlation": highpass_z_correlation(vols)}
+
+
 def evaluate_ctsgan(
     generator: CTSGANGenerator,
     train_volumes: torch.Tensor,
@@ -252,16 +259,10 @@ def evaluate_ctsgan(
         r = slicewise_fid(net, test_volumes, vols, num_pairs=num_pairs, scans_per_group=k, seed=seed)
         r["is_mean"], r["is_std"] = slice_level_inception_score(net, vols)
         r["num_volumes"] = int(vols.shape[0])
-        # slice-to-slice consistency: mean |difference| between adjacent axial slices, and the spread of slice
-        # means along the slice axis (0 for a volume that repeats one slice)
-        r["adjacent_slice_mad"] = float((vols[..., 1:] - vols[..., :-1]).abs().mean())
-        r["slice_mean_std"] = float(vols.mean(dim=(1, 2, 3)).std(dim=-1).mean())
+        r.update(_slice_consistency(vols))
         results[name] = r
-    results["test_real"] = {
-        "is_mean": slice_level_inception_score(net, test_volumes)[0],
-        "adjacent_slice_mad": float((test_volumes[..., 1:] - test_volumes[..., :-1]).abs().mean()),
-        "slice_mean_std": float(test_volumes.mean(dim=(1, 2, 3)).std(dim=-1).mean()),
-    }
+    results["test_real"] = {"is_mean": slice_level_inception_score(net, test_volumes)[0],
+                            **_slice_consistency(test_volumes)}
     results["settings"] = {"num_test_volumes": int(test_volumes.shape[0]), "num_generated": n,
                            "num_pairs": int(num_pairs), "scans_per_group": k, "num_bins": int(num_bins),
                            "volume_shape": list(test_volumes.shape[2:]), "seed": int(seed),

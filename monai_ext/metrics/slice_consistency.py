@@ -1,0 +1,53 @@
+"""How a generated volume varies from one axial slice to the next (CT-SGAN evaluation, Pesaranghader et al. 2021).
+
+A slice-by-slice generator can make volumes whose slices are each plausible but whose texture is frozen
+along the slice axis: in coronal and sagittal views that shows as streaks. These measures put numbers on it;
+compare them with the same measures of real volumes. Volumes are ``(B, 1, H, W, D)`` (slice axis last),
+intensities in ``[-1, 1]`` (a HU window), as in :mod:`monai_ext.networks.ctsgan`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["adjacent_slice_mad", "slice_mean_std", "highpass_z_correlation"]
+
+
+def _check(volumes: torch.Tensor) -> torch.Tensor:
+    if volumes.ndim != 5 or volumes.shape[1] != 1 or volumes.shape[-1] < 2:
+        raise ValueError(f"volumes must have shape (B, 1, H, W, D) with D >= 2, got {tuple(volumes.shape)}.")
+    return volumes.float()
+
+
+def adjacent_slice_mad(volumes: torch.Tensor) -> float:
+    """Mean absolute difference between adjacent axial slices (intensity units of ``volumes``)."""
+    v = _check(volumes)
+    return float((v[..., 1:] - v[..., :-1]).abs().mean())
+
+
+def slice_mean_std(volumes: torch.Tensor) -> float:
+    """Standard deviation of the slice means along the slice axis, averaged over volumes
+    (0 for a volume that repeats one slice)."""
+    v = _check(volumes)
+    return float(v.mean(dim=(1, 2, 3)).std(dim=-1).mean())
+
+
+def highpass_z_correlation(volumes: torch.Tensor, background: float = -0.99) -> float:
+    """Pearson correlation, along the slice axis, of the fine in-plane texture of adjacent slices.
+
+    The texture is each slice minus its 3 x 3 in-plane mean (a high-pass in-plane only), taken where both
+    slices are above ``background`` (inside the body, for a [-1, 1] HU window). 1: the texture repeats from
+    slice to slice (streaks along z); 0: independent texture in every slice. Pooled over all volumes.
+    """
+    v = _check(volumes)
+    b, _, h, w, d = v.shape
+    s = v[:, 0].permute(0, 3, 1, 2).reshape(b * d, 1, h, w)
+    hp = (s - F.avg_pool2d(F.pad(s, (1, 1, 1, 1), mode="replicate"), 3, stride=1)).reshape(b, d, h, w)
+    inside = (v[:, 0].permute(0, 3, 1, 2) > background)
+    m = inside[:, 1:] & inside[:, :-1]
+    if int(m.sum()) < 2:
+        raise ValueError(f"fewer than 2 voxel pairs above background {background}: nothing to correlate.")
+    x, y = hp[:, 1:][m].double(), hp[:, :-1][m].double()
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / (x.norm() * y.norm()).clamp_min(1e-12))

@@ -350,8 +350,11 @@ def test_all_styles_segmenter_selected_on_validation(tmp_path):
     out = tmp_path / "judge"
     run_bundle(BUNDLE, ["evaluate.yaml"], bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32,
                train_set="all_styles", augmentation="traditional", target_style="gel_phantom", num_target=1,
-               seg_epochs=3, seg_batch_size=4, select_on_validation=True, output_dir=str(out), device="cpu")
+               seg_epochs=3, seg_batch_size=4, select_on_validation=True, output_dir=str(out), device="cpu",
+               seg_channels=[8, 16, 32])
     best = torch.load(out / "best_val_model.pt", weights_only=True)
     saved = torch.load(out / "segmenter.pt", weights_only=True)["model"]
     assert set(best) == set(saved) and all(torch.equal(best[k], saved[k]) for k in best)
+    first_conv = next(v for k, v in saved.items() if k.endswith("conv.weight"))
+    assert first_conv.shape[0] == 8  # seg_channels sets the UNet's widths (and depth: 3 levels)
     assert "test_dice" in (out / "metrics.csv").read_text()

@@ -58,6 +58,8 @@ def main(argv=None) -> int:
     p.add_argument("--judge_subjects", type=int, default=0,
                    help="> 0: train the segmenter on this many extra synthetic subjects (all styles) instead")
     p.add_argument("--judge_data_seed", type=int, default=7, help="data seed of those subjects (not 0: the test data)")
+    p.add_argument("--seg_channels", type=int, nargs="+", default=None,
+                   help="UNet channels of the segmenter(s) (evaluate.yaml seg_channels; default: the config's)")
     p.add_argument("--model", default=str(BUNDLE / "models" / "model.pt"))
     p.add_argument("--out", default=str(BUNDLE / "eval" / "content_preservation"))
     args = p.parse_args(argv)
@@ -74,7 +76,8 @@ def main(argv=None) -> int:
     if args.judge_subjects > 0:
         if args.judge_data_seed == 0:
             raise ValueError("--judge_data_seed 0 is the test data's seed; the judge must see other anatomies.")
-        seg_dir = BUNDLE / "eval" / f"seg_judge_{args.judge_subjects}subjects_seed{args.seed}"
+        tag = "" if args.seg_channels is None else "_ch" + "-".join(map(str, args.seg_channels))
+        seg_dir = BUNDLE / "eval" / f"seg_judge_{args.judge_subjects}subjects{tag}_seed{args.seed}"
         judge = dict(dataset_dir=str(BUNDLE / "data" / f"synthetic_us_judge_{args.judge_subjects}_{args.judge_data_seed}"),
                      num_subjects=args.judge_subjects, data_seed=args.judge_data_seed, output_dir=str(seg_dir),
                      select_on_validation=True)
@@ -84,16 +87,19 @@ def main(argv=None) -> int:
     missing = [str(c) for c in seg_ckpts if not c.is_file()]
     if missing and args.segmenter:
         raise FileNotFoundError(f"--segmenter: {', '.join(missing)} not found.")
+    width = {} if args.seg_channels is None else {"seg_channels": list(args.seg_channels)}  # judge training
     if missing:  # the default judge, trained here once
         t = time.time()
         run_bundle(BUNDLE, ["evaluate.yaml"], train_set="all_styles", augmentation="traditional", seed=args.seed,
-                   seg_epochs=args.seg_epochs, **judge)
+                   seg_epochs=args.seg_epochs, **judge, **width)
         timings["segmenter_training_s"] = round(time.time() - t, 1)
 
     cfg = ConfigParser()
     cfg.read_config(str(BUNDLE / "configs" / "evaluate.yaml"))
     cfg["bundle_root"] = str(BUNDLE)
     cfg["device"] = "$torch.device('cpu')"
+    if args.seg_channels is not None:
+        cfg["seg_channels"] = list(args.seg_channels)
     nets = []
     for ckpt in seg_ckpts:
         net = cfg.get_parsed_content("network", instantiate=True, lazy=False)
@@ -154,6 +160,7 @@ def main(argv=None) -> int:
     res = {
         "segmenter": [str(c) for c in seg_ckpts] if len(seg_ckpts) > 1 else str(seg_ckpts[0]),
         "segmenter_training": judge or "evaluate.yaml train_set=all_styles on the bundle's data set",
+        "segmenter_channels": list(cfg["seg_channels"]),
         "style_model": args.model,
         "test_images": len(items),
         "restyles_per_image": len(per_source),

@@ -43,7 +43,7 @@ torch.set_num_threads(1)
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "ctsgan_chest_ct_synthesis"
 TINY = dict(image_size=16, num_slices=10, pixdim=[24.0, 24.0, 30.0], patient_dim=8, eps_dim=4, slice_dim=4,
             lstm_hidden=8, g_base_channels=8)
-TINY_TRAIN = dict(TINY, d_base_channels=8, slab_size=4, slices_per_slab=2, batch_size=2, num_holdout=2, seed=0)
+TINY_TRAIN = dict(TINY, d_base_channels=8, slab_base_channels=8, slab_size=4, slices_per_slab=2, batch_size=2, num_holdout=2, seed=0)
 
 
 # ------------------------------------------------------------------------------------------------ networks

@@ -222,7 +222,7 @@ def test_dict_transform_keeps_labels_and_pads(tiny_model_path):
     assert not torch.allclose(out["image"], data["image"]) and out["st"]["applied"]
 
 
-def test_shipped_model_restyles_without_a_border_line():
+def test_shipped_model_restyles_without_a_border_line(monkeypatch):
     """The shipped decoder brightens the last column when run on the bare image (about +0.09 over the columns
     next to it, measured on 36 test images); the mirrored margin keeps that off the output."""
     from monai_ext.data import generate_us_anatomy, simulate_bmode
@@ -232,17 +232,16 @@ def test_shipped_model_restyles_without_a_border_line():
     x = torch.as_tensor(np.stack([simulate_bmode(generate_us_anatomy(s, (64, 64)), "linear_mid_freq", s)
                                   for s in range(8)]))
     out = st(x, source="prior", seed=3)
+    assert st(x[:1, :, :60, :52], source="prior", seed=3).shape == (1, 1, 60, 52)  # margin + padding cropped off
 
     def step(y):  # last column minus the three before it, over the batch
         return float(y[..., -1].mean() - y[..., -4:-1].mean())
 
-    model = st.handle.model  # the same forward pass on the bare image, for comparison
-    codes = [st_mod._codes_for(st.handle, {"source": "prior", "seed": 3 + 7919 * i}, None) for i in range(8)]
-    with torch.no_grad():
-        bare = model.decode(model.encode_content(x), [torch.cat([c[k] for c in codes]) for k in range(len(codes[0]))])
+    # the same restyling without the margin, for comparison
+    monkeypatch.setattr(st_mod, "_pad_for_restyle", lambda t, d: (st_mod._pad_to(t, d), [0] * (t.ndim - 2)))
+    bare = st(x, source="prior", seed=3)
     assert step(bare) > 0.05  # the artifact is there without the margin
     assert abs(step(out)) < 0.03 and out.shape == x.shape
-    assert st(x[:1, :, :60, :52], source="prior", seed=3).shape == (1, 1, 60, 52)  # margin + padding cropped off
 
 
 def test_bad_inputs(tmp_path, tiny_model_path):

@@ -42,9 +42,10 @@ def highpass_z_correlation(volumes: torch.Tensor, background: float = -0.99) -> 
     """
     v = _check(volumes)
     b, _, h, w, d = v.shape
-    s = v[:, 0].permute(0, 3, 1, 2).reshape(b * d, 1, h, w)
+    slices = v[:, 0].permute(0, 3, 1, 2)  # (B, D, H, W)
+    s = slices.reshape(b * d, 1, h, w)
     hp = (s - F.avg_pool2d(F.pad(s, (1, 1, 1, 1), mode="replicate"), 3, stride=1)).reshape(b, d, h, w)
-    inside = (v[:, 0].permute(0, 3, 1, 2) > background)
+    inside = slices > background
     m = inside[:, 1:] & inside[:, :-1]
     if int(m.sum()) < 2:
         raise ValueError(f"fewer than 2 voxel pairs above background {background}: nothing to correlate.")

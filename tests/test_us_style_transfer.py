@@ -310,6 +310,15 @@ def test_bundle_stages_tiny(tmp_path):
                style_weights=[1, 1, 1], **common)
     model = load_us_style_transfer(tmp_path / "models" / "model.pt")
     assert model.latent_dims == [2, 2, 2]
+    # continue from those weights: with lr 0 the parameters stay exactly the trained ones
+    cont = tmp_path / "continued.pt"
+    run_bundle(BUNDLE, ["train.yaml"], max_epochs=1, batch_size=4, latent_dims=2, content_weights=[0, 1, 1],
+               style_weights=[1, 1, 1], learning_rate=0.0, init_from=str(tmp_path / "models" / "model.pt"),
+               ckpt_path=str(cont), **common)
+    continued = load_us_style_transfer(cont)
+    for (name, p0), (_, p1) in zip(model.named_parameters(), continued.named_parameters()):
+        assert torch.equal(p0, p1), name
+    assert torch.load(cont, weights_only=True)["init_from"] == str(tmp_path / "models" / "model.pt")
     out_dir = tmp_path / "restyled"
     style = sorted((data / "images").glob("*gel_phantom.png"))[0]
     run_bundle(BUNDLE, ["inference.yaml"], output_dir=str(out_dir), dataset_dir=str(data / "images"),

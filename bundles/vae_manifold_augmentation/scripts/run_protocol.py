@@ -84,6 +84,11 @@ def main(argv=None) -> int:
     p.add_argument("--vae_epochs", type=int, default=1000)
     p.add_argument("--max_epochs", type=int, default=30)
     p.add_argument("--iters_per_epoch", type=int, default=20)
+    p.add_argument(
+        "--vae_per_seed", action="store_true",
+        help="train the per-class RHVAEs anew for every seed (train_vae.yaml seed=S, models/vae_seed<S>/); "
+        "default: one pair in models/, shared by all seeds",
+    )
     p.add_argument("--grid", default=None, help="PNG path of the real vs generated grid (default <work>/real_vs_generated.png)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -94,13 +99,21 @@ def main(argv=None) -> int:
     data = Path(args.dataset_dir).resolve() if args.dataset_dir else work / "data" / "brain_ad"
     models = work / "models"
     timings = {}
-    for c in (0, 1):
-        ckpt = models / f"rhvae_class{c}.pt"
-        if not ckpt.is_file():
-            t = time.time()
-            run_bundle(BUNDLE, ["train_vae.yaml"], bundle_root=str(work), dataset_dir=str(data), vae_class=c, vae_epochs=args.vae_epochs)
-            timings[f"train_vae_class{c}_s"] = round(time.time() - t, 1)
-    generators = {0: str(models / "rhvae_class0.pt"), 1: str(models / "rhvae_class1.pt")}
+
+    def rhvaes(vae_seed: int | None) -> dict[int, str]:
+        """Per-class RHVAE checkpoints, trained (train_vae.yaml) when missing: models/ for the shared pair,
+        models/vae_seed<S>/ with ``seed=S`` for --vae_per_seed."""
+        folder = models if vae_seed is None else models / f"vae_seed{vae_seed}"
+        extra = {} if vae_seed is None else {"seed": vae_seed, "ckpt_dir": str(folder), "log_dir": str(folder / "logs")}
+        for c in (0, 1):
+            if not (folder / f"rhvae_class{c}.pt").is_file():
+                t = time.time()
+                run_bundle(BUNDLE, ["train_vae.yaml"], bundle_root=str(work), dataset_dir=str(data), vae_class=c, vae_epochs=args.vae_epochs, **extra)
+                timings[f"train_vae_class{c}" + ("" if vae_seed is None else f"_seed{vae_seed}") + "_s"] = round(time.time() - t, 1)
+        return {c: str(folder / f"rhvae_class{c}.pt") for c in (0, 1)}
+
+    uses_vae = any(r != "real" for r in args.regimes)
+    generators = rhvaes(None) if uses_vae and not args.vae_per_seed else {}
 
     results: dict[str, list[float]] = {}
     for regime in args.regimes:
@@ -108,6 +121,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             run_dir = work / "runs" / f"{regime}_seed{seed}"
             t = time.time()
+            if args.vae_per_seed and regime != "real":
+                generators = rhvaes(seed)
             ov = dict(
                 bundle_root=str(work), dataset_dir=str(data), ckpt_dir=str(run_dir), output_dir=str(run_dir),
                 log_dir=str(run_dir / "logs"), gen_cache_dir=str(work / "generated"), generators=generators, seed=seed,
@@ -129,7 +144,9 @@ def main(argv=None) -> int:
     (work / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
-    # grid: 8 real and 8 generated images per class and sampler
+    if not generators:  # real only: no RHVAE, no grid
+        return 0
+    # grid: 8 real and 8 generated images per class and sampler (the last seed's RHVAEs with --vae_per_seed)
     from monai.transforms import LoadImage
 
     from monai_ext.data import brain_ad_split_lists, class_items

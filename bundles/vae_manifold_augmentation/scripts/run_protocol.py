@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         """Per-class RHVAE checkpoints, trained (train_vae.yaml) when missing: models/ for the shared pair,
         models/vae_seed<S>/ with ``seed=S`` for --vae_per_seed."""
         folder = models if vae_seed is None else models / f"vae_seed{vae_seed}"
-        extra = {} if vae_seed is None else {"seed": vae_seed, "ckpt_dir": str(folder), "log_dir": str(folder / "logs")}
+        extra = {} if vae_seed is None else {"seed": vae_seed, "ckpt_dir": str(folder)}
         for c in (0, 1):
             if not (folder / f"rhvae_class{c}.pt").is_file():
                 t = time.time()

@@ -153,6 +153,24 @@ def test_bad_inputs():
         RHVAEElboLoss()(net(torch.rand(2, 1, 16, 16)), torch.rand(2, 1, 16, 16) * 3)
 
 
+def test_max_log_diag_bounds_metric_and_roundtrips(tmp_path):
+    net = _tiny_vae(max_log_diag=2.0)
+    with torch.no_grad():  # push every log L_ii far past the bound
+        net.metric_net[-1].bias[:3] = 50.0
+        net.metric_net[-1].bias[:3] += torch.tensor([0.0, -100.0, 0.0])
+    _, _, low = net.encode_all(_toy_images(4))
+    diag = torch.diagonal(low, dim1=1, dim2=2)
+    assert torch.isfinite(low).all()
+    assert torch.allclose(diag[:, [0, 2]], torch.full_like(diag[:, [0, 2]], math.exp(2.0)), rtol=1e-5)
+    assert torch.allclose(diag[:, 1], torch.full_like(diag[:, 1], math.exp(-2.0)), rtol=1e-5)
+    net.update_metric_bank(_toy_images(4))
+    again = load_rhvae(net.save_generator(tmp_path / "g.pt"))
+    assert again.max_log_diag == 2.0 and again.hparams["max_log_diag"] == 2.0
+    assert _tiny_vae().max_log_diag == 8.0  # class default keeps older checkpoints' behaviour
+    with pytest.raises(ValueError, match="max_log_diag"):
+        _tiny_vae(max_log_diag=0.0)
+
+
 # ---- samplers ----------------------------------------------------------------------------------------------------
 
 

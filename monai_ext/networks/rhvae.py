@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from monai.networks.layers.factories import Act, Norm
 from monai.networks.nets import VarAutoEncoder
 
-_MAX_LOG_DIAG = 8.0  # bound on log L_ii: keeps M_i = L_i L_i^T finite
 
 __all__ = ["RiemannianLatentMetric", "RiemannianHamiltonianVAE", "tempering_schedule", "load_rhvae"]
 
@@ -168,6 +167,10 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
         detach_metric_features: the metric network reads the encoder features without sending gradients
             back into the encoder (the authors use a separate network on the image; sharing the trunk
             without this let the metric terms swamp the reconstruction gradients in our runs).
+        max_log_diag: bound on ``|log L_ii|``, so ``M_i = L_i L_i^T`` stays below ``exp(2 max_log_diag)``. The
+            default 8 keeps earlier checkpoints loading unchanged; 4 (the VAE bundle's setting) stopped the
+            leapfrog blow-ups that 8 allowed on some training seeds of the 64x64 brain benchmark (the inverse
+            metric's largest eigenvalue grew 15 -> 6.5e5 in five steps, then the loss went non-finite).
 
     ``forward(x)`` (``x`` in [0, 1], ``(B, C, *spatial)``) returns a dict with ``recon`` (sigmoid output),
     ``logits``, ``z`` (``z_K``), ``z0``, ``rho`` (``rho_K``), ``eps0``, ``mu``, ``logvar`` and ``inverse_metric``
@@ -194,6 +197,7 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
         regularization: float = 1e-3,
         min_centroids: int = 2,
         detach_metric_features: bool = True,
+        max_log_diag: float = 8.0,
     ) -> None:
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
@@ -206,6 +210,8 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
             raise ValueError(f"beta_zero must be in (0, 1], got {beta_zero}.")
         if n_lf < 0 or eps_lf <= 0 or temperature <= 0 or regularization <= 0:
             raise ValueError("n_lf >= 0 and eps_lf, temperature, regularization > 0 are required.")
+        if max_log_diag <= 0:
+            raise ValueError(f"max_log_diag must be > 0, got {max_log_diag}.")
         super().__init__(
             spatial_dims=spatial_dims,
             in_shape=in_shape,
@@ -224,7 +230,7 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
             channels=list(channels), strides=list(strides), kernel_size=kernel_size, num_res_units=num_res_units,
             act=act, norm=norm, metric_hidden=metric_hidden, n_lf=n_lf, eps_lf=eps_lf, beta_zero=beta_zero,
             temperature=temperature, regularization=regularization, min_centroids=min_centroids,
-            detach_metric_features=detach_metric_features,
+            detach_metric_features=detach_metric_features, max_log_diag=max_log_diag,
         )  # fmt: skip
         self.n_lf = int(n_lf)
         self.eps_lf = float(eps_lf)
@@ -233,6 +239,7 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
         self.regularization = float(regularization)
         self.min_centroids = int(min_centroids)
         self.detach_metric_features = bool(detach_metric_features)
+        self.max_log_diag = float(max_log_diag)
         d = latent_size
         linear_size = self.mu.in_features
         self.metric_net = nn.Sequential(nn.Linear(linear_size, metric_hidden), nn.ReLU(), nn.Linear(metric_hidden, d + d * (d - 1) // 2))
@@ -247,7 +254,7 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
         h = self.intermediate(self.encode(x)).flatten(1)
         out = self.metric_net(h.detach() if self.detach_metric_features else h)
         d = self.latent_size
-        low = torch.diag_embed(torch.exp(out[:, :d].clamp(-_MAX_LOG_DIAG, _MAX_LOG_DIAG)))
+        low = torch.diag_embed(torch.exp(out[:, :d].clamp(-self.max_log_diag, self.max_log_diag)))
         low = low.index_put((torch.arange(x.shape[0], device=x.device)[:, None], self.tril_index[0][None], self.tril_index[1][None]), out[:, d:])
         return self.mu(h), self.logvar(h), low
 

@@ -277,12 +277,12 @@ def test_dataset_errors(tmp_path):
 # ---- bundle ------------------------------------------------------------------------------------------------------
 
 
-def _tiny_dataset(root: Path) -> Path:
+def _tiny_dataset(root: Path, n_train: int = 4) -> Path:
     data = root / "data"
     rng = np.random.default_rng(0)
     ds = {}
     yy, xx = np.mgrid[:64, :64] / 64 - 0.5
-    for split, n in (("training", 4), ("validation", 2), ("test", 2)):
+    for split, n in (("training", n_train), ("validation", 2), ("test", 2)):
         ds[split] = []
         for c in (0, 1):
             for i in range(n):
@@ -327,6 +327,25 @@ def test_bundle_configs_run(tmp_path):
 
 
 @pytest.mark.skipif(not (BUNDLE / "models" / "rhvae_class0.pt").is_file(), reason="no shipped RHVAE weights")
+def test_run_protocol_vae_per_seed(tmp_path):
+    """run_protocol.py --vae_per_seed: one RHVAE pair per seed, each trained with that seed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_protocol", BUNDLE / "scripts" / "run_protocol.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    data = _tiny_dataset(tmp_path, n_train=25)  # train_vae.yaml drops the last partial batch of 25
+    work = tmp_path / "work"
+    args = ["--work", str(work), "--dataset_dir", str(data), "--seeds", "0", "1", "--regimes", "real+prior",
+            "--vae_per_seed", "--vae_epochs", "1", "--max_epochs", "1", "--iters_per_epoch", "1", "--num_generated", "2"]
+    assert script.main(args) == 0
+    weights = {s: torch.load(work / "models" / f"vae_seed{s}" / "rhvae_class1.pt", weights_only=False)["state_dict"] for s in (0, 1)}
+    assert not (work / "models" / "rhvae_class1.pt").exists()  # no shared pair
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    res = json.loads((work / "results.json").read_text())
+    assert len(res["balanced_accuracy"]["real+prior"]) == 2 and (work / "real_vs_generated.png").is_file()
+
+
 def test_shipped_weights_generate_valid_images():
     """The committed per-class RHVAEs load, hold a metric bank of the 50 training images, and generate images
     of the training data's shape with values in [0, 1]; the committed classifier loads into the inference network."""

@@ -337,13 +337,17 @@ def test_run_protocol_vae_per_seed(tmp_path):
     data = _tiny_dataset(tmp_path, n_train=25)  # train_vae.yaml drops the last partial batch of 25
     work = tmp_path / "work"
     args = ["--work", str(work), "--dataset_dir", str(data), "--seeds", "0", "1", "--regimes", "real+prior",
-            "--vae_per_seed", "--vae_epochs", "1", "--max_epochs", "1", "--iters_per_epoch", "1", "--num_generated", "2"]
+            "--vae_per_seed", "--vae_set", "max_log_diag=3", "--vae_epochs", "1", "--max_epochs", "1", "--iters_per_epoch", "1", "--num_generated", "2"]
     assert script.main(args) == 0
-    weights = {s: torch.load(work / "models" / f"vae_seed{s}" / "rhvae_class1.pt", weights_only=False)["state_dict"] for s in (0, 1)}
+    ckpts = {s: torch.load(work / "models" / f"vae_seed{s}" / "rhvae_class1.pt", weights_only=False) for s in (0, 1)}
+    assert ckpts[1]["hparams"]["max_log_diag"] == 3  # --vae_set reached train_vae.yaml
+    weights = {s: ckpts[s]["state_dict"] for s in (0, 1)}
     assert not (work / "models" / "rhvae_class1.pt").exists()  # no shared pair
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     res = json.loads((work / "results.json").read_text())
     assert len(res["balanced_accuracy"]["real+prior"]) == 2 and (work / "real_vs_generated.png").is_file()
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        script.main(args + ["--vae_set", "max_log_diag"])
 
 
 def test_shipped_weights_generate_valid_images():

@@ -89,12 +89,23 @@ def main(argv=None) -> int:
         help="train the per-class RHVAEs anew for every seed (train_vae.yaml seed=S, models/vae_seed<S>/); "
         "default: one pair in models/, shared by all seeds",
     )
+    p.add_argument("--vae_set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="extra train_vae.yaml overrides for the RHVAEs, e.g. max_log_diag=8 (values read as JSON, else kept as text)")
     p.add_argument("--grid", default=None, help="PNG path of the real vs generated grid (default <work>/real_vs_generated.png)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     sys.path.insert(0, str(BUNDLE.parents[1]))
     from monai_ext.utils import run_bundle
 
+    vae_overrides = {}
+    for kv in args.vae_set:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--vae_set: expected KEY=VALUE, got {kv!r}.")
+        try:
+            vae_overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            vae_overrides[key] = value
     work = Path(args.work).resolve()
     data = Path(args.dataset_dir).resolve() if args.dataset_dir else work / "data" / "brain_ad"
     models = work / "models"
@@ -108,7 +119,7 @@ def main(argv=None) -> int:
         for c in (0, 1):
             if not (folder / f"rhvae_class{c}.pt").is_file():
                 t = time.time()
-                run_bundle(BUNDLE, ["train_vae.yaml"], bundle_root=str(work), dataset_dir=str(data), vae_class=c, vae_epochs=args.vae_epochs, **extra)
+                run_bundle(BUNDLE, ["train_vae.yaml"], bundle_root=str(work), dataset_dir=str(data), vae_class=c, vae_epochs=args.vae_epochs, **extra, **vae_overrides)
                 timings[f"train_vae_class{c}" + ("" if vae_seed is None else f"_seed{vae_seed}") + "_s"] = round(time.time() - t, 1)
         return {c: str(folder / f"rhvae_class{c}.pt") for c in (0, 1)}
 

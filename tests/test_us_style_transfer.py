@@ -365,6 +365,9 @@ def test_fewshot_new_subjects_script(tmp_path):
     run = res["per_run"]["traditional_seed0"]
     assert 0.0 <= run["dice"] <= 1.0 and len(run["dice_per_class"]) == 3
     assert res["summary"]["dice"]["paired_difference_mean"] == 0.0
+    assert script.main(args + ["--data_seed", "5", "--arms", "style_transfer"]) == 0  # one arm: no pairing
+    res = json.loads((tmp_path / "o" / "fewshot_new_subjects.json").read_text())
+    assert set(res["per_run"]) == {"style_transfer_seed0"} and res["summary"] == {}
     with pytest.raises(ValueError, match="data_seed 0"):
         script.main(args + ["--data_seed", "0"])
     with pytest.raises(FileNotFoundError, match="seg_fewshot_traditional_seed1"):

@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--dataset_dir", default=None, help="default: data/synthetic_us_judge_<subjects>_<data_seed>")
     p.add_argument("--eval_dir", default=str(BUNDLE / "eval"), help="where the seg_fewshot_* folders are")
     p.add_argument("--out", default=str(BUNDLE / "eval" / "fewshot_new_subjects"))
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS,
+                   help="score only these arms (the paired comparison needs both)")
     args = p.parse_args(argv)
     if args.data_seed == 0:
         raise ValueError("--data_seed 0 renders the bundle's own subjects; choose another seed for new anatomies.")
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
 
     results: dict = {"data": data_dir, "target_style": target, "images": len(items), "per_run": {}}
     t0 = time.time()
-    for arm in ARMS:
+    for arm in args.arms:
         for seed in args.seeds:
             ckpt = Path(args.eval_dir) / f"seg_fewshot_{arm}_seed{seed}" / "segmenter.pt"
             if not ckpt.is_file():
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
                 "recall": recall,
             }
     summary = {}
-    for metric in ("dice", "iou", "precision", "recall"):
+    for metric in ("dice", "iou", "precision", "recall") if set(args.arms) == set(ARMS) else ():
         a = np.array([results["per_run"][f"traditional_seed{s}"][metric] for s in args.seeds])
         b = np.array([results["per_run"][f"style_transfer_seed{s}"][metric] for s in args.seeds])
         d = b - a

@@ -240,8 +240,10 @@ def test_shipped_model_restyles_without_a_border_line(monkeypatch):
     # the same restyling without the margin, for comparison
     monkeypatch.setattr(st_mod, "_pad_for_restyle", lambda t, d: (st_mod._pad_to(t, d), [0] * (t.ndim - 2)))
     bare = st(x, source="prior", seed=3)
-    assert step(bare) > 0.05  # the artifact is there without the margin
-    assert abs(step(out)) < 0.03 and out.shape == x.shape
+    # the simulated images themselves step up by about 0.04 at the last column (sector edge); the margin keeps the
+    # output's step no larger than the content's, without it the decoder adds a bright line on top
+    assert step(bare) > step(x) + 0.01 and step(bare) > 0.05
+    assert abs(step(out)) <= abs(step(x)) and out.shape == x.shape
 
 
 def test_bad_inputs(tmp_path, tiny_model_path):

@@ -252,6 +252,22 @@ def test_dataset_mixing_caching_and_transforms(tmp_path):
     assert len(ManifoldAugmentedDataset(items, None, chain, mode="real")) == 6
 
 
+def test_dataset_splits_count_over_a_generator_list(tmp_path):
+    items = _write_items(tmp_path / "real")
+    a = _trained_bank_vae()
+    torch.manual_seed(1)
+    b = _tiny_vae()
+    b.update_metric_bank(_toy_images(6, seed=1))
+    b.eval()
+    out = manifold_augmented_items(items, {0: [a, b], 1: a}, num_per_class=5, sampler="prior", seed=2, cache_dir=tmp_path / "c")
+    gen0 = [d["image"] for d in out if d["synthetic"] and d["label"] == 0]
+    assert len(gen0) == 5 and len({str(Path(f).parent) for f in gen0}) == 2  # 3 from a, 2 from b
+    sizes = sorted(len(json.loads((Path(f) / "manifest.json").read_text())["files"]) for f in {str(Path(g).parent) for g in gen0})
+    assert sizes == [2, 3]
+    with pytest.raises(ValueError, match="generator list of class 0 is empty"):
+        manifold_augmented_items(items, {0: [], 1: a}, num_per_class=2, sampler="prior")
+
+
 def test_dataset_errors(tmp_path):
     items = _write_items(tmp_path / "real")
     gens = {0: _trained_bank_vae(), 1: _trained_bank_vae()}

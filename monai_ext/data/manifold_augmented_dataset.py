@@ -141,26 +141,35 @@ def manifold_augmented_items(
     sampler_kwargs = dict(sampler_kwargs or {})
     generated: list[dict] = []
     for c in sorted(by_class):
-        model, digest = _load_generator(gens[c], device)
-        want = (int(model.in_channels), *[int(s) for s in model.in_shape])
-        if want != shape:
-            raise ValueError(f"ManifoldAugmentedDataset: the generator of class {c} makes images of shape {want}, the real data has {shape}.")
-        key_src = json.dumps([digest, sampler, sampler_kwargs, counts[c], int(seed), c, shape], sort_keys=True, default=str)
-        key = hashlib.sha1(key_src.encode()).hexdigest()[:16]
-        class_seed = int(seed) * 1009 + c
-        extra = {label_key: c, "synthetic": 1}
-        if cache_dir is None:
-            from monai_ext.networks.manifold_samplers import generate_images
+        sources = list(gens[c]) if isinstance(gens[c], (list, tuple)) else [gens[c]]
+        if not sources:
+            raise ValueError(f"ManifoldAugmentedDataset: the generator list of class {c} is empty.")
+        # several generators of one class (e.g. RHVAEs trained with different seeds) share the count evenly
+        shares = [counts[c] // len(sources) + (1 if i < counts[c] % len(sources) else 0) for i in range(len(sources))]
+        for i, (source, share) in enumerate(zip(sources, shares)):
+            if share < 1:
+                continue
+            model, digest = _load_generator(source, device)
+            want = (int(model.in_channels), *[int(s) for s in model.in_shape])
+            if want != shape:
+                raise ValueError(f"ManifoldAugmentedDataset: the generator of class {c} makes images of shape {want}, the real data has {shape}.")
+            key_parts = [digest, sampler, sampler_kwargs, share, int(seed), c, shape] + ([i, len(sources)] if len(sources) > 1 else [])
+            key_src = json.dumps(key_parts, sort_keys=True, default=str)
+            key = hashlib.sha1(key_src.encode()).hexdigest()[:16]
+            class_seed = int(seed) * 1009 + c + 100_003 * i
+            extra = {label_key: c, "synthetic": 1}
+            if cache_dir is None:
+                from monai_ext.networks.manifold_samplers import generate_images
 
-            imgs, _ = generate_images(model, counts[c], sampler, seed=class_seed, **sampler_kwargs)
-            generated += [{image_key: MetaTensor(im, affine=torch.as_tensor(affine)), **extra} for im in imgs]
-            continue
-        folder = Path(cache_dir).expanduser() / f"class{c}_{sampler}_{key}"
-        manifest = folder / "manifest.json"
-        if not manifest.is_file():
-            _generate_to_folder(model, folder, counts[c], sampler, sampler_kwargs, class_seed, affine, key_src)
-        files = json.loads(manifest.read_text())["files"]
-        generated += [{image_key: str(folder / f), **extra} for f in files]
+                imgs, _ = generate_images(model, share, sampler, seed=class_seed, **sampler_kwargs)
+                generated += [{image_key: MetaTensor(im, affine=torch.as_tensor(affine)), **extra} for im in imgs]
+                continue
+            folder = Path(cache_dir).expanduser() / f"class{c}_{sampler}_{key}"
+            manifest = folder / "manifest.json"
+            if not manifest.is_file():
+                _generate_to_folder(model, folder, share, sampler, sampler_kwargs, class_seed, affine, key_src)
+            files = json.loads(manifest.read_text())["files"]
+            generated += [{image_key: str(folder / f), **extra} for f in files]
     return generated if mode == "generated" else items + generated
 
 
@@ -192,7 +201,8 @@ class ManifoldAugmentedDataset(Dataset):
 
     Args:
         data: real items, dicts with ``image_key`` (file path or channel-first array) and ``label_key`` (int class).
-        generators: ``{class: RHVAE checkpoint path (from the train_vae config) or module}``, one per class in
+        generators: ``{class: RHVAE checkpoint path (from the train_vae config) or module, or a list of them}``
+            (a list splits the class's count evenly between its generators, e.g. RHVAEs of several seeds), one per class in
             ``data``.
         transform: the classifier's transform chain, applied to real and generated items alike.
         mode: ``"real"`` (no generation), ``"real+generated"`` or ``"generated"`` (synthetic only).

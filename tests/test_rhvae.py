@@ -364,6 +364,15 @@ def test_run_protocol_vae_per_seed(tmp_path):
     assert len(res["balanced_accuracy"]["real+prior"]) == 2 and (work / "real_vs_generated.png").is_file()
     with pytest.raises(ValueError, match="KEY=VALUE"):
         script.main(args + ["--vae_set", "max_log_diag"])
+    # the ensemble regime reuses the pairs of seeds 0 and 1 and draws the images of a class from both
+    ens = ["--work", str(work), "--dataset_dir", str(data), "--seeds", "0", "--regimes", "real+manifold-ensemble",
+           "--ensemble_seeds", "0", "1", "--vae_epochs", "1", "--max_epochs", "1", "--iters_per_epoch", "1",
+           "--num_generated", "2", "--vae_set", "max_log_diag=3"]
+    assert script.main(ens) == 0
+    assert len(list((work / "generated").glob("class0_hmc_*"))) == 2  # one image from each pair
+    assert not (work / "models" / "vae_seed2").exists()
+    with pytest.raises(ValueError, match="unknown regime"):
+        script.main(ens + ["--regimes", "real+magic"])
 
 
 def test_shipped_weights_generate_valid_images():

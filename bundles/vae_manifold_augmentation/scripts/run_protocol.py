@@ -33,6 +33,9 @@ REGIMES = {
     "generated-prior": ("generated", "prior"),
     "generated-manifold": ("generated", "hmc"),
     "real+rrw": ("real+generated", "rrw"),
+    # *-ensemble: the generated images of each class come evenly from the RHVAE pairs of all --ensemble_seeds
+    "real+manifold-ensemble": ("real+generated", "hmc"),
+    "real+prior-ensemble": ("real+generated", "prior"),
 }
 
 
@@ -89,6 +92,8 @@ def main(argv=None) -> int:
         help="train the per-class RHVAEs anew for every seed (train_vae.yaml seed=S, models/vae_seed<S>/); "
         "default: one pair in models/, shared by all seeds",
     )
+    p.add_argument("--ensemble_seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                   help="RHVAE seeds whose pairs (models/vae_seed<S>/, trained when missing) feed the *-ensemble regimes")
     p.add_argument("--vae_set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra train_vae.yaml overrides for the RHVAEs, e.g. max_log_diag=8 (values read as JSON, else kept as text)")
     p.add_argument("--grid", default=None, help="PNG path of the real vs generated grid (default <work>/real_vs_generated.png)")
@@ -123,7 +128,10 @@ def main(argv=None) -> int:
                 timings[f"train_vae_class{c}" + ("" if vae_seed is None else f"_seed{vae_seed}") + "_s"] = round(time.time() - t, 1)
         return {c: str(folder / f"rhvae_class{c}.pt") for c in (0, 1)}
 
-    uses_vae = any(r != "real" for r in args.regimes)
+    unknown = [r for r in args.regimes if r not in REGIMES]
+    if unknown:
+        raise ValueError(f"unknown regime(s) {unknown}; expected some of {sorted(REGIMES)}.")
+    uses_vae = any(r != "real" and not r.endswith("-ensemble") for r in args.regimes)
     generators = rhvaes(None) if uses_vae and not args.vae_per_seed else {}
 
     results: dict[str, list[float]] = {}
@@ -132,7 +140,10 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             run_dir = work / "runs" / f"{regime}_seed{seed}"
             t = time.time()
-            if args.vae_per_seed and regime != "real":
+            if regime.endswith("-ensemble"):
+                pairs = [rhvaes(s) for s in args.ensemble_seeds]
+                generators = {c: [pair[c] for pair in pairs] for c in (0, 1)}
+            elif args.vae_per_seed and regime != "real":
                 generators = rhvaes(seed)
             ov = dict(
                 bundle_root=str(work), dataset_dir=str(data), ckpt_dir=str(run_dir), output_dir=str(run_dir),
@@ -165,6 +176,8 @@ def main(argv=None) -> int:
 
     dl = brain_ad_split_lists(data)
     real = [[np.asarray(LoadImage(image_only=True)(d["image"])) for d in class_items(dl["training"], c)[:8]] for c in (0, 1)]
+    # an ensemble's grid shows its first pair
+    generators = {c: g[0] if isinstance(g, list) else g for c, g in generators.items()}
     gen = {}
     for name in ("prior", "hmc"):
         gen["manifold" if name == "hmc" else name] = [generate_images(load_rhvae(generators[c]), 8, name, seed=123)[0][:, 0].numpy() for c in (0, 1)]

@@ -146,6 +146,7 @@ def manifold_augmented_items(
             raise ValueError(f"ManifoldAugmentedDataset: the generator list of class {c} is empty.")
         # several generators of one class (e.g. RHVAEs trained with different seeds) share the count evenly
         shares = [counts[c] // len(sources) + (1 if i < counts[c] % len(sources) else 0) for i in range(len(sources))]
+        extra = {label_key: c, "synthetic": 1}
         for i, (source, share) in enumerate(zip(sources, shares)):
             if share < 1:
                 continue
@@ -157,7 +158,6 @@ def manifold_augmented_items(
             key_src = json.dumps(key_parts, sort_keys=True, default=str)
             key = hashlib.sha1(key_src.encode()).hexdigest()[:16]
             class_seed = int(seed) * 1009 + c + 100_003 * i
-            extra = {label_key: c, "synthetic": 1}
             if cache_dir is None:
                 from monai_ext.networks.manifold_samplers import generate_images
 

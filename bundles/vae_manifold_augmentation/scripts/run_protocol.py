@@ -133,6 +133,10 @@ def main(argv=None) -> int:
         raise ValueError(f"unknown regime(s) {unknown}; expected some of {sorted(REGIMES)}.")
     uses_vae = any(r != "real" and not r.endswith("-ensemble") for r in args.regimes)
     generators = rhvaes(None) if uses_vae and not args.vae_per_seed else {}
+    ensemble = {}
+    if any(r.endswith("-ensemble") for r in args.regimes):
+        pairs = [rhvaes(s) for s in args.ensemble_seeds]
+        ensemble = {c: [pair[c] for pair in pairs] for c in (0, 1)}
 
     results: dict[str, list[float]] = {}
     for regime in args.regimes:
@@ -141,8 +145,7 @@ def main(argv=None) -> int:
             run_dir = work / "runs" / f"{regime}_seed{seed}"
             t = time.time()
             if regime.endswith("-ensemble"):
-                pairs = [rhvaes(s) for s in args.ensemble_seeds]
-                generators = {c: [pair[c] for pair in pairs] for c in (0, 1)}
+                generators = ensemble
             elif args.vae_per_seed and regime != "real":
                 generators = rhvaes(seed)
             ov = dict(

@@ -106,7 +106,7 @@ def test_vae_manifold_classifier_multi_gpu_train(tmp_path):
     for c in (0, 1):
         run_bundle(bundle, ["train_vae.yaml"], vae_class=c, vae_epochs=1, vae_batch_size=4, **common)
     torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
-                    dict(common, max_epochs=2, iters_per_epoch=2, batch_size=4, num_generated_per_class=4,
+                    dict(common, max_epochs=2, iters_per_epoch=2, batch_size=4, num_generated_per_class=4, vae_seeds=[0],
                          sampler_kwargs={"n_steps": 2}))
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert state and not any(k.startswith("module.") for k in state)

@@ -318,15 +318,22 @@ def test_bundle_configs_run(tmp_path):
     data = _tiny_dataset(tmp_path)
     common = dict(bundle_root=str(tmp_path), dataset_dir=str(data))
     for c in (0, 1):
-        run_bundle(BUNDLE, ["train_vae.yaml"], vae_class=c, vae_epochs=1, vae_batch_size=4, **common)
-        assert (tmp_path / "models" / f"rhvae_class{c}.pt").is_file()
-    run_bundle(BUNDLE, ["generate.yaml"], gen_class=1, num_samples=3, sampler_kwargs={"n_steps": 2}, **common)
-    gen = list((tmp_path / "eval" / "generated").glob("class1_hmc_*/gen_*.nii.gz"))
-    assert len(gen) == 3 and nib.load(str(gen[0])).shape == (64, 64)
-    train = dict(max_epochs=1, iters_per_epoch=2, batch_size=4, num_generated_per_class=4, sampler_kwargs={"n_steps": 2}, **common)
+        for seed in (0, 1):  # a pool of two RHVAEs per class
+            run_bundle(BUNDLE, ["train_vae.yaml"], vae_class=c, seed=seed, vae_epochs=1, vae_batch_size=4, **common)
+            assert (tmp_path / "models" / f"rhvae_class{c}_seed{seed}.pt").is_file()
+    pool = dict(vae_seeds=[0, 1], sampler_kwargs={"n_steps": 2})
+    run_bundle(BUNDLE, ["generate.yaml"], gen_class=1, num_samples=3, **pool, **common)
+    folders = sorted((tmp_path / "eval" / "generated").glob("class1_hmc_*"))
+    assert [len(list(f.glob("gen_*.nii.gz"))) for f in folders] in ([2, 1], [1, 2])  # 3 images split over 2 RHVAEs
+    assert nib.load(str(next(folders[0].glob("gen_*.nii.gz")))).shape == (64, 64)
+    train = dict(max_epochs=1, iters_per_epoch=2, batch_size=4, num_generated_per_class=4, **pool, **common)
     run_bundle(BUNDLE, ["train.yaml"], train_mode="real+generated", **train)
     assert (tmp_path / "models" / "model.pt").is_file()
-    assert len(list((tmp_path / "eval" / "generated").glob("class0_hmc_*/gen_*.nii.gz"))) == 4
+    assert sorted(len(list(f.glob("gen_*.nii.gz"))) for f in (tmp_path / "eval" / "generated").glob("class0_hmc_*")) == [2, 2]
+    with pytest.raises(Exception) as err:  # a seed of the pool that was never trained: named before any generation
+        run_bundle(BUNDLE, ["train.yaml"], **dict(train, vae_seeds=[0, 7], num_generated_per_class=6))
+    assert "rhvae_class0_seed7.pt" in _error_chain(err.value)
+    assert not list((tmp_path / "eval" / "generated").glob("class0_hmc_*/gen_00002.nii.gz"))
     run_bundle(BUNDLE, ["train.yaml", "evaluate.yaml"], **train)
     rows = dict(line.split(",")[:2] for line in (tmp_path / "eval" / "metrics.csv").read_text().splitlines())
     assert 0.0 <= float(rows["test_balanced_accuracy"]) <= 1.0
@@ -335,14 +342,18 @@ def test_bundle_configs_run(tmp_path):
     assert pred[0].endswith("test_1_0.nii.gz") and abs(float(pred[1]) + float(pred[2]) - 1) < 1e-4
     with pytest.raises(Exception) as err:
         run_bundle(BUNDLE, ["train_vae.yaml"], vae_class=5, vae_epochs=1, **common)
-    chain, e = [], err.value
+    assert "no training sample of class 5" in _error_chain(err.value)
+
+
+def _error_chain(e: BaseException | None) -> str:
+    """The messages of an exception and its causes (the bundle runner wraps the original error)."""
+    chain = []
     while e is not None:
         chain.append(str(e))
         e = e.__cause__
-    assert any("no training sample of class 5" in m for m in chain), chain
+    return "\n".join(chain)
 
 
-@pytest.mark.skipif(not (BUNDLE / "models" / "rhvae_class0.pt").is_file(), reason="no shipped RHVAE weights")
 def test_run_protocol_vae_per_seed(tmp_path):
     """run_protocol.py --vae_per_seed: one RHVAE pair per seed, each trained with that seed."""
     import importlib.util
@@ -355,10 +366,9 @@ def test_run_protocol_vae_per_seed(tmp_path):
     args = ["--work", str(work), "--dataset_dir", str(data), "--seeds", "0", "1", "--regimes", "real+prior",
             "--vae_per_seed", "--vae_set", "max_log_diag=3", "--vae_epochs", "1", "--max_epochs", "1", "--iters_per_epoch", "1", "--num_generated", "2"]
     assert script.main(args) == 0
-    ckpts = {s: torch.load(work / "models" / f"vae_seed{s}" / "rhvae_class1.pt", weights_only=False) for s in (0, 1)}
+    ckpts = {s: torch.load(work / "models" / f"rhvae_class1_seed{s}.pt", weights_only=False) for s in (0, 1)}
     assert ckpts[1]["hparams"]["max_log_diag"] == 3  # --vae_set reached train_vae.yaml
     weights = {s: ckpts[s]["state_dict"] for s in (0, 1)}
-    assert not (work / "models" / "rhvae_class1.pt").exists()  # no shared pair
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     res = json.loads((work / "results.json").read_text())
     assert len(res["balanced_accuracy"]["real+prior"]) == 2 and (work / "real_vs_generated.png").is_file()
@@ -370,23 +380,35 @@ def test_run_protocol_vae_per_seed(tmp_path):
            "--num_generated", "2", "--vae_set", "max_log_diag=3"]
     assert script.main(ens) == 0
     assert len(list((work / "generated").glob("class0_hmc_*"))) == 2  # one image from each pair
-    assert not (work / "models" / "vae_seed2").exists()
+    assert not (work / "models" / "rhvae_class0_seed2.pt").exists()
     with pytest.raises(ValueError, match="unknown regime"):
         script.main(ens + ["--regimes", "real+magic"])
 
 
 def test_shipped_weights_generate_valid_images():
-    """The committed per-class RHVAEs load, hold a metric bank of the 50 training images, and generate images
-    of the training data's shape with values in [0, 1]; the committed classifier loads into the inference network."""
+    """Every RHVAE that train.yaml pools by default is committed: each loads, holds a metric bank of the 50
+    training images of its class, differs from the other seeds' and generates images of the training data's
+    shape with values in [0, 1]; the committed classifier loads into the inference network."""
+    from monai.bundle import ConfigParser
+
+    train = ConfigParser.load_config_file(str(BUNDLE / "configs" / "train.yaml"))
+    assert len(train["vae_seeds"]) >= 1
     for c in (0, 1):
-        path = BUNDLE / "models" / f"rhvae_class{c}.pt"
-        assert path.stat().st_size < 5 * 2**20
-        model = load_rhvae(path)
-        assert model.bank_centroids.shape == (50, model.latent_size)
-        imgs, z = generate_images(model, 4, "hmc", seed=0, n_steps=2)
-        assert imgs.shape == (4, 1, 64, 64) and z.shape == (4, model.latent_size)
-        assert float(imgs.min()) >= 0.0 and float(imgs.max()) <= 1.0 and float(imgs.std()) > 0.01
-        assert torch.load(str(path), weights_only=False)["image_class"] == c
+        first_weights = None
+        for seed in train["vae_seeds"]:
+            path = BUNDLE / "models" / f"rhvae_class{c}_seed{seed}.pt"
+            assert path.stat().st_size < 5 * 2**20
+            ckpt = torch.load(str(path), weights_only=False)
+            assert ckpt["image_class"] == c and ckpt["hparams"]["max_log_diag"] == 4.0
+            if first_weights is None:
+                first_weights = ckpt["state_dict"]
+            else:
+                assert any(not torch.equal(first_weights[k], v) for k, v in ckpt["state_dict"].items())
+            model = load_rhvae(path)
+            assert model.bank_centroids.shape == (50, model.latent_size)
+            imgs, z = generate_images(model, 4, "hmc", seed=0, n_steps=2)
+            assert imgs.shape == (4, 1, 64, 64) and z.shape == (4, model.latent_size)
+            assert float(imgs.min()) >= 0.0 and float(imgs.max()) <= 1.0 and float(imgs.std()) > 0.01
     from monai.networks.nets import Classifier
 
     net = Classifier(in_shape=(1, 64, 64), classes=2, channels=(8, 16, 32, 64), strides=(2, 2, 2, 2), num_res_units=1)

@@ -138,12 +138,22 @@ def manifold_augmented_items(
             raise ValueError(f"ManifoldAugmentedDataset: {n} images to generate for class {c}; expected >= 1.")
         counts[c] = n
 
+    sources_of = {c: list(g) if isinstance(g, (list, tuple)) else [g] for c, g in gens.items()}
+    for c, sources in sources_of.items():  # every checkpoint is there before any image is generated
+        if not sources:
+            raise ValueError(f"ManifoldAugmentedDataset: the generator list of class {c} is empty.")
+        for g in sources:
+            if not isinstance(g, torch.nn.Module) and not Path(str(g)).expanduser().is_file():
+                raise FileNotFoundError(
+                    f"{g}: RHVAE checkpoint of class {c} not found; expected a file written by the train_vae config "
+                    f"(vae_manifold_augmentation: configs/train_vae.yaml --vae_class {c} --seed S writes "
+                    f"rhvae_class{c}_seed<S>.pt), or leave it out of the generators (train.yaml: vae_seeds)."
+                )
+
     sampler_kwargs = dict(sampler_kwargs or {})
     generated: list[dict] = []
     for c in sorted(by_class):
-        sources = list(gens[c]) if isinstance(gens[c], (list, tuple)) else [gens[c]]
-        if not sources:
-            raise ValueError(f"ManifoldAugmentedDataset: the generator list of class {c} is empty.")
+        sources = sources_of[c]
         # several generators of one class (e.g. RHVAEs trained with different seeds) share the count evenly
         shares = [counts[c] // len(sources) + (1 if i < counts[c] % len(sources) else 0) for i in range(len(sources))]
         extra = {label_key: c, "synthetic": 1}

@@ -89,11 +89,11 @@ def main(argv=None) -> int:
     p.add_argument("--iters_per_epoch", type=int, default=20)
     p.add_argument(
         "--vae_per_seed", action="store_true",
-        help="train the per-class RHVAEs anew for every seed (train_vae.yaml seed=S, models/vae_seed<S>/); "
-        "default: one pair in models/, shared by all seeds",
+        help="train the per-class RHVAEs anew for every seed (train_vae.yaml seed=S, models/rhvae_class<C>_seed<S>.pt); "
+        "default: the seed-0 pair, shared by all seeds",
     )
     p.add_argument("--ensemble_seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
-                   help="RHVAE seeds whose pairs (models/vae_seed<S>/, trained when missing) feed the *-ensemble regimes")
+                   help="RHVAE seeds whose pairs (models/rhvae_class<C>_seed<S>.pt, trained when missing) feed the *-ensemble regimes")
     p.add_argument("--vae_set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra train_vae.yaml overrides for the RHVAEs, e.g. max_log_diag=8 (values read as JSON, else kept as text)")
     p.add_argument("--grid", default=None, help="PNG path of the real vs generated grid (default <work>/real_vs_generated.png)")
@@ -116,23 +116,22 @@ def main(argv=None) -> int:
     models = work / "models"
     timings = {}
 
-    def rhvaes(vae_seed: int | None) -> dict[int, str]:
-        """Per-class RHVAE checkpoints, trained (train_vae.yaml) when missing: models/ for the shared pair,
-        models/vae_seed<S>/ with ``seed=S`` for --vae_per_seed."""
-        folder = models if vae_seed is None else models / f"vae_seed{vae_seed}"
-        extra = {} if vae_seed is None else {"seed": vae_seed, "ckpt_dir": str(folder)}
-        for c in (0, 1):
-            if not (folder / f"rhvae_class{c}.pt").is_file():
+    def rhvaes(vae_seed: int) -> dict[int, str]:
+        """The per-class RHVAE checkpoints of train_vae.yaml with ``seed=vae_seed``, trained when missing."""
+        paths = {c: models / f"rhvae_class{c}_seed{vae_seed}.pt" for c in (0, 1)}
+        for c, path in paths.items():
+            if not path.is_file():
                 t = time.time()
-                run_bundle(BUNDLE, ["train_vae.yaml"], bundle_root=str(work), dataset_dir=str(data), vae_class=c, vae_epochs=args.vae_epochs, **extra, **vae_overrides)
-                timings[f"train_vae_class{c}" + ("" if vae_seed is None else f"_seed{vae_seed}") + "_s"] = round(time.time() - t, 1)
-        return {c: str(folder / f"rhvae_class{c}.pt") for c in (0, 1)}
+                run_bundle(BUNDLE, ["train_vae.yaml"], bundle_root=str(work), dataset_dir=str(data), ckpt_dir=str(models),
+                           vae_class=c, seed=vae_seed, vae_epochs=args.vae_epochs, **vae_overrides)  # fmt: skip
+                timings[f"train_vae_class{c}_seed{vae_seed}_s"] = round(time.time() - t, 1)
+        return {c: str(path) for c, path in paths.items()}
 
     unknown = [r for r in args.regimes if r not in REGIMES]
     if unknown:
         raise ValueError(f"unknown regime(s) {unknown}; expected some of {sorted(REGIMES)}.")
     uses_vae = any(r != "real" and not r.endswith("-ensemble") for r in args.regimes)
-    generators = rhvaes(None) if uses_vae and not args.vae_per_seed else {}
+    generators = rhvaes(0) if uses_vae and not args.vae_per_seed else {}
     ensemble = {}
     if any(r.endswith("-ensemble") for r in args.regimes):
         pairs = [rhvaes(s) for s in args.ensemble_seeds]

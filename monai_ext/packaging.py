@@ -11,11 +11,11 @@ exists, a TorchScript ``models/model.ts`` exported from it (MONAI's ``ckpt_expor
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import zipfile
 from pathlib import Path
 
+from .utils import atomic_write
 from .zoo import _export_torchscript, _isolated, find_config, resolve_bundle, verify_bundle
 
 INCLUDED_DIRS = ("configs", "docs", "models", "scripts")
@@ -88,18 +88,15 @@ def package_bundle(bundle: str | Path, out_dir: str | Path = ".", verify: bool =
             with _isolated(path):
                 _export_torchscript(path, config_file, meta_file, ts_file, tmp_dir)
             extra["models/model.ts"] = ts_file
-        fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=out)
-        os.close(fd)
-        try:
+
+        def write_zip(partial: Path) -> None:
             with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 for f in _bundle_files(path):
                     zf.write(f, f"{name}/{f.relative_to(path).as_posix()}")
                 for arc, f in extra.items():
                     zf.write(f, f"{name}/{arc}")
-            os.replace(partial, target)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+
+        atomic_write(target, write_zip)
     return target
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 
 def require_file(path: str | Path, what: str = "file") -> Path:
@@ -12,6 +14,54 @@ def require_file(path: str | Path, what: str = "file") -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"{p}: not found; expected {what}.")
     return p
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary sibling of ``path`` (same extension, ``.nii.gz`` included, so writers
+    that go by it work), then rename it to ``path``: no reader sees a half-written file, and a failure leaves
+    nothing behind. The file gets the permissions of a normally created one (``mkstemp`` alone gives 0600,
+    which another user, e.g. a MONAI Label server, could not read). Returns ``path``."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_directory(folder: str | Path, fill: Callable[[Path], object]) -> bool:
+    """Call ``fill(tmp)`` on a temporary sibling folder, then rename it to ``folder``. If ``folder`` appeared in
+    the meantime (a concurrent writer finished first), its content is kept and ours dropped; returns whether
+    ours was installed. The folder gets normal permissions (``mkdtemp`` alone gives 0700)."""
+    import shutil
+
+    folder = Path(folder).expanduser()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if folder.exists():
+            return False
+        os.replace(tmp, folder)
+        return True
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def locate_bundle_root(name: str) -> str:

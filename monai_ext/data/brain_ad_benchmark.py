@@ -555,7 +555,7 @@ def synthesize_brain_ad_dataset(
     """
     import nibabel as nib
 
-    from .synthetic_dataset import _atomic_write_bytes
+    from ..utils import atomic_write
 
     counts = {"training": train_per_class, "validation": val_per_class, "test": test_per_class}
     for k, v in counts.items():
@@ -582,7 +582,7 @@ def synthesize_brain_ad_dataset(
                 img.set_qform(affine, code=1)
                 img.set_sform(affine, code=1)
                 img.header.set_xyzt_units("mm", "sec")
-                _atomic_write_bytes(out / rel, lambda tmp, img=img: nib.save(img, str(tmp)))
+                atomic_write(out / rel, lambda tmp, img=img: nib.save(img, str(tmp)))
                 lists[split].append({"image": rel, "label": label})
                 records.append({"image": rel, "split": split, **{k: v for k, v in meta.items() if k != "affine"}})
         if progress:
@@ -600,5 +600,5 @@ def synthesize_brain_ad_dataset(
         **lists,
         "subjects": records,
     }
-    _atomic_write_bytes(out / "dataset.json", lambda tmp: tmp.write_text(json.dumps(description, indent=1) + "\n"))
+    atomic_write(out / "dataset.json", lambda tmp: tmp.write_text(json.dumps(description, indent=1) + "\n"))
     return {k: [{"image": str(out / e["image"]), "label": e["label"]} for e in v] for k, v in lists.items()}

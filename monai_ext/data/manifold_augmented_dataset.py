@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -185,10 +183,9 @@ def manifold_augmented_items(
 
 def _generate_to_folder(model, folder: Path, n: int, sampler: str, sampler_kwargs: dict, seed: int, affine, key_src: str) -> None:
     from monai_ext.networks.manifold_samplers import generate_images
+    from monai_ext.utils import atomic_directory
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=str(folder.parent)))
-    try:
+    def fill(tmp: Path) -> None:
         imgs, z = generate_images(model, n, sampler, seed=seed, **sampler_kwargs)
         files = []
         for i, im in enumerate(imgs.numpy()):
@@ -197,13 +194,8 @@ def _generate_to_folder(model, folder: Path, n: int, sampler: str, sampler_kwarg
             files.append(name)
         np.save(tmp / "latents.npy", z.numpy())
         (tmp / "manifest.json").write_text(json.dumps({"files": files, "key": key_src, "seed": seed, "sampler": sampler}, indent=1))
-        if folder.exists():  # a concurrent writer finished first: keep its files
-            shutil.rmtree(tmp)
-            return
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_directory(folder, fill)  # a concurrent writer that finished first keeps its files
 
 
 class ManifoldAugmentedDataset(Dataset):

@@ -235,7 +235,7 @@ def write_oasis1_slice_dataset(
     import nibabel as nib
     from monai.transforms import Resize
 
-    from .synthetic_dataset import _atomic_write_bytes
+    from ..utils import atomic_write
 
     if not items:
         raise ValueError("items is empty; expected the list of oasis1_datalist(..., dim=2).")
@@ -266,7 +266,7 @@ def write_oasis1_slice_dataset(
         aff = np.diag([vol.shape[0] / shp[0], vol.shape[1] / shp[1], 1.0, 1.0])
         rel = f"images/{entry.get('subject', path.stem)}.nii.gz"
         img = nib.Nifti1Image(sl, aff)
-        _atomic_write_bytes(out / rel, lambda tmp, img=img: nib.save(img, str(tmp)))
+        atomic_write(out / rel, lambda tmp, img=img: nib.save(img, str(tmp)))
         lists[part].append({"image": rel, "label": int(entry["label"])})
     description = {
         "name": "OASIS-1 AD vs CN axial slices",
@@ -275,5 +275,5 @@ def write_oasis1_slice_dataset(
         "generator": {"shape": list(shp), "fractions": list(fractions), "seed": int(seed)},
         **lists,
     }
-    _atomic_write_bytes(out / "dataset.json", lambda tmp: tmp.write_text(json.dumps(description, indent=1) + "\n"))
+    atomic_write(out / "dataset.json", lambda tmp: tmp.write_text(json.dumps(description, indent=1) + "\n"))
     return {k: [{"image": str(out / e["image"]), "label": e["label"]} for e in v] for k, v in lists.items()}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
@@ -27,6 +26,7 @@ import numpy as np
 
 from .chest_ct_phantom import LABELS, generate_chest_ct
 from .dicom_series import write_dicom_series
+from ..utils import atomic_write
 
 __all__ = ["synthesize_dataset", "synth", "fewshot_folds", "case_seed"]
 
@@ -69,34 +69,20 @@ def _parse_triplet(value: Union[str, Sequence[float]], kind: type, name: str) ->
     return out
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary sibling of ``path``, then rename it to ``path``."""
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _save_nifti(data: np.ndarray, affine: np.ndarray, path: Path) -> None:
     img = nib.Nifti1Image(data, affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     img.header.set_xyzt_units("mm", "sec")
     img.header.set_data_dtype(data.dtype)
-    _atomic_write_bytes(path, lambda tmp: nib.save(img, str(tmp)))
+    atomic_write(path, lambda tmp: nib.save(img, str(tmp)))
 
 
 def _save_json(obj: Any, path: Path) -> None:
     def write(tmp: Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
-    _atomic_write_bytes(path, write)
+    atomic_write(path, write)
 
 
 def synthesize_dataset(

@@ -49,9 +49,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import tempfile
+import math
 import time
 import zlib
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 from scipy import fft as _fft
 from scipy import ndimage
+from ..utils import atomic_write
 
 __all__ = [
     "UltrasoundStyle",
@@ -772,24 +772,11 @@ def sample_ultrasound_style(seed: int, name: Optional[str] = None) -> Ultrasound
 # ------------------------------------------------------------------------------------------ data set
 
 
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` on a temporary sibling of ``path``, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _save_png(array: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     img = Image.fromarray(np.ascontiguousarray(array), mode="L")
-    _atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 def _subject_seed(seed: int, index: int) -> int:
@@ -892,7 +879,7 @@ def synthesize_us_dataset(
         **relative,
         "subjects": records,
     }
-    _atomic_write(out / "dataset.json", lambda tmp: tmp.write_text(json.dumps(description, indent=1) + "\n"))
+    atomic_write(out / "dataset.json", lambda tmp: tmp.write_text(json.dumps(description, indent=1) + "\n"))
     return {
         k: [{**e, "image": str(out / e["image"]), "label": str(out / e["label"])} for e in v]
         for k, v in relative.items()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -26,25 +25,9 @@ import torch.nn.functional as F
 
 from ..data.ct_volume_dataset import volume_to_hu
 from ..networks.ctsgan import CTSGANGenerator
+from ..utils import atomic_write
 
 __all__ = ["generate_ctsgan_volumes", "sample_ctsgan_volumes", "ctsgan_montage", "evaluate_ctsgan"]
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @torch.no_grad()
@@ -117,7 +100,7 @@ def generate_ctsgan_volumes(
         img.set_sform(affine, code=1)
         img.header.set_xyzt_units("mm", "sec")
         path = out_dir / f"{prefix}_{int(seed)}_{i:04d}.nii.gz"
-        _atomic(path, lambda tmp, img=img: nib.save(img, tmp))
+        atomic_write(path, lambda tmp, img=img: nib.save(img, tmp))
         paths.append(str(path))
     return paths
 
@@ -181,7 +164,7 @@ def ctsgan_montage(
         draw.text((4, y * zoom + 2), label, fill=255)
         y += text_h + hgt + gap
     out = Path(path).expanduser()
-    _atomic(out, lambda tmp: im.save(tmp, format="PNG"))
+    atomic_write(out, lambda tmp: im.save(tmp, format="PNG"))
     return str(out)
 
 
@@ -242,7 +225,7 @@ def evaluate_ctsgan(
     if net is None:
         net = train_slice_level_classifier(train_volumes, num_bins=num_bins, epochs=feature_epochs, seed=seed)
         if fpath is not None:
-            _atomic(fpath, lambda tmp: torch.save(net.state_dict(), tmp))
+            atomic_write(fpath, lambda tmp: torch.save(net.state_dict(), tmp))
     n = int(num_generated)
     k = min(int(scans_per_group), test_volumes.shape[0])
     fake = sample_ctsgan_volumes(generator, n, depth, seed=seed + 1)
@@ -268,7 +251,7 @@ def evaluate_ctsgan(
                            "volume_shape": list(test_volumes.shape[2:]), "seed": int(seed),
                            "seconds": round(time.perf_counter() - t0, 1)}
     out = Path(output_dir).expanduser()
-    _atomic(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
+    atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
     if montage:
         ctsgan_montage({"real (held out)": test_volumes, "CT-SGAN": fake, "untrained generator": rand},
                        out / "montage.png", pixdim=pixdim)

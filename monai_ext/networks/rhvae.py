@@ -19,8 +19,6 @@ the metric network, the metric bank and the tempered generalised leapfrog integr
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -411,17 +409,10 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
     # ---- checkpoints ----
     def save_generator(self, path: str | Path, **extra) -> Path:
         """Write ``{"hparams", "state_dict", **extra}`` to ``path`` atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-        os.close(fd)
-        try:
-            torch.save({"hparams": self.hparams, "state_dict": self.state_dict(), **extra}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        from monai_ext.utils import atomic_write
+
+        payload = {"hparams": self.hparams, "state_dict": self.state_dict(), **extra}
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_rhvae(path: str | Path, map_location: str | torch.device = "cpu") -> RiemannianHamiltonianVAE:

@@ -26,7 +26,6 @@ trains on a CPU at 64x64).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -469,20 +468,11 @@ class USStyleTransferIteration:
 def save_us_style_checkpoint(module: nn.Module, path: PathLike, **info: Any) -> str:
     """Write ``{"model": state_dict, "config": module.config, **info}`` to ``path`` atomically (temporary
     sibling, then rename). ``info`` values should be plain Python types. Returns the path."""
-    p = Path(path).expanduser()
-    p.parent.mkdir(parents=True, exist_ok=True)
+    from monai_ext.utils import atomic_write
+
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     payload = {"model": state, "config": dict(getattr(module, "config", {}) or {}), **info}
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return str(p)
+    return str(atomic_write(path, lambda tmp: torch.save(payload, tmp)))
 
 
 def _resolve_model_file(path: PathLike) -> Path:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -42,6 +41,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type
+from ..utils import atomic_write
 
 __all__ = [
     "StyleTransfer",
@@ -493,15 +493,7 @@ def _write_png(array01: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     img = Image.fromarray(np.rint(np.clip(array01, 0.0, 1.0) * 255.0).astype(np.uint8), mode="L")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
-    try:
-        img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 def restyle_images(
@@ -573,10 +565,7 @@ def restyle_images(
             records.append({"input": str(f), "output": str(path), "source": source, "seed": s, "spread": float(spread),
                             "style_image": None if style_image is None else str(style_image)})
     meta_path = out_dir / "restyle.json"
-    fd, tmp = tempfile.mkstemp(prefix=".restyle.", suffix=".tmp", dir=out_dir)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(records, fh, indent=1)
-    os.replace(tmp, meta_path)
+    atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(records, indent=1)))
     return written
 
 

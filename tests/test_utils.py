@@ -1,0 +1,61 @@
+"""monai_ext.utils: atomic writes of files and folders."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from monai_ext.utils import atomic_directory, atomic_write
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_atomic_write_normal_permissions_and_suffix(tmp_path):
+    old = os.umask(0o022)
+    try:
+        seen = []
+        out = atomic_write(tmp_path / "sub" / "x.nii.gz", lambda tmp: (seen.append(tmp.name), nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4)), tmp)))
+        assert seen[0].endswith(".tmp.nii.gz") and seen[0].startswith(".x.nii.gz.")  # nibabel goes by the extension
+        assert nib.load(str(out)).shape == (2, 2, 2)
+        assert _mode(out) == 0o644  # not mkstemp's 0600
+        folder = tmp_path / "gen"
+        assert atomic_directory(folder, lambda tmp: (tmp / "a.txt").write_text("a")) is True
+        assert _mode(folder) == 0o755 and (folder / "a.txt").read_text() == "a"
+    finally:
+        os.umask(old)
+
+
+def test_atomic_write_failure_leaves_nothing(tmp_path):
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(tmp_path / "model.pt", broken)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "keep.pt").write_text("old")
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "keep.pt", broken)
+    assert (tmp_path / "keep.pt").read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_atomic_directory_keeps_a_concurrent_writers_folder(tmp_path):
+    folder = tmp_path / "cache"
+
+    def fill(tmp):
+        (tmp / "ours.txt").write_text("ours")
+        folder.mkdir()  # another process finished first
+        (folder / "theirs.txt").write_text("theirs")
+
+    assert atomic_directory(folder, fill) is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+    assert sorted(p.name for p in folder.iterdir()) == ["theirs.txt"]
+    with pytest.raises(ValueError):
+        atomic_directory(tmp_path / "other", lambda tmp: (_ for _ in ()).throw(ValueError("bad")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]

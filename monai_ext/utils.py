@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -16,29 +17,33 @@ def require_file(path: str | Path, what: str = "file") -> Path:
     return p
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _temporary_sibling(path: Path, suffix: str, make: Callable[[Path], None]) -> Path:
+    """A new, unique hidden sibling of ``path`` created by ``make`` (which must fail if it exists). ``make`` gets
+    the default mode (0o666 / 0o777), so the umask applies as for any new file; ``mkstemp`` / ``mkdtemp`` would
+    give 0600 / 0700, which another user, e.g. a MONAI Label server, could not read."""
+    for _ in range(100):
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}")
+        try:
+            make(candidate)
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name next to {path}")
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary sibling of ``path`` (same extension, ``.nii.gz`` included, so writers
     that go by it work), then rename it to ``path``: no reader sees a half-written file, and a failure leaves
-    nothing behind. The file gets the permissions of a normally created one (``mkstemp`` alone gives 0600,
-    which another user, e.g. a MONAI Label server, could not read). Returns ``path``."""
+    nothing behind. The file gets the permissions of a normally created one. Returns ``path``."""
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
+    tmp = _temporary_sibling(path, suffix, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
     try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -46,15 +51,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 def atomic_directory(folder: str | Path, fill: Callable[[Path], object]) -> bool:
     """Call ``fill(tmp)`` on a temporary sibling folder, then rename it to ``folder``. If ``folder`` appeared in
     the meantime (a concurrent writer finished first), its content is kept and ours dropped; returns whether
-    ours was installed. The folder gets normal permissions (``mkdtemp`` alone gives 0700)."""
-    import shutil
-
+    ours was installed. The folder gets the permissions of a normally created one."""
     folder = Path(folder).expanduser()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = _temporary_sibling(folder, "", lambda p: p.mkdir())
     try:
         fill(tmp)
-        os.chmod(tmp, 0o777 & ~_umask())
         if folder.exists():
             return False
         os.replace(tmp, folder)

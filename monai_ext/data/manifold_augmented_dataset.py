@@ -25,6 +25,8 @@ import torch
 from monai.data import Dataset, MetaTensor
 from monai.transforms import Compose, EnsureChannelFirst, EnsureChannelFirstd, LoadImage, LoadImaged
 
+from ..utils import atomic_directory, require_file
+
 __all__ = ["ManifoldAugmentedDataset", "manifold_augmented_items", "brain_ad_split_lists", "class_items"]
 
 _MODES = ("real", "real+generated", "generated")
@@ -141,11 +143,12 @@ def manifold_augmented_items(
         if not sources:
             raise ValueError(f"ManifoldAugmentedDataset: the generator list of class {c} is empty.")
         for g in sources:
-            if not isinstance(g, torch.nn.Module) and not Path(str(g)).expanduser().is_file():
-                raise FileNotFoundError(
-                    f"{g}: RHVAE checkpoint of class {c} not found; expected a file written by the train_vae config "
+            if not isinstance(g, torch.nn.Module):
+                require_file(
+                    str(g),
+                    f"the RHVAE checkpoint of class {c}, a file written by the train_vae config "
                     f"(vae_manifold_augmentation: configs/train_vae.yaml --vae_class {c} --seed S writes "
-                    f"rhvae_class{c}_seed<S>.pt), or leave it out of the generators (train.yaml: vae_seeds)."
+                    f"rhvae_class{c}_seed<S>.pt), or leave it out of the generators (train.yaml: vae_seeds)",
                 )
 
     sampler_kwargs = dict(sampler_kwargs or {})
@@ -183,7 +186,6 @@ def manifold_augmented_items(
 
 def _generate_to_folder(model, folder: Path, n: int, sampler: str, sampler_kwargs: dict, seed: int, affine, key_src: str) -> None:
     from monai_ext.networks.manifold_samplers import generate_images
-    from monai_ext.utils import atomic_directory
 
     def fill(tmp: Path) -> None:
         imgs, z = generate_images(model, n, sampler, seed=seed, **sampler_kwargs)

@@ -49,8 +49,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import math
+import os
 import time
 import zlib
 from dataclasses import dataclass

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from monai.networks.layers.factories import Act, Norm
 from monai.networks.nets import VarAutoEncoder
 
+from ..utils import atomic_write
+
 
 __all__ = ["RiemannianLatentMetric", "RiemannianHamiltonianVAE", "tempering_schedule", "load_rhvae"]
 
@@ -409,8 +411,6 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
     # ---- checkpoints ----
     def save_generator(self, path: str | Path, **extra) -> Path:
         """Write ``{"hparams", "state_dict", **extra}`` to ``path`` atomically (temp file, then rename)."""
-        from monai_ext.utils import atomic_write
-
         payload = {"hparams": self.hparams, "state_dict": self.state_dict(), **extra}
         return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 

@@ -34,6 +34,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 
+from ..utils import atomic_write
+
 __all__ = [
     "SwishConvBlock",
     "adaptive_instance_norm",
@@ -468,8 +470,6 @@ class USStyleTransferIteration:
 def save_us_style_checkpoint(module: nn.Module, path: PathLike, **info: Any) -> str:
     """Write ``{"model": state_dict, "config": module.config, **info}`` to ``path`` atomically (temporary
     sibling, then rename). ``info`` values should be plain Python types. Returns the path."""
-    from monai_ext.utils import atomic_write
-
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
     payload = {"model": state, "config": dict(getattr(module, "config", {}) or {}), **info}
     return str(atomic_write(path, lambda tmp: torch.save(payload, tmp)))

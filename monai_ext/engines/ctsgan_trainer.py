@@ -20,7 +20,10 @@ random slab positions and latents differ per rank (``seed + rank``).
 Objective (Pesaranghader et al., DGM4MICCAI 2021, Eq. 2, with the Wasserstein option they preferred):
 ``L_D = sum_slice [D_s(fake) - D_s(real)] + [D_slab(fake) - D_slab(real)] + lambda * (GP_slice + GP_slab)``
 and ``L_G = -D_s(fake) - D_slab(fake)``; ``adversarial_loss="bce"`` gives the paper's Jensen-Shannon form
-(non-saturating for the generator).
+(non-saturating for the generator). ``overlap_weight > 0`` adds ``overlap_weight * O`` to ``L_G``, where ``O``
+(:func:`~monai_ext.networks.ctsgan.slice_overlap_disagreement`) is the L1 disagreement of adjacent 3-channel
+slices about the two volume slices they share; an addition to the paper, which stacks only the centre channels
+and so leaves the outer ones judged slice by slice but tied to nothing along z.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from torch.utils.data import DataLoader
 
 from ..losses.gradient_penalty import critic_gradient_penalty
 from .distributed import average_gradients, broadcast_module, is_distributed
-from ..networks.ctsgan import CTSGANCritics, CTSGANGenerator, volume_to_slices
+from ..networks.ctsgan import CTSGANCritics, CTSGANGenerator, slice_overlap_disagreement, volume_to_slices
 
 __all__ = ["CTSGANTrainer"]
 
@@ -79,10 +82,12 @@ class CTSGANTrainer(GanTrainer):
         gp_weight: weight of the gradient penalty of each critic.
         drift_weight: weight of ``E[D(real)^2]`` (keeps Wasserstein scores near 0; 0 disables it).
         d_train_steps: critic updates per generator update.
+        overlap_weight: weight of the overlap-consistency term of the generator loss (0: the paper's loss). The
+            term is a mean absolute difference in the ``[-1, 1]`` intensity units.
         image_key: key of the real volumes in the batch.
 
     ``engine.state.output`` holds ``d_loss`` and ``g_loss`` (``GanKeys.DLOSS``/``GanKeys.GLOSS``), ``d_slice``,
-    ``d_slab`` (adversarial terms of each critic), ``gp`` (sum of both penalties), ``wasserstein`` (mean
+    ``d_slab`` (adversarial terms of each critic), ``overlap`` (the generator slab's overlap disagreement), ``gp`` (sum of both penalties), ``wasserstein`` (mean
     real-minus-fake score of the two critics), ``slab_start``, and ``GanKeys.REALS``/``FAKES`` (the real and the
     last generated slab ``(B, 1, H, W, T)``) and ``GanKeys.LATENTS`` (the noise).
     """
@@ -103,6 +108,7 @@ class CTSGANTrainer(GanTrainer):
         gp_weight: float = 10.0,
         drift_weight: float = 1e-3,
         d_train_steps: int = 1,
+        overlap_weight: float = 0.0,
         epoch_length: int | None = None,
         image_key: str = "image",
         train_handlers: Sequence | None = None,
@@ -129,6 +135,10 @@ class CTSGANTrainer(GanTrainer):
             raise ValueError(f"gp_mode must be 'wgan-gp', 'r1' or 'none', got {gp_mode!r}.")
         if int(d_train_steps) < 1:
             raise ValueError(f"d_train_steps must be >= 1, got {d_train_steps}.")
+        if not float(overlap_weight) >= 0.0:
+            raise ValueError(f"overlap_weight must be >= 0, got {overlap_weight}.")
+        if float(overlap_weight) > 0 and int(slab_size) < 2:
+            raise ValueError(f"overlap_weight > 0 needs slab_size >= 2 (adjacent 3-channel slices), got {slab_size}.")
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -153,6 +163,7 @@ class CTSGANTrainer(GanTrainer):
         self.gp_mode = gp_mode
         self.gp_weight = float(gp_weight)
         self.drift_weight = float(drift_weight)
+        self.overlap_weight = float(overlap_weight)
         self.image_key = image_key
         self.rng = torch.Generator()
         self.distributed = is_distributed()
@@ -238,7 +249,9 @@ class CTSGANTrainer(GanTrainer):
         fake_s = d.slice_critic(fake3[:, idx].flatten(0, 1), ps)
         fake_b = d.slab_critic(fake_slab, slab_pos.expand(b))
         engine.g_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        g_loss = engine.g_loss_function(fake_s) + engine.g_loss_function(fake_b)
+        g_adv = engine.g_loss_function(fake_s) + engine.g_loss_function(fake_b)
+        overlap = slice_overlap_disagreement(fake3) if t >= 2 else torch.zeros((), device=vol.device)
+        g_loss = g_adv + engine.overlap_weight * overlap if engine.overlap_weight > 0 else g_adv
         g_loss.backward()
         if engine.distributed:
             average_gradients(g)
@@ -252,6 +265,7 @@ class CTSGANTrainer(GanTrainer):
             "gp": float(totals[3]),
             "wasserstein": float(totals[4]),
             "g_loss": float(g_loss.item()),
+            "overlap": float(overlap.item()),
             "slab_start": s,
         }
         out.update({GanKeys.REALS: real_slab, GanKeys.FAKES: fake_slab.detach(), GanKeys.LATENTS: noise,

@@ -4,6 +4,7 @@ from .ctsgan import (  # noqa: F401,E402
     CTSGANGenerator,
     CTSGANSlabCritic,
     CTSGANSliceCritic,
+    slice_overlap_disagreement,
     slices_to_volume,
     volume_to_slices,
 )

@@ -35,6 +35,7 @@ __all__ = [
     "CTSGANCritics",
     "slices_to_volume",
     "volume_to_slices",
+    "slice_overlap_disagreement",
 ]
 
 
@@ -64,6 +65,19 @@ def volume_to_slices(volume: torch.Tensor, start: int = 0, stop: Optional[int] =
         raise ValueError(f"3-channel slices {start}..{stop - 1} do not fit a volume of depth {depth}.")
     v = volume[:, 0, :, :, start : stop + 2].permute(0, 3, 1, 2)  # (B, n+2, H, W)
     return torch.stack([v[:, :-2], v[:, 1:-1], v[:, 2:]], dim=2)
+
+
+def slice_overlap_disagreement(slices: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between what adjacent 3-channel slices say about the volume slices they share.
+
+    3-channel slice ``j`` covers volume slices ``j, j+1, j+2`` and slice ``j+1`` covers ``j+1, j+2, j+3``, so
+    channels 1, 2 of ``j`` and channels 0, 1 of ``j+1`` are two predictions of the same two volume slices.
+    Real volumes cut into 3-channel slices (:func:`volume_to_slices`) give exactly 0. ``slices``:
+    ``(B, L, 3, H, W)`` with ``L >= 2``; returns a scalar in the intensity units of ``slices``.
+    """
+    if slices.ndim != 5 or slices.shape[2] != 3 or slices.shape[1] < 2:
+        raise ValueError("slices must have shape (B, L >= 2, 3, H, W), got " + str(list(slices.shape)))
+    return 0.5 * ((slices[:, :-1, 1] - slices[:, 1:, 0]).abs().mean() + (slices[:, :-1, 2] - slices[:, 1:, 1]).abs().mean())
 
 
 def _upsamplings(image_size: int) -> int:

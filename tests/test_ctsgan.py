@@ -24,6 +24,7 @@ from monai_ext.losses import critic_gradient_penalty
 from monai_ext.metrics import (
     adjacent_slice_mad,
     highpass_z_correlation,
+    seam_ratio,
     slice_mean_std,
     slicewise_fid,
     train_slice_level_classifier,
@@ -254,6 +255,8 @@ def test_evaluate_reports_fid(trained_root, tiny_dataset):
         assert 1.0 - 1e-6 <= m[name]["is_mean"] <= 4.0 + 1e-6
     assert m["test_real"]["adjacent_slice_mad"] > 0 and m["test_real"]["slice_mean_std"] > 0
     assert all(-1.0 <= m[k]["highpass_z_correlation"] <= 1.0 for k in ("real", "ctsgan", "untrained", "test_real"))
+    assert all(m[k]["seam_ratio"] >= 1.0 for k in ("real", "ctsgan", "untrained", "test_real"))
+    assert m["ctsgan"]["overlap_disagreement"] >= 0 and m["real"]["overlap_disagreement"] == 0.0
     assert (out / "montage.png").stat().st_size > 0
 
 
@@ -266,6 +269,13 @@ def test_highpass_z_correlation_separates_frozen_from_fresh_texture():
     assert highpass_z_correlation(frozen) > 0.95
     assert highpass_z_correlation(fresh + ramp) < 0.05  # the in-plane high-pass ignores smooth structure
     assert adjacent_slice_mad(frozen) < adjacent_slice_mad(fresh) and slice_mean_std(ramp) < 1e-6
+    # seams: one slice pair that jumps while the others change evenly
+    even = torch.linspace(-0.5, 0.5, 10).view(1, 1, 1, 1, 10).expand(2, 1, 24, 24, 10).clone()
+    assert seam_ratio(even) == pytest.approx(1.0, abs=1e-4)
+    seamy = even.clone()
+    seamy[..., 3:] += 0.5
+    seamy[..., 7:] += 0.5
+    assert seam_ratio(seamy) > 3.0
     with pytest.raises(ValueError, match="background"):
         highpass_z_correlation(torch.full((1, 1, 8, 8, 4), -1.0))
     with pytest.raises(ValueError, match=r"\(B, 1, H, W, D\)"):

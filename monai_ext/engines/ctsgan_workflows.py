@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from ..data.ct_volume_dataset import volume_to_hu
-from ..networks.ctsgan import CTSGANGenerator
+from ..networks.ctsgan import CTSGANGenerator, slice_overlap_disagreement
 from ..utils import atomic_write
 
-__all__ = ["generate_ctsgan_volumes", "sample_ctsgan_volumes", "ctsgan_montage", "evaluate_ctsgan"]
+__all__ = ["generate_ctsgan_volumes", "sample_ctsgan_volumes", "generated_overlap_disagreement", "ctsgan_montage",
+           "evaluate_ctsgan"]
 
 
 @torch.no_grad()
@@ -51,6 +52,28 @@ def sample_ctsgan_volumes(
     finally:
         generator.train(was_training)
     return torch.cat(out)
+
+
+def generated_overlap_disagreement(
+    generator: CTSGANGenerator, num_volumes: int, num_slices: int, seed: int = 0, batch_size: int = 4
+) -> float:
+    """Mean :func:`~monai_ext.networks.ctsgan.slice_overlap_disagreement` of ``num_volumes`` generated volumes
+    (the noise of :func:`sample_ctsgan_volumes` with the same ``seed``), in ``[-1, 1]`` intensity units."""
+    g = torch.Generator().manual_seed(int(seed))
+    was_training = generator.training
+    generator.eval()
+    device = next(generator.parameters()).device
+    total, left = 0.0, int(num_volumes)
+    try:
+        with torch.no_grad():
+            while left > 0:
+                b = min(left, int(batch_size))
+                sl = generator.slices(generator.sample_noise(b, int(num_slices), generator=g, device=device))
+                total += float(slice_overlap_disagreement(sl)) * b
+                left -= b
+    finally:
+        generator.train(was_training)
+    return total / int(num_volumes)
 
 
 def generate_ctsgan_volumes(
@@ -169,10 +192,10 @@ def ctsgan_montage(
 
 
 def _slice_consistency(vols: torch.Tensor) -> dict:
-    from ..metrics.slice_consistency import adjacent_slice_mad, highpass_z_correlation, slice_mean_std
+    from ..metrics.slice_consistency import adjacent_slice_mad, highpass_z_correlation, seam_ratio, slice_mean_std
 
     return {"adjacent_slice_mad": adjacent_slice_mad(vols), "slice_mean_std": slice_mean_std(vols),
-            "highpass_z_correlation": highpass_z_correlation(vols)}
+            "highpass_z_correlation": highpass_z_correlation(vols), "seam_ratio": seam_ratio(vols)}
 
 
 def evaluate_ctsgan(
@@ -243,6 +266,9 @@ def evaluate_ctsgan(
         r["is_mean"], r["is_std"] = slice_level_inception_score(net, vols)
         r["num_volumes"] = int(vols.shape[0])
         r.update(_slice_consistency(vols))
+        r["overlap_disagreement"] = (0.0 if name == "real" else  # one value per slice, by construction
+                                     generated_overlap_disagreement(generator if name == "ctsgan" else untrained, n,
+                                                                    depth, seed=seed + 1))
         results[name] = r
     results["test_real"] = {"is_mean": slice_level_inception_score(net, test_volumes)[0],
                             **_slice_consistency(test_volumes)}

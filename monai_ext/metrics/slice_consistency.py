@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["adjacent_slice_mad", "slice_mean_std", "highpass_z_correlation"]
+__all__ = ["adjacent_slice_mad", "slice_mean_std", "highpass_z_correlation", "seam_ratio"]
 
 
 def _check(volumes: torch.Tensor) -> torch.Tensor:
@@ -24,6 +24,21 @@ def adjacent_slice_mad(volumes: torch.Tensor) -> float:
     """Mean absolute difference between adjacent axial slices (intensity units of ``volumes``)."""
     v = _check(volumes)
     return float((v[..., 1:] - v[..., :-1]).abs().mean())
+
+
+def seam_ratio(volumes: torch.Tensor, quantile: float = 0.9) -> float:
+    """How unevenly a volume changes along the slice axis: the ``quantile`` (0.9) of the per-slice-pair mean
+    absolute differences divided by their median, averaged over volumes.
+
+    Seams (a few neighbouring slices that do not match while the rest change slowly) raise it; a volume that
+    changes by the same amount between every pair of slices scores 1. Needs ``D >= 3``.
+    """
+    v = _check(volumes)
+    if v.shape[-1] < 3:
+        raise ValueError(f"seam_ratio needs at least 3 slices, got {v.shape[-1]}.")
+    d = (v[..., 1:] - v[..., :-1]).abs().mean(dim=(1, 2, 3))  # (B, D - 1)
+    ratio = torch.quantile(d, float(quantile), dim=1) / d.median(dim=1).values.clamp_min(1e-12)
+    return float(ratio.mean())
 
 
 def slice_mean_std(volumes: torch.Tensor) -> float:

@@ -394,3 +394,23 @@ def test_all_styles_segmenter_selected_on_validation(tmp_path):
     first_conv = next(v for k, v in saved.items() if k.endswith("conv.weight"))
     assert first_conv.shape[0] == 8  # seg_channels sets the UNet's widths (and depth: 3 levels)
     assert "test_dice" in (out / "metrics.csv").read_text()
+    # few-shot arms validate on the source styles only: no target-style label beyond the num_target subjects
+    from monai.bundle import ConfigParser
+
+    cfg = ConfigParser()
+    cfg.read_config(str(BUNDLE / "configs" / "evaluate.yaml"))
+    cfg.update({"bundle_root": str(tmp_path), "dataset_dir": str(data), "target_style": "gel_phantom",
+                "num_target": 1, "select_on_validation": True, "validation_styles": ["linear_high_freq"]})
+    val = cfg.get_parsed_content("val_dataset").data
+    every = cfg.get_parsed_content("datalist_all")["validation"]
+    assert val and all(e["style"] == "linear_high_freq" for e in val)
+    assert len(val) == sum(e["style"] == "linear_high_freq" for e in every) < len(every)
+    with pytest.raises(Exception) as info:
+        run_bundle(BUNDLE, ["evaluate.yaml"], bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32,
+                   augmentation="traditional", target_style="gel_phantom", num_target=1, seg_epochs=1,
+                   select_on_validation=True, validation_styles=["linear_hi_freq"], output_dir=str(tmp_path / "x"),
+                   device="cpu", seg_channels=[8, 16, 32])
+    err = info.value
+    while err.__cause__ is not None:
+        err = err.__cause__
+    assert "no validation image" in str(err) and "linear_hi_freq" in str(err)

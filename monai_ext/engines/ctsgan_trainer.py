@@ -87,8 +87,9 @@ class CTSGANTrainer(GanTrainer):
         image_key: key of the real volumes in the batch.
 
     ``engine.state.output`` holds ``d_loss`` and ``g_loss`` (``GanKeys.DLOSS``/``GanKeys.GLOSS``), ``d_slice``,
-    ``d_slab`` (adversarial terms of each critic), ``overlap`` (the generator slab's overlap disagreement), ``gp`` (sum of both penalties), ``wasserstein`` (mean
-    real-minus-fake score of the two critics), ``slab_start``, and ``GanKeys.REALS``/``FAKES`` (the real and the
+    ``d_slab`` (adversarial terms of each critic), ``gp`` (sum of both penalties), ``wasserstein`` (mean
+    real-minus-fake score of the two critics), ``overlap`` (the generated slab's overlap disagreement, logged
+    whatever ``overlap_weight``), ``slab_start``, and ``GanKeys.REALS``/``FAKES`` (the real and the
     last generated slab ``(B, 1, H, W, T)``) and ``GanKeys.LATENTS`` (the noise).
     """
 

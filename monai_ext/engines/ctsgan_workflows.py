@@ -24,34 +24,40 @@ import torch
 import torch.nn.functional as F
 
 from ..data.ct_volume_dataset import volume_to_hu
-from ..networks.ctsgan import CTSGANGenerator, slice_overlap_disagreement
+from ..networks.ctsgan import CTSGANGenerator, slice_overlap_disagreement, slices_to_volume
 from ..utils import atomic_write
 
 __all__ = ["generate_ctsgan_volumes", "sample_ctsgan_volumes", "generated_overlap_disagreement", "ctsgan_montage",
            "evaluate_ctsgan"]
 
 
-@torch.no_grad()
-def sample_ctsgan_volumes(
-    generator: CTSGANGenerator, num_volumes: int, num_slices: int, seed: int = 0, batch_size: int = 4
-) -> torch.Tensor:
-    """``num_volumes`` volumes ``(N, 1, H, W, num_slices)`` in ``[-1, 1]`` (CPU), reproducible from ``seed``."""
+def _generated_batches(generator: CTSGANGenerator, num_volumes: int, num_slices: int, seed: int, batch_size: int):
+    """3-channel slices ``(b, L, 3, H, W)`` of ``num_volumes`` volumes, batch by batch, in eval mode and without
+    gradients; the noise is reproducible from ``seed``."""
     if int(num_volumes) < 1:
         raise ValueError(f"num_volumes must be >= 1, got {num_volumes}.")
     g = torch.Generator().manual_seed(int(seed))
     was_training = generator.training
     generator.eval()
     device = next(generator.parameters()).device
-    out = []
     try:
         left = int(num_volumes)
         while left > 0:
             b = min(left, int(batch_size))
-            out.append(generator(generator.sample_noise(b, int(num_slices), generator=g, device=device)).cpu())
+            with torch.no_grad():
+                sl = generator.slices(generator.sample_noise(b, int(num_slices), generator=g, device=device))
+            yield sl
             left -= b
     finally:
         generator.train(was_training)
-    return torch.cat(out)
+
+
+def sample_ctsgan_volumes(
+    generator: CTSGANGenerator, num_volumes: int, num_slices: int, seed: int = 0, batch_size: int = 4
+) -> torch.Tensor:
+    """``num_volumes`` volumes ``(N, 1, H, W, num_slices)`` in ``[-1, 1]`` (CPU), reproducible from ``seed``."""
+    return torch.cat([slices_to_volume(sl).cpu() for sl in
+                      _generated_batches(generator, num_volumes, num_slices, seed, batch_size)])
 
 
 def generated_overlap_disagreement(
@@ -59,20 +65,8 @@ def generated_overlap_disagreement(
 ) -> float:
     """Mean :func:`~monai_ext.networks.ctsgan.slice_overlap_disagreement` of ``num_volumes`` generated volumes
     (the noise of :func:`sample_ctsgan_volumes` with the same ``seed``), in ``[-1, 1]`` intensity units."""
-    g = torch.Generator().manual_seed(int(seed))
-    was_training = generator.training
-    generator.eval()
-    device = next(generator.parameters()).device
-    total, left = 0.0, int(num_volumes)
-    try:
-        with torch.no_grad():
-            while left > 0:
-                b = min(left, int(batch_size))
-                sl = generator.slices(generator.sample_noise(b, int(num_slices), generator=g, device=device))
-                total += float(slice_overlap_disagreement(sl)) * b
-                left -= b
-    finally:
-        generator.train(was_training)
+    total = sum(float(slice_overlap_disagreement(sl)) * sl.shape[0]
+                for sl in _generated_batches(generator, num_volumes, num_slices, seed, batch_size))
     return total / int(num_volumes)
 
 

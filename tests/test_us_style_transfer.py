@@ -304,7 +304,8 @@ def test_bundle_stages_tiny(tmp_path):
     run_bundle(BUNDLE, ["train_autoencoder.yaml"], ae_epochs=1, ae_batch_size=4, **common)
     assert (tmp_path / "models" / "content_autoencoder.pt").is_file()
     # the traditional arm needs no style-transfer model (none trained yet)
-    seg_kw = dict(target_style="gel_phantom", num_target=1, seg_epochs=1, seg_batch_size=4)
+    seg_kw = dict(target_style="gel_phantom", other_styles=["linear_high_freq"], num_target=1, seg_epochs=1,
+                  seg_batch_size=4)
     run_bundle(BUNDLE, ["evaluate.yaml"], augmentation="traditional", **seg_kw,
                **{k: v for k, v in common.items() if k != "channels"})
     assert (tmp_path / "eval" / "seg_fewshot_traditional_seed0" / "metrics.csv").is_file()
@@ -400,11 +401,15 @@ def test_all_styles_segmenter_selected_on_validation(tmp_path):
     cfg = ConfigParser()
     cfg.read_config(str(BUNDLE / "configs" / "evaluate.yaml"))
     cfg.update({"bundle_root": str(tmp_path), "dataset_dir": str(data), "target_style": "gel_phantom",
-                "num_target": 1, "select_on_validation": True, "validation_styles": ["linear_high_freq"]})
+                "num_target": 1, "other_styles": None})  # default: select on validation, every non-target style
+    assert cfg.get_parsed_content("select_on_validation") is True
+    assert cfg.get_parsed_content("validation_styles") == ["linear_high_freq"]
     val = cfg.get_parsed_content("val_dataset").data
     every = cfg.get_parsed_content("datalist_all")["validation"]
     assert val and all(e["style"] == "linear_high_freq" for e in val)
     assert len(val) == sum(e["style"] == "linear_high_freq" for e in every) < len(every)
+    cfg["train_set"] = "all_styles"  # the judge validates on every style
+    assert cfg.get_parsed_content("validation_styles") is None
     with pytest.raises(Exception) as info:
         run_bundle(BUNDLE, ["evaluate.yaml"], bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32,
                    augmentation="traditional", target_style="gel_phantom", num_target=1, seg_epochs=1,

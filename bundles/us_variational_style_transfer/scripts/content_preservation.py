@@ -90,8 +90,9 @@ def main(argv=None) -> int:
     width = {} if args.seg_channels is None else {"seg_channels": list(args.seg_channels)}  # judge training
     if missing:  # the default judge, trained here once
         t = time.time()
+        # the default 56-subject judge of the docs keeps its last epoch
         run_bundle(BUNDLE, ["evaluate.yaml"], train_set="all_styles", augmentation="traditional", seed=args.seed,
-                   seg_epochs=args.seg_epochs, **judge, **width)
+                   seg_epochs=args.seg_epochs, **(judge or {"select_on_validation": False}), **width)
         timings["segmenter_training_s"] = round(time.time() - t, 1)
 
     cfg = ConfigParser()

@@ -89,6 +89,19 @@ def config_error(message: str) -> None:
     raise ValueError(message)
 
 
+def config_flag(value, name: str) -> bool:
+    """A config switch as a bool. The bundle runner passes ``--key false`` on as the string ``"false"`` (only
+    ``False`` becomes a bool), which a plain ``if`` would read as true; accepts bools, 0 / 1 and
+    true / false / yes / no in any case, and names ``name`` on anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
+        return value.strip().lower() in ("true", "yes", "1")
+    raise ValueError(f"{name} must be true or false, got {value!r}.")
+
+
 def shared_data_dir() -> Path | None:
     """The project's sample data: ``$MONAI_EXT_SHARED_DATA`` when set, else ``../shared/data`` beside the
     repository; ``None`` when that folder does not exist."""

@@ -410,6 +410,13 @@ def test_all_styles_segmenter_selected_on_validation(tmp_path):
     assert len(val) == sum(e["style"] == "linear_high_freq" for e in every) < len(every)
     cfg["train_set"] = "all_styles"  # the judge validates on every style
     assert cfg.get_parsed_content("validation_styles") is None
+    # the bundle runner passes "--select_on_validation false" on as a string: it must switch selection off
+    cfg["select_on_validation"] = "false"
+    assert cfg.get_parsed_content("select_best") is False and cfg.get_parsed_content("val_dataset").data == []
+    cfg["select_on_validation"] = "maybe"
+    with pytest.raises(Exception) as bad:
+        cfg.get_parsed_content("select_best")
+    assert "select_on_validation must be true or false" in str(bad.value.__cause__ or bad.value)
     with pytest.raises(Exception) as info:
         run_bundle(BUNDLE, ["evaluate.yaml"], bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32,
                    augmentation="traditional", target_style="gel_phantom", num_target=1, seg_epochs=1,

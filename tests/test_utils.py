@@ -59,3 +59,14 @@ def test_atomic_directory_keeps_a_concurrent_writers_folder(tmp_path):
     with pytest.raises(ValueError):
         atomic_directory(tmp_path / "other", lambda tmp: (_ for _ in ()).throw(ValueError("bad")))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_config_flag_reads_cli_strings():
+    from monai_ext.utils import config_flag
+
+    assert config_flag(True, "x") is True and config_flag(0, "x") is False
+    assert config_flag("false", "x") is False and config_flag(" Yes ", "x") is True and config_flag("0", "x") is False
+    with pytest.raises(ValueError, match="flag_name must be true or false, got 'maybe'"):
+        config_flag("maybe", "flag_name")
+    with pytest.raises(ValueError, match="flag_name"):
+        config_flag(2, "flag_name")

@@ -7,7 +7,6 @@ from .ctsgan_workflows import (  # noqa: F401
     ctsgan_montage,
     evaluate_ctsgan,
     generate_ctsgan_volumes,
-    generated_overlap_disagreement,
     sample_ctsgan_volumes,
 )
 from .nodule_inpainting_trainer import NoduleInpaintingTrainer, inpainting_batch  # noqa: F401,E402

@@ -27,8 +27,7 @@ from ..data.ct_volume_dataset import volume_to_hu
 from ..networks.ctsgan import CTSGANGenerator, slice_overlap_disagreement, slices_to_volume
 from ..utils import atomic_write
 
-__all__ = ["generate_ctsgan_volumes", "sample_ctsgan_volumes", "generated_overlap_disagreement", "ctsgan_montage",
-           "evaluate_ctsgan"]
+__all__ = ["generate_ctsgan_volumes", "sample_ctsgan_volumes", "ctsgan_montage", "evaluate_ctsgan"]
 
 
 def _generated_batches(generator: CTSGANGenerator, num_volumes: int, num_slices: int, seed: int, batch_size: int):
@@ -60,14 +59,16 @@ def sample_ctsgan_volumes(
                       _generated_batches(generator, num_volumes, num_slices, seed, batch_size)])
 
 
-def generated_overlap_disagreement(
+def _sample_with_overlap(
     generator: CTSGANGenerator, num_volumes: int, num_slices: int, seed: int = 0, batch_size: int = 4
-) -> float:
-    """Mean :func:`~monai_ext.networks.ctsgan.slice_overlap_disagreement` of ``num_volumes`` generated volumes
-    (the noise of :func:`sample_ctsgan_volumes` with the same ``seed``), in ``[-1, 1]`` intensity units."""
-    total = sum(float(slice_overlap_disagreement(sl)) * sl.shape[0]
-                for sl in _generated_batches(generator, num_volumes, num_slices, seed, batch_size))
-    return total / int(num_volumes)
+) -> tuple[torch.Tensor, float]:
+    """The volumes of :func:`sample_ctsgan_volumes` and, from the same generated slices, their mean
+    :func:`~monai_ext.networks.ctsgan.slice_overlap_disagreement` (``[-1, 1]`` intensity units)."""
+    vols, total = [], 0.0
+    for sl in _generated_batches(generator, num_volumes, num_slices, seed, batch_size):
+        vols.append(slices_to_volume(sl).cpu())
+        total += float(slice_overlap_disagreement(sl)) * sl.shape[0]
+    return torch.cat(vols), total / int(num_volumes)
 
 
 def generate_ctsgan_volumes(
@@ -245,24 +246,24 @@ def evaluate_ctsgan(
             atomic_write(fpath, lambda tmp: torch.save(net.state_dict(), tmp))
     n = int(num_generated)
     k = min(int(scans_per_group), test_volumes.shape[0])
-    fake = sample_ctsgan_volumes(generator, n, depth, seed=seed + 1)
+    fake, fake_overlap = _sample_with_overlap(generator, n, depth, seed=seed + 1)
     untrained = copy.deepcopy(generator)
     torch.manual_seed(int(seed) + 2)
     for m in untrained.modules():
         if hasattr(m, "reset_parameters") and m is not untrained:
             m.reset_parameters()
-    rand = sample_ctsgan_volumes(untrained, n, depth, seed=seed + 1)
+    rand, rand_overlap = _sample_with_overlap(untrained, n, depth, seed=seed + 1)
     g = torch.Generator().manual_seed(int(seed))
     real = train_volumes[torch.randperm(train_volumes.shape[0], generator=g)[: min(n, train_volumes.shape[0])]]
     results: dict = {"feature_net_train_accuracy": getattr(net, "train_accuracy", float("nan"))}
+    # real volumes hold one value per slice: their 3-channel slices agree by construction
+    overlap = {"real": 0.0, "ctsgan": fake_overlap, "untrained": rand_overlap}
     for name, vols in (("real", real), ("ctsgan", fake), ("untrained", rand)):
         r = slicewise_fid(net, test_volumes, vols, num_pairs=num_pairs, scans_per_group=k, seed=seed)
         r["is_mean"], r["is_std"] = slice_level_inception_score(net, vols)
         r["num_volumes"] = int(vols.shape[0])
         r.update(_slice_consistency(vols))
-        r["overlap_disagreement"] = (0.0 if name == "real" else  # one value per slice, by construction
-                                     generated_overlap_disagreement(generator if name == "ctsgan" else untrained, n,
-                                                                    depth, seed=seed + 1))
+        r["overlap_disagreement"] = overlap[name]
         results[name] = r
     results["test_real"] = {"is_mean": slice_level_inception_score(net, test_volumes)[0],
                             **_slice_consistency(test_volumes)}

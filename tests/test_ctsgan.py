@@ -1,6 +1,7 @@
 """CT-SGAN: networks, gradient penalty, bundle train / inference / evaluate, dataset lists."""
 
 import csv
+import math
 import json
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def test_gradient_penalty_values():
         critic_gradient_penalty(critic, real, fake, "lp")
 
 
-def _tiny_trainer(overlap_weight: float, iterations: int):
+def _tiny_trainer(overlap_weight: float, iterations: int, seam_weight: float = 0.0, slab_size: int = 4):
     from monai_ext.engines import CTSGANTrainer
 
     torch.manual_seed(0)
@@ -131,11 +132,14 @@ def _tiny_trainer(overlap_weight: float, iterations: int):
     real = (0.5 * torch.sin(3 * z) + 0.2 * torch.randn(8, 1, 16, 16, 10)).clamp(-1, 1)  # texture varies along z
     loader = torch.utils.data.DataLoader([{"image": v} for v in real], batch_size=2, shuffle=True)
     g = CTSGANGenerator(image_size=16, patient_dim=8, eps_dim=4, slice_dim=4, lstm_hidden=8, base_channels=8)
-    d = CTSGANCritics(CTSGANSliceCritic(image_size=16, base_channels=8), CTSGANSlabCritic(image_size=16, slab_size=4, base_channels=8))
+    d = CTSGANCritics(CTSGANSliceCritic(image_size=16, base_channels=8),
+                      CTSGANSlabCritic(image_size=16, slab_size=slab_size, base_channels=8))
     trainer = CTSGANTrainer("cpu", 1, loader, g, torch.optim.Adam(g.parameters(), 1e-3, betas=(0.0, 0.9)), d,
-                            torch.optim.Adam(d.parameters(), 1e-3, betas=(0.0, 0.9)), slab_size=4, slices_per_slab=2,
-                            overlap_weight=overlap_weight, epoch_length=iterations, seed=0)
+                            torch.optim.Adam(d.parameters(), 1e-3, betas=(0.0, 0.9)), slab_size=slab_size,
+                            slices_per_slab=2, overlap_weight=overlap_weight, seam_weight=seam_weight,
+                            epoch_length=iterations, seed=0)
     trainer.run()
+    assert set(trainer.state.output) >= {"overlap", "seam", "g_loss"}
     with torch.no_grad():
         return g, float(slice_overlap_disagreement(g.slices(g.sample_noise(4, 10, torch.Generator().manual_seed(1)))))
 
@@ -154,6 +158,49 @@ def test_slice_overlap_disagreement_and_its_generator_term():
     assert tied < 0.6 * free, (tied, free)
     with pytest.raises(ValueError, match="overlap_weight"):
         _tiny_trainer(-1.0, 1)
+
+
+def test_seam_spikiness_and_excess_loss():
+    from monai_ext.losses import seam_excess_loss, seam_spikiness
+
+    z = torch.linspace(0, 1, 12)
+    ramp = z.expand(2, 1, 4, 4, 12).clone()  # changes by the same amount between every pair of slices
+    assert torch.allclose(seam_spikiness(ramp), torch.zeros(2), atol=1e-6)
+    seamed = ramp.clone()
+    seamed[..., 6:] += 0.5  # one jump between slices 5 and 6
+    d_jump, d_even = 1 / 11 + 0.5, 1 / 11
+    expected = math.log(d_jump / d_even) / 9  # one of the 9 neighbour ratios is spiky
+    assert seam_spikiness(seamed) == pytest.approx(torch.full((2,), expected), rel=1e-4)
+    assert seam_spikiness(10 * seamed - 3) == pytest.approx(seam_spikiness(seamed), rel=1e-4)  # no unit dependence
+    # the loss asks only for the spikiness of the real batch, and its gradient reaches the generated side only
+    fake = seamed.clone().requires_grad_(True)
+    real = ramp.clone().requires_grad_(True)
+    loss = seam_excess_loss(fake, real)
+    assert float(loss) == pytest.approx(expected, rel=1e-4)
+    loss.backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0 and real.grad is None
+    assert float(seam_excess_loss(ramp, seamed)) == 0.0
+    with pytest.raises(ValueError, match="D >= 4"):
+        seam_spikiness(ramp[..., :3])
+    with pytest.raises(ValueError, match="same depth"):
+        seam_excess_loss(ramp, ramp[..., :6])
+    with pytest.raises(ValueError, match="seam_weight"):
+        _tiny_trainer(0.0, 1, seam_weight=-1.0)
+    with pytest.raises(ValueError, match="slab_size >= 4"):
+        _tiny_trainer(0.0, 1, seam_weight=1.0, slab_size=3)
+
+
+def test_seam_term_lowers_generated_seams():
+    from monai_ext.losses import seam_spikiness
+
+    def spikiness(g):
+        with torch.no_grad():
+            vols = slices_to_volume(g.slices(g.sample_noise(8, 10, torch.Generator().manual_seed(1))))
+        return float(seam_spikiness(vols).mean())
+
+    free, _ = _tiny_trainer(0.0, 40, slab_size=6)
+    tied, _ = _tiny_trainer(0.0, 40, seam_weight=20.0, slab_size=6)
+    assert spikiness(tied) < 0.7 * spikiness(free), (spikiness(tied), spikiness(free))
 
 
 # ------------------------------------------------------------------------------------------------ bundle

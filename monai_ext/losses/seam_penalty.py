@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from ..metrics.slice_consistency import slice_pair_mad
+
 __all__ = ["seam_spikiness", "seam_excess_loss"]
 
 
@@ -34,8 +36,7 @@ def seam_spikiness(volumes: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """
     if volumes.ndim != 5 or volumes.shape[-1] < 4:
         raise ValueError(f"volumes must have shape (B, C, H, W, D) with D >= 4, got {tuple(volumes.shape)}.")
-    v = volumes.float()
-    d = (v[..., 1:] - v[..., :-1]).abs().mean(dim=(1, 2, 3))  # (B, D - 1)
+    d = slice_pair_mad(volumes)  # (B, D - 1)
     neighbours = (0.5 * (d[:, :-2] + d[:, 2:])).clamp_min(eps)
     return torch.log(d[:, 1:-1].clamp_min(eps) / neighbours).clamp_min(0.0).mean(dim=1)
 

@@ -8,4 +8,10 @@ from .slice_fid import (  # noqa: F401,E402
     slicewise_fid,
     train_slice_level_classifier,
 )
-from .slice_consistency import adjacent_slice_mad, highpass_z_correlation, seam_ratio, slice_mean_std  # noqa: F401,E402
+from .slice_consistency import (  # noqa: F401,E402
+    adjacent_slice_mad,
+    highpass_z_correlation,
+    seam_ratio,
+    slice_mean_std,
+    slice_pair_mad,
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["adjacent_slice_mad", "slice_mean_std", "highpass_z_correlation", "seam_ratio"]
+__all__ = ["adjacent_slice_mad", "slice_pair_mad", "slice_mean_std", "highpass_z_correlation", "seam_ratio"]
 
 
 def _check(volumes: torch.Tensor) -> torch.Tensor:
@@ -26,6 +26,13 @@ def adjacent_slice_mad(volumes: torch.Tensor) -> float:
     return float((v[..., 1:] - v[..., :-1]).abs().mean())
 
 
+def slice_pair_mad(volumes: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W, D)`` -> ``(B, D - 1)``: per volume, the mean absolute difference between slices ``j`` and
+    ``j + 1`` (intensity units of ``volumes``, float32); differentiable, so losses can use it as well."""
+    v = volumes.float()
+    return (v[..., 1:] - v[..., :-1]).abs().mean(dim=(1, 2, 3))
+
+
 def seam_ratio(volumes: torch.Tensor, quantile: float = 0.9) -> float:
     """How unevenly a volume changes along the slice axis: the ``quantile`` (0.9) of the per-slice-pair mean
     absolute differences divided by their median, averaged over volumes.
@@ -36,7 +43,7 @@ def seam_ratio(volumes: torch.Tensor, quantile: float = 0.9) -> float:
     v = _check(volumes)
     if v.shape[-1] < 3:
         raise ValueError(f"seam_ratio needs at least 3 slices, got {v.shape[-1]}.")
-    d = (v[..., 1:] - v[..., :-1]).abs().mean(dim=(1, 2, 3))  # (B, D - 1)
+    d = slice_pair_mad(v)
     ratio = torch.quantile(d, float(quantile), dim=1) / d.median(dim=1).values.clamp_min(1e-12)
     return float(ratio.mean())
 

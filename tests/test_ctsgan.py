@@ -124,7 +124,8 @@ def test_gradient_penalty_values():
         critic_gradient_penalty(critic, real, fake, "lp")
 
 
-def _tiny_trainer(overlap_weight: float, iterations: int, seam_weight: float = 0.0, slab_size: int = 4):
+def _tiny_trainer(overlap_weight: float, iterations: int, seam_weight: float = 0.0, slab_size: int = 4,
+                  zspec_weight: float = 0.0):
     from monai_ext.engines import CTSGANTrainer
 
     torch.manual_seed(0)
@@ -137,9 +138,9 @@ def _tiny_trainer(overlap_weight: float, iterations: int, seam_weight: float = 0
     trainer = CTSGANTrainer("cpu", 1, loader, g, torch.optim.Adam(g.parameters(), 1e-3, betas=(0.0, 0.9)), d,
                             torch.optim.Adam(d.parameters(), 1e-3, betas=(0.0, 0.9)), slab_size=slab_size,
                             slices_per_slab=2, overlap_weight=overlap_weight, seam_weight=seam_weight,
-                            epoch_length=iterations, seed=0)
+                            zspec_weight=zspec_weight, epoch_length=iterations, seed=0)
     trainer.run()
-    assert set(trainer.state.output) >= {"overlap", "seam", "g_loss"}
+    assert set(trainer.state.output) >= {"overlap", "seam", "zspec", "g_loss"}
     with torch.no_grad():
         return g, float(slice_overlap_disagreement(g.slices(g.sample_noise(4, 10, torch.Generator().manual_seed(1)))))
 
@@ -201,6 +202,62 @@ def test_seam_term_lowers_generated_seams():
     free, _ = _tiny_trainer(0.0, 40, slab_size=6)
     tied, _ = _tiny_trainer(0.0, 40, seam_weight=20.0, slab_size=6)
     assert spikiness(tied) < 0.7 * spikiness(free), (spikiness(tied), spikiness(free))
+
+
+def test_z_power_spectrum_and_loss():
+    from monai_ext.losses import z_spectrum_loss
+    from monai_ext.metrics import z_power_spectrum
+
+    z = torch.arange(16, dtype=torch.float32)
+    wave = (0.5 * torch.cos(2 * torch.pi * z / 4)).expand(2, 1, 4, 4, 16).clone()  # period 4 slices
+    p = z_power_spectrum(wave, segment=16)
+    assert p.shape == (9,) and int(p.argmax()) == 4  # 16 / 4 = 4 cycles per segment
+    assert float(p[4]) > 50 * float(torch.cat([p[:3], p[6:]]).max())
+    assert float(z_power_spectrum(torch.zeros(1, 1, 4, 4, 16)).abs().max()) == 0.0  # constant along z
+    # every column is in the body here; a column with one background voxel is left out
+    masked = wave.clone()
+    masked[:, :, 0, 0, 5] = -1.0
+    assert torch.allclose(z_power_spectrum(masked, segment=16), p)
+    # two segments (hop 8) of a 24-slice volume: the same spectrum for a stationary signal
+    long = (0.5 * torch.cos(2 * torch.pi * torch.arange(24.0) / 4)).expand(1, 1, 2, 2, 24)
+    assert torch.allclose(z_power_spectrum(long, segment=16), p, rtol=1e-4, atol=1e-6)
+
+    noise = 0.1 * torch.randn(2, 1, 4, 4, 16, generator=torch.Generator().manual_seed(0))
+    assert float(z_spectrum_loss(noise, noise)) == 0.0
+    # twice the amplitude is 4x the power at every frequency: |log 4| everywhere
+    fake = (2 * noise).requires_grad_(True)
+    loss = z_spectrum_loss(fake, noise)
+    assert float(loss) == pytest.approx(float(torch.log(torch.tensor(4.0))), rel=1e-3)
+    real = noise.clone().requires_grad_(True)
+    z_spectrum_loss(fake, real).backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0 and real.grad is None
+    with pytest.raises(ValueError, match="same depth"):
+        z_spectrum_loss(noise, noise[..., :8])
+    with pytest.raises(ValueError, match="segment"):
+        z_power_spectrum(noise[..., :3], segment=3)
+    with pytest.raises(ValueError, match="background"):
+        z_power_spectrum(torch.full((1, 1, 4, 4, 16), -1.0))
+    with pytest.raises(ValueError, match="zspec_weight"):
+        _tiny_trainer(0.0, 1, zspec_weight=-1.0)
+    with pytest.raises(ValueError, match="zspec_weight"):
+        _tiny_trainer(0.0, 1, zspec_weight=1.0, slab_size=3)
+
+
+def test_zspec_term_brings_the_generated_spectrum_towards_the_real_one():
+    from monai_ext.losses import z_spectrum_loss
+
+    torch.manual_seed(0)
+    zz = torch.linspace(-1, 1, 10)
+    real = (0.5 * torch.sin(3 * zz) + 0.2 * torch.randn(8, 1, 16, 16, 10)).clamp(-1, 1)  # as in _tiny_trainer
+
+    def distance(g):
+        with torch.no_grad():
+            vols = slices_to_volume(g.slices(g.sample_noise(8, 10, torch.Generator().manual_seed(1))))
+        return float(z_spectrum_loss(vols, real))
+
+    free, _ = _tiny_trainer(0.0, 40, slab_size=6)
+    tied, _ = _tiny_trainer(0.0, 40, slab_size=6, zspec_weight=5.0)
+    assert distance(tied) < 0.7 * distance(free), (distance(tied), distance(free))
 
 
 # ------------------------------------------------------------------------------------------------ bundle

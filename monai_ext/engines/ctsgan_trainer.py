@@ -25,7 +25,9 @@ and ``L_G = -D_s(fake) - D_slab(fake)``; ``adversarial_loss="bce"`` gives the pa
 slices about the two volume slices they share; an addition to the paper, which stacks only the centre channels
 and so leaves the outer ones judged slice by slice but tied to nothing along z. ``seam_weight > 0`` adds
 ``seam_weight * S`` to ``L_G``, where ``S`` (:func:`~monai_ext.losses.seam_excess_loss`) is the seam spikiness of
-the generated slab beyond that of the real slab (also an addition to the paper).
+the generated slab beyond that of the real slab, and ``zspec_weight > 0`` adds ``zspec_weight * Z``, where ``Z``
+(:func:`~monai_ext.losses.z_spectrum_loss`) is the log distance between the generated and the real slab's power
+spectra along z (both additions to the paper).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from torch.utils.data import DataLoader
 
 from ..losses.gradient_penalty import critic_gradient_penalty
 from ..losses.seam_penalty import seam_excess_loss, seam_spikiness
+from ..losses.z_spectrum import z_spectrum_loss
 from .distributed import average_gradients, broadcast_module, is_distributed
 from ..networks.ctsgan import CTSGANCritics, CTSGANGenerator, slice_overlap_disagreement, volume_to_slices
 
@@ -89,13 +92,16 @@ class CTSGANTrainer(GanTrainer):
             term is a mean absolute difference in the ``[-1, 1]`` intensity units.
         seam_weight: weight of the seam term of the generator loss (0: the paper's loss); the term is a mean
             log ratio (unitless), see :mod:`monai_ext.losses.seam_penalty`. Needs ``slab_size >= 4``.
+        zspec_weight: weight of the z-spectrum term of the generator loss (0: the paper's loss); the term is a mean
+            absolute log power ratio (unitless), see :mod:`monai_ext.losses.z_spectrum`. Needs ``slab_size >= 4``.
         image_key: key of the real volumes in the batch.
 
     ``engine.state.output`` holds ``d_loss`` and ``g_loss`` (``GanKeys.DLOSS``/``GanKeys.GLOSS``), ``d_slice``,
     ``d_slab`` (adversarial terms of each critic), ``gp`` (sum of both penalties), ``wasserstein`` (mean
     real-minus-fake score of the two critics), ``overlap`` (the generated slab's overlap disagreement, logged
     whatever ``overlap_weight``), ``seam`` (the generated slab's seam spikiness, logged whatever
-    ``seam_weight``; 0 when ``slab_size < 4``), ``slab_start``, and ``GanKeys.REALS``/``FAKES`` (the real and the
+    ``seam_weight``; 0 when ``slab_size < 4``), ``zspec`` (the z-spectrum term, logged only when ``zspec_weight > 0``,
+else 0), ``slab_start``, and ``GanKeys.REALS``/``FAKES`` (the real and the
     last generated slab ``(B, 1, H, W, T)``) and ``GanKeys.LATENTS`` (the noise).
     """
 
@@ -117,6 +123,7 @@ class CTSGANTrainer(GanTrainer):
         d_train_steps: int = 1,
         overlap_weight: float = 0.0,
         seam_weight: float = 0.0,
+        zspec_weight: float = 0.0,
         epoch_length: int | None = None,
         image_key: str = "image",
         train_handlers: Sequence | None = None,
@@ -151,6 +158,10 @@ class CTSGANTrainer(GanTrainer):
             raise ValueError(f"seam_weight must be >= 0, got {seam_weight}.")
         if float(seam_weight) > 0 and int(slab_size) < 4:
             raise ValueError(f"seam_weight > 0 needs slab_size >= 4 (neighbouring slice differences), got {slab_size}.")
+        if not float(zspec_weight) >= 0.0:
+            raise ValueError(f"zspec_weight must be >= 0, got {zspec_weight}.")
+        if float(zspec_weight) > 0 and int(slab_size) < 4:
+            raise ValueError(f"zspec_weight > 0 needs slab_size >= 4 (a spectrum along z), got {slab_size}.")
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -177,6 +188,7 @@ class CTSGANTrainer(GanTrainer):
         self.drift_weight = float(drift_weight)
         self.overlap_weight = float(overlap_weight)
         self.seam_weight = float(seam_weight)
+        self.zspec_weight = float(zspec_weight)
         self.image_key = image_key
         self.rng = torch.Generator()
         self.distributed = is_distributed()
@@ -267,6 +279,10 @@ class CTSGANTrainer(GanTrainer):
         g_loss = g_adv + engine.overlap_weight * overlap if engine.overlap_weight > 0 else g_adv
         if engine.seam_weight > 0:
             g_loss = g_loss + engine.seam_weight * seam_excess_loss(fake_slab, real_slab)
+        zspec = torch.zeros((), device=vol.device)
+        if engine.zspec_weight > 0:
+            zspec = z_spectrum_loss(fake_slab, real_slab)
+            g_loss = g_loss + engine.zspec_weight * zspec
         with torch.no_grad():
             seam = seam_spikiness(fake_slab).mean() if t >= 4 else torch.zeros(())
         g_loss.backward()
@@ -284,6 +300,7 @@ class CTSGANTrainer(GanTrainer):
             "g_loss": float(g_loss.item()),
             "overlap": float(overlap.item()),
             "seam": float(seam.item()),
+            "zspec": float(zspec.item()),
             "slab_start": s,
         }
         out.update({GanKeys.REALS: real_slab, GanKeys.FAKES: fake_slab.detach(), GanKeys.LATENTS: noise,

@@ -14,4 +14,5 @@ from .slice_consistency import (  # noqa: F401,E402
     seam_ratio,
     slice_mean_std,
     slice_pair_mad,
+    z_power_spectrum,
 )

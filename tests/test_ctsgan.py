@@ -360,6 +360,8 @@ def test_evaluate_reports_fid(trained_root, tiny_dataset):
     assert m["test_real"]["adjacent_slice_mad"] > 0 and m["test_real"]["slice_mean_std"] > 0
     assert all(-1.0 <= m[k]["highpass_z_correlation"] <= 1.0 for k in ("real", "ctsgan", "untrained", "test_real"))
     assert all(m[k]["seam_ratio"] >= 1.0 for k in ("real", "ctsgan", "untrained", "test_real"))
+    assert m["test_real"]["z_spectrum_distance"] == 0.0  # the reference against itself
+    assert m["untrained"]["z_spectrum_distance"] > m["real"]["z_spectrum_distance"] > 0.0
     assert m["ctsgan"]["overlap_disagreement"] >= 0 and m["real"]["overlap_disagreement"] == 0.0
     assert (out / "montage.png").stat().st_size > 0
 

@@ -186,11 +186,19 @@ def ctsgan_montage(
     return str(out)
 
 
-def _slice_consistency(vols: torch.Tensor) -> dict:
-    from ..metrics.slice_consistency import adjacent_slice_mad, highpass_z_correlation, seam_ratio, slice_mean_std
+def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor) -> dict:
+    from ..metrics.slice_consistency import (
+        adjacent_slice_mad,
+        highpass_z_correlation,
+        seam_ratio,
+        slice_mean_std,
+        z_spectrum_log_distance,
+    )
 
+    segment = min(16, int(vols.shape[-1]))
     return {"adjacent_slice_mad": adjacent_slice_mad(vols), "slice_mean_std": slice_mean_std(vols),
-            "highpass_z_correlation": highpass_z_correlation(vols), "seam_ratio": seam_ratio(vols)}
+            "highpass_z_correlation": highpass_z_correlation(vols), "seam_ratio": seam_ratio(vols),
+            "z_spectrum_distance": float(z_spectrum_log_distance(vols, reference, segment=segment))}
 
 
 def evaluate_ctsgan(
@@ -218,6 +226,10 @@ def evaluate_ctsgan(
       "two splits of the real data");
     - ``ctsgan``: ``num_generated`` volumes from ``generator``;
     - ``untrained``: the same architecture with random weights (a floor).
+
+    Each also gets the slice-consistency measures of :mod:`monai_ext.metrics.slice_consistency`, among them
+    ``z_spectrum_distance``: the log distance of its power spectrum along z (16-slice segments) from that of
+    ``test_volumes``.
     """
     from ..metrics.slice_fid import (
         slice_level_classifier,
@@ -262,11 +274,11 @@ def evaluate_ctsgan(
         r = slicewise_fid(net, test_volumes, vols, num_pairs=num_pairs, scans_per_group=k, seed=seed)
         r["is_mean"], r["is_std"] = slice_level_inception_score(net, vols)
         r["num_volumes"] = int(vols.shape[0])
-        r.update(_slice_consistency(vols))
+        r.update(_slice_consistency(vols, test_volumes))
         r["overlap_disagreement"] = overlap[name]
         results[name] = r
     results["test_real"] = {"is_mean": slice_level_inception_score(net, test_volumes)[0],
-                            **_slice_consistency(test_volumes)}
+                            **_slice_consistency(test_volumes, test_volumes)}
     results["settings"] = {"num_test_volumes": int(test_volumes.shape[0]), "num_generated": n,
                            "num_pairs": int(num_pairs), "scans_per_group": k, "num_bins": int(num_bins),
                            "volume_shape": list(test_volumes.shape[2:]), "seed": int(seed),

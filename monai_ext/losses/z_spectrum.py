@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import torch
 
-from ..metrics.slice_consistency import z_power_spectrum
+from ..metrics.slice_consistency import z_spectrum_log_distance
 
 __all__ = ["z_spectrum_loss"]
 
 
-def z_spectrum_loss(fake: torch.Tensor, real: torch.Tensor, background: float = -0.99, eps: float = 1e-6) -> torch.Tensor:
+def z_spectrum_loss(fake: torch.Tensor, real: torch.Tensor, background: float = -0.99) -> torch.Tensor:
     """Mean over frequencies of ``|log P_fake(k) - log P_real(k)|``; gradients flow into ``fake`` only.
 
     ``P`` is :func:`~monai_ext.metrics.z_power_spectrum` of the whole slab (one segment of ``D`` slices per
-    column inside the body). Both are ``(B, 1, H, W, D)`` slabs of the same depth ``D >= 4`` in ``[-1, 1]``
-    (e.g. the generated and the real slab of a CT-SGAN step). The result is unitless (log power ratio):
-    0 when the spectra agree, ``log 2 = 0.69`` when every frequency has twice or half the real power.
+    column inside the body; :func:`~monai_ext.metrics.z_spectrum_log_distance`). Both are ``(B, 1, H, W, D)``
+    slabs of the same depth ``D >= 4`` in ``[-1, 1]`` (e.g. the generated and the real slab of a CT-SGAN step).
+    The result is unitless (log power ratio): 0 when the spectra agree, ``log 2 = 0.69`` when every frequency
+    has twice or half the real power.
     """
     if fake.shape[-1] != real.shape[-1]:
         raise ValueError(f"fake and real slabs must have the same depth, got {fake.shape[-1]} and {real.shape[-1]}.")
-    depth = fake.shape[-1]
-    with torch.no_grad():
-        target = z_power_spectrum(real, segment=depth, background=background)
-    p = z_power_spectrum(fake, segment=depth, background=background)
-    return (torch.log(p + eps) - torch.log(target + eps)).abs().mean()
+    return z_spectrum_log_distance(fake, real, segment=fake.shape[-1], background=background)

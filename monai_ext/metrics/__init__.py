@@ -15,4 +15,5 @@ from .slice_consistency import (  # noqa: F401,E402
     slice_mean_std,
     slice_pair_mad,
     z_power_spectrum,
+    z_spectrum_log_distance,
 )

@@ -18,6 +18,7 @@ __all__ = [
     "highpass_z_correlation",
     "seam_ratio",
     "z_power_spectrum",
+    "z_spectrum_log_distance",
 ]
 
 
@@ -112,3 +113,18 @@ def z_power_spectrum(volumes: torch.Tensor, segment: int = 16, background: float
     x = x - x.mean(dim=-1, keepdim=True)
     window = torch.hann_window(segment, periodic=False, dtype=x.dtype, device=x.device)
     return (torch.fft.rfft(x * window, dim=-1).abs() ** 2).mean(dim=0)
+
+
+def z_spectrum_log_distance(
+    volumes: torch.Tensor, reference: torch.Tensor, segment: int = 16, background: float = -0.99, eps: float = 1e-6
+) -> torch.Tensor:
+    """Mean over frequencies of ``|log P(k) - log P_ref(k)|``, ``P`` the :func:`z_power_spectrum` of each set.
+
+    Unitless: 0 when the spectra along z agree, ``log 2 = 0.69`` when every frequency has twice or half the
+    reference power. Differentiable w.r.t. ``volumes``; ``reference`` is taken without gradient. Both
+    ``(B, 1, H, W, D)`` with ``D >= segment`` (the batch sizes may differ). Returns a 0-d tensor.
+    """
+    with torch.no_grad():
+        target = z_power_spectrum(reference, segment=segment, background=background)
+    p = z_power_spectrum(volumes, segment=segment, background=background)
+    return (torch.log(p + eps) - torch.log(target + eps)).abs().mean()

@@ -3,7 +3,7 @@
 A generator that renders a chest CT one axial slice at a time (CT-SGAN, Pesaranghader et al. 2021) can
 keep its fine texture nearly unchanged from slice to slice: coronal and sagittal views then show vertical
 streaks. Measured on the project's phantoms (64 x 64 x 48 at 6 mm, 16-slice segments), the CT-SGAN v0.7.0
-generator has about half the real power at periods of 2-4 slices. This term compares the two spectra along
+generator has 0.5-0.7 times the real power at periods of 2-4 slices. This term compares the two spectra along
 z, in the spirit of the spectral regularisation of Durall et al., "Watch your up-convolution" (CVPR 2020),
 which matches the 1D power spectrum of generated and real images.
 """

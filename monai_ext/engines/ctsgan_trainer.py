@@ -100,9 +100,9 @@ class CTSGANTrainer(GanTrainer):
     ``d_slab`` (adversarial terms of each critic), ``gp`` (sum of both penalties), ``wasserstein`` (mean
     real-minus-fake score of the two critics), ``overlap`` (the generated slab's overlap disagreement, logged
     whatever ``overlap_weight``), ``seam`` (the generated slab's seam spikiness, logged whatever
-    ``seam_weight``; 0 when ``slab_size < 4``), ``zspec`` (the z-spectrum term, logged only when ``zspec_weight > 0``,
-else 0), ``slab_start``, and ``GanKeys.REALS``/``FAKES`` (the real and the
-    last generated slab ``(B, 1, H, W, T)``) and ``GanKeys.LATENTS`` (the noise).
+    ``seam_weight``; 0 when ``slab_size < 4``), ``zspec`` (the z-spectrum term when ``zspec_weight > 0``, else 0),
+    ``slab_start``, and ``GanKeys.REALS``/``FAKES`` (the real and the last generated slab ``(B, 1, H, W, T)``)
+    and ``GanKeys.LATENTS`` (the noise).
     """
 
     def __init__(

@@ -196,9 +196,11 @@ def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor) -> dict:
     )
 
     segment = min(16, int(vols.shape[-1]))
+    # a spectrum along z needs at least 4 slices
+    zdist = float(z_spectrum_log_distance(vols, reference, segment=segment)) if segment >= 4 else float("nan")
     return {"adjacent_slice_mad": adjacent_slice_mad(vols), "slice_mean_std": slice_mean_std(vols),
             "highpass_z_correlation": highpass_z_correlation(vols), "seam_ratio": seam_ratio(vols),
-            "z_spectrum_distance": float(z_spectrum_log_distance(vols, reference, segment=segment))}
+            "z_spectrum_distance": zdist}
 
 
 def evaluate_ctsgan(

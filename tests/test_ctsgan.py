@@ -526,3 +526,12 @@ def test_dataset_list_errors(fake_lidc, tmp_path):
 def test_public_names_importable():
     assert monai_ext.engines.CTSGANTrainer.__mro__[1].__name__ == "GanTrainer"
     assert isinstance(CTSGANCritics(CTSGANSliceCritic(16), CTSGANSlabCritic(16, 4)), torch.nn.Module)
+
+
+def test_slice_consistency_without_enough_slices_for_a_spectrum():
+    from monai_ext.engines.ctsgan_workflows import _slice_consistency
+
+    vols = torch.rand(2, 1, 8, 8, 3) * 0.5
+    m = _slice_consistency(vols, vols)
+    assert np.isnan(m["z_spectrum_distance"]) and m["adjacent_slice_mad"] > 0
+    assert _slice_consistency(torch.rand(2, 1, 8, 8, 4) * 0.5, vols.repeat(1, 1, 1, 1, 2))["z_spectrum_distance"] >= 0

@@ -150,18 +150,15 @@ class CTSGANTrainer(GanTrainer):
             raise ValueError(f"gp_mode must be 'wgan-gp', 'r1' or 'none', got {gp_mode!r}.")
         if int(d_train_steps) < 1:
             raise ValueError(f"d_train_steps must be >= 1, got {d_train_steps}.")
-        if not float(overlap_weight) >= 0.0:
-            raise ValueError(f"overlap_weight must be >= 0, got {overlap_weight}.")
-        if float(overlap_weight) > 0 and int(slab_size) < 2:
-            raise ValueError(f"overlap_weight > 0 needs slab_size >= 2 (adjacent 3-channel slices), got {slab_size}.")
-        if not float(seam_weight) >= 0.0:
-            raise ValueError(f"seam_weight must be >= 0, got {seam_weight}.")
-        if float(seam_weight) > 0 and int(slab_size) < 4:
-            raise ValueError(f"seam_weight > 0 needs slab_size >= 4 (neighbouring slice differences), got {slab_size}.")
-        if not float(zspec_weight) >= 0.0:
-            raise ValueError(f"zspec_weight must be >= 0, got {zspec_weight}.")
-        if float(zspec_weight) > 0 and int(slab_size) < 4:
-            raise ValueError(f"zspec_weight > 0 needs slab_size >= 4 (a spectrum along z), got {slab_size}.")
+        for name, weight, min_slab, why in (
+            ("overlap_weight", overlap_weight, 2, "adjacent 3-channel slices"),
+            ("seam_weight", seam_weight, 4, "neighbouring slice differences"),
+            ("zspec_weight", zspec_weight, 4, "a spectrum along z"),
+        ):
+            if not float(weight) >= 0.0:
+                raise ValueError(f"{name} must be >= 0, got {weight}.")
+            if float(weight) > 0 and int(slab_size) < min_slab:
+                raise ValueError(f"{name} > 0 needs slab_size >= {min_slab} ({why}), got {slab_size}.")
         super().__init__(
             device=device,
             max_epochs=max_epochs,

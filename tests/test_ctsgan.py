@@ -125,22 +125,27 @@ def test_gradient_penalty_values():
 
 
 def _tiny_trainer(overlap_weight: float, iterations: int, seam_weight: float = 0.0, slab_size: int = 4,
-                  zspec_weight: float = 0.0):
+                  zspec_weight: float = 0.0, zspec_scales=(1,), critic_warmup: int = 0, generator=None,
+                  return_trainer: bool = False):
     from monai_ext.engines import CTSGANTrainer
 
     torch.manual_seed(0)
     z = torch.linspace(-1, 1, 10)
     real = (0.5 * torch.sin(3 * z) + 0.2 * torch.randn(8, 1, 16, 16, 10)).clamp(-1, 1)  # texture varies along z
     loader = torch.utils.data.DataLoader([{"image": v} for v in real], batch_size=2, shuffle=True)
-    g = CTSGANGenerator(image_size=16, patient_dim=8, eps_dim=4, slice_dim=4, lstm_hidden=8, base_channels=8)
+    g = generator or CTSGANGenerator(image_size=16, patient_dim=8, eps_dim=4, slice_dim=4, lstm_hidden=8,
+                                     base_channels=8)
     d = CTSGANCritics(CTSGANSliceCritic(image_size=16, base_channels=8),
                       CTSGANSlabCritic(image_size=16, slab_size=slab_size, base_channels=8))
     trainer = CTSGANTrainer("cpu", 1, loader, g, torch.optim.Adam(g.parameters(), 1e-3, betas=(0.0, 0.9)), d,
                             torch.optim.Adam(d.parameters(), 1e-3, betas=(0.0, 0.9)), slab_size=slab_size,
                             slices_per_slab=2, overlap_weight=overlap_weight, seam_weight=seam_weight,
-                            zspec_weight=zspec_weight, epoch_length=iterations, seed=0)
+                            zspec_weight=zspec_weight, zspec_scales=zspec_scales, critic_warmup=critic_warmup,
+                            epoch_length=iterations, seed=0)
     trainer.run()
     assert set(trainer.state.output) >= {"overlap", "seam", "zspec", "g_loss"}
+    if return_trainer:
+        return g, trainer
     with torch.no_grad():
         return g, float(slice_overlap_disagreement(g.slices(g.sample_noise(4, 10, torch.Generator().manual_seed(1)))))
 
@@ -260,6 +265,59 @@ def test_zspec_term_brings_the_generated_spectrum_towards_the_real_one():
     assert distance(tied) < 0.7 * distance(free), (distance(tied), distance(free))
 
 
+
+def test_pooled_z_spectrum_tells_coherent_from_per_column_variation():
+    from monai_ext.losses import z_spectrum_loss
+    from monai_ext.metrics import z_power_spectrum
+
+    rng = torch.Generator().manual_seed(0)
+    z = torch.arange(16, dtype=torch.float32)
+    # every voxel column has a period-4 wave; in `coherent` all columns of each 4 x 4 block share its phase,
+    # in `scattered` each column has its own phase
+    block_phase = torch.rand(2, 1, 2, 2, 1, generator=rng).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    column_phase = torch.rand(2, 1, 8, 8, 1, generator=rng)
+    coherent = 0.5 * torch.cos(2 * torch.pi * (z / 4 + block_phase))
+    scattered = 0.5 * torch.cos(2 * torch.pi * (z / 4 + column_phase))
+    p1c, p1s = z_power_spectrum(coherent, pool=1), z_power_spectrum(scattered, pool=1)
+    assert torch.allclose(p1c[4], p1s[4], rtol=1e-4)  # voxel columns: the same spectrum
+    p4c, p4s = z_power_spectrum(coherent, pool=4), z_power_spectrum(scattered, pool=4)
+    assert torch.allclose(p4c, p1c, rtol=1e-4, atol=1e-6)  # block means of a coherent block: unchanged
+    assert float(p4s[4]) < 0.3 * float(p4c[4])  # independent columns average out
+    assert float(z_spectrum_loss(scattered, coherent, scales=(1,))) < 0.05
+    assert float(z_spectrum_loss(scattered, coherent, scales=(1, 4))) > 0.5
+    # a block with one background voxel is left out: only 3 of the 4 blocks per volume count
+    holed = coherent.clone()
+    holed[:, :, 0, 0, 3] = -1.0
+    right, lower_left = z_power_spectrum(coherent[:, :, :, 4:], pool=4), z_power_spectrum(coherent[:, :, 4:, :4], pool=4)
+    assert torch.allclose(z_power_spectrum(holed, pool=4), (2 * right + lower_left) / 3, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="pool"):
+        z_power_spectrum(coherent, pool=9)
+    with pytest.raises(ValueError, match="pool"):
+        z_power_spectrum(coherent, pool=0)
+    with pytest.raises(ValueError, match="scales"):
+        z_spectrum_loss(coherent, coherent, scales=())
+    with pytest.raises(ValueError, match="zspec_scales"):
+        _tiny_trainer(0.0, 1, zspec_weight=1.0, zspec_scales=(1, 32))
+
+
+def test_critic_warmup_leaves_the_generator_unchanged():
+    torch.manual_seed(0)
+    g0 = CTSGANGenerator(image_size=16, patient_dim=8, eps_dim=4, slice_dim=4, lstm_hidden=8, base_channels=8)
+    start = {k: v.clone() for k, v in g0.state_dict().items()}
+    warm, trainer = _tiny_trainer(0.0, 3, critic_warmup=3, generator=g0, return_trainer=True)
+    assert all(torch.equal(start[k], v) for k, v in warm.state_dict().items())
+    assert all(math.isnan(trainer.state.output[k]) for k in ("g_loss", "zspec", "seam"))
+    assert math.isfinite(trainer.state.output["d_loss"])
+    # one iteration past the warm-up updates the generator
+    g1 = CTSGANGenerator(image_size=16, patient_dim=8, eps_dim=4, slice_dim=4, lstm_hidden=8, base_channels=8)
+    g1.load_state_dict(start)
+    moved, trainer = _tiny_trainer(0.0, 4, critic_warmup=3, generator=g1, return_trainer=True)
+    assert any(not torch.equal(start[k], v) for k, v in moved.state_dict().items())
+    assert math.isfinite(trainer.state.output["g_loss"])
+    with pytest.raises(ValueError, match="critic_warmup"):
+        _tiny_trainer(0.0, 1, critic_warmup=-1)
+
+
 # ------------------------------------------------------------------------------------------------ bundle
 
 
@@ -313,6 +371,19 @@ def test_train_resumes_from_saved_state(trained_root, tiny_dataset, tmp_path):
         run_bundle(BUNDLE, ["train.yaml"], bundle_root=str(tmp_path / "bad"), dataset_dir=str(tiny_dataset),
                    max_epochs=1, epoch_length=1, resume_from=str(tmp_path / "missing.pt"), **TINY_TRAIN)
     assert "missing.pt" in str(info.value) or "missing.pt" in str(info.value.__cause__)
+
+
+def test_train_starts_from_a_generator_with_new_critics(trained_root, tiny_dataset, tmp_path):
+    init = trained_root / "models" / "model.pt"
+    start = torch.load(init, weights_only=True)
+    root = tmp_path / "init"
+    # 2 iterations, both critic warm-up: the saved generator is the one loaded
+    run_bundle(BUNDLE, ["train.yaml"], bundle_root=str(root), dataset_dir=str(tiny_dataset), max_epochs=1,
+               epoch_length=2, init_generator=str(init), critic_warmup=2, **TINY_TRAIN)
+    after = torch.load(root / "models" / "model.pt", weights_only=True)
+    assert all(torch.equal(start[k], after[k]) for k in start)
+    critics = torch.load(root / "logs" / "state" / "ctsgan_state.pt", weights_only=True)["d_optimizer"]
+    assert _adam_steps(critics) == 2 * 2  # d_train_steps critic steps per iteration
 
 
 def test_inference_writes_volumes(trained_root):

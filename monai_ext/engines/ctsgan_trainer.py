@@ -94,6 +94,11 @@ class CTSGANTrainer(GanTrainer):
             log ratio (unitless), see :mod:`monai_ext.losses.seam_penalty`. Needs ``slab_size >= 4``.
         zspec_weight: weight of the z-spectrum term of the generator loss (0: the paper's loss); the term is a mean
             absolute log power ratio (unitless), see :mod:`monai_ext.losses.z_spectrum`. Needs ``slab_size >= 4``.
+        zspec_scales: in-plane block sizes (voxels) at which the z-spectrum term compares the slabs (mean over
+            them); ``(1,)``: voxel columns only.
+        critic_warmup: number of first iterations that update only the critics (0: none). For starting from a
+            trained generator with new critics (``init_generator`` of the bundle), so the generator is not
+            steered by critics that have not learned anything yet; the generator outputs are logged as nan then.
         image_key: key of the real volumes in the batch.
 
     ``engine.state.output`` holds ``d_loss`` and ``g_loss`` (``GanKeys.DLOSS``/``GanKeys.GLOSS``), ``d_slice``,
@@ -124,6 +129,8 @@ class CTSGANTrainer(GanTrainer):
         overlap_weight: float = 0.0,
         seam_weight: float = 0.0,
         zspec_weight: float = 0.0,
+        zspec_scales: Sequence[int] = (1,),
+        critic_warmup: int = 0,
         epoch_length: int | None = None,
         image_key: str = "image",
         train_handlers: Sequence | None = None,
@@ -159,6 +166,13 @@ class CTSGANTrainer(GanTrainer):
                 raise ValueError(f"{name} must be >= 0, got {weight}.")
             if float(weight) > 0 and int(slab_size) < min_slab:
                 raise ValueError(f"{name} > 0 needs slab_size >= {min_slab} ({why}), got {slab_size}.")
+        zspec_scales = tuple(int(k) for k in zspec_scales)
+        if not zspec_scales or min(zspec_scales) < 1 or max(zspec_scales) > g_network.image_size:
+            raise ValueError(
+                f"zspec_scales must be in-plane block sizes in 1..{g_network.image_size}, got {list(zspec_scales)}."
+            )
+        if int(critic_warmup) < 0:
+            raise ValueError(f"critic_warmup must be >= 0 iterations, got {critic_warmup}.")
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -186,6 +200,8 @@ class CTSGANTrainer(GanTrainer):
         self.overlap_weight = float(overlap_weight)
         self.seam_weight = float(seam_weight)
         self.zspec_weight = float(zspec_weight)
+        self.zspec_scales = zspec_scales
+        self.critic_warmup = int(critic_warmup)
         self.image_key = image_key
         self.rng = torch.Generator()
         self.distributed = is_distributed()
@@ -261,6 +277,14 @@ class CTSGANTrainer(GanTrainer):
             engine.d_optimizer.step()
             totals += torch.tensor([loss.item(), d_slice.item(), d_slab.item(), gp.item(), wdist.item()])
         totals /= engine.d_train_steps
+        if engine.state.iteration <= engine.critic_warmup:
+            nan = float("nan")
+            out = {"d_loss": float(totals[0]), "d_slice": float(totals[1]), "d_slab": float(totals[2]),
+                   "gp": float(totals[3]), "wasserstein": float(totals[4]), "g_loss": nan, "overlap": nan,
+                   "seam": nan, "zspec": nan, "slab_start": s}
+            out.update({GanKeys.REALS: real_slab, GanKeys.FAKES: fake_slab.detach(), GanKeys.LATENTS: noise,
+                        GanKeys.GLOSS: nan, GanKeys.DLOSS: out["d_loss"]})
+            return out
 
         d.requires_grad_(False)
         noise = g.sample_noise(b, depth, generator=engine.rng, device=vol.device)
@@ -278,7 +302,7 @@ class CTSGANTrainer(GanTrainer):
             g_loss = g_loss + engine.seam_weight * seam_excess_loss(fake_slab, real_slab)
         zspec = torch.zeros((), device=vol.device)
         if engine.zspec_weight > 0:
-            zspec = z_spectrum_loss(fake_slab, real_slab)
+            zspec = z_spectrum_loss(fake_slab, real_slab, scales=engine.zspec_scales)
             g_loss = g_loss + engine.zspec_weight * zspec
         with torch.no_grad():
             seam = seam_spikiness(fake_slab).mean() if t >= 4 else torch.zeros(())

@@ -10,6 +10,8 @@ which matches the 1D power spectrum of generated and real images.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from ..metrics.slice_consistency import z_spectrum_log_distance
@@ -17,15 +19,25 @@ from ..metrics.slice_consistency import z_spectrum_log_distance
 __all__ = ["z_spectrum_loss"]
 
 
-def z_spectrum_loss(fake: torch.Tensor, real: torch.Tensor, background: float = -0.99) -> torch.Tensor:
-    """Mean over frequencies of ``|log P_fake(k) - log P_real(k)|``; gradients flow into ``fake`` only.
+def z_spectrum_loss(
+    fake: torch.Tensor, real: torch.Tensor, background: float = -0.99, scales: Sequence[int] = (1,)
+) -> torch.Tensor:
+    """Mean over frequencies (and scales) of ``|log P_fake(k) - log P_real(k)|``; gradients flow into ``fake`` only.
 
     ``P`` is :func:`~monai_ext.metrics.z_power_spectrum` of the whole slab (one segment of ``D`` slices per
     column inside the body; :func:`~monai_ext.metrics.z_spectrum_log_distance`). Both are ``(B, 1, H, W, D)``
     slabs of the same depth ``D >= 4`` in ``[-1, 1]`` (e.g. the generated and the real slab of a CT-SGAN step).
-    The result is unitless (log power ratio): 0 when the spectra agree, ``log 2 = 0.69`` when every frequency
-    has twice or half the real power.
+    ``scales`` are in-plane block sizes in voxels (the ``pool`` of ``z_power_spectrum``): ``(1,)`` compares
+    voxel columns only; ``(1, 2, 4, 8)`` also the columns of 2x2 .. 8x8 block means, so variation along z must
+    be coherent in-plane as it is in the real slabs. The result is unitless (log power ratio): 0 when the spectra
+    agree, ``log 2 = 0.69`` when every frequency has twice or half the real power.
     """
     if fake.shape[-1] != real.shape[-1]:
         raise ValueError(f"fake and real slabs must have the same depth, got {fake.shape[-1]} and {real.shape[-1]}.")
-    return z_spectrum_log_distance(fake, real, segment=fake.shape[-1], background=background)
+    scales = [int(k) for k in scales]
+    if not scales:
+        raise ValueError("scales must name at least one in-plane block size, got none.")
+    terms = [
+        z_spectrum_log_distance(fake, real, segment=fake.shape[-1], background=background, pool=k) for k in scales
+    ]
+    return torch.stack(terms).mean()

@@ -84,7 +84,9 @@ def highpass_z_correlation(volumes: torch.Tensor, background: float = -0.99) -> 
     return float((x * y).sum() / (x.norm() * y.norm()).clamp_min(1e-12))
 
 
-def z_power_spectrum(volumes: torch.Tensor, segment: int = 16, background: float = -0.99) -> torch.Tensor:
+def z_power_spectrum(
+    volumes: torch.Tensor, segment: int = 16, background: float = -0.99, pool: int = 1
+) -> torch.Tensor:
     """Mean power spectrum along the slice axis of the columns inside the body; differentiable.
 
     Each voxel column ``volumes[b, 0, i, j, :]`` is cut into segments of ``segment`` slices (hop
@@ -93,10 +95,16 @@ def z_power_spectrum(volumes: torch.Tensor, segment: int = 16, background: float
     segments of all volumes. Too little power at the upper frequencies means texture that runs on along z
     (streaks in coronal and sagittal views); spikes there come from seams.
 
+    With ``pool > 1`` the columns are those of the volumes averaged over ``pool x pool`` in-plane blocks (a
+    block counts only where all its voxels are above ``background``): variation along z that is coherent over
+    the block keeps its power, while columns that vary independently of their neighbours average out. That
+    separates structures that repeat along z as wholes (vertebrae) from per-column dashes.
+
     Args:
         volumes: ``(B, 1, H, W, D)``, ``D >= segment``.
         segment: segment length in slices (>= 4); frequency ``k`` is ``k / segment`` cycles per slice.
         background: intensity at or below which a voxel is outside the body.
+        pool: in-plane block size in voxels (>= 1; ``H`` and ``W`` are cut down to multiples of it).
 
     Returns:
         ``(segment // 2 + 1,)`` power per frequency (squared intensity units), float32.
@@ -104,11 +112,19 @@ def z_power_spectrum(volumes: torch.Tensor, segment: int = 16, background: float
     v = _check(volumes)
     if int(segment) < 4 or v.shape[-1] < int(segment):
         raise ValueError(f"segment must be >= 4 and <= the {v.shape[-1]} slices of volumes, got {segment}.")
-    segment = int(segment)
-    segs = v[:, 0].unfold(-1, segment, max(segment // 2, 1))  # (B, H, W, n, segment)
-    inside = (segs > background).all(dim=-1)
+    segment, pool = int(segment), int(pool)
+    if pool < 1 or pool > min(v.shape[2:4]):
+        raise ValueError(f"pool must be in 1..{min(v.shape[2:4])} (the in-plane size), got {pool}.")
+    outside = (v <= background).to(v.dtype)
+    if pool > 1:
+        v = F.avg_pool3d(v, (pool, pool, 1))
+        outside = F.max_pool3d(outside, (pool, pool, 1))
+    segs = v[:, 0].unfold(-1, segment, max(segment // 2, 1))  # (B, H', W', n, segment)
+    inside = (outside[:, 0].unfold(-1, segment, max(segment // 2, 1)) == 0).all(dim=-1)
     if int(inside.sum()) == 0:
-        raise ValueError(f"no {segment}-slice column segment lies fully above background {background}.")
+        raise ValueError(
+            f"no {segment}-slice column segment (in-plane blocks of {pool}) lies fully above background {background}."
+        )
     x = segs[inside]
     x = x - x.mean(dim=-1, keepdim=True)
     window = torch.hann_window(segment, periodic=False, dtype=x.dtype, device=x.device)
@@ -116,15 +132,21 @@ def z_power_spectrum(volumes: torch.Tensor, segment: int = 16, background: float
 
 
 def z_spectrum_log_distance(
-    volumes: torch.Tensor, reference: torch.Tensor, segment: int = 16, background: float = -0.99, eps: float = 1e-6
+    volumes: torch.Tensor,
+    reference: torch.Tensor,
+    segment: int = 16,
+    background: float = -0.99,
+    eps: float = 1e-6,
+    pool: int = 1,
 ) -> torch.Tensor:
-    """Mean over frequencies of ``|log P(k) - log P_ref(k)|``, ``P`` the :func:`z_power_spectrum` of each set.
+    """Mean over frequencies of ``|log P(k) - log P_ref(k)|``, ``P`` the :func:`z_power_spectrum` of each set
+    (columns of ``pool x pool`` in-plane blocks).
 
     Unitless: 0 when the spectra along z agree, ``log 2 = 0.69`` when every frequency has twice or half the
     reference power. Differentiable w.r.t. ``volumes``; ``reference`` is taken without gradient. Both
     ``(B, 1, H, W, D)`` with ``D >= segment`` (the batch sizes may differ). Returns a 0-d tensor.
     """
     with torch.no_grad():
-        target = z_power_spectrum(reference, segment=segment, background=background)
-    p = z_power_spectrum(volumes, segment=segment, background=background)
+        target = z_power_spectrum(reference, segment=segment, background=background, pool=pool)
+    p = z_power_spectrum(volumes, segment=segment, background=background, pool=pool)
     return (torch.log(p + eps) - torch.log(target + eps)).abs().mean()

@@ -433,6 +433,7 @@ def test_evaluate_reports_fid(trained_root, tiny_dataset):
     assert all(m[k]["seam_ratio"] >= 1.0 for k in ("real", "ctsgan", "untrained", "test_real"))
     assert m["test_real"]["z_spectrum_distance"] == 0.0  # the reference against itself
     assert m["untrained"]["z_spectrum_distance"] > m["real"]["z_spectrum_distance"] > 0.0
+    assert m["test_real"]["z_spectrum_distance_blocks4"] == 0.0 and m["ctsgan"]["z_spectrum_distance_blocks4"] > 0.0
     assert m["ctsgan"]["overlap_disagreement"] >= 0 and m["real"]["overlap_disagreement"] == 0.0
     assert (out / "montage.png").stat().st_size > 0
 
@@ -604,5 +605,12 @@ def test_slice_consistency_without_enough_slices_for_a_spectrum():
 
     vols = torch.rand(2, 1, 8, 8, 3) * 0.5
     m = _slice_consistency(vols, vols)
-    assert np.isnan(m["z_spectrum_distance"]) and m["adjacent_slice_mad"] > 0
-    assert _slice_consistency(torch.rand(2, 1, 8, 8, 4) * 0.5, vols.repeat(1, 1, 1, 1, 2))["z_spectrum_distance"] >= 0
+    assert np.isnan(m["z_spectrum_distance"]) and np.isnan(m["z_spectrum_distance_blocks4"])
+    assert m["adjacent_slice_mad"] > 0
+    four = _slice_consistency(torch.rand(2, 1, 8, 8, 4) * 0.5, vols.repeat(1, 1, 1, 1, 2))
+    assert four["z_spectrum_distance"] >= 0 and four["z_spectrum_distance_blocks4"] >= 0
+    # a body narrower than a 4 x 4 block has no block spectrum
+    narrow = torch.full((2, 1, 8, 8, 4), -1.0)
+    narrow[:, :, 2:5, 2:5] = 0.5 * torch.rand(2, 1, 3, 3, 4)
+    m = _slice_consistency(narrow, narrow)
+    assert m["z_spectrum_distance"] == 0.0 and np.isnan(m["z_spectrum_distance_blocks4"])

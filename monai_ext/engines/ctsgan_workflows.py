@@ -196,11 +196,19 @@ def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor) -> dict:
     )
 
     segment = min(16, int(vols.shape[-1]))
-    # a spectrum along z needs at least 4 slices
-    zdist = float(z_spectrum_log_distance(vols, reference, segment=segment)) if segment >= 4 else float("nan")
+
+    def zdist(pool: int) -> float:
+        # a spectrum along z needs at least 4 slices, and 4 x 4 blocks need a body at least 4 voxels wide
+        if segment < 4:
+            return float("nan")
+        try:
+            return float(z_spectrum_log_distance(vols, reference, segment=segment, pool=pool))
+        except ValueError:
+            return float("nan")
+
     return {"adjacent_slice_mad": adjacent_slice_mad(vols), "slice_mean_std": slice_mean_std(vols),
             "highpass_z_correlation": highpass_z_correlation(vols), "seam_ratio": seam_ratio(vols),
-            "z_spectrum_distance": zdist}
+            "z_spectrum_distance": zdist(1), "z_spectrum_distance_blocks4": zdist(4)}
 
 
 def evaluate_ctsgan(
@@ -231,7 +239,8 @@ def evaluate_ctsgan(
 
     Each also gets the slice-consistency measures of :mod:`monai_ext.metrics.slice_consistency`, among them
     ``z_spectrum_distance``: the log distance of its power spectrum along z (16-slice segments) from that of
-    ``test_volumes``.
+    ``test_volumes``, and ``z_spectrum_distance_blocks4``: the same for the columns of 4 x 4 in-plane block
+    means (variation along z that is coherent in-plane, as a vertebra's is), nan where no block lies in the body.
     """
     from ..metrics.slice_fid import (
         slice_level_classifier,

@@ -198,13 +198,15 @@ def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor) -> dict:
     segment = min(16, int(vols.shape[-1]))
 
     def zdist(pool: int) -> float:
-        # a spectrum along z needs at least 4 slices, and 4 x 4 blocks need a body at least 4 voxels wide
-        if segment < 4:
+        # a spectrum along z needs at least 4 slices, and pool x pool blocks an image at least that wide
+        if segment < 4 or min(vols.shape[2:4]) < pool:
             return float("nan")
         try:
             return float(z_spectrum_log_distance(vols, reference, segment=segment, pool=pool))
         except ValueError:
-            return float("nan")
+            if pool == 1:
+                raise
+            return float("nan")  # no block lies wholly inside the body
 
     return {"adjacent_slice_mad": adjacent_slice_mad(vols), "slice_mean_std": slice_mean_std(vols),
             "highpass_z_correlation": highpass_z_correlation(vols), "seam_ratio": seam_ratio(vols),

@@ -265,7 +265,6 @@ def test_zspec_term_brings_the_generated_spectrum_towards_the_real_one():
     assert distance(tied) < 0.7 * distance(free), (distance(tied), distance(free))
 
 
-
 def test_pooled_z_spectrum_tells_coherent_from_per_column_variation():
     from monai_ext.losses import z_spectrum_loss
     from monai_ext.metrics import z_power_spectrum

@@ -277,40 +277,36 @@ class CTSGANTrainer(GanTrainer):
             engine.d_optimizer.step()
             totals += torch.tensor([loss.item(), d_slice.item(), d_slab.item(), gp.item(), wdist.item()])
         totals /= engine.d_train_steps
-        if engine.state.iteration <= engine.critic_warmup:
-            nan = float("nan")
-            out = {"d_loss": float(totals[0]), "d_slice": float(totals[1]), "d_slab": float(totals[2]),
-                   "gp": float(totals[3]), "wasserstein": float(totals[4]), "g_loss": nan, "overlap": nan,
-                   "seam": nan, "zspec": nan, "slab_start": s}
-            out.update({GanKeys.REALS: real_slab, GanKeys.FAKES: fake_slab.detach(), GanKeys.LATENTS: noise,
-                        GanKeys.GLOSS: nan, GanKeys.DLOSS: out["d_loss"]})
-            return out
-
-        d.requires_grad_(False)
-        noise = g.sample_noise(b, depth, generator=engine.rng, device=vol.device)
-        fake3 = g.slices(noise, s, s + t)
-        fake_slab = fake3[:, :, 1].permute(0, 2, 3, 1).unsqueeze(1)
-        idx = torch.randperm(t, generator=engine.rng)[: engine.slices_per_slab].to(vol.device)
-        ps = pos[idx].repeat(b)
-        fake_s = d.slice_critic(fake3[:, idx].flatten(0, 1), ps)
-        fake_b = d.slab_critic(fake_slab, slab_pos.expand(b))
-        engine.g_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        g_adv = engine.g_loss_function(fake_s) + engine.g_loss_function(fake_b)
-        overlap = slice_overlap_disagreement(fake3) if t >= 2 else torch.zeros((), device=vol.device)
-        g_loss = g_adv + engine.overlap_weight * overlap if engine.overlap_weight > 0 else g_adv
-        if engine.seam_weight > 0:
-            g_loss = g_loss + engine.seam_weight * seam_excess_loss(fake_slab, real_slab)
-        zspec = torch.zeros((), device=vol.device)
-        if engine.zspec_weight > 0:
-            zspec = z_spectrum_loss(fake_slab, real_slab, scales=engine.zspec_scales)
-            g_loss = g_loss + engine.zspec_weight * zspec
-        with torch.no_grad():
-            seam = seam_spikiness(fake_slab).mean() if t >= 4 else torch.zeros(())
-        g_loss.backward()
-        if engine.distributed:
-            average_gradients(g)
-        engine.g_optimizer.step()
-        d.requires_grad_(True)
+        # during the critic warm-up the generator is neither run nor updated; its terms are logged as nan
+        g_terms = dict.fromkeys(("g_loss", "overlap", "seam", "zspec"), float("nan"))
+        if engine.state.iteration > engine.critic_warmup:
+            d.requires_grad_(False)
+            noise = g.sample_noise(b, depth, generator=engine.rng, device=vol.device)
+            fake3 = g.slices(noise, s, s + t)
+            fake_slab = fake3[:, :, 1].permute(0, 2, 3, 1).unsqueeze(1)
+            idx = torch.randperm(t, generator=engine.rng)[: engine.slices_per_slab].to(vol.device)
+            ps = pos[idx].repeat(b)
+            fake_s = d.slice_critic(fake3[:, idx].flatten(0, 1), ps)
+            fake_b = d.slab_critic(fake_slab, slab_pos.expand(b))
+            engine.g_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+            g_adv = engine.g_loss_function(fake_s) + engine.g_loss_function(fake_b)
+            overlap = slice_overlap_disagreement(fake3) if t >= 2 else torch.zeros((), device=vol.device)
+            g_loss = g_adv + engine.overlap_weight * overlap if engine.overlap_weight > 0 else g_adv
+            if engine.seam_weight > 0:
+                g_loss = g_loss + engine.seam_weight * seam_excess_loss(fake_slab, real_slab)
+            zspec = torch.zeros((), device=vol.device)
+            if engine.zspec_weight > 0:
+                zspec = z_spectrum_loss(fake_slab, real_slab, scales=engine.zspec_scales)
+                g_loss = g_loss + engine.zspec_weight * zspec
+            with torch.no_grad():
+                seam = seam_spikiness(fake_slab).mean() if t >= 4 else torch.zeros(())
+            g_loss.backward()
+            if engine.distributed:
+                average_gradients(g)
+            engine.g_optimizer.step()
+            d.requires_grad_(True)
+            g_terms = {"g_loss": float(g_loss.item()), "overlap": float(overlap.item()),
+                       "seam": float(seam.item()), "zspec": float(zspec.item())}
 
         out = {
             "d_loss": float(totals[0]),
@@ -318,10 +314,7 @@ class CTSGANTrainer(GanTrainer):
             "d_slab": float(totals[2]),
             "gp": float(totals[3]),
             "wasserstein": float(totals[4]),
-            "g_loss": float(g_loss.item()),
-            "overlap": float(overlap.item()),
-            "seam": float(seam.item()),
-            "zspec": float(zspec.item()),
+            **g_terms,
             "slab_start": s,
         }
         out.update({GanKeys.REALS: real_slab, GanKeys.FAKES: fake_slab.detach(), GanKeys.LATENTS: noise,

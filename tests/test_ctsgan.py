@@ -242,6 +242,17 @@ def test_z_power_spectrum_and_loss():
         z_power_spectrum(noise[..., :3], segment=3)
     with pytest.raises(ValueError, match="background"):
         z_power_spectrum(torch.full((1, 1, 4, 4, 16), -1.0))
+    # columns: only the selected columns count; the spectrum of the others does not change it
+    mixed = wave.clone()
+    mixed[:, :, 2:] = 0.1 * torch.randn(2, 1, 2, 4, 16, generator=torch.Generator().manual_seed(1))
+    sel = torch.zeros(4, 4, dtype=torch.bool)
+    sel[:2] = True
+    assert torch.allclose(z_power_spectrum(mixed, segment=16, columns=sel), p)
+    assert not torch.allclose(z_power_spectrum(mixed, segment=16), p)
+    with pytest.raises(ValueError, match="columns"):
+        z_power_spectrum(mixed, columns=sel[:3])
+    with pytest.raises(ValueError, match="selected columns"):
+        z_power_spectrum(mixed, columns=torch.zeros(4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="zspec_weight"):
         _tiny_trainer(0.0, 1, zspec_weight=-1.0)
     with pytest.raises(ValueError, match="zspec_weight"):
@@ -433,6 +444,7 @@ def test_evaluate_reports_fid(trained_root, tiny_dataset):
     assert m["test_real"]["z_spectrum_distance"] == 0.0  # the reference against itself
     assert m["untrained"]["z_spectrum_distance"] > m["real"]["z_spectrum_distance"] > 0.0
     assert m["test_real"]["z_spectrum_distance_blocks4"] == 0.0 and m["ctsgan"]["z_spectrum_distance_blocks4"] > 0.0
+    assert m["test_real"]["z_spectrum_distance_bone"] == 0.0 and m["ctsgan"]["z_spectrum_distance_bone"] > 0.0
     assert m["ctsgan"]["overlap_disagreement"] >= 0 and m["real"]["overlap_disagreement"] == 0.0
     assert (out / "montage.png").stat().st_size > 0
 
@@ -613,3 +625,26 @@ def test_slice_consistency_without_enough_slices_for_a_spectrum():
     narrow[:, :, 2:5, 2:5] = 0.5 * torch.rand(2, 1, 3, 3, 4)
     m = _slice_consistency(narrow, narrow)
     assert m["z_spectrum_distance"] == 0.0 and np.isnan(m["z_spectrum_distance_blocks4"])
+    # no bright column with a whole segment in the body: nan, not an error
+    flat = torch.full((2, 1, 8, 8, 4), -1.0)
+    flat[:, :, 2:5, 2:5] = 0.25
+    flat[:, :, 7, 6:8] = 0.9  # the brightest voxels lie in columns outside the body in every other slice
+    flat[:, :, 7, 6:8, ::2] = -1.0
+    assert np.isnan(_slice_consistency(flat, flat)["z_spectrum_distance_bone"])
+
+
+def test_bright_columns_finds_the_recurring_bright_structure():
+    from monai_ext.metrics import bright_columns
+
+    torch.manual_seed(0)
+    vols = 0.2 * torch.rand(3, 1, 16, 16, 20) - 0.4
+    vols[:, :, 4:6, 9:11, ::2] = 0.9  # a "spine" of bright blocks every other slice
+    vols[0, :, 12, 3, 7] = 1.0  # one bright voxel: not a column
+    m = bright_columns(vols, quantile=0.995, min_fraction=0.05)
+    expected = torch.zeros(16, 16, dtype=torch.bool)
+    expected[4:6, 9:11] = True
+    assert torch.equal(m, expected)
+    with pytest.raises(ValueError, match="quantile"):
+        bright_columns(vols, quantile=1.0)
+    with pytest.raises(ValueError, match="shape"):
+        bright_columns(vols[0])

@@ -189,6 +189,7 @@ def ctsgan_montage(
 def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor) -> dict:
     from ..metrics.slice_consistency import (
         adjacent_slice_mad,
+        bright_columns,
         highpass_z_correlation,
         seam_ratio,
         slice_mean_std,
@@ -197,20 +198,21 @@ def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor) -> dict:
 
     segment = min(16, int(vols.shape[-1]))
 
-    def zdist(pool: int) -> float:
+    def zdist(pool: int, columns: torch.Tensor | None = None) -> float:
         # a spectrum along z needs at least 4 slices, and pool x pool blocks an image at least that wide
         if segment < 4 or min(vols.shape[2:4]) < pool:
             return float("nan")
         try:
-            return float(z_spectrum_log_distance(vols, reference, segment=segment, pool=pool))
+            return float(z_spectrum_log_distance(vols, reference, segment=segment, pool=pool, columns=columns))
         except ValueError:
-            if pool == 1:
+            if pool == 1 and columns is None:
                 raise
-            return float("nan")  # no block lies wholly inside the body
+            return float("nan")  # no block (or no bone column) lies wholly inside the body
 
     return {"adjacent_slice_mad": adjacent_slice_mad(vols), "slice_mean_std": slice_mean_std(vols),
             "highpass_z_correlation": highpass_z_correlation(vols), "seam_ratio": seam_ratio(vols),
-            "z_spectrum_distance": zdist(1), "z_spectrum_distance_blocks4": zdist(4)}
+            "z_spectrum_distance": zdist(1), "z_spectrum_distance_blocks4": zdist(4),
+            "z_spectrum_distance_bone": zdist(1, bright_columns(reference))}
 
 
 def evaluate_ctsgan(
@@ -242,7 +244,9 @@ def evaluate_ctsgan(
     Each also gets the slice-consistency measures of :mod:`monai_ext.metrics.slice_consistency`, among them
     ``z_spectrum_distance``: the log distance of its power spectrum along z (16-slice segments) from that of
     ``test_volumes``, and ``z_spectrum_distance_blocks4``: the same for the columns of 4 x 4 in-plane block
-    means (variation along z that is coherent in-plane, as a vertebra's is), nan where no block lies in the body.
+    means (variation along z that is coherent in-plane, as a vertebra's is), nan where no block lies in the body,
+    and ``z_spectrum_distance_bone``: the same for the voxel columns where ``test_volumes`` has its brightest voxels
+    (:func:`~monai_ext.metrics.slice_consistency.bright_columns`: spine, sternum, ribs near them), nan where none.
     """
     from ..metrics.slice_fid import (
         slice_level_classifier,

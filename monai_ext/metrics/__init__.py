@@ -10,6 +10,7 @@ from .slice_fid import (  # noqa: F401,E402
 )
 from .slice_consistency import (  # noqa: F401,E402
     adjacent_slice_mad,
+    bright_columns,
     highpass_z_correlation,
     seam_ratio,
     slice_mean_std,

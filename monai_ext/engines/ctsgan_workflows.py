@@ -186,7 +186,7 @@ def ctsgan_montage(
     return str(out)
 
 
-def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor) -> dict:
+def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor, bone: torch.Tensor | None = None) -> dict:
     from ..metrics.slice_consistency import (
         adjacent_slice_mad,
         bright_columns,
@@ -212,7 +212,7 @@ def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor) -> dict:
     return {"adjacent_slice_mad": adjacent_slice_mad(vols), "slice_mean_std": slice_mean_std(vols),
             "highpass_z_correlation": highpass_z_correlation(vols), "seam_ratio": seam_ratio(vols),
             "z_spectrum_distance": zdist(1), "z_spectrum_distance_blocks4": zdist(4),
-            "z_spectrum_distance_bone": zdist(1, bright_columns(reference))}
+            "z_spectrum_distance_bone": zdist(1, bright_columns(reference) if bone is None else bone)}
 
 
 def evaluate_ctsgan(
@@ -245,8 +245,8 @@ def evaluate_ctsgan(
     ``z_spectrum_distance``: the log distance of its power spectrum along z (16-slice segments) from that of
     ``test_volumes``, and ``z_spectrum_distance_blocks4``: the same for the columns of 4 x 4 in-plane block
     means (variation along z that is coherent in-plane, as a vertebra's is), nan where no block lies in the body,
-    and ``z_spectrum_distance_bone``: the same for the voxel columns where ``test_volumes`` has its brightest voxels
-    (:func:`~monai_ext.metrics.slice_consistency.bright_columns`: spine, sternum, ribs near them), nan where none.
+    and ``z_spectrum_distance_bone``: the same for the voxel columns where ``train_volumes`` have their brightest
+    voxels (:func:`~monai_ext.metrics.slice_consistency.bright_columns`: spine and sternum), nan where none.
     """
     from ..metrics.slice_fid import (
         slice_level_classifier,
@@ -254,6 +254,7 @@ def evaluate_ctsgan(
         slicewise_fid,
         train_slice_level_classifier,
     )
+    from ..metrics.slice_consistency import bright_columns
 
     t0 = time.perf_counter()
     if train_volumes.shape[2:] != test_volumes.shape[2:]:
@@ -284,6 +285,7 @@ def evaluate_ctsgan(
     rand, rand_overlap = _sample_with_overlap(untrained, n, depth, seed=seed + 1)
     g = torch.Generator().manual_seed(int(seed))
     real = train_volumes[torch.randperm(train_volumes.shape[0], generator=g)[: min(n, train_volumes.shape[0])]]
+    bone = bright_columns(train_volumes)
     results: dict = {"feature_net_train_accuracy": getattr(net, "train_accuracy", float("nan"))}
     # real volumes hold one value per slice: their 3-channel slices agree by construction
     overlap = {"real": 0.0, "ctsgan": fake_overlap, "untrained": rand_overlap}
@@ -291,11 +293,11 @@ def evaluate_ctsgan(
         r = slicewise_fid(net, test_volumes, vols, num_pairs=num_pairs, scans_per_group=k, seed=seed)
         r["is_mean"], r["is_std"] = slice_level_inception_score(net, vols)
         r["num_volumes"] = int(vols.shape[0])
-        r.update(_slice_consistency(vols, test_volumes))
+        r.update(_slice_consistency(vols, test_volumes, bone))
         r["overlap_disagreement"] = overlap[name]
         results[name] = r
     results["test_real"] = {"is_mean": slice_level_inception_score(net, test_volumes)[0],
-                            **_slice_consistency(test_volumes, test_volumes)}
+                            **_slice_consistency(test_volumes, test_volumes, bone)}
     results["settings"] = {"num_test_volumes": int(test_volumes.shape[0]), "num_generated": n,
                            "num_pairs": int(num_pairs), "scans_per_group": k, "num_bins": int(num_bins),
                            "volume_shape": list(test_volumes.shape[2:]), "seed": int(seed),

@@ -126,7 +126,7 @@ def test_gradient_penalty_values():
 
 def _tiny_trainer(overlap_weight: float, iterations: int, seam_weight: float = 0.0, slab_size: int = 4,
                   zspec_weight: float = 0.0, zspec_scales=(1,), critic_warmup: int = 0, generator=None,
-                  return_trainer: bool = False):
+                  return_trainer: bool = False, zspec_bone_weight: float = 0.0):
     from monai_ext.engines import CTSGANTrainer
 
     torch.manual_seed(0)
@@ -141,9 +141,9 @@ def _tiny_trainer(overlap_weight: float, iterations: int, seam_weight: float = 0
                             torch.optim.Adam(d.parameters(), 1e-3, betas=(0.0, 0.9)), slab_size=slab_size,
                             slices_per_slab=2, overlap_weight=overlap_weight, seam_weight=seam_weight,
                             zspec_weight=zspec_weight, zspec_scales=zspec_scales, critic_warmup=critic_warmup,
-                            epoch_length=iterations, seed=0)
+                            zspec_bone_weight=zspec_bone_weight, epoch_length=iterations, seed=0)
     trainer.run()
-    assert set(trainer.state.output) >= {"overlap", "seam", "zspec", "g_loss"}
+    assert set(trainer.state.output) >= {"overlap", "seam", "zspec", "zspec_bone", "g_loss"}
     if return_trainer:
         return g, trainer
     with torch.no_grad():
@@ -648,3 +648,33 @@ def test_bright_columns_finds_the_recurring_bright_structure():
         bright_columns(vols, quantile=1.0)
     with pytest.raises(ValueError, match="shape"):
         bright_columns(vols[0])
+
+
+def test_bone_z_spectrum_loss_compares_the_spines_wherever_they_lie():
+    from monai_ext.losses import bone_z_spectrum_loss
+
+    gen = torch.Generator().manual_seed(0)
+    z = torch.arange(16, dtype=torch.float32)
+
+    def chest(col: int, period: float, tissue_seed: int) -> torch.Tensor:
+        v = 0.1 * torch.randn(4, 1, 16, 16, 16, generator=torch.Generator().manual_seed(tissue_seed)) - 0.2
+        v[:, :, 8:10, col:col + 2] = (0.75 + 0.2 * torch.cos(2 * torch.pi * z / period))  # bright "vertebrae"
+        return v
+
+    real = chest(3, 4.0, 1)
+    # the same spine elsewhere in-plane, other soft tissue: 0 (up to the noise's share of the bone columns)
+    moved = bone_z_spectrum_loss(chest(10, 4.0, 2), real)
+    slow = bone_z_spectrum_loss(chest(10, 16.0, 2), real)  # a spine that varies slowly instead of in blocks
+    assert float(moved) < 0.05 and float(slow) > 1.0, (float(moved), float(slow))
+    fake = chest(10, 16.0, 2).requires_grad_(True)
+    bone_z_spectrum_loss(fake, real).backward()
+    assert fake.grad is not None and float(fake.grad[:, :, 8:10, 10:12].abs().sum()) > 0
+    assert float(fake.grad[:, :, :8].abs().sum()) == 0.0  # only the bone columns are compared
+    # nothing inside the body: 0, not an error
+    assert float(bone_z_spectrum_loss(torch.full_like(real, -1.0), real)) == 0.0
+    with pytest.raises(ValueError, match="same depth"):
+        bone_z_spectrum_loss(real[..., :8], real)
+    with pytest.raises(ValueError, match="zspec_bone_weight"):
+        _tiny_trainer(0.0, 1, zspec_bone_weight=-1.0)
+    g, trainer = _tiny_trainer(0.0, 2, zspec_bone_weight=1.0, return_trainer=True)
+    assert np.isfinite(trainer.state.output["zspec_bone"]) and trainer.state.output["zspec_bone"] > 0

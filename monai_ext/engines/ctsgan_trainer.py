@@ -27,7 +27,8 @@ and so leaves the outer ones judged slice by slice but tied to nothing along z. 
 ``seam_weight * S`` to ``L_G``, where ``S`` (:func:`~monai_ext.losses.seam_excess_loss`) is the seam spikiness of
 the generated slab beyond that of the real slab, and ``zspec_weight > 0`` adds ``zspec_weight * Z``, where ``Z``
 (:func:`~monai_ext.losses.z_spectrum_loss`) is the log distance between the generated and the real slab's power
-spectra along z (both additions to the paper).
+spectra along z, and ``zspec_bone_weight > 0`` the same distance over each slab's bone columns only
+(:func:`~monai_ext.losses.bone_z_spectrum_loss`; all additions to the paper).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from torch.utils.data import DataLoader
 
 from ..losses.gradient_penalty import critic_gradient_penalty
 from ..losses.seam_penalty import seam_excess_loss, seam_spikiness
-from ..losses.z_spectrum import z_spectrum_loss
+from ..losses.z_spectrum import bone_z_spectrum_loss, z_spectrum_loss
 from .distributed import average_gradients, broadcast_module, is_distributed
 from ..networks.ctsgan import CTSGANCritics, CTSGANGenerator, slice_overlap_disagreement, volume_to_slices
 
@@ -96,6 +97,8 @@ class CTSGANTrainer(GanTrainer):
             absolute log power ratio (unitless), see :mod:`monai_ext.losses.z_spectrum`. Needs ``slab_size >= 4``.
         zspec_scales: in-plane block sizes (voxels) at which the z-spectrum term compares the slabs (mean over
             them); ``(1,)``: voxel columns only.
+        zspec_bone_weight: weight of the bone z-spectrum term (0: none): the z-spectrum distance over the columns
+            where each slab has its brightest voxels (spine, sternum). Needs ``slab_size >= 4``.
         critic_warmup: number of first iterations that update only the critics (0: none). For starting from a
             trained generator with new critics (``init_generator`` of the bundle), so the generator is not
             steered by critics that have not learned anything yet; the generator outputs are logged as nan then.
@@ -106,6 +109,7 @@ class CTSGANTrainer(GanTrainer):
     real-minus-fake score of the two critics), ``overlap`` (the generated slab's overlap disagreement, logged
     whatever ``overlap_weight``), ``seam`` (the generated slab's seam spikiness, logged whatever
     ``seam_weight``; 0 when ``slab_size < 4``), ``zspec`` (the z-spectrum term when ``zspec_weight > 0``, else 0),
+    ``zspec_bone`` (the bone z-spectrum term when ``zspec_bone_weight > 0``, else 0),
     ``slab_start``, and ``GanKeys.REALS``/``FAKES`` (the real and the last generated slab ``(B, 1, H, W, T)``)
     and ``GanKeys.LATENTS`` (the noise).
     """
@@ -130,6 +134,7 @@ class CTSGANTrainer(GanTrainer):
         seam_weight: float = 0.0,
         zspec_weight: float = 0.0,
         zspec_scales: Sequence[int] = (1,),
+        zspec_bone_weight: float = 0.0,
         critic_warmup: int = 0,
         epoch_length: int | None = None,
         image_key: str = "image",
@@ -161,6 +166,7 @@ class CTSGANTrainer(GanTrainer):
             ("overlap_weight", overlap_weight, 2, "adjacent 3-channel slices"),
             ("seam_weight", seam_weight, 4, "neighbouring slice differences"),
             ("zspec_weight", zspec_weight, 4, "a spectrum along z"),
+            ("zspec_bone_weight", zspec_bone_weight, 4, "a spectrum along z"),
         ):
             if not float(weight) >= 0.0:
                 raise ValueError(f"{name} must be >= 0, got {weight}.")
@@ -201,6 +207,7 @@ class CTSGANTrainer(GanTrainer):
         self.seam_weight = float(seam_weight)
         self.zspec_weight = float(zspec_weight)
         self.zspec_scales = zspec_scales
+        self.zspec_bone_weight = float(zspec_bone_weight)
         self.critic_warmup = int(critic_warmup)
         self.image_key = image_key
         self.rng = torch.Generator()
@@ -278,7 +285,7 @@ class CTSGANTrainer(GanTrainer):
             totals += torch.tensor([loss.item(), d_slice.item(), d_slab.item(), gp.item(), wdist.item()])
         totals /= engine.d_train_steps
         # during the critic warm-up the generator is neither run nor updated; its terms are logged as nan
-        g_terms = dict.fromkeys(("g_loss", "overlap", "seam", "zspec"), float("nan"))
+        g_terms = dict.fromkeys(("g_loss", "overlap", "seam", "zspec", "zspec_bone"), float("nan"))
         if engine.state.iteration > engine.critic_warmup:
             d.requires_grad_(False)
             noise = g.sample_noise(b, depth, generator=engine.rng, device=vol.device)
@@ -298,6 +305,10 @@ class CTSGANTrainer(GanTrainer):
             if engine.zspec_weight > 0:
                 zspec = z_spectrum_loss(fake_slab, real_slab, scales=engine.zspec_scales)
                 g_loss = g_loss + engine.zspec_weight * zspec
+            zspec_bone = torch.zeros((), device=vol.device)
+            if engine.zspec_bone_weight > 0:
+                zspec_bone = bone_z_spectrum_loss(fake_slab, real_slab)
+                g_loss = g_loss + engine.zspec_bone_weight * zspec_bone
             with torch.no_grad():
                 seam = seam_spikiness(fake_slab).mean() if t >= 4 else torch.zeros(())
             g_loss.backward()
@@ -306,7 +317,8 @@ class CTSGANTrainer(GanTrainer):
             engine.g_optimizer.step()
             d.requires_grad_(True)
             g_terms = {"g_loss": float(g_loss.item()), "overlap": float(overlap.item()),
-                       "seam": float(seam.item()), "zspec": float(zspec.item())}
+                       "seam": float(seam.item()), "zspec": float(zspec.item()),
+                       "zspec_bone": float(zspec_bone.item())}
 
         out = {
             "d_loss": float(totals[0]),

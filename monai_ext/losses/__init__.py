@@ -13,4 +13,4 @@ from .style_transfer_losses import (  # noqa: F401,E402
     gram_matrix,
     random_feature_extractor,
 )
-from .z_spectrum import z_spectrum_loss  # noqa: F401,E402
+from .z_spectrum import bone_z_spectrum_loss, z_spectrum_loss  # noqa: F401,E402

@@ -14,9 +14,9 @@ from typing import Sequence
 
 import torch
 
-from ..metrics.slice_consistency import z_spectrum_log_distance
+from ..metrics.slice_consistency import bright_columns, z_power_spectrum, z_spectrum_log_distance
 
-__all__ = ["z_spectrum_loss"]
+__all__ = ["z_spectrum_loss", "bone_z_spectrum_loss"]
 
 
 def z_spectrum_loss(
@@ -41,3 +41,34 @@ def z_spectrum_loss(
         z_spectrum_log_distance(fake, real, segment=fake.shape[-1], background=background, pool=k) for k in scales
     ]
     return torch.stack(terms).mean()
+
+
+def bone_z_spectrum_loss(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    background: float = -0.99,
+    quantile: float = 0.99,
+    min_fraction: float = 0.1,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """:func:`z_spectrum_loss` over the bone columns of each slab only; gradients flow into ``fake`` only.
+
+    Each slab's columns are its own :func:`~monai_ext.metrics.slice_consistency.bright_columns` (its brightest
+    voxels, recurring along z: in chest CT the vertebrae and the sternum), so the generated spine is compared
+    with the real spine wherever each lies. Over the whole body the spine is a few percent of the columns, and a
+    generator can match the body's spectrum while its vertebrae vary slowly instead of repeating every 20-25 mm
+    (measured on CT-SGAN v0.9.0: 2.5-4 x the real power at periods of 5-16 slices in the bone columns and 0.35 x
+    at 4 slices, the vertebral period at 6 mm). Both ``(B, 1, H, W, D)``, ``D >= 4``; a slab with no bone column
+    inside the body gives 0. Unitless (mean absolute log power ratio).
+    """
+    if fake.shape[-1] != real.shape[-1]:
+        raise ValueError(f"fake and real slabs must have the same depth, got {fake.shape[-1]} and {real.shape[-1]}.")
+    segment = int(fake.shape[-1])
+    try:
+        with torch.no_grad():
+            target = z_power_spectrum(real, segment, background, columns=bright_columns(real, quantile, min_fraction))
+        cols = bright_columns(fake.detach(), quantile, min_fraction)
+        p = z_power_spectrum(fake, segment, background, columns=cols)
+    except ValueError:
+        return fake.sum() * 0.0  # no bone column with a whole segment in the body
+    return (torch.log(p + eps) - torch.log(target + eps)).abs().mean()

@@ -674,6 +674,10 @@ def test_bone_z_spectrum_loss_compares_the_spines_wherever_they_lie():
     assert float(bone_z_spectrum_loss(torch.full_like(real, -1.0), real)) == 0.0
     with pytest.raises(ValueError, match="same depth"):
         bone_z_spectrum_loss(real[..., :8], real)
+    with pytest.raises(ValueError, match="quantile"):
+        bone_z_spectrum_loss(real, real, quantile=1.5)
+    with pytest.raises(ValueError, match=">= 4 slices"):
+        bone_z_spectrum_loss(real[..., :3], real[..., :3])
     with pytest.raises(ValueError, match="zspec_bone_weight"):
         _tiny_trainer(0.0, 1, zspec_bone_weight=-1.0)
     g, trainer = _tiny_trainer(0.0, 2, zspec_bone_weight=1.0, return_trainer=True)

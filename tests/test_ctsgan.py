@@ -446,6 +446,8 @@ def test_evaluate_reports_fid(trained_root, tiny_dataset):
     assert m["test_real"]["z_spectrum_distance_blocks4"] == 0.0 and m["ctsgan"]["z_spectrum_distance_blocks4"] > 0.0
     assert m["test_real"]["z_spectrum_distance_bone"] == 0.0 and m["ctsgan"]["z_spectrum_distance_bone"] > 0.0
     assert m["ctsgan"]["overlap_disagreement"] >= 0 and m["real"]["overlap_disagreement"] == 0.0
+    assert m["test_real"]["lung_fraction"] > 0.05 and -980.0 < m["test_real"]["lung_hu_p90"] < -400.0
+    assert all("lung_texture_rms_hu" in m[k] for k in ("real", "ctsgan", "untrained"))
     assert (out / "montage.png").stat().st_size > 0
 
 

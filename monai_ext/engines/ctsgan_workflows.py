@@ -229,6 +229,7 @@ def evaluate_ctsgan(
     seed: int = 0,
     pixdim: Sequence[float] = (6.0, 6.0, 6.0),
     montage: bool = True,
+    hu_range: Sequence[float] = (-1000.0, 500.0),
 ) -> dict:
     """Slice-wise FID / IS of ``generator`` against held-out real volumes; writes ``metrics.json`` (and a montage).
 
@@ -247,6 +248,8 @@ def evaluate_ctsgan(
     means (variation along z that is coherent in-plane, as a vertebra's is), nan where no block lies in the body,
     and ``z_spectrum_distance_bone``: the same for the voxel columns where ``train_volumes`` have their brightest
     voxels (:func:`~monai_ext.metrics.slice_consistency.bright_columns`: spine and sternum), nan where none.
+    Each also gets :func:`~monai_ext.metrics.lung_texture.lung_texture` (volumes in the HU window ``hu_range``):
+    ``lung_fraction``, ``lung_hu_p90`` and ``lung_texture_rms_hu``.
     """
     from ..metrics.slice_fid import (
         slice_level_classifier,
@@ -254,6 +257,7 @@ def evaluate_ctsgan(
         slicewise_fid,
         train_slice_level_classifier,
     )
+    from ..metrics.lung_texture import lung_texture
     from ..metrics.slice_consistency import bright_columns
 
     t0 = time.perf_counter()
@@ -294,10 +298,11 @@ def evaluate_ctsgan(
         r["is_mean"], r["is_std"] = slice_level_inception_score(net, vols)
         r["num_volumes"] = int(vols.shape[0])
         r.update(_slice_consistency(vols, test_volumes, bone))
+        r.update(lung_texture(vols, hu_range))
         r["overlap_disagreement"] = overlap[name]
         results[name] = r
     results["test_real"] = {"is_mean": slice_level_inception_score(net, test_volumes)[0],
-                            **_slice_consistency(test_volumes, test_volumes, bone)}
+                            **_slice_consistency(test_volumes, test_volumes, bone), **lung_texture(test_volumes, hu_range)}
     results["settings"] = {"num_test_volumes": int(test_volumes.shape[0]), "num_generated": n,
                            "num_pairs": int(num_pairs), "scans_per_group": k, "num_bins": int(num_bins),
                            "volume_shape": list(test_volumes.shape[2:]), "seed": int(seed),

@@ -31,9 +31,10 @@ def lung_texture(
     Lung voxels are those with ``lung_hu[0] < HU < lung_hu[1]``: between air (outside the body and in the
     airways, about -1000 HU) and soft tissue. ``lung_hu_p<q>`` is the ``quantile`` of their HU. For the texture,
     every ``patch x patch`` window of every axial slice (stride ``patch // 2``) whose voxels are all lung has its
-    mean removed and its 2D spectrum taken; ``lung_texture_rms_hu`` is the square root of the mean power at
-    radial frequencies in ``(band[0], band[1]]`` cycles per voxel, scaled so that it is the HU RMS of the patch
-    after a band-pass filter (Parseval); the default band holds periods of 4-8 voxels. On the bundle's 6 mm chest
+    mean removed and its 2D power spectrum taken. The spectra are averaged over patches and summed over the
+    frequencies whose radius lies in ``(band[0], band[1]]`` cycles per voxel; ``lung_texture_rms_hu`` is the square
+    root of that sum over ``patch**2``, i.e. the HU RMS of a patch after a band-pass filter (Parseval). The default
+    band holds periods of 4-8 voxels. On the bundle's 6 mm chest
     volumes the phantoms score -722 HU and 37 HU RMS (dark lung, a few thin vessels), CT-SGAN v0.11.0 -598 HU and
     63 HU (mid-grey blobs).
 

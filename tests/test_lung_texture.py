@@ -14,12 +14,12 @@ def _to_window(hu: torch.Tensor, hu_range=HU) -> torch.Tensor:
     return ((hu - lo) / (hi - lo) * 2 - 1)[None, None]
 
 
-def _chest(lung_hu: torch.Tensor) -> torch.Tensor:
-    """(1, 1, 32, 32, 6): air outside, soft tissue (40 HU) wall, a 16 x 16 lung in the middle."""
+def _chest(lung_hu: torch.Tensor, hu_range=HU) -> torch.Tensor:
+    """(1, 1, 32, 32, 6) in ``hu_range``: air outside, soft tissue (40 HU) wall, a 16 x 16 lung in the middle."""
     v = torch.full((32, 32, 6), -1000.0)
     v[4:28, 4:28] = 40.0
     v[8:24, 8:24] = lung_hu
-    return _to_window(v)
+    return _to_window(v, hu_range)
 
 
 def test_flat_lung_has_no_texture():
@@ -54,11 +54,8 @@ def test_blobs_raise_density_and_texture():
 def test_same_hu_in_another_window_gives_the_same_numbers():
     g = torch.Generator().manual_seed(1)
     lung = -850.0 + 40.0 * torch.randn(16, 16, 6, generator=g)
-    v = torch.full((32, 32, 6), -1000.0)
-    v[4:28, 4:28] = 40.0
-    v[8:24, 8:24] = lung
-    a = lung_texture(_to_window(v, HU), HU)
-    b = lung_texture(_to_window(v, (-1000.0, 1500.0)), (-1000.0, 1500.0))
+    wide = (-1000.0, 1500.0)
+    a, b = lung_texture(_chest(lung), HU), lung_texture(_chest(lung, wide), wide)
     for k in ("lung_hu_p90", "lung_texture_rms_hu", "lung_fraction"):
         assert a[k] == pytest.approx(b[k], rel=1e-3, abs=0.1)
 

@@ -34,9 +34,8 @@ def lung_texture(
     mean removed and its 2D power spectrum taken. The spectra are averaged over patches and summed over the
     frequencies whose radius lies in ``(band[0], band[1]]`` cycles per voxel; ``lung_texture_rms_hu`` is the square
     root of that sum over ``patch**2``, i.e. the HU RMS of a patch after a band-pass filter (Parseval). The default
-    band holds periods of 4-8 voxels. On the bundle's 6 mm chest
-    volumes the phantoms score -722 HU and 37 HU RMS (dark lung, a few thin vessels), CT-SGAN v0.11.0 -598 HU and
-    63 HU (mid-grey blobs).
+    band holds periods of 4-8 voxels. On the bundle's 6 mm chest volumes the phantoms score -722 HU and 37 HU RMS
+    (dark lung, a few thin vessels), CT-SGAN v0.11.0 -598 HU and 63 HU (mid-grey blobs).
 
     Args:
         volumes: ``(B, 1, H, W, D)`` in ``[-1, 1]`` (``hu_range`` mapped to ``[-1, 1]``), slice axis last.

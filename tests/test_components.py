@@ -56,6 +56,10 @@ def test_every_public_class_resolves_by_short_name():
     locator = ComponentLocator()
     for name, modname in ours.items():
         assert locator.get_component_module_name(name) == modname, name
+        # and the config resolver can import it from there (a module named like its function would shadow it)
+        config = ConfigParser({"imports": ["$import monai_ext"], "c": {"_target_": name, "_mode_": "callable"}})
+        got = config.get_parsed_content("c")
+        assert getattr(got, "func", got) is getattr(sys.modules[modname], name), name
 
 
 def test_bundle_style_config_instantiates_short_targets():

@@ -248,7 +248,7 @@ def evaluate_ctsgan(
     means (variation along z that is coherent in-plane, as a vertebra's is), nan where no block lies in the body,
     and ``z_spectrum_distance_bone``: the same for the voxel columns where ``train_volumes`` have their brightest
     voxels (:func:`~monai_ext.metrics.slice_consistency.bright_columns`: spine and sternum), nan where none.
-    Each also gets :func:`~monai_ext.metrics.lung_texture.lung_texture` (volumes in the HU window ``hu_range``):
+    Each also gets :func:`~monai_ext.metrics.lung_parenchyma.lung_texture` (volumes in the HU window ``hu_range``):
     ``lung_fraction``, ``lung_hu_p90`` and ``lung_texture_rms_hu``.
     """
     from ..metrics.slice_fid import (
@@ -257,7 +257,7 @@ def evaluate_ctsgan(
         slicewise_fid,
         train_slice_level_classifier,
     )
-    from ..metrics.lung_texture import lung_texture
+    from ..metrics.lung_parenchyma import lung_texture
     from ..metrics.slice_consistency import bright_columns
 
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ from .slice_fid import (  # noqa: F401,E402
     slicewise_fid,
     train_slice_level_classifier,
 )
-from .lung_texture import lung_texture  # noqa: F401,E402
+from .lung_parenchyma import lung_texture  # noqa: F401,E402
 from .slice_consistency import (  # noqa: F401,E402
     adjacent_slice_mad,
     bright_columns,

@@ -16,7 +16,12 @@ import time
 
 import torch
 
-from monai_ext.networks import MetricHMCSampler, RiemannianHamiltonianVAE, generate_images, load_rhvae
+from monai_ext.apps.vae_manifold_augmentation import (
+    MetricHMCSampler,
+    RiemannianHamiltonianVAE,
+    generate_images,
+    load_rhvae,
+)
 
 
 def _time(fn, repeats: int) -> list[float]:

@@ -24,8 +24,7 @@ from typing import Callable, List  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from monai_ext.transforms.nodule_erase import NoduleErase  # noqa: E402
-from monai_ext.transforms.nodule_insert import NoduleInsert  # noqa: E402
+from monai_ext.transforms import NoduleErase, NoduleInsert
 
 torch.set_num_threads(1)
 

@@ -23,7 +23,7 @@ from typing import Callable, List, Sequence, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 
-from monai_ext.data.chest_ct_phantom import generate_chest_ct  # noqa: E402
+from monai_ext.phantoms import generate_chest_ct
 
 if "torch" in sys.modules:
     import torch

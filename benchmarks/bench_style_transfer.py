@@ -5,7 +5,7 @@ against the plain traditional-augmentation pipeline measured in the same run.
 
 Without ``--model`` (or when it holds no trained weights) a randomly initialised model of the bundle's
 architecture is used: the cost of a forward pass does not depend on the weights. Images are synthetic B-mode
-(monai_ext.data), ``--size`` x ``--size``. Prints images/s of both pipelines and their ratio.
+(monai_ext.phantoms), ``--size`` x ``--size``. Prints images/s of both pipelines and their ratio.
 """
 
 from __future__ import annotations
@@ -18,11 +18,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.data import DataLoader, Dataset
-from monai.transforms import Compose, RandAdjustContrastd, RandFlipd, RandGaussianSmoothd
+from monai.transforms import (
+    Compose,
+    RandAdjustContrastd,
+    RandFlipd,
+    RandGaussianSmoothd,
+)
 
-from monai_ext.data import ULTRASOUND_STYLES, generate_us_anatomy, simulate_bmode
-from monai_ext.networks import USVariationalStyleTransfer, save_us_style_checkpoint
-from monai_ext.transforms import RandStyleTransferd
+from monai_ext.apps.us_variational_style_transfer import (
+    RandStyleTransferd,
+    USVariationalStyleTransfer,
+    save_us_style_checkpoint,
+)
+from monai_ext.phantoms import ULTRASOUND_STYLES, generate_us_anatomy, simulate_bmode
 
 
 def _traditional():

@@ -106,7 +106,7 @@ def main() -> None:
 
     from monai.utils import set_determinism
 
-    from monai_ext.data.synthetic_dataset import synthesize_dataset
+    from monai_ext.phantoms import synthesize_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "data")

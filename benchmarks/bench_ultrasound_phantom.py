@@ -22,7 +22,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from monai_ext.data.ultrasound_phantom import (  # noqa: E402
+from monai_ext.phantoms import (
     ULTRASOUND_STYLES,
     generate_us_anatomy,
     simulate_bmode,

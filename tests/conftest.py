@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from monai_ext.utils import shared_data_dir
+from monai_ext.bundle_helpers import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

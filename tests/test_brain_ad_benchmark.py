@@ -11,16 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from monai_ext.data import (
+from monai_ext.datalists import oasis1_datalist, write_oasis1_slice_dataset
+from monai_ext.phantoms import (
     brain_subject_affine,
     generate_brain_subject,
     mni152_t1,
     mni152_tissue_maps,
-    oasis1_datalist,
     render_brain_subject,
     sample_brain_subject_params,
     synthesize_brain_ad_dataset,
-    write_oasis1_slice_dataset,
 )
 
 torch.set_num_threads(1)
@@ -122,7 +121,7 @@ def test_synthesize_dataset_splits(tmp_path):
     # same seed, larger training set: the first subjects are the same
     img0, _ = generate_brain_subject(0, desc["subjects"][0]["seed"])
     np.testing.assert_allclose(np.asarray(nib.load(str(out / desc["training"][0]["image"])).dataobj), img0[0])
-    from monai_ext.data import brain_ad_split_lists
+    from monai_ext.apps.vae_manifold_augmentation import brain_ad_split_lists
 
     assert len(brain_ad_split_lists(out)["test"]) == 4
     with pytest.raises(NotADirectoryError):

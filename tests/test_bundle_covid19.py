@@ -14,9 +14,8 @@ import pytest
 import torch
 from monai.transforms import LoadImage
 
-from monai_ext.data.dicom_series import write_dicom_series
-from monai_ext.data.synthetic_dataset import synthesize_dataset
-from monai_ext.utils import run_bundle
+from monai_ext.bundle_helpers import run_bundle
+from monai_ext.phantoms import synthesize_dataset, write_dicom_series
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "covid19_ct_fewshot_seg"

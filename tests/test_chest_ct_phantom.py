@@ -10,11 +10,17 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from monai_ext.data import chest_ct_phantom as ph
-from monai_ext.data import synthetic_dataset as sd
-from monai_ext.data.chest_ct_phantom import ChestCTCase, generate_chest_ct, phantom_affine
-from monai_ext.data.dicom_series import write_dicom_series
-from monai_ext.data.synthetic_dataset import fewshot_folds, synth, synthesize_dataset
+from monai_ext.phantoms import (
+    ChestCTCase,
+    fewshot_folds,
+    generate_chest_ct,
+    phantom_affine,
+    synth,
+    synthesize_dataset,
+    write_dicom_series,
+)
+from monai_ext.phantoms import chest_ct as ph
+from monai_ext.phantoms import chest_ct_dataset as sd
 
 SHAPE, SPACING = (64, 64, 48), (5.0, 5.0, 5.0)
 

@@ -45,7 +45,7 @@ def test_verify_unknown_bundle_fails_and_names_it():
 
 
 def test_label_app_refuses_a_bundle_without_segmentation_output(tmp_path):
-    from monai_ext.label_app import prepare_app
+    from monai_ext.cli.label_app import prepare_app
 
     with pytest.raises(ValueError, match="has no segmentation output.*monai.bundle run"):
         prepare_app("ctsgan_chest_ct_synthesis", tmp_path / "apps", python="/nonexistent/python")

@@ -4,11 +4,7 @@ import inspect
 import sys
 
 import monai
-import pytest
-import torch
 from monai.bundle import ComponentLocator, ConfigParser
-
-import monai_ext
 
 
 def _monai_ext_public_components() -> dict[str, str]:

@@ -18,9 +18,9 @@ import torch
 from monai.bundle import download, load, load_bundle_config
 from monai.networks.nets import UNet
 
-from monai_ext.data.synthetic_dataset import synthesize_dataset
-from monai_ext.packaging import BundlePackageError, package_bundle
-from monai_ext.utils import run_bundle
+from monai_ext.bundle_helpers import run_bundle
+from monai_ext.cli.packaging import BundlePackageError, package_bundle
+from monai_ext.phantoms import synthesize_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "covid19_ct_fewshot_seg"

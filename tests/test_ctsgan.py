@@ -1,8 +1,8 @@
 """CT-SGAN: networks, gradient penalty, bundle train / inference / evaluate, dataset lists."""
 
 import csv
-import math
 import json
+import math
 from pathlib import Path
 
 import nibabel as nib
@@ -11,16 +11,20 @@ import pytest
 import torch
 
 import monai_ext
-from monai_ext.data import (
-    ctsgan_datalist,
+from monai_ext.apps.ctsgan_chest_ct_synthesis import (
+    CTSGANCritics,
+    CTSGANGenerator,
+    CTSGANSlabCritic,
+    CTSGANSliceCritic,
     ct_volume_transforms,
-    lidc_idri_datalist,
+    ctsgan_datalist,
     load_ct_volumes,
-    nlst_datalist,
-    read_lidc_nodules,
+    slice_overlap_disagreement,
+    slices_to_volume,
+    volume_to_slices,
 )
-from monai_ext.data.chest_ct_phantom import phantom_affine
-from monai_ext.data.dicom_series import write_dicom_series
+from monai_ext.bundle_helpers import run_bundle
+from monai_ext.datalists import lidc_idri_datalist, nlst_datalist, read_lidc_nodules
 from monai_ext.losses import critic_gradient_penalty
 from monai_ext.metrics import (
     adjacent_slice_mad,
@@ -30,16 +34,7 @@ from monai_ext.metrics import (
     slicewise_fid,
     train_slice_level_classifier,
 )
-from monai_ext.networks import (
-    CTSGANCritics,
-    CTSGANGenerator,
-    CTSGANSlabCritic,
-    CTSGANSliceCritic,
-    slice_overlap_disagreement,
-    slices_to_volume,
-    volume_to_slices,
-)
-from monai_ext.utils import run_bundle
+from monai_ext.phantoms import phantom_affine, write_dicom_series
 
 torch.set_num_threads(1)
 
@@ -127,7 +122,7 @@ def test_gradient_penalty_values():
 def _tiny_trainer(overlap_weight: float, iterations: int, seam_weight: float = 0.0, slab_size: int = 4,
                   zspec_weight: float = 0.0, zspec_scales=(1,), critic_warmup: int = 0, generator=None,
                   return_trainer: bool = False, zspec_bone_weight: float = 0.0):
-    from monai_ext.engines import CTSGANTrainer
+    from monai_ext.apps.ctsgan_chest_ct_synthesis import CTSGANTrainer
 
     torch.manual_seed(0)
     z = torch.linspace(-1, 1, 10)
@@ -609,12 +604,12 @@ def test_dataset_list_errors(fake_lidc, tmp_path):
 
 
 def test_public_names_importable():
-    assert monai_ext.engines.CTSGANTrainer.__mro__[1].__name__ == "GanTrainer"
+    assert monai_ext.apps.ctsgan_chest_ct_synthesis.CTSGANTrainer.__mro__[1].__name__ == "GanTrainer"
     assert isinstance(CTSGANCritics(CTSGANSliceCritic(16), CTSGANSlabCritic(16, 4)), torch.nn.Module)
 
 
 def test_slice_consistency_without_enough_slices_for_a_spectrum():
-    from monai_ext.engines.ctsgan_workflows import _slice_consistency
+    from monai_ext.apps.ctsgan_chest_ct_synthesis.workflows import _slice_consistency
 
     vols = torch.rand(2, 1, 8, 8, 3) * 0.5
     m = _slice_consistency(vols, vols)

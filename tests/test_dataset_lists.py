@@ -13,16 +13,15 @@ import numpy as np
 import pytest
 from monai.data import load_decathlon_datalist
 
-from monai_ext.data import (
+from monai_ext.bundle_helpers import shared_data_dir
+from monai_ext.datalists import (
     COVID19_CT_SEG_FOLDS,
     covid19_ct_seg_datalist,
     fewshot_datalist,
-    find_images,
-    is_dicom_file,
     msd_datalist,
     write_covid19_ct_seg_datalist,
 )
-from monai_ext.utils import shared_data_dir
+from monai_ext.io import find_images, is_dicom_file
 
 EXPECTED_FOLDS = [
     ["coronacases_008", "coronacases_007", "radiopaedia_36_86526_0", "radiopaedia_4_85506_1"],

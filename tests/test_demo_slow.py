@@ -17,7 +17,7 @@ def test_demo_reaches_the_quality_targets(tmp_path, monkeypatch):
     bundle = tmp_path / "bundles" / "covid19_ct_fewshot_seg"
     shutil.copytree(REPO / "bundles" / "covid19_ct_fewshot_seg", bundle, ignore=shutil.ignore_patterns("*.pt", "eval", "logs"))
     monkeypatch.setenv("MONAI_EXT_BUNDLES", str(bundle.parent))
-    from monai_ext.demo import run_demo
+    from monai_ext.cli.demo import run_demo
 
     result = run_demo("covid19_ct_fewshot_seg", work_dir=str(tmp_path / "demo"))
     dice = result["dice"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 import re
 import traceback
@@ -16,6 +15,7 @@ import torch
 from monai.data import Dataset, MetaTensor
 from monai.transforms import Compose, LoadImage, LoadImaged
 
+from monai_ext.bundle_helpers import shared_data_dir
 from monai_ext.transforms import (
     CheckLabel,
     CheckLabeld,
@@ -26,7 +26,6 @@ from monai_ext.transforms import (
     ScanInputError,
     unwrap_transform_error,
 )
-from monai_ext.utils import shared_data_dir
 
 
 def _shared(rel: str) -> Path:

@@ -8,12 +8,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from monai.transforms import EnsureChannelFirst, LoadImage
 
-from monai_ext.data import generate_chest_ct
+from monai_ext.bundle_helpers import run_bundle
+from monai_ext.phantoms import generate_chest_ct
 from monai_ext.transforms import NoduleInsert
-from monai_ext.utils import run_bundle
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "ctsgan_chest_ct_synthesis"
 CONFIG = "inference_nodules.yaml"

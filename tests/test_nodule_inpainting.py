@@ -9,23 +9,27 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from monai_ext.data import (
+from monai_ext.apps.ctsgan_chest_ct_synthesis import (
+    NODULE_HU_WINDOW,
+    NoduleInpaintingGenerator,
+    NoduleInpaintingTrainer,
+    NodulePairCritic,
     balance_voi_samples,
     central_region_mask,
     crop_voi,
     eraser_pairs,
     injector_pairs,
     inpaint_ct_voi,
+    inpainting_batch,
     inserted_nodule_vois,
     learned_voi_inserter,
     nodule_voi_samples,
     phantom_nodule_vois,
     sphere_mask,
 )
-from monai_ext.data.chest_ct_phantom import generate_chest_ct
-from monai_ext.engines import NoduleInpaintingTrainer, inpainting_batch
-from monai_ext.networks import NoduleInpaintingGenerator, NodulePairCritic, hu_to_unit, unit_to_hu
-from monai_ext.utils import run_bundle
+from monai_ext.bundle_helpers import run_bundle
+from monai_ext.phantoms import generate_chest_ct
+from monai_ext.transforms import hu_to_unit, unit_to_hu
 
 torch.set_num_threads(1)
 
@@ -107,8 +111,8 @@ def test_bad_input_errors():
 
 def test_hu_mapping_round_trip():
     hu = torch.tensor([-1000.0, -300.0, 0.0, 400.0])
-    assert torch.allclose(unit_to_hu(hu_to_unit(hu)), hu, atol=1e-3)
-    assert float(hu_to_unit(torch.tensor(-3000.0))) == -1.0
+    assert torch.allclose(unit_to_hu(hu_to_unit(hu, NODULE_HU_WINDOW), NODULE_HU_WINDOW), hu, atol=1e-3)
+    assert float(hu_to_unit(torch.tensor(-3000.0), NODULE_HU_WINDOW)) == -1.0
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -184,12 +188,48 @@ def test_trainer_updates_generator_and_critic(phantom_samples):
 # ------------------------------------------------------------------------------------------------ bundle
 
 
+# train_inpainting.yaml holds both trainings; train_injector.yaml / train_eraser.yaml only set mode
+TRAIN_CONFIGS = {"inject": ["train_inpainting.yaml", "train_injector.yaml"],
+                 "erase": ["train_inpainting.yaml", "train_eraser.yaml"]}
+COMMITTED = ("nodule_injector.pt", "nodule_eraser.pt")
+
+
+def _committed_weights():
+    return {n: (BUNDLE / "models" / n).read_bytes() if (BUNDLE / "models" / n).is_file() else None for n in COMMITTED}
+
+
 @pytest.fixture(scope="module")
 def trained_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("inpaint_bundle")
-    for cfg in ("train_injector.yaml", "train_eraser.yaml"):
-        run_bundle(BUNDLE, [cfg], bundle_root=str(root), **TINY)
+    committed = _committed_weights()
+    for configs in TRAIN_CONFIGS.values():
+        run_bundle(BUNDLE, configs, bundle_root=str(root), **TINY)
+    assert _committed_weights() == committed, "a test run must not overwrite the bundle's committed weights"
     return root
+
+
+@pytest.mark.parametrize("configs,overrides,name", [
+    (["train_inpainting.yaml"], {}, "nodule_injector"),  # mode inject is the default
+    (TRAIN_CONFIGS["inject"], {}, "nodule_injector"),
+    (TRAIN_CONFIGS["erase"], {}, "nodule_eraser"),
+    (["train_inpainting.yaml"], {"mode": "erase"}, "nodule_eraser"),
+])
+def test_train_config_output_names_follow_mode(configs, overrides, name, tmp_path):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "configs" / c) for c in configs])
+    parser.update(dict(overrides, bundle_root=str(tmp_path)))
+    assert parser.get_parsed_content("model_name") == name + ".pt"
+    assert Path(parser.get_parsed_content("log_dir")) == tmp_path / "logs" / name
+    assert Path(parser.get_parsed_content("ckpt_dir")) == tmp_path / "models"
+
+
+def test_train_override_files_set_only_mode():
+    from monai.bundle import ConfigParser
+
+    for mode, configs in TRAIN_CONFIGS.items():
+        assert ConfigParser.load_config_file(BUNDLE / "configs" / configs[-1]) == {"mode": mode}
 
 
 @pytest.mark.parametrize("mode,name", [("inject", "nodule_injector.pt"), ("erase", "nodule_eraser.pt")])
@@ -205,7 +245,7 @@ def test_train_configs_run_through_bundle_runner(trained_root, mode, name):
 
 def test_train_config_rejects_bad_mode(tmp_path):
     with pytest.raises(Exception) as info:
-        run_bundle(BUNDLE, ["train_injector.yaml"], bundle_root=str(tmp_path), **dict(TINY, mode="paint"))
+        run_bundle(BUNDLE, ["train_inpainting.yaml"], bundle_root=str(tmp_path), **dict(TINY, mode="paint"))
     err = info.value
     while err.__cause__ is not None:
         err = err.__cause__

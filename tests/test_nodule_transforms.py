@@ -241,7 +241,7 @@ def test_soft_edge_stays_within_limit_and_mask_only_erase():
 
 def test_large_erase_on_fine_grid_matches_surround_and_keeps_vessel():
     """A 24 mm erasure at 0.7 mm voxels (region about 40 voxels across: solved on the coarse grid)."""
-    from monai_ext.transforms.nodule_geometry import _bbox
+    from monai_ext.transforms.nodule_geometry import bounding_box
 
     spacing = (0.7, 0.7, 1.0)
     img, lung = _phantom(shape=(96, 96, 64), spacing=spacing, seed=3)  # vessel at x 47-48, y 31-32
@@ -250,7 +250,7 @@ def test_large_erase_on_fine_grid_matches_surround_and_keeps_vessel():
     d = np.sqrt(sum(((np.indices(arr.shape[1:]) - np.array([47.5, 31.5, 32.0])[:, None, None, None]) * np.array(
         spacing)[:, None, None, None]) ** 2))
     region = d <= 12.0
-    assert max(s.stop - s.start for s in _bbox(region)) > 20  # the coarse path is taken
+    assert max(s.stop - s.start for s in bounding_box(region)) > 20  # the coarse path is taken
     shell = (d > 14.0) & (d <= 20.0) & (lung[0] > 0)
     vessel_mask = np.zeros_like(region)
     vessel_mask[47:49, 31:33, :] = True
@@ -265,15 +265,15 @@ def test_large_erase_on_fine_grid_matches_surround_and_keeps_vessel():
 
 
 def test_fill_exact_and_coarse_shell_close_on_large_crops():
-    from monai_ext.transforms.nodule_geometry import _fill_and_shell
+    from monai_ext.transforms.nodule_geometry import fill_and_shell
 
     spacing = np.array([0.7, 0.7, 1.0])
     idx = np.indices((70, 66, 50))
     centre = np.array([35.2, 30.7, 24.4])[:, None, None, None]
     region = np.sqrt((((idx - centre) * spacing[:, None, None, None]) ** 2).sum(0)) <= 10.0
     region[40:44, 30:33, :] = True  # an irregular part: a tube through the ball
-    exact_fill, exact_shell = _fill_and_shell(region, spacing, 1.5, 6.0, coarse_above=10**9)
-    fill, shell = _fill_and_shell(region, spacing, 1.5, 6.0, coarse_above=1000)
+    exact_fill, exact_shell = fill_and_shell(region, spacing, 1.5, 6.0, coarse_above=10**9)
+    fill, shell = fill_and_shell(region, spacing, 1.5, 6.0, coarse_above=1000)
     assert np.array_equal(fill, exact_fill)
     assert not (shell & fill).any()
     assert (shell & exact_shell).sum() / exact_shell.sum() > 0.85 and (shell & exact_shell).sum() / shell.sum() > 0.85
@@ -282,7 +282,7 @@ def test_fill_exact_and_coarse_shell_close_on_large_crops():
 def test_geometry_helpers_match_plain_formulas():
     """The fast helpers give what the plain formulas give: block reductions of a (c0, f, c1, f, ...)
     reshape, and the norm of the world offsets for an oblique affine."""
-    from monai_ext.transforms.nodule_geometry import _block_reduce, _distance_mm, _geometry, _offsets_mm
+    from monai_ext.transforms.nodule_geometry import _block_reduce, distance_mm, image_geometry, offsets_mm
 
     rng = np.random.default_rng(3)
     a = rng.normal(size=(7, 9, 5))
@@ -296,7 +296,7 @@ def test_geometry_helpers_match_plain_formulas():
         np.testing.assert_array_equal(_block_reduce(m, f, "any"), mb.any((1, 3, 5)))
     aff = np.eye(4)
     aff[:3, :3] = rng.normal(size=(3, 3))
-    geo = _geometry(MetaTensor(torch.zeros(1, 12, 14, 16), affine=torch.as_tensor(aff)), None)
+    geo = image_geometry(MetaTensor(torch.zeros(1, 12, 14, 16), affine=torch.as_tensor(aff)), None)
     box, centre = (slice(2, 10), slice(0, 14), slice(5, 16)), np.array([5.5, 6.2, 9.9])
-    plain = np.sqrt(np.sum(_offsets_mm(box, centre, geo) ** 2, axis=0))
-    np.testing.assert_allclose(_distance_mm(box, centre, geo), plain, atol=1e-9)
+    plain = np.sqrt(np.sum(offsets_mm(box, centre, geo) ** 2, axis=0))
+    np.testing.assert_allclose(distance_mm(box, centre, geo), plain, atol=1e-9)

@@ -5,7 +5,12 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, Orientationd, Spacingd
 
-from monai_ext.transforms import LoadScand, ReloadOriginal, ReloadOriginald, ScanInputError
+from monai_ext.transforms import (
+    LoadScand,
+    ReloadOriginal,
+    ReloadOriginald,
+    ScanInputError,
+)
 
 
 def test_reload_undoes_resampling_and_reorientation(tmp_path):

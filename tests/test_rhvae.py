@@ -6,23 +6,25 @@ import json
 import math
 from pathlib import Path
 
+import monai
 import nibabel as nib
 import numpy as np
 import pytest
-import monai
 import torch
 
-from monai_ext.data import ManifoldAugmentedDataset, class_items, manifold_augmented_items
-from monai_ext.losses import RHVAEElboLoss
-from monai_ext.networks import (
+from monai_ext.apps.vae_manifold_augmentation import (
+    ManifoldAugmentedDataset,
     MetricHMCSampler,
     PriorLatentSampler,
+    RHVAEElboLoss,
     RiemannianHamiltonianVAE,
     RiemannianLatentMetric,
     RiemannianRandomWalkSampler,
+    class_items,
     generate_images,
     geodesic_shoot,
     load_rhvae,
+    manifold_augmented_items,
     tempering_schedule,
 )
 
@@ -313,7 +315,7 @@ def _tiny_dataset(root: Path, n_train: int = 4) -> Path:
 
 
 def test_bundle_configs_run(tmp_path):
-    from monai_ext.utils import run_bundle
+    from monai_ext.bundle_helpers import run_bundle
 
     data = _tiny_dataset(tmp_path)
     common = dict(bundle_root=str(tmp_path), dataset_dir=str(data))
@@ -473,7 +475,7 @@ def test_gradient_guard_skips_non_finite_steps():
 
 
 def test_safe_cholesky_jitters_float32_rounding_and_marks_non_finite():
-    from monai_ext.networks.rhvae import safe_cholesky
+    from monai_ext.apps.vae_manifold_augmentation.rhvae import safe_cholesky
 
     v = torch.linspace(-1.0, 1.0, 8)[:, None] + 0.1
     a = ((v @ v.T) * 1e7 + 1e-3 * torch.eye(8)).float()[None].repeat(2, 1, 1)  # PD, but not after float32 rounding

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from monai_ext.data import (
+from monai_ext.datalists import ultrasound_datalist, ultrasound_style_datalist
+from monai_ext.phantoms import (
     ULTRASOUND_STYLES,
     UltrasoundStyle,
     blend_ultrasound_styles,
@@ -17,9 +18,7 @@ from monai_ext.data import (
     sample_ultrasound_style,
     simulate_bmode,
     synthesize_us_dataset,
-    ultrasound_datalist,
     ultrasound_fov_mask,
-    ultrasound_style_datalist,
 )
 from monai_ext.transforms import LoadUltrasound, LoadUltrasoundd, ScanInputError
 

@@ -10,28 +10,24 @@ import torch
 from monai.data import DataLoader, Dataset, MetaTensor
 from monai.transforms import Compose
 
-from monai_ext.losses import (
+from monai_ext.apps.us_variational_style_transfer import (
     ContentFeatureLoss,
     GramStyleLoss,
     MultiScaleKLLoss,
-    StyleFeatureExtractor,
-    VariationalStyleTransferLoss,
-    gram_matrix,
-    random_feature_extractor,
-)
-from monai_ext.networks import (
-    USContentAutoencoder,
-    USVariationalStyleTransfer,
-    adaptive_instance_norm,
-    load_us_style_transfer,
-    save_us_style_checkpoint,
-)
-from monai_ext.transforms import (
     RandStyleTransfer,
     RandStyleTransferd,
+    StyleFeatureExtractor,
     StyleInterpolate,
     StyleInterpolated,
     StyleTransfer,
+    USContentAutoencoder,
+    USVariationalStyleTransfer,
+    VariationalStyleTransferLoss,
+    adaptive_instance_norm,
+    gram_matrix,
+    load_us_style_transfer,
+    random_feature_extractor,
+    save_us_style_checkpoint,
     style_fewshot_datalist,
 )
 
@@ -225,8 +221,8 @@ def test_dict_transform_keeps_labels_and_pads(tiny_model_path):
 def test_shipped_model_restyles_without_a_border_line(monkeypatch):
     """The shipped decoder brightens the last column when run on the bare image (about +0.09 over the columns
     next to it, measured on 36 test images); the mirrored margin keeps that off the output."""
-    from monai_ext.data import generate_us_anatomy, simulate_bmode
-    from monai_ext.transforms import style_transfer as st_mod
+    from monai_ext.phantoms import generate_us_anatomy, simulate_bmode
+    from monai_ext.apps.us_variational_style_transfer import transforms as st_mod
 
     st = StyleTransfer(BUNDLE / "models", device="cpu")
     x = torch.as_tensor(np.stack([simulate_bmode(generate_us_anatomy(s, (64, 64)), "linear_mid_freq", s)
@@ -295,8 +291,8 @@ def test_fewshot_datalist():
 
 
 def test_bundle_stages_tiny(tmp_path):
-    from monai_ext.data import synthesize_us_dataset
-    from monai_ext.utils import run_bundle
+    from monai_ext.bundle_helpers import run_bundle
+    from monai_ext.phantoms import synthesize_us_dataset
 
     data = tmp_path / "data"
     synthesize_us_dataset(data, subjects=5, styles=["gel_phantom", "linear_high_freq"], shape=(64, 64), progress=False)
@@ -345,8 +341,8 @@ def test_fewshot_new_subjects_script(tmp_path):
 
     from monai.bundle import ConfigParser
 
-    from monai_ext.data import synthesize_us_dataset
-    from monai_ext.networks import save_us_style_checkpoint
+    from monai_ext.apps.us_variational_style_transfer import save_us_style_checkpoint
+    from monai_ext.phantoms import synthesize_us_dataset
 
     spec = importlib.util.spec_from_file_location("fewshot_new_subjects", BUNDLE / "scripts" / "fewshot_new_subjects.py")
     script = importlib.util.module_from_spec(spec)
@@ -379,8 +375,8 @@ def test_fewshot_new_subjects_script(tmp_path):
 
 def test_all_styles_segmenter_selected_on_validation(tmp_path):
     """select_on_validation: validation Dice every epoch; the best epoch's weights are the ones tested and saved."""
-    from monai_ext.data import synthesize_us_dataset
-    from monai_ext.utils import run_bundle
+    from monai_ext.bundle_helpers import run_bundle
+    from monai_ext.phantoms import synthesize_us_dataset
 
     data = tmp_path / "data"
     synthesize_us_dataset(data, subjects=4, styles=["gel_phantom", "linear_high_freq"], shape=(64, 64), progress=False)

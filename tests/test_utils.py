@@ -1,4 +1,4 @@
-"""monai_ext.utils: atomic writes of files and folders."""
+"""monai_ext.bundle_helpers: atomic writes of files and folders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_ext.utils import atomic_directory, atomic_write
+from monai_ext.io import atomic_directory, atomic_write
 
 
 def _mode(path) -> int:
@@ -62,7 +62,7 @@ def test_atomic_directory_keeps_a_concurrent_writers_folder(tmp_path):
 
 
 def test_config_flag_reads_cli_strings():
-    from monai_ext.utils import config_flag
+    from monai_ext.bundle_helpers import config_flag
 
     assert config_flag(True, "x") is True and config_flag(0, "x") is False
     assert config_flag("false", "x") is False and config_flag(" Yes ", "x") is True and config_flag("0", "x") is False

@@ -1,4 +1,4 @@
-"""Model Zoo checks (monai_ext.zoo) on a minimal bundle written into tmp_path."""
+"""Model Zoo checks (monai_ext.cli.zoo) on a minimal bundle written into tmp_path."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_ext import zoo
+from monai_ext.cli import zoo
 
 NET_KW = dict(spatial_dims=3, in_channels=1, out_channels=2, channels=[4, 8], strides=[2], num_res_units=0)
 
@@ -287,7 +287,7 @@ def test_mismatched_checkpoint_fails_torchscript(bundle: Path):
 
 
 def test_segmentation_bundles_are_those_declaring_a_segmentation_output(tmp_path: Path):
-    from monai_ext.zoo import segmentation_bundles
+    from monai_ext.cli.zoo import segmentation_bundles
 
     assert "covid19_ct_fewshot_seg" in segmentation_bundles()
     src = Path(__file__).resolve().parents[1] / "bundles" / "covid19_ct_fewshot_seg"

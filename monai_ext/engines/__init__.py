@@ -1,12 +1,14 @@
-"""Training engines and workflow steps that MONAI's engines do not cover as they are."""
+"""Training-engine helpers that MONAI lacks, generic across methods.
+"""
 
-from .ctsgan_trainer import CTSGANTrainer  # noqa: F401
-from .gradient_guard import GradientGuard  # noqa: F401
-from .distributed import average_gradients, broadcast_module, is_distributed  # noqa: F401
-from .ctsgan_workflows import (  # noqa: F401
-    ctsgan_montage,
-    evaluate_ctsgan,
-    generate_ctsgan_volumes,
-    sample_ctsgan_volumes,
-)
-from .nodule_inpainting_trainer import NoduleInpaintingTrainer, inpainting_batch  # noqa: F401,E402
+from __future__ import annotations
+
+from .distributed import average_gradients, broadcast_module, is_distributed
+from .gradient_guard import GradientGuard
+
+__all__ = [
+    "average_gradients",
+    "broadcast_module",
+    "is_distributed",
+    "GradientGuard",
+]

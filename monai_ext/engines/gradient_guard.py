@@ -7,6 +7,8 @@ from typing import Iterable
 
 import torch
 
+__all__ = ["GradientGuard"]
+
 
 class GradientGuard:
     """Ignite handler for MONAI trainers: after the backward pass, clip the gradient norm to ``max_norm`` and,

@@ -9,6 +9,8 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
+__all__ = ["TimeLimitHandler"]
+
 
 class TimeLimitHandler:
     """Terminate an ignite engine once ``limit_sec`` seconds of wall-clock time have passed.

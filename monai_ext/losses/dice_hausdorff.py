@@ -8,6 +8,8 @@ import torch
 from monai.losses import DiceLoss, HausdorffDTLoss
 from torch.nn.modules.loss import _Loss
 
+__all__ = ["DiceHausdorffDTLoss"]
+
 
 class DiceHausdorffDTLoss(_Loss):
     """Weighted sum of MONAI's :class:`~monai.losses.DiceLoss` and :class:`~monai.losses.HausdorffDTLoss`.

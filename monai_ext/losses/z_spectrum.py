@@ -14,7 +14,11 @@ from typing import Sequence
 
 import torch
 
-from ..metrics.slice_consistency import bright_columns, z_power_spectrum, z_spectrum_log_distance
+from ..metrics.slice_consistency import (
+    bright_columns,
+    z_power_spectrum,
+    z_spectrum_log_distance,
+)
 
 __all__ = ["z_spectrum_loss", "bone_z_spectrum_loss"]
 

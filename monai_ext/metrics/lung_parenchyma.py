@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from ..data.ct_volume_dataset import volume_to_hu
+from ..transforms.hu_window import unit_to_hu
 
 __all__ = ["lung_texture"]
 
@@ -64,7 +64,7 @@ def lung_texture(
         raise ValueError(f"band must satisfy 0 <= low < high <= 0.75 cycles per voxel, got {tuple(band)}.")
     if not 0.0 < float(quantile) < 1.0:
         raise ValueError(f"quantile must be in (0, 1), got {quantile}.")
-    hu = volume_to_hu(v.detach().float().cpu(), hu_range)[:, 0]  # (B, H, W, D)
+    hu = unit_to_hu(v.detach().float().cpu(), hu_range)[:, 0]  # (B, H, W, D)
     lung = (hu > lo) & (hu < hi)
     key = f"lung_hu_p{round(100 * float(quantile)):d}"
     out = {"lung_fraction": float(lung.float().mean()), key: float("nan"), "lung_texture_rms_hu": float("nan"),

@@ -3,7 +3,7 @@
 A slice-by-slice generator can make volumes whose slices are each plausible but whose texture is frozen
 along the slice axis: in coronal and sagittal views that shows as streaks. These measures put numbers on it;
 compare them with the same measures of real volumes. Volumes are ``(B, 1, H, W, D)`` (slice axis last),
-intensities in ``[-1, 1]`` (a HU window), as in :mod:`monai_ext.networks.ctsgan`.
+intensities in ``[-1, 1]`` (a HU window), as in :mod:`monai_ext.apps.ctsgan_chest_ct_synthesis.networks`.
 """
 
 from __future__ import annotations

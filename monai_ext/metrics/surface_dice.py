@@ -9,6 +9,8 @@ import torch
 from monai.data import MetaTensor
 from monai.metrics import SurfaceDiceMetric
 
+__all__ = ["spacing_from_affine", "SpacingAwareSurfaceDiceMetric"]
+
 
 def spacing_from_affine(affine: torch.Tensor | np.ndarray) -> list[float]:
     """Voxel size in mm along each array axis: the column norms of the affine's 3x3 (2x2) block."""

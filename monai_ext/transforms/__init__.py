@@ -1,4 +1,10 @@
-"""Transforms that MONAI lacks."""
+"""Transforms that MONAI lacks (array and dictionary versions), generic across methods.
+"""
+
+from __future__ import annotations
+
+from .body_mask import MaskOutsideBody, MaskOutsideBodyd, body_outline
+from .hu_window import hu_to_unit, unit_to_hu
 from .input_checks import (
     CheckLabel,
     CheckLabeld,
@@ -9,19 +15,49 @@ from .input_checks import (
     ScanInputError,
     unwrap_transform_error,
 )
-from .reload_original import ReloadOriginal, ReloadOriginald
-from .body_mask import MaskOutsideBody, MaskOutsideBodyd, body_outline
-from .load_ultrasound import LoadUltrasound, LoadUltrasoundd, read_ultrasound_image  # noqa: F401,E402
-from .style_transfer import (  # noqa: F401,E402
-    RandStyleTransfer,
-    RandStyleTransferd,
-    StyleInterpolate,
-    StyleInterpolated,
-    StyleTransfer,
-    StyleTransferd,
-    restyle_images,
-    style_fewshot_datalist,
+from .load_ultrasound import (
+    ULTRASOUND_IMAGE_SUFFIXES,
+    LoadUltrasound,
+    LoadUltrasoundd,
+    read_ultrasound_image,
 )
-from .nodule_geometry import lung_mask_from_hu, nodule_mask_like  # noqa: F401,E402
-from .nodule_insert import NoduleInsert, NoduleInsertd, RandNoduleInsertd  # noqa: F401,E402
-from .nodule_erase import NoduleErase, NoduleErased  # noqa: F401,E402
+from .nodule_erase import NoduleErase, NoduleErased
+from .nodule_geometry import (
+    NODULE_SHAPES,
+    NODULE_TYPES,
+    lung_mask_from_hu,
+    nodule_mask_like,
+)
+from .nodule_insert import NoduleInsert, NoduleInsertd, RandNoduleInsertd
+from .reload_original import ReloadOriginal, ReloadOriginald
+
+__all__ = [
+    "body_outline",
+    "MaskOutsideBody",
+    "MaskOutsideBodyd",
+    "hu_to_unit",
+    "unit_to_hu",
+    "CheckLabel",
+    "CheckLabeld",
+    "CheckVolume",
+    "CheckVolumed",
+    "LoadScan",
+    "LoadScand",
+    "ScanInputError",
+    "unwrap_transform_error",
+    "LoadUltrasound",
+    "LoadUltrasoundd",
+    "read_ultrasound_image",
+    "ULTRASOUND_IMAGE_SUFFIXES",
+    "NoduleErase",
+    "NoduleErased",
+    "lung_mask_from_hu",
+    "nodule_mask_like",
+    "NODULE_SHAPES",
+    "NODULE_TYPES",
+    "NoduleInsert",
+    "NoduleInsertd",
+    "RandNoduleInsertd",
+    "ReloadOriginal",
+    "ReloadOriginald",
+]

@@ -11,6 +11,8 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_numpy
 from scipy import ndimage
 
+__all__ = ["body_outline", "MaskOutsideBody", "MaskOutsideBodyd"]
+
 
 def body_outline(image: NdarrayOrTensor, threshold: float, slice_axis: int = -1) -> np.ndarray:
     """Boolean mask (spatial shape) of the body: the largest connected component above ``threshold``,

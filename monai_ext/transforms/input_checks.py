@@ -56,9 +56,15 @@ from monai.config import DtypeLike, KeysCollection, NdarrayOrTensor
 from monai.data import ITKReader, MetaTensor
 from monai.data.image_reader import ImageReader
 from monai.transforms import LoadImage, LoadImaged, MapTransform, Transform
-from monai.utils import TransformBackends, convert_to_tensor, ensure_tuple, ensure_tuple_rep, optional_import
+from monai.utils import (
+    TransformBackends,
+    convert_to_tensor,
+    ensure_tuple,
+    ensure_tuple_rep,
+    optional_import,
+)
 
-from ..data.dataset_lists import _folder_has_dicom, _listing, is_dicom_file
+from ..io import folder_has_dicom, folder_listing, is_dicom_file
 
 __all__ = [
     "ScanInputError",
@@ -209,11 +215,11 @@ class LoadScan(LoadImage):
                 raise FileNotFoundError(f"{p}: no such file or folder (expected {_EXPECTED_SCAN}).")
         folders = [p for p in paths if p.is_dir()]
         for folder in folders:
-            if not _folder_has_dicom(folder):
+            if not folder_has_dicom(folder):
                 raise ScanInputError(
                     f"{folder}: no DICOM series found (expected a folder of DICOM files, with or without "
                     f".dcm extension, each starting with a 128-byte preamble and 'DICM'). "
-                    f"Found in it: {_listing(folder)}",
+                    f"Found in it: {folder_listing(folder)}",
                     filename=str(folder),
                 )
         if folders and reader is None and self.auto_select:

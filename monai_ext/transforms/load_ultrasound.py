@@ -5,7 +5,7 @@ sometimes multi-frame cine loops) and as PNG/JPEG in public data sets (e.g. BUSI
 the sources pooled by Hung & Galeotti, DGM4MICCAI 2021). :class:`LoadUltrasound` turns any of them into
 the same thing: a ``MetaTensor`` of shape (1, H, W), float32 in [0, 1], rows = depth (row 0 at the probe,
 the order of the stored pixel rows; note that MONAI's ``LoadImage`` returns 2D PNGs transposed, as
-(W, H)). The synthetic data of :mod:`monai_ext.data.ultrasound_phantom` loads the same way.
+(W, H)). The synthetic data of :mod:`monai_ext.phantoms.ultrasound` loads the same way.
 
 - Colour (RGB, YBR, palette colour, RGBA, palette PNG) is converted to grey with the ITU-R BT.601 luma
   weights (0.299 R + 0.587 G + 0.114 B); colour overlays (Doppler, annotations) become grey too.
@@ -46,7 +46,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import ensure_tuple_rep
 
-from ..data.dataset_lists import is_dicom_file
+from ..io import is_dicom_file
 from .input_checks import ScanInputError
 
 __all__ = ["LoadUltrasound", "LoadUltrasoundd", "read_ultrasound_image", "ULTRASOUND_IMAGE_SUFFIXES"]
@@ -335,7 +335,7 @@ class LoadUltrasoundd(MapTransform):
     Args:
         keys: keys of the file names.
         frame: default frame of multi-frame files; an entry's ``data[frame_key]`` (e.g. written by
-            :func:`monai_ext.data.ultrasound_datalist` with ``expand_frames=True``) overrides it.
+            :func:`monai_ext.datalists.ultrasound_datalist` with ``expand_frames=True``) overrides it.
         label: per key (a bool or a sequence of bools): read as a mask.
         crop_to_region: crop DICOM to its tissue region (all keys).
         scale: grey-value scaling of non-label keys.

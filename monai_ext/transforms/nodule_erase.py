@@ -29,19 +29,27 @@ from scipy import ndimage
 
 from .nodule_geometry import (
     DIAMETER_RANGE_MM,
-    _Geometry,
-    _bbox,
-    _box,
-    _check_hu,
-    _correlated_noise,
-    _fill_and_shell,
-    _geometry,
-    _geometry_from_meta,
-    _smooth_fill,
-    _in_image,
-    _distance_mm,
+    NoduleGeometry,
+    bounding_box,
+    check_hu_range,
+    correlated_noise,
+    crop_box,
+    distance_mm,
+    fill_and_shell,
+    geometry_from_meta,
+    image_geometry,
+    in_image,
+    smooth_fill,
 )
-from .nodule_insert import _LUNG_HU, _append_record, _maybe_copy, _plain, _spatial_crop, _to_numpy, _write
+from .nodule_insert import (
+    LUNG_HU,
+    append_record,
+    maybe_copy,
+    plain_array,
+    spatial_crop,
+    to_numpy,
+    write_region,
+)
 
 __all__ = ["NoduleErase", "NoduleErased"]
 
@@ -155,12 +163,12 @@ class NoduleErase(Transform):
         label_value: int | None = None,
         lung_mask: NdarrayOrTensor | None = None,
         nodule_mask: NdarrayOrTensor | None = None,
-        geometry: _Geometry | None = None,
+        geometry: NoduleGeometry | None = None,
         name: str = "image",
     ) -> tuple[NdarrayOrTensor, dict[str, Any]]:
-        geo = geometry if geometry is not None else _geometry(img, self.pixdim, name)
+        geo = geometry if geometry is not None else image_geometry(img, self.pixdim, name)
         if self.check_hu:
-            _check_hu(img, name)
+            check_hu_range(img, name)
         src, src_name, src_value = self._source(mask, label, label_value, nodule_mask)
         margin = self.dilate_mm + max(self.shell_mm, 2.0 * float(geo.spacing.max())) + float(geo.spacing.max())
 
@@ -169,7 +177,7 @@ class NoduleErase(Transform):
             if len(self.centre) != geo.ndim:
                 raise ValueError(f"centre={self.centre}: expected {geo.ndim} coordinates for a {geo.ndim}D image.")
             cvox = geo.to_voxel(self.centre) if self.centre_frame == "world" else np.asarray(self.centre, float)
-            if not _in_image(cvox, geo):
+            if not in_image(cvox, geo):
                 raise ValueError(
                     f"{name}: erase centre {self.centre} ({self.centre_frame}) is outside the image (shape {geo.shape})."
                 )
@@ -178,9 +186,9 @@ class NoduleErase(Transform):
             extent = self.extent_mm or 1.5 * (self.diameter_mm or 20.0) / 2.0
             search_r = extent + float(geo.spacing.max())
             for _ in range(4):  # grow the search box while the nodule reaches its border
-                search = _box(cvox, search_r, geo)
+                search = crop_box(cvox, search_r, geo)
                 found = self._find_region(src, src_name, src_value, search, cvox, geo, extent, name)
-                rb = _bbox(found)
+                rb = bounding_box(found)
                 touches = any((r.start == 0 and s.start > 0) or (r.stop == s.stop - s.start and s.stop < n)
                               for r, s, n in zip(rb, search, geo.shape))
                 if not touches:
@@ -200,31 +208,31 @@ class NoduleErase(Transform):
             if box0 is None:
                 raise ValueError(f"{name}: the {src_name} to erase is empty.")
             box = tuple(slice(max(s.start - p, 0), min(s.stop + p, n)) for s, p, n in zip(box0, pad, geo.shape))
-            region = _to_numpy(_spatial_crop(_plain(src), box, src_name, geo.shape))
+            region = to_numpy(spatial_crop(plain_array(src), box, src_name, geo.shape))
             region = (region == src_value) if src_value is not None else region != 0
 
         if self.copy:
             img = img.clone() if isinstance(img, torch.Tensor) else np.array(img, copy=True)
-        t = _plain(img)
+        t = plain_array(img)
         view = t[(0,) + box]
-        crop = _to_numpy(view).astype(float)
+        crop = to_numpy(view).astype(float)
 
         shell_mm = max(self.shell_mm, 2.0 * float(geo.spacing.max()))
-        fill, shell = _fill_and_shell(region, geo.spacing, self.dilate_mm, shell_mm)
+        fill, shell = fill_and_shell(region, geo.spacing, self.dilate_mm, shell_mm)
         lung_crop = None
         if lung_mask is not None:
-            lung_crop = _to_numpy(_spatial_crop(lung_mask, box, "lung_mask", geo.shape)) != 0
-        lungish = lung_crop if lung_crop is not None else crop < _LUNG_HU
+            lung_crop = to_numpy(spatial_crop(lung_mask, box, "lung_mask", geo.shape)) != 0
+        lungish = lung_crop if lung_crop is not None else crop < LUNG_HU
         lung_shell = shell & lungish
         ref = crop[lung_shell] if lung_shell.sum() >= 8 else crop[shell]
         shell_mean = float(ref.mean()) if ref.size else float(crop[~fill].mean())
         shell_std = float(ref.std()) if ref.size else 0.0
 
-        filled = _smooth_fill(crop, fill, geo.spacing)
+        filled = smooth_fill(crop, fill, geo.spacing)
         smooth_var = float(filled[fill].var())
         noise_std = float(np.sqrt(max(shell_std**2 - smooth_var, 0.0)))
-        fb = _bbox(fill)
-        noise = _correlated_noise(crop[fb].shape, geo.spacing, 1.0, self.seed)
+        fb = bounding_box(fill)
+        noise = correlated_noise(crop[fb].shape, geo.spacing, 1.0, self.seed)
         nf = noise[fill[fb]] - noise[fill[fb]].mean()
         h = filled[fill] - filled[fill].mean()
         if float(h @ h) > 0:  # uncorrelated with the smooth part, so the variances add up exactly
@@ -233,12 +241,12 @@ class NoduleErase(Transform):
             nf = nf / nf.std()
         # keep the interpolated shape (vessel continuity) but give the region the surrounding lung's mean
         values = filled[fill] - float(filled[fill].mean()) + shell_mean + noise_std * nf
-        _write(view, fill, values)
+        write_region(view, fill, values)
 
         background = self.background_value
         if label is not None:
-            lab_view = _spatial_crop(_plain(label), box, "label", geo.shape)
-            lab = _to_numpy(lab_view)
+            lab_view = spatial_crop(plain_array(label), box, "label", geo.shape)
+            lab = to_numpy(lab_view)
             clear = region & (lab == label_value) if label_value is not None else region & (lab != 0)
             if background is None:
                 around = lab[shell & ~region]
@@ -246,10 +254,10 @@ class NoduleErase(Transform):
                     around = around[around != label_value]
                 vals, counts = np.unique(around, return_counts=True)
                 background = int(vals[np.argmax(counts)]) if vals.size else 0
-            _write(lab_view, clear, np.full(int(clear.sum()), float(background)))
+            write_region(lab_view, clear, np.full(int(clear.sum()), float(background)))
         if nodule_mask is not None:
-            nm_view = _spatial_crop(_plain(nodule_mask), box, "nodule_mask", geo.shape)
-            _write(nm_view, region, np.zeros(int(region.sum())))
+            nm_view = spatial_crop(plain_array(nodule_mask), box, "nodule_mask", geo.shape)
+            write_region(nm_view, region, np.zeros(int(region.sum())))
 
         idx = np.argwhere(region) + np.array([s.start for s in box])
         centroid = idx.mean(0)
@@ -275,14 +283,14 @@ class NoduleErase(Transform):
             img.meta["nodules_erased"] = list(img.meta.get("nodules_erased", [])) + [record]
         return img, record
 
-    def _find_region(self, src, src_name, src_value, box, cvox, geo: _Geometry, extent: float, name: str) -> np.ndarray:
+    def _find_region(self, src, src_name, src_value, box, cvox, geo: NoduleGeometry, extent: float, name: str) -> np.ndarray:
         """Nodule voxels in ``box``: the mask component nearest the centre, or the ball of ``diameter_mm``."""
         if src is None:
-            region = _distance_mm(box, cvox, geo) <= self.diameter_mm / 2.0
+            region = distance_mm(box, cvox, geo) <= self.diameter_mm / 2.0
             if not region.any():
                 region[tuple(int(np.clip(np.rint(c) - s.start, 0, s.stop - s.start - 1)) for c, s in zip(cvox, box))] = True
             return region
-        region = _to_numpy(_spatial_crop(_plain(src), box, src_name, geo.shape))
+        region = to_numpy(spatial_crop(plain_array(src), box, src_name, geo.shape))
         region = (region == src_value) if src_value is not None else region != 0
         found = self._nearest_component(region, box, cvox, geo, extent)
         if found is None:
@@ -292,7 +300,7 @@ class NoduleErase(Transform):
             )
         return found
 
-    def _nearest_component(self, region: np.ndarray, box, cvox, geo: _Geometry, extent: float) -> np.ndarray | None:
+    def _nearest_component(self, region: np.ndarray, box, cvox, geo: NoduleGeometry, extent: float) -> np.ndarray | None:
         comp, n = ndimage.label(region, structure=np.ones((3,) * region.ndim, bool))
         if n == 0:
             return None
@@ -354,10 +362,10 @@ class NoduleErased(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         d = dict(data)
         if self.copy:
-            _maybe_copy(d, [*self.key_iterator(d), self.label_key, self.nodule_mask_key])
+            maybe_copy(d, [*self.key_iterator(d), self.label_key, self.nodule_mask_key])
         for key in self.key_iterator(d):
             meta = self._meta(d, key)
-            geo = _geometry_from_meta(d[key], meta, self.kwargs.get("pixdim"), f"{key!r}")
+            geo = geometry_from_meta(d[key], meta, self.kwargs.get("pixdim"), f"{key!r}")
             label = d.get(self.label_key) if self.label_key else None
             nmask = d.get(self.nodule_mask_key) if self.nodule_mask_key else None
             lung = d.get(self.lung_key) if self.lung_key else None
@@ -380,7 +388,7 @@ class NoduleErased(MapTransform):
                     lung_mask=lung, nodule_mask=nmask, geometry=geo, name=f"{key!r}",
                 )
                 d[key] = img
-                _append_record(d, key, self.meta_key_postfix, record, "nodules_erased")
+                append_record(d, key, self.meta_key_postfix, record, "nodules_erased")
             if self.centre is None and self.erase_recorded and recorded:
                 meta = self._meta(d, key)
                 meta["nodules"] = []

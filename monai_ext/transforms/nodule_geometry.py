@@ -40,7 +40,7 @@ DIAMETER_RANGE_MM = (3.0, 30.0)
 # ------------------------------------------------------------------------------------------- geometry
 
 
-class _Geometry:
+class NoduleGeometry:
     """Voxel grid of a channel-first image: ``lin`` (S x S) maps voxel steps to world mm, ``origin`` (S,)
     is the world position of voxel 0, ``spacing`` (S,) the voxel size in mm, ``shape`` the spatial shape.
     ``frame`` says in words which world frame ``lin``/``origin`` describe."""
@@ -60,7 +60,7 @@ class _Geometry:
         return self.lin @ np.asarray(voxel, float) + self.origin
 
 
-def _geometry(img: NdarrayOrTensor, pixdim: Sequence[float] | None, name: str = "image") -> _Geometry:
+def image_geometry(img: NdarrayOrTensor, pixdim: Sequence[float] | None, name: str = "image") -> NoduleGeometry:
     """Geometry of ``img`` (C, *spatial), spatial rank 2 or 3: from a MetaTensor's affine, else from
     ``pixdim`` (world = voxel index * pixdim, origin 0). Raises ``ValueError`` when neither is there."""
     if img.ndim not in (3, 4):
@@ -78,7 +78,7 @@ def _geometry(img: NdarrayOrTensor, pixdim: Sequence[float] | None, name: str = 
         lin, origin = aff[:sr, :sr], aff[:sr, -1]
         if abs(np.linalg.det(lin)) < 1e-12:
             raise ValueError(f"{name}: its affine is singular, cannot derive the voxel spacing.")
-        return _Geometry(lin, origin, shape, "the image affine (RAS mm for images loaded by MONAI)")
+        return NoduleGeometry(lin, origin, shape, "the image affine (RAS mm for images loaded by MONAI)")
     if pixdim is None:
         raise ValueError(
             f"{name}: voxel spacing is missing: pass a MetaTensor with an affine or give pixdim (mm per voxel, "
@@ -89,20 +89,20 @@ def _geometry(img: NdarrayOrTensor, pixdim: Sequence[float] | None, name: str = 
         pd = np.repeat(pd, sr)
     if pd.size < sr or np.any(pd[:sr] <= 0) or not np.all(np.isfinite(pd[:sr])):
         raise ValueError(f"{name}: pixdim must hold {sr} positive spacings in mm, got {list(np.ravel(pixdim))}.")
-    return _Geometry(np.diag(pd[:sr]), np.zeros(sr), shape, "voxel index * pixdim (mm, origin at voxel 0)")
+    return NoduleGeometry(np.diag(pd[:sr]), np.zeros(sr), shape, "voxel index * pixdim (mm, origin at voxel 0)")
 
 
-def _geometry_from_meta(img: NdarrayOrTensor, meta: dict | None, pixdim, name: str) -> _Geometry:
-    """Like :func:`_geometry`, also reading ``affine`` from a MONAI ``<key>_meta_dict`` for plain arrays."""
+def geometry_from_meta(img: NdarrayOrTensor, meta: dict | None, pixdim, name: str) -> NoduleGeometry:
+    """Like :func:`image_geometry`, also reading ``affine`` from a MONAI ``<key>_meta_dict`` for plain arrays."""
     if not isinstance(img, MetaTensor) and pixdim is None and isinstance(meta, dict) and meta.get("affine") is not None:
         aff = np.asarray(torch.as_tensor(meta["affine"]).cpu().numpy(), float)
         sr = img.ndim - 1
-        geo = _geometry(img, np.ones(sr), name)
-        return _Geometry(aff[:sr, :sr], aff[:sr, -1], geo.shape, "the affine of the image's meta dict")
-    return _geometry(img, pixdim, name)
+        geo = image_geometry(img, np.ones(sr), name)
+        return NoduleGeometry(aff[:sr, :sr], aff[:sr, -1], geo.shape, "the affine of the image's meta dict")
+    return image_geometry(img, pixdim, name)
 
 
-def _check_hu(img: NdarrayOrTensor, name: str = "image", max_samples: int = 65536) -> None:
+def check_hu_range(img: NdarrayOrTensor, name: str = "image", max_samples: int = 65536) -> None:
     """Raise ``ValueError`` unless ``img`` looks like CT in Hounsfield units. Looks at a strided sub-sample
     (about ``max_samples`` voxels, so it costs microseconds to a few ms): there must be air/lung values
     below -500 HU and a value range wider than 100 HU (a [0, 1] or [0, 255] scaled image fails)."""
@@ -124,7 +124,7 @@ def _check_hu(img: NdarrayOrTensor, name: str = "image", max_samples: int = 6553
         )
 
 
-def _box(centre_vox: np.ndarray, radius_mm: float, geo: _Geometry) -> tuple[slice, ...]:
+def crop_box(centre_vox: np.ndarray, radius_mm: float, geo: NoduleGeometry) -> tuple[slice, ...]:
     """Slices of the crop holding every voxel within ``radius_mm`` of ``centre_vox``, clipped to the image."""
     # voxels per mm along each axis for an arbitrary (oblique) affine: rows of inv(lin) bound the extent
     inv = np.linalg.inv(geo.lin)
@@ -140,7 +140,7 @@ def _voxel_grids(box: tuple[slice, ...], centre_vox: np.ndarray, dtype=np.float6
     return np.meshgrid(*axes, indexing="ij", sparse=True)
 
 
-def _offsets_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry, dtype=np.float64) -> np.ndarray:
+def offsets_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: NoduleGeometry, dtype=np.float64) -> np.ndarray:
     """World offsets (mm) of the crop's voxels from the centre: shape (S, *crop), in ``dtype``."""
     grids = _voxel_grids(box, centre_vox, dtype)
     out = np.zeros((geo.ndim,) + tuple(s.stop - s.start for s in box), dtype)
@@ -151,7 +151,7 @@ def _offsets_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry, 
     return out
 
 
-def _distance_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry) -> np.ndarray:
+def distance_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: NoduleGeometry) -> np.ndarray:
     """World distance (mm) of the crop's voxels from the centre, shape ``crop``: the quadratic form of
     ``lin^T lin`` summed over sparse grids, so no (S, *crop) offset stack is built."""
     grids = _voxel_grids(box, centre_vox)
@@ -164,7 +164,7 @@ def _distance_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: _Geometry)
     return np.sqrt(np.maximum(d2, 0.0))
 
 
-def _in_image(centre_vox: np.ndarray, geo: _Geometry) -> bool:
+def in_image(centre_vox: np.ndarray, geo: NoduleGeometry) -> bool:
     return bool(np.all(centre_vox >= -0.5) and np.all(centre_vox <= np.asarray(geo.shape) - 0.5))
 
 
@@ -176,7 +176,7 @@ def _unit_vectors(rng: np.random.Generator, n: int, ndim: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def _shape_plan(diameter_mm: float, irregularity: str, seed: int, ndim: int) -> dict[str, Any]:
+def shape_plan(diameter_mm: float, irregularity: str, seed: int, ndim: int) -> dict[str, Any]:
     """Random but seeded shape parameters: lobe / spicule directions and sizes, and the largest radius."""
     rng = np.random.default_rng([int(seed), 7919])
     r = diameter_mm / 2.0
@@ -199,7 +199,7 @@ def _shape_plan(diameter_mm: float, irregularity: str, seed: int, ndim: int) -> 
     return plan
 
 
-def _shape_distance(offsets: np.ndarray, plan: dict[str, Any]) -> np.ndarray:
+def shape_distance(offsets: np.ndarray, plan: dict[str, Any]) -> np.ndarray:
     """Signed distance-like field in mm: ``radius(direction) - |offset|``; positive inside the nodule.
 
     Round: a sphere (a disc in 2D). Lobulated: the radius varies smoothly with direction (5 broad bumps
@@ -228,7 +228,7 @@ def _shape_distance(offsets: np.ndarray, plan: dict[str, Any]) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- texture
 
 
-def _correlated_noise(shape: Sequence[int], spacing: np.ndarray, corr_mm: float, seed: int) -> np.ndarray:
+def correlated_noise(shape: Sequence[int], spacing: np.ndarray, corr_mm: float, seed: int) -> np.ndarray:
     """Gaussian noise with unit standard deviation, smoothed by a Gaussian of ``corr_mm`` (at least 0.5
     voxel) so that it has the grain of CT noise instead of being white."""
     rng = np.random.default_rng([int(seed), 104729])
@@ -239,19 +239,19 @@ def _correlated_noise(shape: Sequence[int], spacing: np.ndarray, corr_mm: float,
     return field / sd if sd > 0 else field
 
 
-def _robust_std(values: np.ndarray) -> float:
+def robust_std(values: np.ndarray) -> float:
     if values.size < 2:
         return 0.0
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
-def _bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
+def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...]:
     """Bounding box of a non-empty boolean array, grown by ``pad`` voxels (clipped)."""
     out = []
     for a, n in enumerate(mask.shape):
         nz = np.flatnonzero(mask.any(axis=tuple(i for i in range(mask.ndim) if i != a)))
         if nz.size == 0:
-            raise ValueError("_bbox: empty mask.")
+            raise ValueError("bounding_box: empty mask.")
         out.append(slice(int(max(nz[0] - pad, 0)), int(min(nz[-1] + 1 + pad, n))))
     return tuple(out)
 
@@ -280,7 +280,7 @@ def _block_reduce(a: np.ndarray, f: int, how: str) -> np.ndarray:
     return out / float(f**a.ndim) if how == "mean" else out
 
 
-def _fill_and_shell(
+def fill_and_shell(
     region: np.ndarray, spacing: np.ndarray, dilate_mm: float, shell_mm: float, coarse_above: int = 60000
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(fill, shell)`` boolean arrays of ``region``'s shape: the voxels within ``dilate_mm`` of ``region``
@@ -296,7 +296,7 @@ def _fill_and_shell(
     fill = np.zeros_like(region)
     reach = np.ceil(dilate_mm / spacing - 1e-9).astype(int)
     pad = int(reach.max()) + 1
-    tight = _bbox(region, pad=pad)  # holds every region voxel, so the distances inside it are exact
+    tight = bounding_box(region, pad=pad)  # holds every region voxel, so the distances inside it are exact
     grid = np.indices(tuple(2 * reach + 1)).reshape(len(reach), -1).T - reach
     offsets = list(grid[np.sqrt(np.sum((grid * spacing) ** 2, axis=1)) <= dilate_mm])
     if len(offsets) <= 125:  # fill = region dilated by the ball of dilate_mm: OR of shifted copies
@@ -321,9 +321,9 @@ def _harmonic_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, it
     known voxels, sigma about half the region's size), then Jacobi iterations; works on the region's
     bounding box plus a margin only."""
     out = crop.astype(float, copy=True)
-    size = np.asarray([s.stop - s.start for s in _bbox(region)], float)
+    size = np.asarray([s.stop - s.start for s in bounding_box(region)], float)
     sigma = float(np.clip(size.max() / 4.0, 1.0, 8.0))
-    sub = _bbox(region, pad=int(np.ceil(sigma)) + 1)
+    sub = bounding_box(region, pad=int(np.ceil(sigma)) + 1)
     u, reg = out[sub], region[sub]
     known = (~reg).astype(float)
     num = ndimage.gaussian_filter(u * known, sigma, mode="nearest", truncate=2.5)
@@ -338,7 +338,7 @@ def _harmonic_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, it
 def _jacobi_sweeps(out: np.ndarray, region: np.ndarray, spacing: np.ndarray, iters: int) -> None:
     """``iters`` Jacobi sweeps of the (anisotropic) Laplace equation on the ``region`` voxels of ``out``, in
     place, the other voxels held fixed; only the region's bounding box plus one voxel is touched."""
-    sub = _bbox(region, pad=1)
+    sub = bounding_box(region, pad=1)
     w = 1.0 / np.asarray(spacing, float) ** 2
     wn = (w / (2.0 * w.sum())).astype(np.float32)
     pad = np.pad(out[sub].astype(np.float32), 1, mode="edge")  # float32: HU to well below 0.01 HU, half the time
@@ -362,7 +362,7 @@ def _jacobi_sweeps(out: np.ndarray, region: np.ndarray, spacing: np.ndarray, ite
     out[sub] = view
 
 
-def _smooth_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, max_voxels: int = 20) -> np.ndarray:
+def smooth_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, max_voxels: int = 20) -> np.ndarray:
     """``crop`` with ``region`` filled by :func:`_harmonic_fill`, bright structures that cross the region
     bridged (:func:`_bridge_structures`, the larger of the two per voxel).
 
@@ -371,7 +371,7 @@ def _smooth_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, max_
     are region) and interpolated back (linear), and a few Jacobi sweeps at full resolution blend the seam at
     the region's border. This keeps large erasures affordable (a whole 20 mm erasure at 0.7 mm voxels: 23-25 ms
     on an idle CPU thread, against about 118 ms with the fill on the full grid)."""
-    bb = _bbox(region)
+    bb = bounding_box(region)
     factor = int(np.ceil(max(s.stop - s.start for s in bb) / float(max_voxels)))
     if factor <= 1:
         filled = _harmonic_fill(crop, region, spacing)
@@ -383,7 +383,7 @@ def _smooth_fill(crop: np.ndarray, region: np.ndarray, spacing: np.ndarray, max_
     cspacing = np.asarray(spacing, float) * f
     charm = _harmonic_fill(coarse, creg, cspacing)
     # bridges from block maxima of the lightly smoothed crop: a thin vessel must not be averaged away
-    near = _bbox(region, pad=4 * f + 3)  # what the coarse bridge reads (3 blocks around the region)
+    near = bounding_box(region, pad=4 * f + 3)  # what the coarse bridge reads (3 blocks around the region)
     bright = crop.astype(float, copy=True)
     bright[near] = ndimage.gaussian_filter(bright[near], 0.7, mode="nearest")
     bright = _block_reduce(bright, f, "max")
@@ -406,9 +406,9 @@ def _bridge_structures(crop: np.ndarray, region: np.ndarray, presmooth: float = 
     bright structure on one side only (the chest wall, a vessel that ends) does not. Uses ``crop``
     lightly smoothed (sigma ``presmooth`` voxel) so that noise at the end points matters less. Returns (N,) in the
     order of ``region[region]``; ``region`` must not touch the border of ``crop``."""
-    outer = _bbox(region, pad=3)
+    outer = bounding_box(region, pad=3)
     smooth = ndimage.gaussian_filter(crop[outer], presmooth, mode="nearest") if presmooth > 0 else crop[outer]
-    inner = _bbox(region, pad=1)
+    inner = bounding_box(region, pad=1)
     rel = tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))
     region = region[inner]
     smooth = smooth[rel].ravel()
@@ -464,8 +464,8 @@ def lung_mask_from_hu(
         image: (1, *spatial) CT in HU, 2D or 3D, numpy or torch (computed on the CPU).
         pixdim: voxel size in mm for plain arrays (a MetaTensor's affine is used otherwise).
     """
-    geo = _geometry(image, pixdim, "lung_mask_from_hu image")
-    _check_hu(image, "lung_mask_from_hu image")
+    geo = image_geometry(image, pixdim, "lung_mask_from_hu image")
+    check_hu_range(image, "lung_mask_from_hu image")
     img = image.detach().cpu().numpy()[0] if isinstance(image, torch.Tensor) else np.asarray(image)[0]
     body = body_outline(img[None], body_threshold, slice_axis)
     # skin: the outer 2 voxels of the body in each slice (not the first/last slice of the volume)

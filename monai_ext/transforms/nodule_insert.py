@@ -35,32 +35,32 @@ from .nodule_geometry import (
     DIAMETER_RANGE_MM,
     NODULE_SHAPES,
     NODULE_TYPES,
-    _Geometry,
-    _bbox,
-    _box,
-    _check_hu,
-    _correlated_noise,
-    _fill_and_shell,
-    _geometry,
-    _geometry_from_meta,
-    _in_image,
-    _offsets_mm,
-    _robust_std,
-    _shape_distance,
-    _shape_plan,
+    NoduleGeometry,
+    bounding_box,
+    check_hu_range,
+    correlated_noise,
+    crop_box,
+    fill_and_shell,
+    geometry_from_meta,
+    image_geometry,
+    in_image,
     lung_mask_from_hu,
+    offsets_mm,
+    robust_std,
+    shape_distance,
+    shape_plan,
 )
 
 __all__ = ["NoduleInsert", "NoduleInsertd", "RandNoduleInsertd"]
 
-_LUNG_HU = -400.0  # below this a voxel counts as aerated lung when no lung mask is given
+LUNG_HU = -400.0  # below this a voxel counts as aerated lung when no lung mask is given
 _RECORD_PARAMS = (
     "centre", "diameter_mm", "nodule_type", "irregularity", "seed", "solid_hu", "ggo_hu", "core_fraction",
     "texture_std", "edge_mm", "max_outside_mm",
 )
 
 
-def _spatial_crop(arr: NdarrayOrTensor, box: tuple[slice, ...], name: str, shape: tuple[int, ...]) -> NdarrayOrTensor:
+def spatial_crop(arr: NdarrayOrTensor, box: tuple[slice, ...], name: str, shape: tuple[int, ...]) -> NdarrayOrTensor:
     """View of ``arr`` ((1, *spatial) or (*spatial)) on ``box``; checks the grid."""
     if tuple(arr.shape) == shape:
         return arr[box]
@@ -69,13 +69,13 @@ def _spatial_crop(arr: NdarrayOrTensor, box: tuple[slice, ...], name: str, shape
     raise ValueError(f"{name}: shape {tuple(arr.shape)} does not match the image grid (1, {', '.join(map(str, shape))}).")
 
 
-def _to_numpy(x: NdarrayOrTensor) -> np.ndarray:
+def to_numpy(x: NdarrayOrTensor) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
 
 
-def _write(view: NdarrayOrTensor, where: np.ndarray, values: np.ndarray) -> None:
+def write_region(view: NdarrayOrTensor, where: np.ndarray, values: np.ndarray) -> None:
     """``view[where] = values`` for a numpy or torch view (values cast, rounded for integer dtypes)."""
     if isinstance(view, torch.Tensor):
         if not view.dtype.is_floating_point:
@@ -92,7 +92,7 @@ def _write(view: NdarrayOrTensor, where: np.ndarray, values: np.ndarray) -> None
         view[where] = values.astype(view.dtype)
 
 
-def _plain(x: NdarrayOrTensor) -> NdarrayOrTensor:
+def plain_array(x: NdarrayOrTensor) -> NdarrayOrTensor:
     return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
@@ -226,14 +226,14 @@ class NoduleInsert(Transform):
         label: NdarrayOrTensor | None = None,
         lung_mask: NdarrayOrTensor | None = None,
         nodule_mask: NdarrayOrTensor | None = None,
-        geometry: _Geometry | None = None,
+        geometry: NoduleGeometry | None = None,
         name: str = "image",
     ) -> tuple[NdarrayOrTensor, dict[str, Any]]:
         """Insert the nodule; returns ``(image, record)`` (``label``/``nodule_mask`` updated in place,
         or copied once when ``copy=True``; use the returned image)."""
-        geo = geometry if geometry is not None else _geometry(img, self.pixdim, name)
+        geo = geometry if geometry is not None else image_geometry(img, self.pixdim, name)
         if self.check_hu:
-            _check_hu(img, name)
+            check_hu_range(img, name)
         if self.copy:
             img = img.clone() if isinstance(img, torch.Tensor) else np.array(img, copy=True)
         if len(self.centre) != geo.ndim:
@@ -243,35 +243,35 @@ class NoduleInsert(Transform):
         else:
             cvox = np.asarray(self.centre, float)
         cworld = geo.to_world(cvox) if self.centre_frame == "voxel" else np.asarray(self.centre, float)
-        if not _in_image(cvox, geo):
+        if not in_image(cvox, geo):
             raise ValueError(
                 f"{name}: nodule centre {np.round(cworld, 2).tolist()} mm (voxel {np.round(cvox, 2).tolist()}) is "
                 f"outside the image (shape {geo.shape})."
             )
         near = tuple(int(v) for v in np.clip(np.rint(cvox), 0, np.asarray(geo.shape) - 1))
         lung_crop = None
-        plan = _shape_plan(self.diameter_mm, self.irregularity, self.seed, geo.ndim)
+        plan = shape_plan(self.diameter_mm, self.irregularity, self.seed, geo.ndim)
         shell_mm = 3.0 + float(geo.spacing.max())
-        box = _box(cvox, plan["extent"] + self.edge_mm + self.max_outside_mm + shell_mm, geo)
+        box = crop_box(cvox, plan["extent"] + self.edge_mm + self.max_outside_mm + shell_mm, geo)
         if lung_mask is not None:
-            lung_view = _spatial_crop(lung_mask, box, "lung_mask", geo.shape)
-            lung_crop = _to_numpy(lung_view) != 0
+            lung_view = spatial_crop(lung_mask, box, "lung_mask", geo.shape)
+            lung_crop = to_numpy(lung_view) != 0
             if not lung_crop[tuple(n - s.start for n, s in zip(near, box))]:
                 raise ValueError(
                     f"{name}: nodule centre {np.round(cworld, 2).tolist()} mm (voxel {list(near)}) is outside the lung "
                     "mask; expected a centre inside the lung."
                 )
 
-        t = _plain(img)
+        t = plain_array(img)
         view = t[(0,) + box]
-        crop_native = _to_numpy(view)
+        crop_native = to_numpy(view)
         crop = crop_native.astype(float)
 
         # the shape only matters within its extent + the soft edge: evaluate it on that inner box
-        ibox = _box(cvox, plan["extent"] + self.edge_mm, geo)
+        ibox = crop_box(cvox, plan["extent"] + self.edge_mm, geo)
         inner = tuple(slice(i.start - b.start, i.stop - b.start) for i, b in zip(ibox, box))
         s = np.full(crop.shape, -np.inf)
-        s[inner] = _shape_distance(_offsets_mm(ibox, cvox, geo, np.float32), plan)
+        s[inner] = shape_distance(offsets_mm(ibox, cvox, geo, np.float32), plan)
         w = np.clip(s / self.edge_mm + 0.5, 0.0, 1.0)
         if lung_crop is not None and self.confine_to_lung:
             w[~lung_crop] = 0.0
@@ -284,12 +284,12 @@ class NoduleInsert(Transform):
         mask = np.zeros(w.shape, bool)
         mask[inner] = comp == comp[tuple(n - i.start for n, i in zip(local_near, inner))]
         w[(w >= 0.5) & ~mask] = 0.0
-        near_mask, shell = _fill_and_shell(mask, geo.spacing, self.max_outside_mm, shell_mm)
+        near_mask, shell = fill_and_shell(mask, geo.spacing, self.max_outside_mm, shell_mm)
         w[~near_mask] = 0.0
         changed = w > 0
 
         # texture level of the lung around the nodule
-        lungish = lung_crop if lung_crop is not None else crop < _LUNG_HU
+        lungish = lung_crop if lung_crop is not None else crop < LUNG_HU
         shell &= lungish
         if self.texture_std is not None:
             tex = self.texture_std
@@ -297,10 +297,10 @@ class NoduleInsert(Transform):
             vals = crop[shell]
             if vals.size < 8:
                 vals = crop[lungish & ~changed]
-            tex = float(np.clip(_robust_std(vals), 0.0, 150.0)) if vals.size >= 8 else 20.0
+            tex = float(np.clip(robust_std(vals), 0.0, 150.0)) if vals.size >= 8 else 20.0
 
-        cb = _bbox(changed)  # noise and mixing on the changed voxels' bounding box only
-        noise = _correlated_noise(crop[cb].shape, geo.spacing, 1.0, self.seed)
+        cb = bounding_box(changed)  # noise and mixing on the changed voxels' bounding box only
+        noise = correlated_noise(crop[cb].shape, geo.spacing, 1.0, self.seed)
         if self.nodule_type == "solid":
             target = self.solid_hu + tex * noise
         elif self.nodule_type == "ground-glass":
@@ -309,17 +309,17 @@ class NoduleInsert(Transform):
             core = np.clip((s[cb] - (1.0 - self.core_fraction) * plan["r"]) / self.edge_mm + 0.5, 0.0, 1.0)
             target = self.ggo_hu + core * (self.solid_hu - self.ggo_hu) + tex * noise
         new = crop[cb] + w[cb] * (target - crop[cb])
-        _write(view, changed, new[changed[cb]])
+        write_region(view, changed, new[changed[cb]])
 
         label_value = self.label_value
         if label is not None:
-            lab_view = _spatial_crop(_plain(label), box, "label", geo.shape)
+            lab_view = spatial_crop(plain_array(label), box, "label", geo.shape)
             if label_value is None:
                 label_value = _next_label(label)
-            _write(lab_view, mask, np.full(int(mask.sum()), float(label_value)))
+            write_region(lab_view, mask, np.full(int(mask.sum()), float(label_value)))
         if nodule_mask is not None:
-            nm_view = _spatial_crop(_plain(nodule_mask), box, "nodule_mask", geo.shape)
-            _write(nm_view, mask, np.ones(int(mask.sum())))
+            nm_view = spatial_crop(plain_array(nodule_mask), box, "nodule_mask", geo.shape)
+            write_region(nm_view, mask, np.ones(int(mask.sum())))
 
         voxel_mm3 = float(abs(np.linalg.det(geo.lin)))
         record = {
@@ -359,7 +359,7 @@ def _meta_of(d: dict, key: Hashable, postfix: str) -> dict:
     return meta
 
 
-def _append_record(d: dict, key: Hashable, postfix: str, record: dict, field: str = "nodules") -> None:
+def append_record(d: dict, key: Hashable, postfix: str, record: dict, field: str = "nodules") -> None:
     img = d[key]
     if isinstance(img, MetaTensor):
         return  # NoduleInsert / NoduleErase already appended it
@@ -367,7 +367,7 @@ def _append_record(d: dict, key: Hashable, postfix: str, record: dict, field: st
     meta[field] = list(meta.get(field, [])) + [record]
 
 
-def _maybe_copy(d: dict, keys: Sequence[Hashable]) -> None:
+def maybe_copy(d: dict, keys: Sequence[Hashable]) -> None:
     for k in keys:
         if k is not None and k in d:
             v = d[k]
@@ -413,7 +413,7 @@ class NoduleInsertd(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         d = dict(data)
         if self.copy:
-            _maybe_copy(d, [*self.key_iterator(d), self.label_key, self.nodule_mask_key])
+            maybe_copy(d, [*self.key_iterator(d), self.label_key, self.nodule_mask_key])
         for key in self.key_iterator(d):
             _insert_into(d, key, self.inserter, self.label_key, self.nodule_mask_key, self.lung_key,
                          self.meta_key_postfix)
@@ -433,13 +433,13 @@ def _ensure_nodule_mask(d: dict, key: Hashable, nodule_mask_key: str | None) -> 
 def _insert_into(d: dict, key: Hashable, inserter: NoduleInsert, label_key, nodule_mask_key, lung_key,
                  postfix: str) -> dict:
     _ensure_nodule_mask(d, key, nodule_mask_key)
-    geo = _geometry_from_meta(d[key], d.get(f"{key}_{postfix}"), inserter.pixdim, f"{key!r}")
+    geo = geometry_from_meta(d[key], d.get(f"{key}_{postfix}"), inserter.pixdim, f"{key!r}")
     img, record = inserter.insert(
         d[key], d.get(label_key) if label_key else None, d.get(lung_key) if lung_key else None,
         d.get(nodule_mask_key) if nodule_mask_key else None, geometry=geo, name=f"{key!r}",
     )
     d[key] = img
-    _append_record(d, key, postfix, record)
+    append_record(d, key, postfix, record)
     return record
 
 
@@ -518,7 +518,7 @@ class RandNoduleInsertd(RandomizableTransform, MapTransform):
         p = None if weights is None else np.asarray(weights, float) / float(np.sum(weights))
         return str(options[int(self.R.choice(len(options), p=p))])
 
-    def _clearance(self, d: dict, key: Hashable, geo: _Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _clearance(self, d: dict, key: Hashable, geo: NoduleGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Distance (mm) to the pleura on the subsampled grid, its stride and the stride diagonal error."""
         stride = np.maximum(np.floor(self.sample_grid_mm / geo.spacing), 1).astype(int)
         sl = tuple(slice(None, None, int(s)) for s in stride)
@@ -526,9 +526,9 @@ class RandNoduleInsertd(RandomizableTransform, MapTransform):
             if self.lung_key not in d:
                 raise ValueError(f"lung_key {self.lung_key!r} is missing from the data.")
             lung = d[self.lung_key]
-            lung_ds = _to_numpy(lung[(0,) + sl] if lung.ndim == geo.ndim + 1 else lung[sl]) != 0
+            lung_ds = to_numpy(lung[(0,) + sl] if lung.ndim == geo.ndim + 1 else lung[sl]) != 0
         else:
-            img_ds = _to_numpy(_plain(d[key])[(0,) + sl])[None]
+            img_ds = to_numpy(plain_array(d[key])[(0,) + sl])[None]
             lung_ds = lung_mask_from_hu(img_ds, pixdim=geo.spacing * stride)
         ds_spacing = geo.spacing * stride
         dist = ndimage.distance_transform_edt(np.pad(lung_ds, 1), sampling=ds_spacing)
@@ -545,10 +545,10 @@ class RandNoduleInsertd(RandomizableTransform, MapTransform):
         if not keys:
             return d
         first = keys[0]
-        geo = _geometry_from_meta(d[first], d.get(f"{first}_{self.meta_key_postfix}"), self.pixdim, f"{first!r}")
-        _check_hu(d[first], f"{first!r}")
+        geo = geometry_from_meta(d[first], d.get(f"{first}_{self.meta_key_postfix}"), self.pixdim, f"{first!r}")
+        check_hu_range(d[first], f"{first!r}")
         if self.copy:
-            _maybe_copy(d, [*keys, self.label_key, self.nodule_mask_key])
+            maybe_copy(d, [*keys, self.label_key, self.nodule_mask_key])
         clearance, stride, ds_spacing = self._clearance(d, first, geo)
         count = int(self.R.randint(self.num_nodules[0], self.num_nodules[1] + 1))
         for _ in range(count):

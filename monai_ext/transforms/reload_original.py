@@ -10,6 +10,8 @@ from monai.transforms import MapTransform, Transform
 
 from .input_checks import LoadScan, ScanInputError
 
+__all__ = ["ReloadOriginal", "ReloadOriginald"]
+
 
 class ReloadOriginal(Transform):
     """Return the file a (transformed) MetaTensor was loaded from, read again unmodified, channel-first.

@@ -22,16 +22,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_ext.data import central_region_mask, eraser_pairs, phantom_nodule_vois, sphere_mask
-from monai_ext.networks import NoduleInpaintingGenerator, hu_to_unit, unit_to_hu
+from monai_ext.apps.ctsgan_chest_ct_synthesis import (
+    NODULE_HU_WINDOW,
+    NoduleInpaintingGenerator,
+    central_region_mask,
+    eraser_pairs,
+    phantom_nodule_vois,
+    sphere_mask,
+)
+from monai_ext.transforms import hu_to_unit, unit_to_hu
 
 
 def _run(g, voi, region, nodule=None):
     with torch.no_grad():
-        x = hu_to_unit(torch.as_tensor(voi)[None])
+        x = hu_to_unit(torch.as_tensor(voi)[None], NODULE_HU_WINDOW)
         r = torch.as_tensor(region)[None]
         y = g(x, r, None if nodule is None else torch.as_tensor(nodule)[None])
-    return unit_to_hu(y)[0].numpy()
+    return unit_to_hu(y, NODULE_HU_WINDOW)[0].numpy()
 
 
 def _load(mode, path, features):

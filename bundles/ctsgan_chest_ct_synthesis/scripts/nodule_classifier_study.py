@@ -26,13 +26,14 @@ import numpy as np
 import torch
 from monai.networks.nets import Classifier
 
-from monai_ext.data import (
+from monai_ext.apps.ctsgan_chest_ct_synthesis import (
+    NoduleInpaintingGenerator,
     balance_voi_samples,
     inserted_nodule_vois,
     learned_voi_inserter,
     phantom_nodule_vois,
 )
-from monai_ext.networks import NoduleInpaintingGenerator, hu_to_unit
+from monai_ext.transforms import hu_to_unit
 
 ALL_MODES = ("real", "synthetic_rule", "synthetic_learned", "pretrain_rule", "pretrain_learned",
              "real_plus_rule", "real_plus_learned")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -66,8 +65,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from monai.bundle import ConfigParser
 
-    from monai_ext.transforms import StyleTransfer
-    from monai_ext.utils import run_bundle
+    from monai_ext.apps.us_variational_style_transfer import StyleTransfer
+    from monai_ext.bundle_helpers import run_bundle
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

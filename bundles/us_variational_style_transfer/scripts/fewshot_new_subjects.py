@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     from monai.metrics import ConfusionMatrixMetric, DiceMetric, MeanIoU
     from monai.networks.utils import one_hot
 
-    from monai_ext.data import ultrasound_style_datalist
+    from monai_ext.datalists import ultrasound_style_datalist
 
     cfg = ConfigParser()
     cfg.read_config(str(BUNDLE / "configs" / "evaluate.yaml"))

@@ -32,8 +32,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from PIL import Image, ImageDraw
 
-    from monai_ext.data import ultrasound_style_datalist
-    from monai_ext.transforms import LoadUltrasound, StyleInterpolate, StyleTransfer
+    from monai_ext.apps.us_variational_style_transfer import (
+        StyleInterpolate,
+        StyleTransfer,
+    )
+    from monai_ext.datalists import ultrasound_style_datalist
+    from monai_ext.transforms import LoadUltrasound
 
     dl = ultrasound_style_datalist(args.dataset_dir, subjects=80, shape=[64, 64], seed=0)["test"]
     styles = sorted({e["style"] for e in dl})

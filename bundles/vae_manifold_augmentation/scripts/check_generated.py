@@ -67,7 +67,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
     sys.path.insert(0, str(BUNDLE.parents[1]))
-    from monai_ext.data import brain_ad_split_lists, class_items
+    from monai_ext.apps.vae_manifold_augmentation import (
+        brain_ad_split_lists,
+        class_items,
+    )
 
     train = brain_ad_split_lists(args.dataset_dir, synthesize_if_missing=False)["training"]
     folders = []

@@ -84,8 +84,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from monai.bundle import ConfigParser
 
-    from monai_ext.data import brain_ad_split_lists
-    from monai_ext.data.brain_ad_benchmark import synthesize_brain_ad_dataset
+    from monai_ext.apps.vae_manifold_augmentation import brain_ad_split_lists
+    from monai_ext.phantoms import synthesize_brain_ad_dataset
 
     works = [Path(w) for w in args.work]
     runs = find_runs(works)

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     sys.path.insert(0, str(BUNDLE.parents[1]))
-    from monai_ext.utils import run_bundle
+    from monai_ext.bundle_helpers import run_bundle
 
     vae_overrides = {}
     for kv in args.vae_set:
@@ -173,8 +173,12 @@ def main(argv=None) -> int:
     # grid: 8 real and 8 generated images per class and sampler (the last seed's RHVAEs with --vae_per_seed)
     from monai.transforms import LoadImage
 
-    from monai_ext.data import brain_ad_split_lists, class_items
-    from monai_ext.networks import generate_images, load_rhvae
+    from monai_ext.apps.vae_manifold_augmentation import (
+        brain_ad_split_lists,
+        class_items,
+        generate_images,
+        load_rhvae,
+    )
 
     dl = brain_ad_split_lists(data)
     real = [[np.asarray(LoadImage(image_only=True)(d["image"])) for d in class_items(dl["training"], c)[:8]] for c in (0, 1)]

@@ -1,0 +1,15 @@
+"""Everything specific to one method, one sub-package per method, named like its bundle (MONAI's ``monai.apps``
+pattern). A method's networks, training iteration, workflows and study helpers live here; what several methods
+share lives in the generic packages below (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from . import (
+    covid19_ct_fewshot_seg,
+    ctsgan_chest_ct_synthesis,
+    us_variational_style_transfer,
+    vae_manifold_augmentation,
+)
+
+__all__ = ["covid19_ct_fewshot_seg", "ctsgan_chest_ct_synthesis", "us_variational_style_transfer", "vae_manifold_augmentation"]

@@ -1,0 +1,49 @@
+"""Data augmentation with a Riemannian Hamiltonian VAE and manifold sampling (Chadebec & Allassonniere,
+DGM4MICCAI 2021). Bundle: ``bundles/vae_manifold_augmentation``.
+"""
+
+from __future__ import annotations
+
+from .dataset import (
+    ManifoldAugmentedDataset,
+    brain_ad_split_lists,
+    class_items,
+    manifold_augmented_items,
+)
+from .loss import RHVAEElboLoss
+from .rhvae import (
+    RiemannianHamiltonianVAE,
+    RiemannianLatentMetric,
+    load_rhvae,
+    tempering_schedule,
+)
+from .samplers import (
+    MetricHMCSampler,
+    PriorLatentSampler,
+    RiemannianRandomWalkSampler,
+    generate_images,
+    geodesic_shoot,
+    make_latent_sampler,
+)
+from .study import check_generated_images, real_vs_generated_grid, score_brain_classifier
+
+__all__ = [
+    "brain_ad_split_lists",
+    "class_items",
+    "manifold_augmented_items",
+    "ManifoldAugmentedDataset",
+    "RHVAEElboLoss",
+    "load_rhvae",
+    "RiemannianHamiltonianVAE",
+    "RiemannianLatentMetric",
+    "tempering_schedule",
+    "generate_images",
+    "geodesic_shoot",
+    "make_latent_sampler",
+    "MetricHMCSampler",
+    "PriorLatentSampler",
+    "RiemannianRandomWalkSampler",
+    "check_generated_images",
+    "real_vs_generated_grid",
+    "score_brain_classifier",
+]

@@ -1,0 +1,93 @@
+"""Small helpers shared by the bundles and the command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["locate_bundle_root", "config_error", "config_flag", "shared_data_dir", "run_bundle", "rank0_first"]
+
+
+
+
+
+def locate_bundle_root(name: str) -> str:
+    """Default ``bundle_root`` of a bundle config, so that it runs from where users start it.
+
+    - inside the bundle folder (``configs/metadata.json`` here, the Model Zoo way): ``"."``;
+    - at the top of this repository (``bundles/<name>/configs`` below the working directory):
+      that folder, so ``python -m monai.bundle run --config_file bundles/<name>/configs/train.yaml``
+      writes into the bundle and not into the repository root;
+    - otherwise ``"."``. An explicit ``--bundle_root`` always wins (MONAI Label passes one).
+    """
+    here = Path.cwd()
+    if (here / "configs" / "metadata.json").is_file():
+        return "."
+    candidate = here / "bundles" / name
+    if (candidate / "configs").is_dir():
+        return str(candidate)
+    return "."
+
+
+def config_error(message: str) -> None:
+    """Raise ``ValueError(message)``: lets a bundle config reject a bad setting with a clear message."""
+    raise ValueError(message)
+
+
+def config_flag(value, name: str) -> bool:
+    """A config switch as a bool. The bundle runner passes ``--key false`` on as the string ``"false"`` (only
+    ``False`` becomes a bool), which a plain ``if`` would read as true; accepts bools, 0 / 1 and
+    true / false / yes / no in any case, and names ``name`` on anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
+        return value.strip().lower() in ("true", "yes", "1")
+    raise ValueError(f"{name} must be true or false, got {value!r}.")
+
+
+def shared_data_dir() -> Path | None:
+    """The project's sample data: ``$MONAI_EXT_SHARED_DATA`` when set, else ``../shared/data`` beside the
+    repository; ``None`` when that folder does not exist."""
+    env = os.environ.get("MONAI_EXT_SHARED_DATA")
+    candidate = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+def run_bundle(bundle_dir: str | Path, configs: list[str] | str, **overrides) -> None:
+    """Run ``configs`` (file names inside ``<bundle_dir>/configs``) through MONAI's bundle runner, as
+    ``python -m monai.bundle run`` does, with the bundle's metadata and logging config.
+
+    ``bundle_root`` defaults to ``bundle_dir``; every other keyword overrides a config key."""
+    from monai.bundle import run
+
+    bundle_dir = Path(bundle_dir)
+    names = [configs] if isinstance(configs, str) else list(configs)
+    config_file = [str(bundle_dir / "configs" / c) for c in names]
+    overrides.setdefault("bundle_root", str(bundle_dir))
+    run(
+        config_file=config_file if len(config_file) > 1 else config_file[0],
+        meta_file=str(bundle_dir / "configs" / "metadata.json"),
+        logging_file=str(bundle_dir / "configs" / "logging.conf"),
+        **overrides,
+    )
+
+
+def rank0_first(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on rank 0 first, then on the other ranks of an initialised process group.
+
+    For steps that write shared files, such as generating the synthetic data set in an empty
+    ``dataset_dir``: with ``torchrun`` every rank would otherwise write the same files at once. Without
+    a process group it just calls ``fn``."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return fn(*args, **kwargs)
+    if dist.get_rank() != 0:
+        dist.barrier()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if dist.get_rank() == 0:
+            dist.barrier()

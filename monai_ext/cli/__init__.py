@@ -1,0 +1,115 @@
+"""Command line: ``python -m monai_ext COMMAND``.
+
+Commands:
+    list                      bundles and their tasks
+    synth --out DIR           synthetic chest-CT phantoms with labels, dataset.json and few-shot folds
+    demo BUNDLE               generate data, train, evaluate and segment the real CT (bounded CPU time)
+    verify BUNDLE | --all     the Model Zoo checks (layout, metadata, network shapes, TorchScript export)
+    package BUNDLE [--out DIR]  the Model Zoo zip (checks first), loadable by monai.bundle.download/load
+    label-app BUNDLE --studies DIR [--python PY] [--run]   serve a bundle with MONAI Label, offline
+    study BUNDLE [STUDY] [--arms A ..] [--seeds S ..] [--work DIR] [--set KEY=VALUE ..] [--docs]
+                              run a study the bundle declares (configs/study*.yaml): arms x seeds, paired tests
+"""
+
+# Each command imports what it runs when it runs (not at the top), so that ``--help`` and ``list`` stay fast.
+
+from __future__ import annotations
+
+import sys
+
+import fire
+
+__all__ = ["COMMANDS", "main"]
+
+
+def list_bundles_command(bundles_dir: str | None = None) -> None:
+    """Print the bundles (name, version, task)."""
+    from .zoo import list_bundles as _list
+
+    rows = _list(bundles_dir)
+    if not rows:
+        print("no bundles found")
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  v{r['version']:<7} {r['task']}")
+
+
+def synth_command(
+    out: str,
+    cases: int = 10,
+    seed: int = 0,
+    shape: str | tuple = "128,128,96",
+    spacing: str | tuple = "3.0,3.0,3.0",
+    dicom: bool = False,
+    nodules: bool = False,
+) -> None:
+    """Write synthetic chest-CT phantoms (NIfTI in HU), labels, dataset.json and a 5-fold few-shot datalist."""
+    from ..phantoms.chest_ct_dataset import synth as _synth
+
+    _synth(out=out, cases=cases, seed=seed, shape=shape, spacing=spacing, dicom=dicom, nodules=nodules)
+
+
+def demo_command(bundle: str = "covid19_ct_fewshot_seg", **kwargs) -> None:
+    """Run a bundle's demo end to end; see ``monai_ext.cli.demo.run_demo`` for the options."""
+    from .demo import run_demo
+
+    run_demo(bundle, **kwargs)
+
+
+def verify_command(*bundles: str, all: bool = False, export: bool = True) -> None:
+    """Model Zoo checks for the named bundles (or ``--all``); exits non-zero when a check fails."""
+    from .zoo import verify as _verify
+
+    code = _verify(list(bundles) or None, all=all, check_export=export)
+    if code:
+        sys.exit(code)
+
+
+def package_command(bundle: str, out: str = ".", verify: bool = True) -> None:
+    """Zip a bundle the Model Zoo way (after the ``verify`` checks); prints the zip's path."""
+    from .packaging import BundlePackageError, package_bundle
+
+    try:
+        path = package_bundle(bundle, out_dir=out, verify=verify)
+    except (BundlePackageError, FileNotFoundError) as e:
+        print(e, file=sys.stderr)
+        sys.exit(1)
+    print(path)
+
+
+def label_app_command(bundle: str, studies: str, apps_dir: str = "monailabel_apps", port: int = 8000, python: str | None = None, run: bool = False) -> None:
+    """Copy the bundle into MONAI Label's monaibundle app and print (or ``--run``) the server command."""
+    from .label_app import label_app as _label_app
+
+    _label_app(bundle, studies, apps_dir=apps_dir, port=port, python=python or sys.executable, run=run)
+
+
+def study_command(*argv: str) -> None:
+    """Run a study a bundle declares (``configs/study.yaml`` or ``configs/study_<name>.yaml``); see
+    ``python -m monai_ext study --help`` and ``monai_ext.cli.study``."""
+    from .study import study_main
+
+    code = study_main([str(a) for a in argv])
+    if code:
+        sys.exit(code)
+
+
+COMMANDS = {
+    "list": list_bundles_command,
+    "synth": synth_command,
+    "demo": demo_command,
+    "verify": verify_command,
+    "package": package_command,
+    "label-app": label_app_command,
+    "study": study_command,
+}
+
+
+def main() -> None:
+    """``python -m monai_ext COMMAND``: ``study`` parses its own options (repeatable ``--set``), the rest go
+    through fire."""
+    if sys.argv[1:2] == ["study"]:
+        study_command(*sys.argv[2:])
+        return
+    fire.Fire(COMMANDS, name="python -m monai_ext")

@@ -1,0 +1,60 @@
+"""Dataset lists (MONAI decathlon-style items) for real public data sets a user already has on disk: one
+module per data set layout.
+"""
+
+from __future__ import annotations
+
+from .covid19_ct_seg import (
+    COVID19_CT_SEG_CASES,
+    COVID19_CT_SEG_FOLDS,
+    COVID19_CT_SEG_LABEL_FOLDERS,
+    covid19_ct_seg_datalist,
+    write_covid19_ct_seg_datalist,
+)
+from .fewshot import FEWSHOT_DATALIST_NAME, fewshot_datalist
+from .json_lists import (
+    absolute_item,
+    check_fold,
+    check_listed_files,
+    read_json_file,
+)
+from .lidc_idri import lidc_idri_datalist, lidc_xml_files, read_lidc_nodules
+from .msd import msd_datalist
+from .nlst import nlst_datalist
+from .oasis import (
+    OASIS1_CSV_NAME,
+    oasis1_datalist,
+    read_oasis1_clinical,
+    write_oasis1_slice_dataset,
+)
+from .ultrasound import (
+    ultrasound_datalist,
+    ultrasound_image_size,
+    ultrasound_style_datalist,
+)
+
+__all__ = [
+    "COVID19_CT_SEG_CASES",
+    "covid19_ct_seg_datalist",
+    "COVID19_CT_SEG_FOLDS",
+    "COVID19_CT_SEG_LABEL_FOLDERS",
+    "write_covid19_ct_seg_datalist",
+    "fewshot_datalist",
+    "FEWSHOT_DATALIST_NAME",
+    "absolute_item",
+    "check_fold",
+    "check_listed_files",
+    "read_json_file",
+    "lidc_idri_datalist",
+    "lidc_xml_files",
+    "read_lidc_nodules",
+    "msd_datalist",
+    "nlst_datalist",
+    "OASIS1_CSV_NAME",
+    "oasis1_datalist",
+    "read_oasis1_clinical",
+    "write_oasis1_slice_dataset",
+    "ultrasound_datalist",
+    "ultrasound_image_size",
+    "ultrasound_style_datalist",
+]

@@ -1,0 +1,196 @@
+"""File handling shared by every layer: scan discovery (NIfTI files, DICOM series folders), atomic writes, and
+the "generate the embedded default data into an empty ``dataset_dir``" guard.
+
+This module imports nothing from the rest of ``monai_ext`` (it is the bottom layer, see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Callable, Union
+
+__all__ = [
+    "NIFTI_SUFFIXES",
+    "PathLike",
+    "atomic_directory",
+    "atomic_write",
+    "ensure_dataset",
+    "find_images",
+    "folder_has_dicom",
+    "folder_listing",
+    "is_dicom_file",
+    "require_file",
+    "strip_nifti_suffix",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+logger = logging.getLogger(__name__)
+
+
+def require_file(path: str | Path, what: str = "file") -> Path:
+    """Return ``path`` if it is an existing file, else raise ``FileNotFoundError`` saying what it should hold."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: not found; expected {what}.")
+    return p
+
+
+def _temporary_sibling(path: Path, suffix: str, make: Callable[[Path], None]) -> Path:
+    """A new, unique hidden sibling of ``path`` created by ``make`` (which must fail if it exists). ``make`` gets
+    the default mode (0o666 / 0o777), so the umask applies as for any new file; ``mkstemp`` / ``mkdtemp`` would
+    give 0600 / 0700, which another user, e.g. a MONAI Label server, could not read."""
+    for _ in range(100):
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}")
+        try:
+            make(candidate)
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name next to {path}")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary sibling of ``path`` (same extension, ``.nii.gz`` included, so writers
+    that go by it work), then rename it to ``path``: no reader sees a half-written file, and a failure leaves
+    nothing behind. The file gets the permissions of a normally created one. Returns ``path``."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+    tmp = _temporary_sibling(path, suffix, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_directory(folder: str | Path, fill: Callable[[Path], object]) -> bool:
+    """Call ``fill(tmp)`` on a temporary sibling folder, then rename it to ``folder``. If ``folder`` appeared in
+    the meantime (a concurrent writer finished first), its content is kept and ours dropped; returns whether
+    ours was installed. The folder gets the permissions of a normally created one."""
+    folder = Path(folder).expanduser()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(folder, "", lambda p: p.mkdir())
+    try:
+        fill(tmp)
+        if folder.exists():
+            return False
+        os.replace(tmp, folder)
+        return True
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def folder_listing(folder: Path, limit: int = 20) -> str:
+    """Short, sorted listing of ``folder`` for error messages."""
+    try:
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    except OSError:
+        return "(cannot list it)"
+    if not names:
+        return "(it is empty)"
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def strip_nifti_suffix(name: str) -> str | None:
+    """``name`` without its ``.nii.gz`` / ``.nii`` suffix, or ``None`` when it is not a NIfTI file name."""
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def is_dicom_file(path: PathLike) -> bool:
+    """Whether ``path`` is a DICOM Part-10 file: a 128-byte preamble followed by the magic ``b"DICM"``.
+
+    The extension is not looked at (DICOM files often have none). Unreadable files count as not DICOM.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def folder_has_dicom(folder: Path) -> bool:
+    """Whether ``folder`` directly holds at least one DICOM file (stops at the first one found)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return False
+    for entry in entries:
+        try:
+            if entry.is_file() and is_dicom_file(entry.path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def find_images(dataset_dir: PathLike) -> list[str]:
+    """Every scan an inference run should segment in ``dataset_dir`` (absolute paths).
+
+    - NIfTI files (``*.nii``, ``*.nii.gz``) directly in the folder, sorted by name; then
+    - every folder (the folder itself and its sub-folders, recursively, hidden ones skipped) that
+      directly holds DICOM files, sorted; each such folder is one scan (one DICOM series, read by
+      :py:class:`monai_ext.transforms.LoadScan`). DICOM files are recognised by their 128-byte preamble
+      and ``DICM`` magic, with or without a ``.dcm`` extension.
+
+    A path to a single file (NIfTI, or anything else MONAI's ``LoadImage`` reads) is returned as
+    ``[path]``, so inference can take one file or one DICOM folder as well as a folder of scans.
+
+    Raises:
+        FileNotFoundError: ``dataset_dir`` does not exist, or holds neither NIfTI files nor DICOM series
+            (the message names the folder and lists what is there).
+    """
+    root = Path(dataset_dir).expanduser().resolve()
+    if root.is_file():
+        return [str(root)]
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{root} does not exist (expected a NIfTI file, a DICOM series folder, or a folder of scans)."
+        )
+    nifti = sorted(str(p) for p in root.iterdir() if p.is_file() and strip_nifti_suffix(p.name) is not None)
+    dicom_dirs: list[str] = []
+    for current, dirs, _files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if folder_has_dicom(Path(current)):
+            dicom_dirs.append(str(Path(current)))
+    found = nifti + sorted(dicom_dirs)
+    if not found:
+        raise FileNotFoundError(
+            f"{root}: no images found (expected *.nii / *.nii.gz files in it, or sub-folders holding a DICOM "
+            f"series). Found: {folder_listing(root)}"
+        )
+    return found
+
+
+def ensure_dataset(dataset_dir: PathLike, generate: Callable[[Path], object], what: str, enabled: bool = True) -> Path:
+    """``dataset_dir`` as a ``Path``, after filling it with ``generate(dataset_dir)`` when it is missing or empty.
+
+    This is the one place where a bundle's embedded default (synthetic data) is written into an empty
+    ``dataset_dir``; ``what`` describes what ``generate`` writes, for the progress line. With ``enabled=False``
+    nothing is generated. Raises ``NotADirectoryError`` when ``dataset_dir`` is a file and ``FileNotFoundError``
+    when it does not exist (and was not generated).
+    """
+    root = Path(dataset_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"dataset_dir {root} is a file; expected a folder.")
+    if enabled and (not root.exists() or not any(root.iterdir())):
+        logger.info(f"{root} holds no data: generating {what} there.")
+        print(f"monai_ext: {root} holds no data; generating {what} there.")
+        generate(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset_dir {root} does not exist.")
+    return root

@@ -217,7 +217,6 @@ def nodule_voi_samples(
 
 
 def _voi_phantom(seed: int, shape: Sequence[int], spacing: Sequence[float], nodules: bool):
-
     case = generate_chest_ct(shape, spacing, seed=seed, lesions=False, nodules=nodules)
     lung = (case.label == 1) | (case.label == 2)
     return case, lung

@@ -203,7 +203,6 @@ def ctsgan_montage(
 
 
 def _slice_consistency(vols: torch.Tensor, reference: torch.Tensor, bone: torch.Tensor | None = None) -> dict:
-
     segment = min(16, int(vols.shape[-1]))
 
     def zdist(pool: int, columns: torch.Tensor | None = None) -> float:

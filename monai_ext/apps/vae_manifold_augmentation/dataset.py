@@ -45,6 +45,8 @@ _LOADERS = (LoadImage, LoadImaged, EnsureChannelFirst, EnsureChannelFirstd)
 def _module_digest(module: torch.nn.Module) -> str:
     h = hashlib.sha1()
     for k, v in sorted(module.state_dict().items()):
+        if getattr(module, "generation_only", False) and k.startswith("metric_net."):
+            continue  # not loaded in a generation-only RHVAE (random), and not used to generate
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
@@ -59,7 +61,6 @@ def _file_digest(path: Path) -> str:
 
 
 def _load_generator(g, device) -> tuple[torch.nn.Module, str]:
-
     if isinstance(g, torch.nn.Module):
         return g.to(device).eval(), _module_digest(g)
     p = Path(str(g)).expanduser()
@@ -192,7 +193,6 @@ def manifold_augmented_items(
 
 
 def _generate_to_folder(model, folder: Path, n: int, sampler: str, sampler_kwargs: dict, seed: int, affine, key_src: str) -> None:
-
     def fill(tmp: Path) -> None:
         imgs, z = generate_images(model, n, sampler, seed=seed, **sampler_kwargs)
         files = []

@@ -245,10 +245,18 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
         self.register_buffer("tril_index", torch.tril_indices(d, d, offset=-1), persistent=False)
         self.register_buffer("bank_centroids", torch.zeros(0, d))
         self.register_buffer("bank_matrices", torch.zeros(0, d, d))
+        #: True for a checkpoint saved without the metric network (``save_generator(generation_only=True)``): it
+        #: samples and decodes from its metric bank but cannot encode, so it can neither train nor rebuild the bank.
+        self.generation_only = False
 
     # ---- encoder / metric network ----
     def encode_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(mu, logvar, L)`` with shapes ``(B, d)``, ``(B, d)``, ``(B, d, d)`` (``L`` lower triangular)."""
+        if self.generation_only:
+            raise RuntimeError(
+                "this RHVAE was saved for generation only (without its metric network): it samples and decodes, but "
+                "cannot encode images or train; use a full checkpoint written by train_vae.yaml."
+            )
         self._check_input(x)
         h = self.intermediate(self.encode(x)).flatten(1)
         out = self.metric_net(h.detach() if self.detach_metric_features else h)
@@ -408,9 +416,17 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
         }
 
     # ---- checkpoints ----
-    def save_generator(self, path: str | Path, **extra) -> Path:
-        """Write ``{"hparams", "state_dict", **extra}`` to ``path`` atomically (temp file, then rename)."""
-        payload = {"hparams": self.hparams, "state_dict": self.state_dict(), **extra}
+    def save_generator(self, path: str | Path, generation_only: bool = False, **extra) -> Path:
+        """Write ``{"hparams", "state_dict", **extra}`` to ``path`` atomically (temp file, then rename).
+
+        ``generation_only=True`` leaves out the metric network (about 90 % of the file at the bundle's size): what
+        sampling and decoding need (the metric bank and the decoder) stays, and :func:`load_rhvae` gives a network
+        that generates exactly as the full one but refuses to encode or train."""
+        state = self.state_dict()
+        if generation_only or self.generation_only:
+            state = {k: v for k, v in state.items() if not k.startswith("metric_net.")}
+            extra = {**extra, "generation_only": True}
+        payload = {"hparams": self.hparams, "state_dict": state, **extra}
         return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -424,5 +440,13 @@ def load_rhvae(path: str | Path, map_location: str | torch.device = "cpu") -> Ri
     if not isinstance(ckpt, dict) or "hparams" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{p}: not an RHVAE checkpoint (expected keys 'hparams' and 'state_dict').")
     net = RiemannianHamiltonianVAE(**ckpt["hparams"])
-    net.load_state_dict(ckpt["state_dict"])
+    if ckpt.get("generation_only"):
+        if len(ckpt["state_dict"].get("bank_centroids", ())) == 0:
+            raise ValueError(f"{p}: a generation-only RHVAE checkpoint without a metric bank cannot generate.")
+        missing, unexpected = net.load_state_dict(ckpt["state_dict"], strict=False)
+        if unexpected or any(not k.startswith("metric_net.") for k in missing):
+            raise ValueError(f"{p}: generation-only RHVAE checkpoint with missing {missing} / unexpected {unexpected} keys.")
+        net.generation_only = True
+    else:
+        net.load_state_dict(ckpt["state_dict"])
     return net.to(map_location).eval()

@@ -57,10 +57,10 @@ def _run(img, label, diameter: float, rng: np.random.Generator) -> tuple[List[fl
     for k in range(RUNS + 1):
         centre = [float(rng.uniform(60, 300)), float(rng.uniform(60, 300)), float(rng.uniform(60, 240))]
         t0 = time.perf_counter()
-        _, rec = NoduleInsert(centre, diameter, "solid", "lobulated", seed=k, pixdim=SPACING, label_value=2).insert(
+        _, rec = NoduleInsert(centre, diameter, "solid", "lobulated", seed=k, pixdim=SPACING, label_value=2, inplace=True).insert(
             img, label)
         t1 = time.perf_counter()
-        NoduleErase(rec["centre_mm"], diameter, extent_mm=rec["extent_mm"] + 1.0, seed=k, pixdim=SPACING).erase(
+        NoduleErase(rec["centre_mm"], diameter, extent_mm=rec["extent_mm"] + 1.0, seed=k, pixdim=SPACING, inplace=True).erase(
             img, label=label, label_value=2)
         t2 = time.perf_counter()
         if k:  # the first run is a warm-up

@@ -12,6 +12,7 @@ from monai_ext.transforms import (
     NoduleErased,
     NoduleInsert,
     NoduleInsertd,
+    RandNoduleInsert,
     RandNoduleInsertd,
     lung_mask_from_hu,
 )
@@ -122,8 +123,8 @@ def test_numpy_and_torch_agree_and_work_in_place():
     arr = img.numpy().copy()
     ten = img.as_tensor().clone()
     kw = dict(nodule_type="part-solid", irregularity="spiculated", seed=3, pixdim=spacing, centre_frame="voxel")
-    out_np = NoduleInsert([24.3, 20.0, 19.6], 12.0, **kw)(arr)
-    out_t = NoduleInsert([24.3, 20.0, 19.6], 12.0, **kw)(ten)
+    out_np = NoduleInsert([24.3, 20.0, 19.6], 12.0, **kw, inplace=True)(arr)
+    out_t = NoduleInsert([24.3, 20.0, 19.6], 12.0, **kw, inplace=True)(ten)
     assert out_np is arr and out_t is ten  # in place, no copy
     assert isinstance(out_np, np.ndarray) and isinstance(out_t, torch.Tensor)
     np.testing.assert_allclose(out_np, out_t.numpy(), atol=1e-3)
@@ -148,11 +149,11 @@ def test_2d_slice_gets_a_disc():
     img, lung = _phantom((64, 64, 12), (0.7, 0.7, 1.0))
     sl = img.numpy()[:, :, :, 6].copy()  # (1, H, W)
     label = np.zeros_like(sl, dtype=np.uint8)
-    _, rec = NoduleInsert([22.4, 22.4], 10.0, "solid", pixdim=(0.7, 0.7), label_value=5).insert(sl, label)
+    _, rec = NoduleInsert([22.4, 22.4], 10.0, "solid", pixdim=(0.7, 0.7), label_value=5, inplace=True).insert(sl, label)
     area = (label == 5).sum() * 0.49
     assert abs(area / (np.pi * 25.0) - 1.0) < 0.15
     assert SOLID[0] <= np.median(sl[label == 5]) <= SOLID[1]
-    NoduleErase(rec["centre_mm"], 10.0, pixdim=(0.7, 0.7)).erase(sl, label=label, label_value=5)
+    NoduleErase(rec["centre_mm"], 10.0, pixdim=(0.7, 0.7), inplace=True).erase(sl, label=label, label_value=5)
     assert (label == 5).sum() == 0 and np.median(sl[0, 26:38, 26:38]) < -600
 
 
@@ -212,7 +213,7 @@ def test_cuda_tensor_stays_on_device():
 def test_erase_keeps_a_crossing_vessel_and_the_far_voxels():
     img, _ = _phantom()  # vessel at voxels x 23-24, y 15-16, along the last axis
     arr = img.numpy().copy()
-    _, rec = NoduleErase([23.5, 15.5, 20.0], 8.0, centre_frame="voxel", pixdim=(1.0, 1.0, 1.5)).erase(arr)
+    _, rec = NoduleErase([23.5, 15.5, 20.0], 8.0, centre_frame="voxel", pixdim=(1.0, 1.0, 1.5), inplace=True).erase(arr)
     vessel = arr[0, 23:25, 15:17, 18:23].mean()
     lung = arr[0, 18:21, 11:14, 18:23].mean()
     assert vessel > lung + 250.0, (vessel, lung)
@@ -225,8 +226,8 @@ def test_soft_edge_stays_within_limit_and_mask_only_erase():
     img, _ = _phantom((48, 48, 48), sp)
     before = img.numpy().copy()
     nod = np.zeros(img.shape, np.uint8)
-    _, rec = NoduleInsert([24.2, 23.7, 24.1], 8.0, "ground-glass", "lobulated", centre_frame="voxel", seed=2).insert(
-        img, nodule_mask=nod)
+    _, rec = NoduleInsert([24.2, 23.7, 24.1], 8.0, "ground-glass", "lobulated", centre_frame="voxel", seed=2,
+                          inplace=True).insert(img, nodule_mask=nod)
     mask = nod[0] > 0
     changed = img.numpy()[0] != before[0]
     d = ndimage.distance_transform_edt(~mask, sampling=sp)
@@ -246,7 +247,8 @@ def test_large_erase_on_fine_grid_matches_surround_and_keeps_vessel():
     spacing = (0.7, 0.7, 1.0)
     img, lung = _phantom(shape=(96, 96, 64), spacing=spacing, seed=3)  # vessel at x 47-48, y 31-32
     arr = img.numpy().copy()
-    _, rec = NoduleErase([47.5, 31.5, 32.0], 24.0, centre_frame="voxel", pixdim=spacing, dilate_mm=0.0).erase(arr)
+    _, rec = NoduleErase([47.5, 31.5, 32.0], 24.0, centre_frame="voxel", pixdim=spacing, dilate_mm=0.0,
+                         inplace=True).erase(arr)
     d = np.sqrt(sum(((np.indices(arr.shape[1:]) - np.array([47.5, 31.5, 32.0])[:, None, None, None]) * np.array(
         spacing)[:, None, None, None]) ** 2))
     region = d <= 12.0
@@ -300,3 +302,137 @@ def test_geometry_helpers_match_plain_formulas():
     box, centre = (slice(2, 10), slice(0, 14), slice(5, 16)), np.array([5.5, 6.2, 9.9])
     plain = np.sqrt(np.sum(offsets_mm(box, centre, geo) ** 2, axis=0))
     np.testing.assert_allclose(distance_mm(box, centre, geo), plain, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------ RandNoduleInsert (array)
+
+RAND_KW = dict(num_nodules=(1, 3), diameter_range=(4.0, 8.0))
+
+
+def test_rand_array_prob_zero_is_identity():
+    img, lung = _phantom()
+    before = img.clone()
+    t = RandNoduleInsert(prob=0.0, **RAND_KW)
+    lab = np.zeros(img.shape, np.uint8)
+    out = t(img, label=lab, lung_mask=lung)
+    assert out is img and torch.equal(img, before) and "nodules" not in img.meta
+    assert lab.sum() == 0 and t.last_records == []
+
+
+def test_rand_array_seeded_reproducible_and_replays_from_records():
+    img, lung = _phantom()
+    before = img.clone()
+    t = RandNoduleInsert(**RAND_KW)
+    runs = []
+    for _ in range(2):
+        t.set_random_state(11)
+        lab = np.zeros(img.shape, np.uint8)
+        out = t(img, label=lab, lung_mask=lung)
+        runs.append((out, lab, list(t.last_records)))
+    (out, lab, recs), (out2, lab2, recs2) = runs
+    assert torch.equal(out, out2) and np.array_equal(lab, lab2) and recs == recs2
+    assert torch.equal(img, before) and "nodules" not in img.meta  # the input is not changed by default
+    assert out.meta["nodules"] == recs and 1 <= len(recs) <= 3 and not torch.equal(out, img)
+    assert [r["label_value"] for r in recs] == list(range(1, len(recs) + 1))
+    for r in recs:
+        assert 4.0 <= r["diameter_mm"] <= 8.0 and lung[0][tuple(np.rint(r["centre_voxel"]).astype(int))]
+    # every recorded insertion replays exactly through the deterministic NoduleInsert
+    replay, rlab = img.clone(), np.zeros(img.shape, np.uint8)
+    for r in recs:
+        replay = NoduleInsert.from_record(r)(replay, rlab, lung)
+    assert torch.equal(replay.as_tensor(), out.as_tensor()) and np.array_equal(rlab, lab)
+    # randomize=False re-applies the last parameters; another seed gives other nodules
+    assert torch.equal(t(img.clone(), lung_mask=lung, randomize=False), out)
+    t.set_random_state(12)
+    assert not torch.equal(t(img, lung_mask=lung), out)
+    # the dictionary version draws the same nodules from the same seed
+    d = RandNoduleInsertd("image", lung_key="lung", label_key="label", **RAND_KW).set_random_state(11)(
+        {"image": img, "lung": lung, "label": np.zeros(img.shape, np.uint8)})
+    assert torch.equal(d["image"], out) and d["image"].meta["nodules"] == recs and np.array_equal(d["label"], lab)
+
+
+def test_rand_array_plain_numpy_records_and_inplace():
+    img, lung = _phantom()
+    spacing = (1.0, 1.0, 1.5)
+    arr = img.numpy().copy()
+    t = RandNoduleInsert(pixdim=spacing, **RAND_KW).set_random_state(3)
+    out, recs = t.insert(arr, lung_mask=lung)
+    assert isinstance(out, np.ndarray) and out is not arr and np.array_equal(arr, img.numpy())
+    assert recs == t.last_records and len(recs) >= 1
+    replay = arr.copy()
+    for r in recs:
+        replay = NoduleInsert.from_record(r, pixdim=spacing)(replay, lung_mask=lung)  # with the same lung mask
+    assert np.array_equal(replay, out)
+    t_in = RandNoduleInsert(pixdim=spacing, inplace=True, **RAND_KW).set_random_state(3)
+    assert t_in(arr, lung_mask=lung) is arr and np.array_equal(arr, out)
+
+
+# ------------------------------------------------------------------------------ inplace
+
+def _as(kind: str, img: MetaTensor):
+    if kind == "numpy":
+        return img.numpy().copy()
+    if kind == "torch":
+        return img.as_tensor().clone()
+    return img.clone()
+
+
+def _equal(a, b) -> bool:
+    return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch", "metatensor"])
+def test_insert_and_erase_leave_the_input_unchanged_unless_inplace(kind):
+    img, _ = _phantom()
+    kw = dict(centre_frame="voxel", pixdim=(1.0, 1.0, 1.5))
+    x = _as(kind, img)
+    before = _as(kind, img)
+    out = NoduleInsert([24.0, 24.0, 20.0], 10.0, **kw)(x)
+    assert type(out) is type(x) and out is not x
+    assert _equal(x, before) and not _equal(out, x)
+    if kind == "metatensor":
+        assert "nodules" not in x.meta and len(out.meta["nodules"]) == 1
+    y = _as(kind, img)
+    out_in = NoduleInsert([24.0, 24.0, 20.0], 10.0, inplace=True, **kw)(y)
+    assert out_in is y and _equal(y, out)
+
+    z = _as(kind, img) if kind != "metatensor" else out.clone()
+    if kind != "metatensor":
+        z[...] = out[...] if kind == "torch" else out
+    z_before = z.clone() if kind != "numpy" else z.copy()
+    erased = NoduleErase([24.0, 24.0, 20.0], 10.0, **kw)(z)
+    assert type(erased) is type(z) and erased is not z and _equal(z, z_before) and not _equal(erased, z)
+    if kind == "metatensor":
+        assert "nodules_erased" not in z.meta and len(erased.meta["nodules_erased"]) == 1
+    erased_in = NoduleErase([24.0, 24.0, 20.0], 10.0, inplace=True, **kw)(z)
+    assert erased_in is z and _equal(z, erased)
+
+
+def test_dictionary_versions_copy_unless_inplace():
+    img, lung = _phantom()
+    aff = img.affine.numpy()
+    centre = (aff[:3, :3] @ np.array([24.0, 24.0, 20.0]) + aff[:3, 3]).tolist()
+    data = {"image": img, "lung": lung, "label": np.zeros(img.shape, np.uint8)}
+    before = img.clone()
+    out = NoduleInsertd("image", centre, 8.0, label_key="label", lung_key="lung")(data)
+    assert out["image"] is not img and out["label"] is not data["label"]
+    assert torch.equal(img, before) and "nodules" not in img.meta and data["label"].sum() == 0
+    assert out["label"].max() == 1 and len(out["image"].meta["nodules"]) == 1
+    erased = NoduleErased("image", label_key="label", lung_key="lung")(out)
+    assert erased["label"].max() == 0 and erased["image"].meta["nodules"] == []
+    assert out["label"].max() == 1 and len(out["image"].meta["nodules"]) == 1  # its input is unchanged
+    rand = RandNoduleInsertd("image", label_key="label", lung_key="lung", **RAND_KW).set_random_state(0)(data)
+    assert torch.equal(img, before) and data["label"].sum() == 0 and rand["label"].max() >= 1
+
+    d = {"image": img.clone(), "lung": lung, "label": np.zeros(img.shape, np.uint8)}
+    res = NoduleInsertd("image", centre, 8.0, label_key="label", lung_key="lung", inplace=True)(d)
+    assert res["image"] is d["image"] and res["label"] is d["label"] and d["label"].max() == 1
+    res = NoduleErased("image", label_key="label", lung_key="lung", inplace=True)(res)
+    assert res["image"] is d["image"] and d["label"].max() == 0
+    res = RandNoduleInsertd("image", label_key="label", lung_key="lung", inplace=True, **RAND_KW)(d)
+    assert res["image"] is d["image"] and d["label"].max() >= 1
+    for cls, args in ((NoduleInsert, (centre, 8.0)), (NoduleErase, (centre, 8.0))):
+        with pytest.raises(ValueError, match="contradict"):
+            cls(*args, copy=True, inplace=True)
+    with pytest.raises(ValueError, match="contradict"):
+        NoduleInsertd("image", centre, 8.0, copy=True, inplace=True)

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import convert_to_numpy
+from monai.utils import TransformBackends, convert_to_numpy
 from scipy import ndimage
 
-__all__ = ["body_outline", "MaskOutsideBody", "MaskOutsideBodyd"]
+__all__ = ["body_outline", "MaskOutsideBody", "MaskOutsideBodyd", "MaskOutsideBodyD", "MaskOutsideBodyDict"]
 
 
 def body_outline(image: NdarrayOrTensor, threshold: float, slice_axis: int = -1) -> np.ndarray:
@@ -44,11 +44,14 @@ class MaskOutsideBody(Transform):
     on the same grid. Returns ``pred`` with channel 0 set to 1 and the others to 0 outside the body.
     """
 
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
     def __init__(self, threshold: float, slice_axis: int = -1) -> None:
         self.threshold = threshold
         self.slice_axis = slice_axis
 
     def __call__(self, pred: NdarrayOrTensor, image: NdarrayOrTensor) -> NdarrayOrTensor:
+        """``pred`` (a copy, same type and device) with background outside the body of ``image``."""
         if tuple(pred.shape[1:]) != tuple(image.shape[1:]):
             raise ValueError(f"pred {tuple(pred.shape)} and image {tuple(image.shape)} must share the spatial grid.")
         outside = ~body_outline(image, self.threshold, self.slice_axis)
@@ -65,6 +68,8 @@ class MaskOutsideBody(Transform):
 class MaskOutsideBodyd(MapTransform):
     """Dictionary-based :class:`MaskOutsideBody`: masks ``data[key]`` using ``data[image_key]``."""
 
+    backend = MaskOutsideBody.backend
+
     def __init__(
         self, keys: KeysCollection, image_key: str = "image", threshold: float = -500.0, slice_axis: int = -1,
         allow_missing_keys: bool = False,
@@ -74,7 +79,11 @@ class MaskOutsideBodyd(MapTransform):
         self.masker = MaskOutsideBody(threshold, slice_axis)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
+        """Mask every ``keys`` entry of ``data``; returns a new dict."""
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.masker(d[key], d[self.image_key])
         return d
+
+
+MaskOutsideBodyD = MaskOutsideBodyDict = MaskOutsideBodyd

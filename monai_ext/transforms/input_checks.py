@@ -71,10 +71,16 @@ __all__ = [
     "unwrap_transform_error",
     "LoadScan",
     "LoadScand",
+    "LoadScanD",
+    "LoadScanDict",
     "CheckVolume",
     "CheckVolumed",
+    "CheckVolumeD",
+    "CheckVolumeDict",
     "CheckLabel",
     "CheckLabeld",
+    "CheckLabelD",
+    "CheckLabelDict",
 ]
 
 DEFAULT_POST_FIX = "meta_dict"  # MONAI's monai.utils.PostFix default ("<key>_meta_dict")
@@ -194,6 +200,8 @@ class LoadScan(LoadImage):
     with explicit readers -> ``RuntimeError("cannot find a suitable reader ...")``.
     """
 
+    backend: list[TransformBackends] = []  # the input is a file name, not array data (as MONAI's LoadImage)
+
     def __call__(self, filename: Sequence[str | os.PathLike] | str | os.PathLike, reader: ImageReader | None = None):
         """
         Args:
@@ -269,6 +277,8 @@ class LoadScand(LoadImaged):
     series folder, and bad input raises ``FileNotFoundError`` / :py:class:`ScanInputError` naming the file.
     A missing key raises MONAI's ``KeyError`` unless ``allow_missing_keys``.
     """
+
+    backend = LoadScan.backend
 
     def __init__(
         self,
@@ -485,6 +495,7 @@ class CheckVolumed(MapTransform):
         self.meta_key_postfix = meta_key_postfix
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        """Check every ``keys`` entry of ``data``; returns a new dict holding the same objects."""
         d = dict(data)
         for key in self.key_iterator(d):
             meta = d.get(f"{key}_{self.meta_key_postfix}")
@@ -635,6 +646,7 @@ class CheckLabeld(MapTransform):
         self.meta_key_postfix = meta_key_postfix
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        """Check every ``keys`` label of ``data``; returns a new dict holding the same objects."""
         d = dict(data)
         image, image_where = None, None
         if self.image_key is not None:
@@ -654,3 +666,8 @@ class CheckLabeld(MapTransform):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(keys={tuple(self.keys)}, image_key={self.image_key!r})"
+
+
+LoadScanD = LoadScanDict = LoadScand
+CheckVolumeD = CheckVolumeDict = CheckVolumed
+CheckLabelD = CheckLabelDict = CheckLabeld

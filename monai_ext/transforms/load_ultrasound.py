@@ -44,12 +44,19 @@ import torch
 from monai.config import DtypeLike, KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import ensure_tuple_rep
+from monai.utils import TransformBackends, ensure_tuple_rep
 
 from ..io import is_dicom_file
 from .input_checks import ScanInputError
 
-__all__ = ["LoadUltrasound", "LoadUltrasoundd", "read_ultrasound_image", "ULTRASOUND_IMAGE_SUFFIXES"]
+__all__ = [
+    "LoadUltrasound",
+    "LoadUltrasoundd",
+    "LoadUltrasoundD",
+    "LoadUltrasoundDict",
+    "read_ultrasound_image",
+    "ULTRASOUND_IMAGE_SUFFIXES",
+]
 
 #: File suffixes read by :class:`LoadUltrasound` (DICOM files are also recognised without suffix).
 ULTRASOUND_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".dcm", ".dicom")
@@ -294,6 +301,8 @@ class LoadUltrasound(Transform):
     ``num_frames``, ``frames`` and ``pixel_spacing_mm`` when known.
     """
 
+    backend: list[TransformBackends] = []  # the input is a file name, not array data (as MONAI's LoadImage)
+
     def __init__(
         self,
         frame: int | None = 0,
@@ -344,6 +353,8 @@ class LoadUltrasoundd(MapTransform):
         allow_missing_keys: don't raise if a key is missing.
     """
 
+    backend = LoadUltrasound.backend
+
     def __init__(
         self,
         keys: KeysCollection,
@@ -364,6 +375,7 @@ class LoadUltrasoundd(MapTransform):
         self.frame_key = frame_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Load every ``keys`` file of ``data``; returns a new dict."""
         d = dict(data)
         frame: Any = "default"
         if self.frame_key is not None and self.frame_key in d and d[self.frame_key] is not None:
@@ -374,3 +386,6 @@ class LoadUltrasoundd(MapTransform):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(keys={tuple(self.keys)})"
+
+
+LoadUltrasoundD = LoadUltrasoundDict = LoadUltrasoundd

@@ -11,7 +11,10 @@ is cleared and what was erased is recorded (``meta["nodules_erased"]``).
 - :class:`NoduleErased`: dictionary version; by default erases the nodules recorded in
   ``meta["nodules"]`` by :class:`~monai_ext.transforms.nodule_insert.NoduleInsert`.
 
-Like the injector it reads and writes only a crop around the nodule, in place.
+Like the injector it leaves the input image unchanged (it works on a copy, made once) unless
+``inplace=True``; then it reads and writes only a crop around the nodule of the input itself. (In the array
+version ``label`` / ``nodule_mask`` are outputs and are always written in place; the dictionary version
+copies them too unless ``inplace=True``.)
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from .nodule_geometry import (
 from .nodule_insert import (
     LUNG_HU,
     append_record,
+    check_copy_args,
+    copy_image,
     maybe_copy,
     plain_array,
     spatial_crop,
@@ -51,7 +56,7 @@ from .nodule_insert import (
     write_region,
 )
 
-__all__ = ["NoduleErase", "NoduleErased"]
+__all__ = ["NoduleErase", "NoduleErased", "NoduleEraseD", "NoduleEraseDict"]
 
 
 def _mask_bbox(mask: NdarrayOrTensor, shape: tuple[int, ...]) -> tuple[slice, ...] | None:
@@ -95,11 +100,16 @@ class NoduleErase(Transform):
         seed: seed of the noise texture.
         pixdim: voxel size in mm for plain arrays.
         check_hu: reject images that do not look like CT in HU.
-        copy: work on a copy (made once) instead of in place.
+        copy: kept for compatibility: copy the image (the default now, unless ``inplace=True``).
+        inplace: fill the region in ``img`` itself instead of in a copy of it (no copy of the volume: only a
+            crop around the nodule is read and written). Default: ``img`` is left unchanged.
 
-    Call ``t(img, mask=None, label=None, label_value=None, lung_mask=None, nodule_mask=None)``; returns the
-    image (MetaTensor: record appended to ``meta["nodules_erased"]``). :meth:`erase` returns ``(image,
-    record)``. Without a ``centre`` the whole mask is erased (one pass over it to find its bounding box).
+    Call ``t(img, mask=None, label=None, label_value=None, lung_mask=None, nodule_mask=None)``: ``img``
+    (1, *spatial) numpy array or torch tensor in HU; ``mask`` / ``label`` / ``nodule_mask`` / ``lung_mask``
+    (1, *spatial) or (*spatial) on its grid. Returns the image, a copy unless ``inplace=True`` (MetaTensor:
+    record appended to ``meta["nodules_erased"]``); ``label`` / ``nodule_mask`` are outputs, cleared in
+    place. :meth:`erase` returns ``(image, record)``. Without a ``centre`` the whole mask is erased (one
+    pass over it to find its bounding box).
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -117,7 +127,9 @@ class NoduleErase(Transform):
         pixdim: Sequence[float] | float | None = None,
         check_hu: bool = True,
         copy: bool = False,
+        inplace: bool = False,
     ) -> None:
+        check_copy_args(copy, inplace)
         if diameter_mm is not None and not DIAMETER_RANGE_MM[0] <= float(diameter_mm) <= DIAMETER_RANGE_MM[1]:
             raise ValueError(f"diameter_mm={diameter_mm}: expected {DIAMETER_RANGE_MM[0]:g}-{DIAMETER_RANGE_MM[1]:g} mm.")
         if centre_frame not in ("world", "voxel"):
@@ -134,6 +146,7 @@ class NoduleErase(Transform):
         self.pixdim = pixdim
         self.check_hu = check_hu
         self.copy = copy
+        self.inplace = inplace
 
     def __call__(
         self,
@@ -144,6 +157,7 @@ class NoduleErase(Transform):
         lung_mask: NdarrayOrTensor | None = None,
         nodule_mask: NdarrayOrTensor | None = None,
     ) -> NdarrayOrTensor:
+        """Erase the nodule; returns the image (see the class docstring for the arguments)."""
         return self.erase(img, mask, label, label_value, lung_mask, nodule_mask)[0]
 
     def _source(self, mask, label, label_value, nodule_mask):
@@ -166,6 +180,9 @@ class NoduleErase(Transform):
         geometry: NoduleGeometry | None = None,
         name: str = "image",
     ) -> tuple[NdarrayOrTensor, dict[str, Any]]:
+        """Erase the nodule; returns ``(image, record)``: the image is a copy of ``img`` unless
+        ``inplace=True``; ``label`` / ``nodule_mask`` are cleared in place. ``geometry``: the image's
+        geometry when already known; ``name``: the image's name in error messages."""
         geo = geometry if geometry is not None else image_geometry(img, self.pixdim, name)
         if self.check_hu:
             check_hu_range(img, name)
@@ -211,8 +228,8 @@ class NoduleErase(Transform):
             region = to_numpy(spatial_crop(plain_array(src), box, src_name, geo.shape))
             region = (region == src_value) if src_value is not None else region != 0
 
-        if self.copy:
-            img = img.clone() if isinstance(img, torch.Tensor) else np.array(img, copy=True)
+        if self.copy or not self.inplace:
+            img = copy_image(img)
         t = plain_array(img)
         view = t[(0,) + box]
         crop = to_numpy(view).astype(float)
@@ -328,8 +345,12 @@ class NoduleErased(MapTransform):
     3. otherwise every voxel of ``label_key == label_value`` or of ``nodule_mask_key``.
 
     Records go to ``meta["nodules_erased"]`` (MetaTensor meta, or ``data[f"{key}_{meta_key_postfix}"]``).
-    ``copy=True`` copies image/label/mask once; by default they are changed in place.
+    Image, label and nodule mask are copied once (the input arrays stay unchanged) unless ``inplace=True``;
+    ``copy=True`` is kept for compatibility (copying is the default now). Other keyword arguments go to
+    :class:`NoduleErase`.
     """
+
+    backend = NoduleErase.backend
 
     def __init__(
         self,
@@ -344,24 +365,28 @@ class NoduleErased(MapTransform):
         meta_key_postfix: str = "meta_dict",
         copy: bool = False,
         allow_missing_keys: bool = False,
+        inplace: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        check_copy_args(copy, inplace)
         self.label_key, self.nodule_mask_key, self.lung_key = label_key, nodule_mask_key, lung_key
         self.centre, self.diameter_mm, self.label_value = centre, diameter_mm, label_value
         self.erase_recorded = erase_recorded
         self.meta_key_postfix = meta_key_postfix
         self.copy = copy
-        self.kwargs = kwargs
-        NoduleErase(centre, diameter_mm, **kwargs)  # validate arguments now
+        self.inplace = inplace
+        self.kwargs = {**kwargs, "inplace": True}  # the erasers work on the copies made here
+        NoduleErase(centre, diameter_mm, **self.kwargs)  # validate arguments now
 
     def _meta(self, d: dict, key: Hashable) -> dict | None:
         img = d[key]
         return img.meta if isinstance(img, MetaTensor) else d.get(f"{key}_{self.meta_key_postfix}")
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
+        """Erase the nodules from every ``keys`` image of ``data``; returns a new dict."""
         d = dict(data)
-        if self.copy:
+        if self.copy or not self.inplace:
             maybe_copy(d, [*self.key_iterator(d), self.label_key, self.nodule_mask_key])
         for key in self.key_iterator(d):
             meta = self._meta(d, key)
@@ -393,3 +418,6 @@ class NoduleErased(MapTransform):
                 meta = self._meta(d, key)
                 meta["nodules"] = []
         return d
+
+
+NoduleEraseD = NoduleEraseDict = NoduleErased

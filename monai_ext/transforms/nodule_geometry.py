@@ -54,9 +54,11 @@ class NoduleGeometry:
         self.ndim = len(self.shape)
 
     def to_voxel(self, world: Sequence[float]) -> np.ndarray:
+        """World mm (S,) -> voxel indices (S,), fractional."""
         return np.linalg.solve(self.lin, np.asarray(world, float) - self.origin)
 
     def to_world(self, voxel: Sequence[float]) -> np.ndarray:
+        """Voxel indices (S,) -> world mm (S,)."""
         return self.lin @ np.asarray(voxel, float) + self.origin
 
 
@@ -165,6 +167,8 @@ def distance_mm(box: tuple[slice, ...], centre_vox: np.ndarray, geo: NoduleGeome
 
 
 def in_image(centre_vox: np.ndarray, geo: NoduleGeometry) -> bool:
+    """Whether a point in voxel indices (ndim,) lies inside the image: within half a voxel of its outer
+    voxel centres, ``-0.5 <= centre_vox <= shape - 0.5`` on every axis."""
     return bool(np.all(centre_vox >= -0.5) and np.all(centre_vox <= np.asarray(geo.shape) - 0.5))
 
 
@@ -240,6 +244,8 @@ def correlated_noise(shape: Sequence[int], spacing: np.ndarray, corr_mm: float, 
 
 
 def robust_std(values: np.ndarray) -> float:
+    """Standard deviation estimated from the median absolute deviation, ``1.4826 * MAD`` (same units as
+    ``values``, e.g. HU), insensitive to outliers such as vessels; 0 for fewer than 2 values."""
     if values.size < 2:
         return 0.0
     return float(1.4826 * np.median(np.abs(values - np.median(values))))

@@ -8,14 +8,18 @@ by an analytic rule, so it needs no training data and every insertion is reprodu
 - :class:`NoduleInsert`: the deterministic transform; it takes the full parameter set (centre in world
   mm, diameter, type, shape, seed, intensities) and paints one nodule;
 - :class:`NoduleInsertd`: its dictionary version (image, label, nodule mask, lung mask keys);
-- :class:`RandNoduleInsertd`: samples the parameters (centre inside a lung mask, away from the pleura;
-  diameter; type; shape; a texture seed) and hands them to :class:`NoduleInsert`.
+- :class:`RandNoduleInsert`: samples the parameters (centre inside a lung mask, away from the pleura;
+  diameter; type; shape; a texture seed) and hands them to :class:`NoduleInsert`;
+- :class:`RandNoduleInsertd`: its dictionary version.
 
 Each insertion appends its parameters to the image's meta data (``meta["nodules"]``, a list of dicts);
 ``NoduleInsert.from_record(record)`` re-applies one exactly.
 
-Only a crop around the nodule is read and written (in place): the cost does not depend on the volume size,
-and the volume is never copied unless ``copy=True`` (then once).
+The input image is not changed: it is copied once, and the nodule is painted into the copy. With
+``inplace=True`` the nodule is painted into the input itself and only a crop around the nodule is read and
+written, so the cost does not depend on the volume size. (In the array versions ``label`` /
+``nodule_mask`` are outputs and are always written in place; the dictionary versions copy them too unless
+``inplace=True``.)
 """
 
 from __future__ import annotations
@@ -51,7 +55,16 @@ from .nodule_geometry import (
     shape_plan,
 )
 
-__all__ = ["NoduleInsert", "NoduleInsertd", "RandNoduleInsertd"]
+__all__ = [
+    "NoduleInsert",
+    "NoduleInsertd",
+    "NoduleInsertD",
+    "NoduleInsertDict",
+    "RandNoduleInsert",
+    "RandNoduleInsertd",
+    "RandNoduleInsertD",
+    "RandNoduleInsertDict",
+]
 
 LUNG_HU = -400.0  # below this a voxel counts as aerated lung when no lung mask is given
 _RECORD_PARAMS = (
@@ -70,6 +83,7 @@ def spatial_crop(arr: NdarrayOrTensor, box: tuple[slice, ...], name: str, shape:
 
 
 def to_numpy(x: NdarrayOrTensor) -> np.ndarray:
+    """``x`` as a numpy array (a torch tensor is detached and moved to the CPU; no copy when it is already there)."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
@@ -93,7 +107,19 @@ def write_region(view: NdarrayOrTensor, where: np.ndarray, values: np.ndarray) -
 
 
 def plain_array(x: NdarrayOrTensor) -> NdarrayOrTensor:
+    """The plain ``torch.Tensor`` that a MetaTensor wraps (shares its memory), or ``x`` itself."""
     return x.as_tensor() if isinstance(x, MetaTensor) else x
+
+
+def copy_image(x: NdarrayOrTensor) -> NdarrayOrTensor:
+    """A copy of ``x`` of the same type (a MetaTensor keeps a deep copy of its meta data)."""
+    return x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
+
+
+def check_copy_args(copy: bool, inplace: bool) -> None:
+    """``copy=True`` (the old opt-in to copying, now the default) contradicts ``inplace=True``."""
+    if copy and inplace:
+        raise ValueError("copy=True and inplace=True contradict each other; give one of them.")
 
 
 def _next_label(label: NdarrayOrTensor) -> int:
@@ -134,12 +160,15 @@ class NoduleInsert(Transform):
         confine_to_lung: with a lung mask, leave voxels outside it untouched (juxtapleural nodules are cut
             at the pleura).
         check_hu: reject images that do not look like CT in HU (strided sub-sample, cheap).
-        copy: work on a copy of the image and label (made once) instead of in place.
+        copy: kept for compatibility: copy the image (the default now, unless ``inplace=True``).
+        inplace: paint into ``img`` itself instead of a copy of it (no copy of the volume: only a crop around
+            the nodule is read and written). Default: ``img`` is left unchanged.
 
     Call ``t(img, label=None, lung_mask=None, nodule_mask=None)``: ``img`` numpy array or torch tensor
-    (MetaTensor kept, with the record appended to ``img.meta["nodules"]``), any device; ``label`` /
-    ``nodule_mask`` (1, *spatial) or (*spatial) on the same grid get ``label_value`` / 1 on the nodule
-    mask (in place); ``lung_mask`` (non-zero = lung) is checked to hold the centre. Returns the image.
+    (MetaTensor kept, with the record appended to ``img.meta["nodules"]`` of the output), any device;
+    ``label`` / ``nodule_mask`` (1, *spatial) or (*spatial) on the same grid are outputs: they get
+    ``label_value`` / 1 on the nodule mask, written in place whatever ``inplace`` says; ``lung_mask``
+    (non-zero = lung) is checked to hold the centre. Returns the image (a copy unless ``inplace=True``).
     :meth:`insert` returns ``(image, record)``.
 
     Raises ``ValueError`` naming the problem: centre outside the image or the lung mask, diameter outside
@@ -168,7 +197,9 @@ class NoduleInsert(Transform):
         confine_to_lung: bool = True,
         check_hu: bool = True,
         copy: bool = False,
+        inplace: bool = False,
     ) -> None:
+        check_copy_args(copy, inplace)
         if not (DIAMETER_RANGE_MM[0] <= float(diameter_mm) <= DIAMETER_RANGE_MM[1]):
             raise ValueError(f"diameter_mm={diameter_mm}: expected {DIAMETER_RANGE_MM[0]:g}-{DIAMETER_RANGE_MM[1]:g} mm.")
         if nodule_type not in NODULE_TYPES:
@@ -200,10 +231,12 @@ class NoduleInsert(Transform):
         self.confine_to_lung = confine_to_lung
         self.check_hu = check_hu
         self.copy = copy
+        self.inplace = inplace
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], **kwargs: Any) -> "NoduleInsert":
-        """The transform that reproduces a ``meta["nodules"]`` entry (world-frame centre)."""
+        """The transform that reproduces a ``meta["nodules"]`` entry (world-frame centre); ``kwargs`` (e.g.
+        ``inplace=True``, ``pixdim``) are passed on to the constructor."""
         params = {k: record[k] for k in _RECORD_PARAMS if k in record}
         params["centre"] = record["centre_mm"]
         params.setdefault("texture_std", record.get("texture_std_hu"))
@@ -218,6 +251,7 @@ class NoduleInsert(Transform):
         lung_mask: NdarrayOrTensor | None = None,
         nodule_mask: NdarrayOrTensor | None = None,
     ) -> NdarrayOrTensor:
+        """Insert the nodule; returns the image (see the class docstring for the arguments)."""
         return self.insert(img, label, lung_mask, nodule_mask)[0]
 
     def insert(
@@ -229,13 +263,15 @@ class NoduleInsert(Transform):
         geometry: NoduleGeometry | None = None,
         name: str = "image",
     ) -> tuple[NdarrayOrTensor, dict[str, Any]]:
-        """Insert the nodule; returns ``(image, record)`` (``label``/``nodule_mask`` updated in place,
-        or copied once when ``copy=True``; use the returned image)."""
+        """Insert the nodule; returns ``(image, record)``: the image is a copy of ``img`` unless
+        ``inplace=True``; ``label`` / ``nodule_mask`` are updated in place. ``geometry``: the image's
+        geometry when already known (else read from the MetaTensor affine or ``pixdim``); ``name``: the
+        image's name in error messages."""
         geo = geometry if geometry is not None else image_geometry(img, self.pixdim, name)
         if self.check_hu:
             check_hu_range(img, name)
-        if self.copy:
-            img = img.clone() if isinstance(img, torch.Tensor) else np.array(img, copy=True)
+        if self.copy or not self.inplace:
+            img = copy_image(img)
         if len(self.centre) != geo.ndim:
             raise ValueError(f"centre={self.centre}: expected {geo.ndim} coordinates for a {geo.ndim}D image.")
         if self.centre_frame == "world":
@@ -360,6 +396,8 @@ def _meta_of(d: dict, key: Hashable, postfix: str) -> dict:
 
 
 def append_record(d: dict, key: Hashable, postfix: str, record: dict, field: str = "nodules") -> None:
+    """Append ``record`` to ``meta[field]`` of ``d[key]`` for plain arrays (in a new
+    ``d[f"{key}_{postfix}"]`` dict, the input's meta dict is not changed); MetaTensors already have it."""
     img = d[key]
     if isinstance(img, MetaTensor):
         return  # NoduleInsert / NoduleErase already appended it
@@ -368,10 +406,11 @@ def append_record(d: dict, key: Hashable, postfix: str, record: dict, field: str
 
 
 def maybe_copy(d: dict, keys: Sequence[Hashable]) -> None:
+    """Replace ``d[k]`` by a copy for every key of ``keys`` that is not ``None`` and is in ``d``."""
     for k in keys:
         if k is not None and k in d:
             v = d[k]
-            d[k] = v.clone() if isinstance(v, torch.Tensor) else np.array(v, copy=True)
+            d[k] = copy_image(v)
 
 
 class NoduleInsertd(MapTransform):
@@ -385,7 +424,9 @@ class NoduleInsertd(MapTransform):
         lung_key: optional lung mask: the centre must be inside it; voxels outside it stay untouched.
         meta_key_postfix: for plain arrays the record goes to ``data[f"{key}_{postfix}"]["nodules"]``
             (and the affine is read from there when ``pixdim`` is not given).
-        copy: copy image/label/mask once before writing (default: modify them in place).
+        copy: kept for compatibility: copy image/label/mask once (the default now, unless ``inplace=True``).
+        inplace: write into the image, label and nodule mask arrays of ``data`` (no copies); default: they
+            are copied once and the input arrays stay unchanged.
         other arguments: see :class:`NoduleInsert`.
     """
 
@@ -402,17 +443,21 @@ class NoduleInsertd(MapTransform):
         meta_key_postfix: str = "meta_dict",
         copy: bool = False,
         allow_missing_keys: bool = False,
+        inplace: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.inserter = NoduleInsert(centre, diameter_mm, **kwargs)
+        check_copy_args(copy, inplace)
+        self.inserter = NoduleInsert(centre, diameter_mm, inplace=True, **kwargs)  # on the copies made here
         self.label_key, self.nodule_mask_key, self.lung_key = label_key, nodule_mask_key, lung_key
         self.meta_key_postfix = meta_key_postfix
         self.copy = copy
+        self.inplace = inplace
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
+        """Insert the nodule into every ``keys`` image of ``data``; returns a new dict."""
         d = dict(data)
-        if self.copy:
+        if self.copy or not self.inplace:
             maybe_copy(d, [*self.key_iterator(d), self.label_key, self.nodule_mask_key])
         for key in self.key_iterator(d):
             _insert_into(d, key, self.inserter, self.label_key, self.nodule_mask_key, self.lung_key,
@@ -443,23 +488,229 @@ def _insert_into(d: dict, key: Hashable, inserter: NoduleInsert, label_key, nodu
     return record
 
 
-class RandNoduleInsertd(RandomizableTransform, MapTransform):
-    """Insert ``num_nodules`` random lung nodules; the parameters are sampled here and applied by
-    :class:`NoduleInsert`, and recorded in ``meta["nodules"]`` so ``NoduleInsert.from_record`` replays them.
+class RandNoduleInsert(RandomizableTransform):
+    """With probability ``prob``, insert ``num_nodules`` random lung nodules into a CT in HU, (1, H, W, D) or
+    (1, H, W). The parameters are sampled here and handed to :class:`NoduleInsert`, which paints them (the
+    TorchIO pattern: a random transform draws the arguments of a deterministic one), and they are recorded
+    so that ``NoduleInsert.from_record(record)`` replays each insertion exactly (given the same ``lung_mask``,
+    which confines the nodule and sets its texture level): in the output's
+    ``meta["nodules"]`` (MetaTensor input), in :attr:`last_records` and (as :class:`NoduleInsert` arguments)
+    in :attr:`last_params`.
 
     Centre: uniformly among the voxels whose distance to the nearest non-lung voxel (or the image border)
     is at least radius + ``margin_mm``. The distance transform runs on the lung mask subsampled to about
-    ``sample_grid_mm`` (cheap for 512^3 volumes); the lung mask is ``data[lung_key]``, or
-    :func:`~monai_ext.transforms.nodule_geometry.lung_mask_from_hu` of the subsampled image when no
-    ``lung_key`` is given. Diameter: uniform in ``diameter_range`` (mm), capped by the largest one that fits.
+    ``sample_grid_mm`` (cheap for 512^3 volumes); the lung mask is the ``lung_mask`` argument, or
+    :func:`~monai_ext.transforms.nodule_geometry.lung_mask_from_hu` of the subsampled image when none is
+    given. Diameter: uniform in ``diameter_range`` (mm), capped by the largest one that fits.
     Type / shape: drawn with ``type_weights`` / ``irregularity_weights``. Intensities: uniform in
-    ``solid_hu_range`` / ``ggo_hu_range``; part-solid core fraction in ``core_fraction_range``.
+    ``solid_hu_range`` / ``ggo_hu_range`` (HU); part-solid core fraction in ``core_fraction_range``.
+    Later nodules keep ``margin_mm`` away from earlier ones.
+
+    Args:
+        prob: probability of inserting nodules at all.
+        num_nodules: number of nodules, or a range ``(low, high)`` (inclusive) drawn uniformly.
+        diameter_range: nodule diameters (mm), within 3-30 mm.
+        types, type_weights: nodule types (see :data:`NODULE_TYPES`) and their relative weights (``None``: equal).
+        irregularities, irregularity_weights: shapes (see :data:`NODULE_SHAPES`) and their weights.
+        margin_mm: smallest distance of a nodule surface to the pleura and to the other nodules (mm).
+        solid_hu_range, ggo_hu_range: intensity ranges of the solid and ground-glass components (HU).
+        core_fraction_range: part-solid nodules: solid core radius / nodule radius.
+        sample_grid_mm: grid spacing (mm) on which the centre candidates are found.
+        label_value, pixdim, edge_mm, max_outside_mm: passed to :class:`NoduleInsert`.
+        inplace: paint into ``img`` itself; default: into a copy (made once), ``img`` is left unchanged.
+
+    Call ``t(img, label=None, lung_mask=None, nodule_mask=None, randomize=True)`` (arguments as for
+    :class:`NoduleInsert`; ``label`` / ``nodule_mask`` are outputs written in place); returns the image.
+    ``randomize=False`` re-applies :attr:`last_params`. :meth:`insert` also returns the records.
 
     Raises ``ValueError`` when no lung position leaves room for a ``diameter_range[0]`` nodule.
-    Other arguments: see :class:`NoduleInsertd`. Deterministic under ``set_random_state``.
+    Deterministic under ``set_random_state``.
     """
 
     backend = NoduleInsert.backend
+
+    def __init__(
+        self,
+        prob: float = 1.0,
+        num_nodules: int | Sequence[int] = 1,
+        diameter_range: Sequence[float] = DIAMETER_RANGE_MM,
+        types: Sequence[str] = NODULE_TYPES,
+        type_weights: Sequence[float] | None = None,
+        irregularities: Sequence[str] = NODULE_SHAPES,
+        irregularity_weights: Sequence[float] | None = None,
+        margin_mm: float = 3.0,
+        solid_hu_range: Sequence[float] = (-20.0, 80.0),
+        ggo_hu_range: Sequence[float] = (-700.0, -400.0),
+        core_fraction_range: Sequence[float] = (0.3, 0.6),
+        sample_grid_mm: float = 4.0,
+        label_value: int | None = None,
+        pixdim: Sequence[float] | float | None = None,
+        edge_mm: float = 1.0,
+        max_outside_mm: float = 1.5,
+        inplace: bool = False,
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        lo, hi = float(diameter_range[0]), float(diameter_range[1])
+        if not DIAMETER_RANGE_MM[0] <= lo <= hi <= DIAMETER_RANGE_MM[1]:
+            raise ValueError(f"diameter_range={tuple(diameter_range)}: expected within {DIAMETER_RANGE_MM} mm, low <= high.")
+        for t in types:
+            if t not in NODULE_TYPES:
+                raise ValueError(f"types: {t!r} is not one of {NODULE_TYPES}.")
+        for t in irregularities:
+            if t not in NODULE_SHAPES:
+                raise ValueError(f"irregularities: {t!r} is not one of {NODULE_SHAPES}.")
+        n = (num_nodules, num_nodules) if isinstance(num_nodules, int) else tuple(num_nodules)
+        self.num_nodules = (int(n[0]), int(n[1]))
+        self.diameter_range = (lo, hi)
+        self.types, self.type_weights = tuple(types), type_weights
+        self.irregularities, self.irregularity_weights = tuple(irregularities), irregularity_weights
+        self.margin_mm = float(margin_mm)
+        self.solid_hu_range, self.ggo_hu_range = tuple(solid_hu_range), tuple(ggo_hu_range)
+        self.core_fraction_range = tuple(core_fraction_range)
+        self.sample_grid_mm = float(sample_grid_mm)
+        self.label_value = label_value
+        self.pixdim = pixdim
+        self.edge_mm, self.max_outside_mm = edge_mm, max_outside_mm
+        self.inplace = inplace
+        self.last_params: list[dict[str, Any]] = []
+        self.last_records: list[dict[str, Any]] = []
+
+    def _choice(self, options: Sequence[str], weights: Sequence[float] | None) -> str:
+        p = None if weights is None else np.asarray(weights, float) / float(np.sum(weights))
+        return str(options[int(self.R.choice(len(options), p=p))])
+
+    def _clearance(
+        self, img: NdarrayOrTensor, lung_mask: NdarrayOrTensor | None, geo: NoduleGeometry
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Distance (mm) to the pleura on the subsampled grid, its stride and its spacing (mm)."""
+        stride = np.maximum(np.floor(self.sample_grid_mm / geo.spacing), 1).astype(int)
+        sl = tuple(slice(None, None, int(s)) for s in stride)
+        if lung_mask is not None:
+            lung = lung_mask
+            lung_ds = to_numpy(lung[(0,) + sl] if lung.ndim == geo.ndim + 1 else lung[sl]) != 0
+        else:
+            img_ds = to_numpy(plain_array(img)[(0,) + sl])[None]
+            lung_ds = lung_mask_from_hu(img_ds, pixdim=geo.spacing * stride)
+        ds_spacing = geo.spacing * stride
+        dist = ndimage.distance_transform_edt(np.pad(lung_ds, 1), sampling=ds_spacing)
+        dist = dist[tuple(slice(1, -1) for _ in range(geo.ndim))]
+        slack = 0.5 * float(np.linalg.norm(geo.spacing * (stride - 1)))
+        return np.maximum(dist - slack, 0.0) * lung_ds, stride, ds_spacing
+
+    def sample_params(
+        self,
+        img: NdarrayOrTensor,
+        lung_mask: NdarrayOrTensor | None = None,
+        geometry: NoduleGeometry | None = None,
+        name: str = "image",
+    ) -> list[dict[str, Any]]:
+        """Draw the number of nodules and each one's :class:`NoduleInsert` arguments (centre in world mm,
+        ``diameter_mm``, type, shape, seed, intensities, ...) for ``img`` (not changed), with ``self.R``.
+        Does not draw ``prob`` (that is :meth:`randomize`)."""
+        geo = geometry if geometry is not None else image_geometry(img, self.pixdim, name)
+        clearance, stride, ds_spacing = self._clearance(img, lung_mask, geo)
+        count = int(self.R.randint(self.num_nodules[0], self.num_nodules[1] + 1))
+        params = []
+        for _ in range(count):
+            room = 2.0 * (float(clearance.max()) - self.margin_mm)
+            lo, hi = self.diameter_range
+            if room < lo:
+                raise ValueError(
+                    f"{name}: no lung position leaves room for a {lo:g} mm nodule {self.margin_mm:g} mm away from "
+                    f"the pleura (largest clearance {float(clearance.max()):.1f} mm on a {self.sample_grid_mm:g} mm grid)."
+                )
+            diameter = float(self.R.uniform(lo, min(hi, room)))
+            cand = np.flatnonzero(clearance.ravel() >= diameter / 2.0 + self.margin_mm)
+            ds_idx = np.asarray(np.unravel_index(int(cand[self.R.randint(len(cand))]), clearance.shape), float)
+            vox = ds_idx * stride + self.R.uniform(-0.49, 0.49, size=geo.ndim)
+            vox = np.clip(vox, 0, np.asarray(geo.shape) - 1)
+            nodule_type = self._choice(self.types, self.type_weights)
+            params.append(dict(
+                centre=[float(c) for c in geo.to_world(vox)],
+                diameter_mm=diameter,
+                nodule_type=nodule_type,
+                irregularity=self._choice(self.irregularities, self.irregularity_weights),
+                seed=int(self.R.randint(0, 2**31 - 1)),
+                solid_hu=float(self.R.uniform(*self.solid_hu_range)),
+                ggo_hu=float(self.R.uniform(*self.ggo_hu_range)),
+                core_fraction=float(self.R.uniform(*self.core_fraction_range)),
+                edge_mm=self.edge_mm,
+                max_outside_mm=self.max_outside_mm,
+                pixdim=self.pixdim,
+                label_value=self.label_value,
+            ))
+            # keep later nodules away from this one
+            ds_centre = vox / stride
+            grids = np.meshgrid(*[np.arange(n) for n in clearance.shape], indexing="ij", sparse=True)
+            dist2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, ds_centre, ds_spacing))
+            clearance = np.minimum(clearance, np.maximum(np.sqrt(dist2) - diameter / 2.0 - self.margin_mm, 0.0))
+        return params
+
+    @staticmethod
+    def inserter_for(params: Mapping[str, Any]) -> NoduleInsert:
+        """The :class:`NoduleInsert` of one sampled parameter set (HU already checked; writes in place)."""
+        return NoduleInsert(**params, check_hu=False, inplace=True)
+
+    def __call__(
+        self,
+        img: NdarrayOrTensor,
+        label: NdarrayOrTensor | None = None,
+        lung_mask: NdarrayOrTensor | None = None,
+        nodule_mask: NdarrayOrTensor | None = None,
+        randomize: bool = True,
+    ) -> NdarrayOrTensor:
+        """Insert random nodules; returns the image (see the class docstring)."""
+        return self.insert(img, label, lung_mask, nodule_mask, randomize=randomize)[0]
+
+    def insert(
+        self,
+        img: NdarrayOrTensor,
+        label: NdarrayOrTensor | None = None,
+        lung_mask: NdarrayOrTensor | None = None,
+        nodule_mask: NdarrayOrTensor | None = None,
+        geometry: NoduleGeometry | None = None,
+        name: str = "image",
+        randomize: bool = True,
+    ) -> tuple[NdarrayOrTensor, list[dict[str, Any]]]:
+        """Insert random nodules; returns ``(image, records)``, one :class:`NoduleInsert` record per nodule
+        (an empty list, and ``img`` itself, when not applied)."""
+        if randomize:
+            self.randomize(None)
+        if not self._do_transform:
+            self.last_records = []
+            return img, []
+        geo = geometry if geometry is not None else image_geometry(img, self.pixdim, name)
+        check_hu_range(img, name)
+        if not self.inplace:
+            img = copy_image(img)
+        if randomize:
+            self.last_params = self.sample_params(img, lung_mask, geo, name)
+        records = []
+        for params in self.last_params:
+            img, record = self.inserter_for(params).insert(img, label, lung_mask, nodule_mask, geometry=geo, name=name)
+            records.append(record)
+        self.last_records = records
+        return img, records
+
+
+class RandNoduleInsertd(RandomizableTransform, MapTransform):
+    """Dictionary-based :class:`RandNoduleInsert`: insert ``num_nodules`` random lung nodules into every
+    ``keys`` image (the same nodules in each); the parameters are sampled by :class:`RandNoduleInsert` (from
+    the first key's image, and ``data[lung_key]`` when given) and applied by :class:`NoduleInsert`, and
+    recorded in ``meta["nodules"]`` so ``NoduleInsert.from_record`` replays them.
+
+    Args:
+        keys: image key(s) (CT in HU).
+        label_key, nodule_mask_key, lung_key, meta_key_postfix: see :class:`NoduleInsertd`.
+        copy: kept for compatibility: copy image/label/mask once (the default now, unless ``inplace=True``).
+        inplace: write into the image, label and nodule mask arrays of ``data``; default: copies (made once).
+        other arguments: see :class:`RandNoduleInsert`.
+
+    Raises ``ValueError`` when no lung position leaves room for a ``diameter_range[0]`` nodule.
+    Deterministic under ``set_random_state``.
+    """
+
+    backend = RandNoduleInsert.backend
 
     def __init__(
         self,
@@ -486,57 +737,35 @@ class RandNoduleInsertd(RandomizableTransform, MapTransform):
         meta_key_postfix: str = "meta_dict",
         copy: bool = False,
         allow_missing_keys: bool = False,
+        inplace: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        lo, hi = float(diameter_range[0]), float(diameter_range[1])
-        if not DIAMETER_RANGE_MM[0] <= lo <= hi <= DIAMETER_RANGE_MM[1]:
-            raise ValueError(f"diameter_range={tuple(diameter_range)}: expected within {DIAMETER_RANGE_MM} mm, low <= high.")
-        for t in types:
-            if t not in NODULE_TYPES:
-                raise ValueError(f"types: {t!r} is not one of {NODULE_TYPES}.")
-        for t in irregularities:
-            if t not in NODULE_SHAPES:
-                raise ValueError(f"irregularities: {t!r} is not one of {NODULE_SHAPES}.")
+        check_copy_args(copy, inplace)
+        self.rand_insert = RandNoduleInsert(
+            prob, num_nodules, diameter_range, types, type_weights, irregularities, irregularity_weights, margin_mm,
+            solid_hu_range, ggo_hu_range, core_fraction_range, sample_grid_mm, label_value, pixdim, edge_mm,
+            max_outside_mm, inplace=True,  # on the copies made here
+        )
         self.label_key, self.nodule_mask_key, self.lung_key = label_key, nodule_mask_key, lung_key
-        n = (num_nodules, num_nodules) if isinstance(num_nodules, int) else tuple(num_nodules)
-        self.num_nodules = (int(n[0]), int(n[1]))
-        self.diameter_range = (lo, hi)
-        self.types, self.type_weights = tuple(types), type_weights
-        self.irregularities, self.irregularity_weights = tuple(irregularities), irregularity_weights
-        self.margin_mm = float(margin_mm)
-        self.solid_hu_range, self.ggo_hu_range = tuple(solid_hu_range), tuple(ggo_hu_range)
-        self.core_fraction_range = tuple(core_fraction_range)
-        self.sample_grid_mm = float(sample_grid_mm)
-        self.label_value = label_value
         self.pixdim = pixdim
-        self.edge_mm, self.max_outside_mm = edge_mm, max_outside_mm
         self.meta_key_postfix = meta_key_postfix
         self.copy = copy
+        self.inplace = inplace
 
-    def _choice(self, options: Sequence[str], weights: Sequence[float] | None) -> str:
-        p = None if weights is None else np.asarray(weights, float) / float(np.sum(weights))
-        return str(options[int(self.R.choice(len(options), p=p))])
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> "RandNoduleInsertd":
+        """Seed this transform and its :class:`RandNoduleInsert` (which draws every random number)."""
+        super().set_random_state(seed, state)
+        self.rand_insert.set_random_state(seed, state)
+        return self
 
-    def _clearance(self, d: dict, key: Hashable, geo: NoduleGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Distance (mm) to the pleura on the subsampled grid, its stride and the stride diagonal error."""
-        stride = np.maximum(np.floor(self.sample_grid_mm / geo.spacing), 1).astype(int)
-        sl = tuple(slice(None, None, int(s)) for s in stride)
-        if self.lung_key is not None:
-            if self.lung_key not in d:
-                raise ValueError(f"lung_key {self.lung_key!r} is missing from the data.")
-            lung = d[self.lung_key]
-            lung_ds = to_numpy(lung[(0,) + sl] if lung.ndim == geo.ndim + 1 else lung[sl]) != 0
-        else:
-            img_ds = to_numpy(plain_array(d[key])[(0,) + sl])[None]
-            lung_ds = lung_mask_from_hu(img_ds, pixdim=geo.spacing * stride)
-        ds_spacing = geo.spacing * stride
-        dist = ndimage.distance_transform_edt(np.pad(lung_ds, 1), sampling=ds_spacing)
-        dist = dist[tuple(slice(1, -1) for _ in range(geo.ndim))]
-        slack = 0.5 * float(np.linalg.norm(geo.spacing * (stride - 1)))
-        return np.maximum(dist - slack, 0.0) * lung_ds, stride, ds_spacing
+    def randomize(self, data: Any = None) -> None:
+        """Draw whether to insert nodules (with probability ``prob``)."""
+        self.rand_insert.randomize(None)
+        self._do_transform = self.rand_insert._do_transform
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
+        """Insert random nodules into every ``keys`` image of ``data``; returns a new dict."""
         d = dict(data)
         self.randomize(None)
         if not self._do_transform:
@@ -547,44 +776,19 @@ class RandNoduleInsertd(RandomizableTransform, MapTransform):
         first = keys[0]
         geo = geometry_from_meta(d[first], d.get(f"{first}_{self.meta_key_postfix}"), self.pixdim, f"{first!r}")
         check_hu_range(d[first], f"{first!r}")
-        if self.copy:
+        if self.copy or not self.inplace:
             maybe_copy(d, [*keys, self.label_key, self.nodule_mask_key])
-        clearance, stride, ds_spacing = self._clearance(d, first, geo)
-        count = int(self.R.randint(self.num_nodules[0], self.num_nodules[1] + 1))
-        for _ in range(count):
-            room = 2.0 * (float(clearance.max()) - self.margin_mm)
-            lo, hi = self.diameter_range
-            if room < lo:
-                raise ValueError(
-                    f"{first!r}: no lung position leaves room for a {lo:g} mm nodule {self.margin_mm:g} mm away from "
-                    f"the pleura (largest clearance {float(clearance.max()):.1f} mm on a {self.sample_grid_mm:g} mm grid)."
-                )
-            diameter = float(self.R.uniform(lo, min(hi, room)))
-            cand = np.flatnonzero(clearance.ravel() >= diameter / 2.0 + self.margin_mm)
-            ds_idx = np.asarray(np.unravel_index(int(cand[self.R.randint(len(cand))]), clearance.shape), float)
-            vox = ds_idx * stride + self.R.uniform(-0.49, 0.49, size=geo.ndim)
-            vox = np.clip(vox, 0, np.asarray(geo.shape) - 1)
-            nodule_type = self._choice(self.types, self.type_weights)
-            inserter = NoduleInsert(
-                centre=[float(c) for c in geo.to_world(vox)],
-                diameter_mm=diameter,
-                nodule_type=nodule_type,
-                irregularity=self._choice(self.irregularities, self.irregularity_weights),
-                seed=int(self.R.randint(0, 2**31 - 1)),
-                solid_hu=float(self.R.uniform(*self.solid_hu_range)),
-                ggo_hu=float(self.R.uniform(*self.ggo_hu_range)),
-                core_fraction=float(self.R.uniform(*self.core_fraction_range)),
-                edge_mm=self.edge_mm,
-                max_outside_mm=self.max_outside_mm,
-                pixdim=self.pixdim,
-                label_value=self.label_value,
-                check_hu=False,
-            )
+        if self.lung_key is not None and self.lung_key not in d:
+            raise ValueError(f"lung_key {self.lung_key!r} is missing from the data.")
+        lung = d[self.lung_key] if self.lung_key is not None else None
+        params = self.rand_insert.sample_params(d[first], lung, geo, f"{first!r}")
+        self.rand_insert.last_params = params
+        for p in params:
+            inserter = self.rand_insert.inserter_for(p)
             for key in keys:
                 _insert_into(d, key, inserter, self.label_key, self.nodule_mask_key, self.lung_key, self.meta_key_postfix)
-            # keep later nodules away from this one
-            ds_centre = vox / stride
-            grids = np.meshgrid(*[np.arange(n) for n in clearance.shape], indexing="ij", sparse=True)
-            dist2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, ds_centre, ds_spacing))
-            clearance = np.minimum(clearance, np.maximum(np.sqrt(dist2) - diameter / 2.0 - self.margin_mm, 0.0))
         return d
+
+
+NoduleInsertD = NoduleInsertDict = NoduleInsertd
+RandNoduleInsertD = RandNoduleInsertDict = RandNoduleInsertd

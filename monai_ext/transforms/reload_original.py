@@ -7,10 +7,11 @@ from typing import Hashable, Mapping
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends
 
 from .input_checks import LoadScan, ScanInputError
 
-__all__ = ["ReloadOriginal", "ReloadOriginald"]
+__all__ = ["ReloadOriginal", "ReloadOriginald", "ReloadOriginalD", "ReloadOriginalDict"]
 
 
 class ReloadOriginal(Transform):
@@ -26,10 +27,13 @@ class ReloadOriginal(Transform):
         ScanInputError: the input carries no source file name.
     """
 
+    backend = [TransformBackends.TORCH]  # needs a MetaTensor (its meta data names the file)
+
     def __init__(self, reader: str | None = None) -> None:
         self.loader = LoadScan(reader=reader, image_only=True, ensure_channel_first=True)
 
     def __call__(self, img: MetaTensor, name: Hashable = "input") -> MetaTensor:
+        """The file ``img.meta["filename_or_obj"]`` reloaded; ``name`` is used in the error message."""
         meta = getattr(img, "meta", {}) or {}
         source = meta.get("filename_or_obj")
         if not source:
@@ -44,12 +48,18 @@ class ReloadOriginald(MapTransform):
     evaluator's postprocessing gets the stored label back.
     """
 
+    backend = ReloadOriginal.backend
+
     def __init__(self, keys: KeysCollection, reader: str | None = None, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.reloader = ReloadOriginal(reader=reader)
 
     def __call__(self, data: Mapping[Hashable, MetaTensor]) -> dict:
+        """Reload every ``keys`` entry of ``data``; returns a new dict."""
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.reloader(d[key], name=key)
         return d
+
+
+ReloadOriginalD = ReloadOriginalDict = ReloadOriginald

@@ -299,7 +299,8 @@ def inserted_nodule_vois(
             if inserter is None:
                 t = NoduleInsert(cv.tolist(), d, nodule_type="solid",
                                  irregularity=("round", "lobulated")[int(rng.integers(2))], seed=nseed,
-                                 solid_hu=float(rng.uniform(-50.0, 100.0)), centre_frame="voxel", pixdim=spacing)
+                                 solid_hu=float(rng.uniform(-50.0, 100.0)), centre_frame="voxel", pixdim=spacing,
+                                 inplace=True)  # img is this function's own copy
                 img = t(img, lung_mask=lung)
             else:
                 img = inserter(img, lung, cv, d, nseed)

@@ -50,10 +50,16 @@ from .networks import load_us_style_transfer, resolve_model_file
 __all__ = [
     "StyleTransfer",
     "StyleTransferd",
+    "StyleTransferD",
+    "StyleTransferDict",
     "RandStyleTransfer",
     "RandStyleTransferd",
+    "RandStyleTransferD",
+    "RandStyleTransferDict",
     "StyleInterpolate",
     "StyleInterpolated",
+    "StyleInterpolateD",
+    "StyleInterpolateDict",
     "restyle_images",
     "style_fewshot_datalist",
 ]
@@ -273,11 +279,14 @@ class StyleTransfer(Transform):
         self.handle = _ModelHandle(model, device, style_images)
 
     def params(self, source: str = "prior", seed: int = 0, spread: float = 1.0, style_index: int = 0) -> Dict[str, Any]:
+        """The parameter record of a call (``applied``, ``source``, ``seed``, ``spread``, ``style_index``), as
+        stored in ``img.meta["style_transfer"]``."""
         return {"applied": True, "source": str(source), "seed": int(seed), "spread": float(spread),
                 "style_index": int(style_index)}
 
     def __call__(self, img: Any, source: str = "prior", seed: int = 0, spread: float = 1.0, style_index: int = 0,
                  style_image: Optional[StyleImage] = None) -> Any:
+        """Restyle ``img`` (C, H, W) or (B, C, H, W) in [0, 1]; returns the same type and shape."""
         x, single = _as_batch(img, self.handle, "image")
         params = self.params(source, seed, spread, style_index)
         codes = _codes_for(self.handle, params, style_image)
@@ -303,6 +312,7 @@ class StyleTransferd(MapTransform):
         self.style_key = style_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+        """Restyle every ``keys`` image of ``data``; returns a new dict."""
         d = dict(data)
         style = d[self.style_key] if self.style_key is not None else None
         for key in self.key_iterator(d):
@@ -365,10 +375,12 @@ class RandStyleTransfer(RandomizableTransform):
         return {"applied": applied, "source": source, "seed": seed, "spread": spread, "style_index": index}
 
     def randomize(self, data: Any = None) -> None:
+        """Draw a parameter set into :attr:`last_params` (``data`` is ignored)."""
         self.last_params = self.sample_params()
         self._do_transform = self.last_params["applied"]
 
     def __call__(self, img: Any, randomize: bool = True) -> Any:
+        """Restyle ``img`` with probability ``prob``; ``randomize=False`` re-uses :attr:`last_params`."""
         handle = self.transform.handle
         x, single = _as_batch(img, handle, "image")
         if single:
@@ -409,15 +421,18 @@ class RandStyleTransferd(RandomizableTransform, MapTransform):
         self.params_key = params_key
 
     def set_random_state(self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None):
+        """Seed this transform and its :class:`RandStyleTransfer` (which draws the parameters)."""
         super().set_random_state(seed, state)
         self.rand.set_random_state(seed, state)
         return self
 
     def randomize(self, data: Any = None) -> None:
+        """Draw one parameter set for the item (``data`` is ignored)."""
         self.rand.randomize()
         self._do_transform = self.rand.last_params["applied"]
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+        """Restyle every ``keys`` image of ``data`` with one sampled parameter set; returns a new dict."""
         d = dict(data)
         self.randomize()
         for key in self.key_iterator(d):
@@ -448,6 +463,8 @@ class StyleInterpolate(Transform):
 
     def __call__(self, img: Any, t: Optional[float] = None, style_a: Optional[StyleImage] = None,
                  style_b: Optional[StyleImage] = None) -> Any:
+        """Restyle ``img`` (C, H, W) or (B, C, H, W) with the interpolated style; ``t``, ``style_a`` and
+        ``style_b`` override the defaults."""
         tt = self.t if t is None else float(t)
         x, single = _as_batch(img, self.handle, "image")
         if (style_a is None) != (style_b is None):
@@ -479,6 +496,7 @@ class StyleInterpolated(MapTransform):
         self.style_a_key, self.style_b_key = style_a_key, style_b_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+        """Restyle every ``keys`` image of ``data``; returns a new dict."""
         d = dict(data)
         sa = d[self.style_a_key] if self.style_a_key else None
         sb = d[self.style_b_key] if self.style_b_key else None
@@ -610,3 +628,8 @@ def style_fewshot_datalist(
         "validation": [dict(e) for e in datalist.get("validation", []) if e.get("style") == target_style],
         "test": [dict(e) for e in datalist.get("test", []) if e.get("style") == target_style],
     }
+
+
+StyleTransferD = StyleTransferDict = StyleTransferd
+RandStyleTransferD = RandStyleTransferDict = RandStyleTransferd
+StyleInterpolateD = StyleInterpolateDict = StyleInterpolated

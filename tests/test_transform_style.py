@@ -1,0 +1,211 @@
+"""The project's transforms follow MONAI core style: ``backend`` declared (and true), ``XD = XDict = Xd``
+aliases for every dictionary transform, ``__all__`` and docstrings, inputs left unchanged unless ``inplace``."""
+
+import importlib
+import inspect
+
+import monai.transforms
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ComponentLocator
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends
+
+import monai_ext  # noqa: F401 - loads every module, as a bundle's "$import monai_ext" does
+from monai_ext.apps.us_variational_style_transfer import (
+    RandStyleTransfer,
+    StyleInterpolate,
+    StyleTransfer,
+    USVariationalStyleTransfer,
+)
+from monai_ext.transforms import (
+    CheckLabel,
+    CheckVolume,
+    LoadScan,
+    LoadScand,
+    LoadUltrasound,
+    LoadUltrasoundd,
+    MaskOutsideBody,
+    NoduleErase,
+    NoduleErased,
+    NoduleInsert,
+    NoduleInsertd,
+    RandNoduleInsert,
+    RandNoduleInsertd,
+    ReloadOriginal,
+    ScanInputError,
+)
+
+# module -> the package that re-exports it
+MODULES = {
+    "monai_ext.transforms.body_mask": "monai_ext.transforms",
+    "monai_ext.transforms.hu_window": "monai_ext.transforms",
+    "monai_ext.transforms.input_checks": "monai_ext.transforms",
+    "monai_ext.transforms.load_ultrasound": "monai_ext.transforms",
+    "monai_ext.transforms.nodule_erase": "monai_ext.transforms",
+    "monai_ext.transforms.nodule_geometry": "monai_ext.transforms",
+    "monai_ext.transforms.nodule_insert": "monai_ext.transforms",
+    "monai_ext.transforms.reload_original": "monai_ext.transforms",
+    "monai_ext.apps.us_variational_style_transfer.transforms": "monai_ext.apps.us_variational_style_transfer",
+}
+LOADERS = {LoadScan, LoadScand, LoadUltrasound, LoadUltrasoundd}  # input: a file name, not array data
+
+
+def _defined(modname: str) -> dict:
+    """Public classes and functions defined in the module (an alias appears under its own name)."""
+    mod = importlib.import_module(modname)
+    return {
+        n: o for n, o in vars(mod).items()
+        if not n.startswith("_") and (inspect.isclass(o) or inspect.isfunction(o)) and o.__module__ == modname
+    }
+
+
+def _transform_classes() -> list:
+    return [
+        o for m in MODULES for n, o in _defined(m).items()
+        if inspect.isclass(o) and n == o.__name__ and issubclass(o, (Transform, MapTransform))
+    ]
+
+
+def _dict_classes() -> list:
+    return [c for c in _transform_classes() if issubclass(c, MapTransform)]
+
+
+def test_every_transform_declares_its_backend():
+    classes = _transform_classes()
+    assert len(classes) >= 20, classes
+    for cls in classes:
+        assert "backend" in vars(cls), f"{cls.__name__} does not declare backend"
+        assert isinstance(cls.backend, list) and all(isinstance(b, TransformBackends) for b in cls.backend), cls
+        assert (cls.backend == []) == (cls in LOADERS), cls  # only loaders take no array data
+    for cls in _dict_classes():
+        array = getattr(importlib.import_module(cls.__module__), cls.__name__[:-1])
+        assert cls.backend == array.backend, cls
+
+
+# ----------------------------------------------------------------------------- backends are true
+
+
+def _ct(shape=(28, 28, 20)):
+    """Lung block (-850 HU) in soft tissue (40 HU), 1 mm voxels; returns (image, lung mask), both (1, *shape)."""
+    img = np.full((1, *shape), 40.0, np.float32)
+    img[0, 3:-3, 3:-3, 3:-3] = -850.0
+    img += np.random.default_rng(0).normal(0, 20, img.shape).astype(np.float32)
+    lung = np.zeros(img.shape, np.uint8)
+    lung[0, 3:-3, 3:-3, 3:-3] = 1
+    return img, lung
+
+
+@pytest.fixture(scope="module")
+def tiny_style_model():
+    torch.manual_seed(0)
+    return USVariationalStyleTransfer(channels=(4, 8, 8), latent_dims=3).eval()
+
+
+def _runners(model) -> dict:
+    """For each array transform that declares the numpy and torch backends: ``run(convert)`` calls it on
+    inputs converted by ``convert`` (np.asarray or torch.as_tensor) and returns the output to check."""
+    img, lung = _ct()
+    body = np.full((1, 8, 8, 8), -1000.0, np.float32)
+    body[0, 2:6, 2:6, 2:6] = 40.0
+    pred = np.zeros((2, 8, 8, 8), np.float32)
+    pred[1] = 1.0
+    us = np.random.default_rng(1).random((1, 16, 16)).astype(np.float32)
+    centre = dict(centre=[14.0, 14.0, 10.0], diameter_mm=6.0, centre_frame="voxel", pixdim=1.0)
+    return {
+        MaskOutsideBody: lambda c: MaskOutsideBody(-500.0)(c(pred), c(body)),
+        CheckVolume: lambda c: CheckVolume(hu_range_check=True)(c(img)),
+        CheckLabel: lambda c: CheckLabel(num_classes=2)(c(lung), c(img)),
+        NoduleInsert: lambda c: NoduleInsert(**centre)(c(img), lung_mask=c(lung)),
+        NoduleErase: lambda c: NoduleErase(**centre)(c(img)),
+        RandNoduleInsert: lambda c: RandNoduleInsert(diameter_range=(3.0, 5.0), pixdim=1.0).set_random_state(0)(
+            c(img), lung_mask=c(lung)),
+        StyleTransfer: lambda c: StyleTransfer(model, device="cpu")(c(us), seed=1),
+        RandStyleTransfer: lambda c: RandStyleTransfer(model, prob=1.0, device="cpu").set_random_state(0)(c(us)),
+        StyleInterpolate: lambda c: StyleInterpolate(model, us, us[:, ::-1].copy(), device="cpu")(c(us)),
+    }
+
+
+def test_numpy_and_torch_backends_are_true(tiny_style_model):
+    runners = _runners(tiny_style_model)
+    both = {c for c in _transform_classes() if not issubclass(c, MapTransform) and c.backend}
+    assert set(runners) == both - {ReloadOriginal}, "every array transform on numpy and torch is exercised here"
+    for cls, run in runners.items():
+        assert set(cls.backend) == {TransformBackends.TORCH, TransformBackends.NUMPY}, cls
+        out_np = run(np.asarray)
+        out_t = run(torch.as_tensor)
+        assert isinstance(out_np, np.ndarray) and not isinstance(out_t, np.ndarray), cls
+        assert isinstance(out_t, torch.Tensor), cls
+        np.testing.assert_allclose(out_np, out_t.cpu().numpy(), atol=1e-3, err_msg=cls.__name__)
+
+
+def test_reload_original_is_torch_only(tmp_path):
+    assert ReloadOriginal.backend == [TransformBackends.TORCH]
+    path = tmp_path / "label.nii.gz"
+    nib.save(nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4)), str(path))
+    loaded = LoadScan(image_only=True, ensure_channel_first=True)(str(path))
+    assert isinstance(ReloadOriginal()(loaded), MetaTensor)
+    with pytest.raises(ScanInputError, match="filename_or_obj"):
+        ReloadOriginal()(loaded.numpy())  # a plain array carries no file name
+
+
+# ----------------------------------------------------------------------------- dictionary aliases
+
+
+def test_every_dictionary_transform_has_monai_aliases():
+    locator = ComponentLocator()
+    classes = _dict_classes()
+    assert len(classes) >= 12, classes
+    for cls in classes:
+        assert cls.__name__.endswith("d"), cls
+        mod = importlib.import_module(cls.__module__)
+        package = importlib.import_module(MODULES[cls.__module__])
+        base = cls.__name__[:-1]
+        for alias in (base + "D", base + "Dict"):
+            assert getattr(mod, alias) is cls and alias in mod.__all__, alias
+            assert getattr(package, alias) is cls and alias in package.__all__, alias
+            assert not hasattr(monai.transforms, alias), f"{alias} is also a MONAI name"
+            # a bundle config names it by its short _target_: one module defines it
+            assert locator.get_component_module_name(alias) == cls.__module__, alias
+        assert cls.__name__ in mod.__all__ and cls.__name__ in package.__all__
+    # the convention is MONAI's own
+    assert monai.transforms.ScaleIntensityD is monai.transforms.ScaleIntensityDict is monai.transforms.ScaleIntensityd
+
+
+# ----------------------------------------------------------------------------- __all__ and docstrings
+
+
+@pytest.mark.parametrize("modname", sorted(MODULES))
+def test_module_has_all_and_documents_its_public_definitions(modname):
+    mod = importlib.import_module(modname)
+    assert mod.__doc__, modname
+    assert isinstance(mod.__all__, list) and len(set(mod.__all__)) == len(mod.__all__), modname
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{modname}.__all__ lists missing {name}"
+    missing = []
+    for name, obj in _defined(modname).items():
+        if not (vars(obj).get("__doc__") if inspect.isclass(obj) else obj.__doc__):
+            missing.append(name)
+        if inspect.isclass(obj) and name == obj.__name__:
+            for meth, fn in vars(obj).items():
+                fn = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
+                if inspect.isfunction(fn) and (meth == "__call__" or not meth.startswith("_")) and not fn.__doc__:
+                    missing.append(f"{name}.{meth}")
+    assert not missing, f"{modname}: no docstring: {missing}"
+    package = importlib.import_module(MODULES[modname])
+    for name in mod.__all__:
+        if name[:1].isupper() or inspect.isfunction(getattr(mod, name)):
+            assert getattr(package, name, None) is getattr(mod, name) and name in package.__all__, name
+
+
+# ----------------------------------------------------------------------------- inplace
+
+
+@pytest.mark.parametrize("cls", [NoduleInsert, NoduleInsertd, RandNoduleInsert, RandNoduleInsertd, NoduleErase,
+                                 NoduleErased])
+def test_nodule_transforms_do_not_write_into_their_input_by_default(cls):
+    param = inspect.signature(cls).parameters["inplace"]
+    assert param.default is False and param.annotation in (bool, "bool"), cls

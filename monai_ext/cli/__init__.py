@@ -3,7 +3,7 @@
 Commands:
     list                      bundles and their tasks
     synth --out DIR           synthetic chest-CT phantoms with labels, dataset.json and few-shot folds
-    demo BUNDLE               generate data, train, evaluate and segment the real CT (bounded CPU time)
+    demo BUNDLE               generate data, train, evaluate next to the committed model, segment the real CT
     verify BUNDLE | --all     the Model Zoo checks (layout, metadata, network shapes, TorchScript export)
     package BUNDLE [--out DIR]  the Model Zoo zip (checks first), loadable by monai.bundle.download/load
     label-app BUNDLE --studies DIR [--python PY] [--run]   serve a bundle with MONAI Label, offline
@@ -50,11 +50,33 @@ def synth_command(
     _synth(out=out, cases=cases, seed=seed, shape=shape, spacing=spacing, dicom=dicom, nodules=nodules)
 
 
-def demo_command(bundle: str = "covid19_ct_fewshot_seg", **kwargs) -> None:
-    """Run a bundle's demo end to end; see ``monai_ext.cli.demo.run_demo`` for the options."""
+def demo_command(
+    bundle: str = "covid19_ct_fewshot_seg",
+    work_dir: str = "demo_output",
+    cases: int = 12,
+    seed: int = 0,
+    fold: int = 0,
+    max_epochs: int = 100,
+    time_limit_sec: float = 0.0,
+    allow_partial: bool = False,
+    install_weights: bool = False,
+    real_ct: str | None = None,
+    augmentation: str = "none",
+    train_overrides: dict | None = None,
+) -> None:
+    """Generate phantoms, train the bundle for max_epochs epochs, evaluate it next to the committed model, segment
+    the real CT. The trained weights go to WORK_DIR/models; --install_weights replaces the bundle's models/model.pt
+    only if the new model scores at least as well on the same held-out cases. --time_limit_sec stops training
+    early: the run is then partial, never installed, and exits with status 3 unless --allow_partial."""
     from .demo import run_demo
 
-    run_demo(bundle, **kwargs)
+    result = run_demo(
+        bundle, work_dir=work_dir, cases=cases, seed=seed, fold=fold, max_epochs=max_epochs,
+        time_limit_sec=time_limit_sec, allow_partial=allow_partial, install_weights=install_weights,
+        real_ct=real_ct, augmentation=augmentation, train_overrides=train_overrides,
+    )  # fmt: skip
+    if result["partial"] and not allow_partial:
+        sys.exit(3)
 
 
 def verify_command(*bundles: str, all: bool = False, export: bool = True) -> None:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+from monai.bundle import ConfigParser
 
 from ..bundle_helpers import run_bundle, shared_data_dir
+from ..io import atomic_write
+from ..phantoms.chest_ct_dataset import synthesize_dataset
+from .zoo import resolve_bundle
 
-__all__ = ["read_metric_summary", "describe_label_volume", "save_overlay_png", "run_demo"]
+__all__ = ["describe_label_volume", "install_if_not_worse", "read_metric_summary", "run_demo", "save_overlay_png"]
 
 CLASS_NAMES = ("left lung", "right lung", "infection")
 
@@ -64,88 +69,175 @@ def save_overlay_png(label_path: str | Path, image_path: str | Path, out_png: st
     return Path(out_png)
 
 
+def _train(bundle_dir: Path, **overrides) -> dict:
+    """Run ``train.yaml`` through MONAI's ``ConfigWorkflow`` (what ``python -m monai.bundle run`` does) and report
+    how the training ended: ``{"epochs": done, "time_limited": stopped by the time limit}``."""
+    from monai.bundle import ConfigWorkflow
+
+    configs = bundle_dir / "configs"
+    overrides.setdefault("bundle_root", str(bundle_dir))
+    workflow = ConfigWorkflow(
+        config_file=str(configs / "train.yaml"),
+        meta_file=str(configs / "metadata.json"),
+        logging_file=str(configs / "logging.conf"),
+        workflow_type="train",
+        **overrides,
+    )
+    workflow.initialize()
+    workflow.run()
+    state = workflow.parser.get_parsed_content("train#trainer").state
+    info = {"epochs": int(state.epoch), "time_limited": bool(getattr(state, "time_limit_reached", False))}
+    workflow.finalize()
+    return info
+
+
+def _evaluate(
+    bundle_dir: Path, data_dir: Path, fold: int, ckpt: Path, eval_dir: Path, log_dir: Path, **overrides
+) -> tuple[dict, dict]:
+    """Per-class mean Dice and NSD of the weights ``ckpt`` on the fold's held-out cases (``evaluate.yaml``)."""
+    run_bundle(
+        bundle_dir,
+        ["train.yaml", "evaluate.yaml"],
+        dataset_dir=str(data_dir),
+        fold=fold,
+        ckpt_path=str(ckpt),
+        eval_dir=str(eval_dir),
+        log_dir=str(log_dir),
+        **overrides,
+    )
+    return read_metric_summary(eval_dir, "val_mean_dice"), read_metric_summary(eval_dir, "val_mean_nsd")
+
+
+def install_if_not_worse(trained: Path, committed: Path, new_dice: dict[str, float], old_dice: dict[str, float] | None) -> str:
+    """Copy ``trained`` over ``committed`` (atomically) when its mean Dice on the held-out cases is at least the
+    committed model's; returns what was done, for the user."""
+    new_mean = float(np.mean(list(new_dice.values())))
+    if old_dice is not None:
+        old_mean = float(np.mean(list(old_dice.values())))
+        if new_mean < old_mean:
+            return (f"not installed: mean Dice {new_mean:.3f} is below the committed model's {old_mean:.3f}; "
+                    f"{committed} is unchanged")
+    atomic_write(committed, lambda tmp: shutil.copyfile(trained, tmp))
+    return f"installed as {committed} (mean Dice {new_mean:.3f})"
+
+
 def run_demo(
     bundle: str = "covid19_ct_fewshot_seg",
     work_dir: str = "demo_output",
     cases: int = 12,
     seed: int = 0,
     fold: int = 0,
-    time_limit_sec: float = 480.0,
     max_epochs: int = 100,
+    time_limit_sec: float = 0.0,
+    allow_partial: bool = False,
+    install_weights: bool = False,
     real_ct: str | None = None,
     augmentation: str = "none",
-    **train_overrides,
+    train_overrides: dict | None = None,
 ) -> dict:
-    """Generate phantoms, train the bundle on 4 of them for at most ``time_limit_sec`` (plus the last
-    epoch and validation), evaluate per-class Dice/NSD on the held-out phantoms, segment the real CT
-    (``real_ct`` or ``../shared/data/ct/*.nii.gz`` when present) and print a table.
+    """Generate phantoms, train the bundle on 4 of them for ``max_epochs`` epochs (early stopping may end it
+    sooner), evaluate per-class Dice / NSD on the held-out phantoms next to the committed model's, segment the real
+    CT (``real_ct`` or ``../shared/data/ct/*.nii.gz`` when present) and print a table.
 
-    ``augmentation`` defaults to ``"none"``: in a run of a few minutes the stacked BigAug transforms
-    slow convergence more than they help on phantoms (``train.yaml`` itself defaults to ``"bigaug"``).
-    Further keyword arguments are passed to ``train.yaml`` as overrides (e.g. ``learning_rate=0.002``).
+    The trained weights go to ``<work_dir>/models/model.pt``. The bundle's ``models/model.pt`` is replaced only
+    with ``install_weights=True``, and only when the new model's mean Dice on the same held-out cases is at least
+    the committed model's. ``time_limit_sec > 0`` stops training at the end of the first epoch past that many
+    seconds; such a partial training is reported, is never installed, and makes the result's ``"partial"`` true
+    (the command line then exits with status 3 unless ``allow_partial``).
 
-    Writes ``bundles/<bundle>/models/model.pt`` and everything else under ``work_dir``.
+    ``augmentation`` defaults to ``"none"``: in a run of 100 epochs the stacked BigAug transforms slow convergence
+    more than they help on phantoms (``train.yaml`` itself defaults to ``"bigaug"``). ``train_overrides``: further
+    ``train.yaml`` keys (e.g. ``{"learning_rate": 0.001}``), used for training, evaluation and inference alike.
     """
-    from ..phantoms.chest_ct_dataset import synthesize_dataset
-    from .zoo import resolve_bundle
-
     if bundle != "covid19_ct_fewshot_seg":
         raise ValueError(f"no demo for bundle {bundle!r}; bundles with a demo: covid19_ct_fewshot_seg")
     bundle_dir = resolve_bundle(bundle)
     work = Path(work_dir).resolve()
-    data_dir, eval_dir, real_dir = work / "data", work / "eval", work / "real_ct"
+    data_dir, eval_dir, real_dir, log_dir = work / "data", work / "eval", work / "real_ct", work / "logs"
+    models = work / "models"
+    committed = bundle_dir / "models" / "model.pt"
     t0 = time.perf_counter()
 
-    print(f"[1/4] synthetic chest-CT phantoms: {cases} cases -> {data_dir}")
+    print(f"[1/5] synthetic chest-CT phantoms: {cases} cases -> {data_dir}")
     if not (data_dir / "datalist_fewshot_5fold.json").is_file():
-        synthesize_dataset(data_dir, cases=cases, seed=seed)
+        synthesize_dataset(data_dir, cases=cases, seed=seed, progress=False)
 
-    print(f"[2/4] training on 4 phantoms (fold {fold}) for at most {time_limit_sec:.0f} s on the bundle runner")
-    run_bundle(
-        bundle_dir,
-        ["train.yaml"],
-        dataset_dir=str(data_dir),
-        fold=fold,
-        max_epochs=max_epochs,
-        time_limit_sec=time_limit_sec,
-        augmentation=augmentation,
-        log_dir=str(work / "logs"),
-        **train_overrides,
-    )
+    limit = f", stopping after {time_limit_sec:.0f} s" if time_limit_sec and time_limit_sec > 0 else ""
+    print(f"[2/5] training on 4 phantoms (fold {fold}) for {max_epochs} epochs{limit} -> {models}")
+    extra = dict(train_overrides or {})
+    trained = _train(
+        bundle_dir, dataset_dir=str(data_dir), fold=fold, max_epochs=int(max_epochs),
+        time_limit_sec=float(time_limit_sec or 0), augmentation=augmentation, ckpt_dir=str(models),
+        output_dir=str(work / "train"), log_dir=str(log_dir), **extra,
+    )  # fmt: skip
+    new_ckpt = models / "model.pt"
+    if not new_ckpt.is_file():
+        if trained["time_limited"]:
+            print(f"\nTraining: {trained['epochs']} of {max_epochs} epochs -- STOPPED BY THE TIME LIMIT before the first "
+                  f"validation: no model was saved; {committed} is unchanged")
+            return {"epochs": trained["epochs"], "max_epochs": int(max_epochs), "partial": True, "weights": None,
+                    "installed": False, "dice": None, "nsd": None, "committed_dice": None, "real_ct": None}
+        raise RuntimeError(f"training wrote no {new_ckpt}: it ended before its first validation (val_interval).")
 
-    print(f"[3/4] evaluating on the held-out phantoms -> {eval_dir}")
-    run_bundle(
-        bundle_dir,
-        ["train.yaml", "evaluate.yaml"],
-        dataset_dir=str(data_dir),
-        fold=fold,
-        eval_dir=str(eval_dir),
-        log_dir=str(work / "logs"),
-    )
-    dice = read_metric_summary(eval_dir, "val_mean_dice")
-    nsd = read_metric_summary(eval_dir, "val_mean_nsd")
+    print(f"[3/5] evaluating the trained model on the held-out phantoms -> {eval_dir}")
+    dice, nsd = _evaluate(bundle_dir, data_dir, fold, new_ckpt, eval_dir, log_dir, **extra)
+    old_dice = old_nsd = None
+    if committed.is_file():
+        print(f"[4/5] evaluating the committed {committed.relative_to(bundle_dir.parent.parent)} on the same cases")
+        try:
+            old_dice, old_nsd = _evaluate(bundle_dir, data_dir, fold, committed, work / "eval_committed", log_dir, **extra)
+        except RuntimeError as e:  # e.g. train_overrides changed the network, so the committed weights do not load
+            print(f"      the committed model could not be evaluated with these settings ({str(e).splitlines()[0][:160]})")
+    else:
+        print(f"[4/5] no committed weights at {committed}; nothing to compare with")
 
     real = Path(real_ct) if real_ct else None
     if real is None and (shared := shared_data_dir()) is not None:
         real = next(iter(sorted((shared / "ct").glob("*.nii*"))), None)
-    real_stats = None
+    real_stats = png = None
     if real is not None and real.exists():
-        print(f"[4/4] segmenting the real CT {real} -> {real_dir}")
-        run_bundle(bundle_dir, ["inference.yaml"], dataset_dir=str(real), output_dir=str(real_dir))
+        print(f"[5/5] segmenting the real CT {real.name} with the trained model -> {real_dir}")
+        inference_config = ConfigParser.load_config_file(str(bundle_dir / "configs" / "inference.yaml"))
+        inference_keys = {k: v for k, v in extra.items() if k.split("#")[0] in inference_config}
+        run_bundle(bundle_dir, ["inference.yaml"], dataset_dir=str(real), output_dir=str(real_dir), ckpt_path=str(new_ckpt),
+                   **inference_keys)
         seg = next(real_dir.glob("*_seg.nii.gz"))
         real_stats = describe_label_volume(seg, real)
         png = save_overlay_png(seg, real, work / "real_ct_overlay.png")
     else:
-        print("[4/4] no real CT found (../shared/data/ct/); skipped")
+        print("[5/5] no real CT found (../shared/data/ct/); skipped")
 
+    partial = trained["time_limited"]
     keys = list(dice)
     names = list(CLASS_NAMES) if len(keys) == len(CLASS_NAMES) else keys
-    print("\nHeld-out synthetic cases (original resolution), mean over cases:")
-    print(f"{'class':<12} {'Dice':>7} {'NSD':>7}")
+    print(f"\nTraining: {trained['epochs']} of {max_epochs} epochs"
+          + (" -- STOPPED BY THE TIME LIMIT: a partial training, not installed" if partial else ""))
+    print("Held-out synthetic cases (original resolution), mean over cases:")
+    print(f"{'class':<12} {'Dice':>7} {'NSD':>7}   {'committed Dice':>14} {'NSD':>7}")
     for name, k in zip(names, keys):
-        print(f"{name:<12} {dice[k]:>7.3f} {nsd.get(k, float('nan')):>7.3f}")
+        old = f"{old_dice.get(k, float('nan')):>14.3f} {old_nsd.get(k, float('nan')):>7.3f}" if old_dice else f"{'-':>14} {'-':>7}"
+        print(f"{name:<12} {dice[k]:>7.3f} {nsd.get(k, float('nan')):>7.3f}   {old}")
     if real_stats:
         print(f"\nReal CT {real.name} (ml): " + ", ".join(f"{k} {v:.1f}" for k, v in real_stats.items()))
         print(f"look at {png}: left lung blue, right lung green, infection red; gas below the diaphragm must stay grey")
-    print(f"\nweights: {bundle_dir / 'models' / 'model.pt'}   total time {time.perf_counter() - t0:.0f} s")
-    return {"dice": dict(zip(names, dice.values())), "nsd": dict(zip(names, nsd.values())), "real_ct": real_stats}
+    if install_weights and not partial and old_dice is None and committed.is_file():
+        outcome = f"not installed: the committed model could not be compared; {committed} is unchanged"
+    elif install_weights and not partial:
+        outcome = install_if_not_worse(new_ckpt, committed, dice, old_dice)
+    elif install_weights:
+        outcome = f"not installed: the training was partial; {committed} is unchanged"
+    else:
+        outcome = f"not installed (--install_weights replaces {committed} when the new model scores at least as well)"
+    print(f"\nweights: {new_ckpt}; {outcome}")
+    print(f"total time {time.perf_counter() - t0:.0f} s")
+    return {
+        "dice": dict(zip(names, dice.values())),
+        "nsd": dict(zip(names, nsd.values())),
+        "committed_dice": dict(zip(names, old_dice.values())) if old_dice else None,
+        "epochs": trained["epochs"],
+        "max_epochs": int(max_epochs),
+        "partial": partial,
+        "real_ct": real_stats,
+        "weights": str(new_ckpt),
+        "installed": outcome.startswith("installed"),
+    }

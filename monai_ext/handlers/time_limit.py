@@ -47,4 +47,5 @@ class TimeLimitHandler:
                 f"time limit of {self.limit_sec:.0f} s reached after {elapsed:.0f} s "
                 f"(epoch {engine.state.epoch}, iteration {engine.state.iteration}): stopping."
             )
+            engine.state.time_limit_reached = True  # read by callers that must tell a cut-short run from a full one
             engine.terminate()

@@ -9,19 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
-from . import (  # noqa: E402
-    apps,
-    bundle_helpers,
-    datalists,
-    engines,
-    handlers,
-    io,
-    losses,
-    metrics,
-    networks,
-    phantoms,
-    transforms,
-)
+import sys
 
 __all__ = [
     "apps",
@@ -29,6 +17,7 @@ __all__ = [
     "datalists",
     "engines",
     "handlers",
+    "import_components",
     "io",
     "losses",
     "metrics",
@@ -36,3 +25,29 @@ __all__ = [
     "phantoms",
     "transforms",
 ]
+
+
+def import_components() -> None:
+    """Import every layer but ``cli``: what a bundle config's ``"$import monai_ext"`` relies on to name components
+    by their short ``_target_``. Runs on ``import monai_ext``, except under ``python -m monai_ext``."""
+    from . import (  # noqa: F401
+        apps,
+        bundle_helpers,
+        datalists,
+        engines,
+        handlers,
+        io,
+        losses,
+        metrics,
+        networks,
+        phantoms,
+        transforms,
+    )
+
+
+# `python -m monai_ext ...` imports this package before it runs the command line, with sys.argv[0] == "-m" (only
+# while the package given to -m is imported). There the command line imports the layers itself when a command
+# needs them, so that `--help` and `list` do not pay for importing torch and MONAI. Every other import, including
+# a bundle config's "$import monai_ext" under `python -m monai.bundle`, imports everything.
+if sys.argv[:1] != ["-m"]:
+    import_components()

@@ -91,7 +91,7 @@ def test_project_imports_are_at_module_level_outside_the_command_line():
     so that ``--help`` answers without importing torch."""
     offenders = []
     for path in _modules():
-        if path.parent.name == "cli":
+        if path.parent.name == "cli" or path == PACKAGE / "__init__.py":  # the package's import_components() too
             continue
         tree = ast.parse(path.read_text())
         for fn in ast.walk(tree):

@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 
 def _segmentation_bundles() -> list[str]:
-    from monai_ext.cli.zoo import segmentation_bundles
+    from monai_ext.cli.catalog import segmentation_bundles
 
     return segmentation_bundles()
 
@@ -36,8 +36,8 @@ def _segmentation_bundles() -> list[str]:
 def test_infer_endpoint_returns_a_label_volume_on_the_input_grid(tmp_path, shared_data, bundle):
     import json
 
+    from monai_ext.cli.catalog import resolve_bundle
     from monai_ext.cli.label_app import prepare_app, server_command
-    from monai_ext.cli.zoo import resolve_bundle
 
     meta = json.loads((resolve_bundle(bundle) / "configs" / "metadata.json").read_text())
     pred = next(o for o in meta["network_data_format"]["outputs"].values() if o.get("format") == "segmentation")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_ext.cli import zoo
+from monai_ext.cli import catalog, zoo
 
 NET_KW = dict(spatial_dims=3, in_channels=1, out_channels=2, channels=[4, 8], strides=[2], num_res_units=0)
 
@@ -241,16 +241,16 @@ def test_list_resolve_and_verify_exit_code(tmp_path: Path, monkeypatch, capsys):
     meta = _metadata()
     del meta["copyright"]
     _write_meta(bad, meta)
-    monkeypatch.setenv(zoo.BUNDLES_ENV, str(tmp_path))
+    monkeypatch.setenv(catalog.BUNDLES_ENV, str(tmp_path))
 
-    assert zoo.bundles_root() == tmp_path.resolve()
-    rows = zoo.list_bundles()
+    assert catalog.bundles_root() == tmp_path.resolve()
+    rows = catalog.list_bundles()
     assert [r["name"] for r in rows] == ["bad", "good"]
     assert rows[1]["version"] == "0.1.0" and rows[1]["task"] == "Tiny 3D segmentation"
-    assert zoo.resolve_bundle("good") == good.resolve()
-    assert zoo.resolve_bundle(str(good)) == good.resolve()
+    assert catalog.resolve_bundle("good") == good.resolve()
+    assert catalog.resolve_bundle(str(good)) == good.resolve()
     with pytest.raises(FileNotFoundError, match="good"):
-        zoo.resolve_bundle("nope")
+        catalog.resolve_bundle("nope")
 
     assert zoo.verify(["good"], check_export=False) == 0
     capsys.readouterr()
@@ -287,7 +287,7 @@ def test_mismatched_checkpoint_fails_torchscript(bundle: Path):
 
 
 def test_segmentation_bundles_are_those_declaring_a_segmentation_output(tmp_path: Path):
-    from monai_ext.cli.zoo import segmentation_bundles
+    from monai_ext.cli.catalog import segmentation_bundles
 
     assert "covid19_ct_fewshot_seg" in segmentation_bundles()
     src = Path(__file__).resolve().parents[1] / "bundles" / "covid19_ct_fewshot_seg"

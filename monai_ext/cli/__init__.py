@@ -19,12 +19,14 @@ import sys
 
 import fire
 
+from .. import import_components
+
 __all__ = ["COMMANDS", "main"]
 
 
 def list_bundles_command(bundles_dir: str | None = None) -> None:
     """Print the bundles (name, version, task)."""
-    from .zoo import list_bundles as _list
+    from .catalog import list_bundles as _list
 
     rows = _list(bundles_dir)
     if not rows:
@@ -131,6 +133,9 @@ COMMANDS = {
 def main() -> None:
     """``python -m monai_ext COMMAND``: ``study`` parses its own options (repeatable ``--set``), the rest go
     through fire."""
+    args = sys.argv[1:]
+    if args and args[0] != "list" and not {"--help", "-h"} & set(args):
+        import_components()  # what the commands' bundle configs name by short _target_ (see monai_ext/__init__.py)
     if sys.argv[1:2] == ["study"]:
         study_command(*sys.argv[2:])
         return

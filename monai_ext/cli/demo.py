@@ -13,7 +13,7 @@ from monai.bundle import ConfigParser
 from ..bundle_helpers import run_bundle, shared_data_dir
 from ..io import atomic_write
 from ..phantoms.chest_ct_dataset import synthesize_dataset
-from .zoo import resolve_bundle
+from .catalog import resolve_bundle
 
 __all__ = ["describe_label_volume", "install_if_not_worse", "read_metric_summary", "run_demo", "save_overlay_png"]
 

@@ -14,7 +14,7 @@ __all__ = ["prepare_app", "server_command", "label_app"]
 def prepare_app(bundle: str | Path, apps_dir: str | Path, python: str = sys.executable) -> Path:
     """Copy MONAI Label's ``monaibundle`` sample app into ``apps_dir`` (once) and the bundle into its
     ``model/`` folder (``models/model.pt`` included). Returns the app folder."""
-    from .zoo import is_segmentation_bundle, resolve_bundle, segmentation_bundles
+    from .catalog import is_segmentation_bundle, resolve_bundle, segmentation_bundles
 
     src = resolve_bundle(bundle)
     if not is_segmentation_bundle(src):

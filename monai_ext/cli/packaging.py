@@ -16,11 +16,10 @@ import zipfile
 from pathlib import Path
 
 from ..io import atomic_write
+from .catalog import find_config, resolve_bundle
 from .zoo import (
     export_torchscript,
-    find_config,
     isolated_bundle,
-    resolve_bundle,
     verify_bundle,
 )
 

@@ -41,11 +41,12 @@ arm that every other arm is compared with, seed by seed::
 ``"$@a + {'b': 1}"`` are left alone): a string that is exactly ``"{NAME}"`` becomes the value itself (a list
 stays a list). Known names: ``work``, ``bundle``, ``study``, ``seeds``, ``results_dir`` (``work``, or the
 bundle's ``docs/`` with ``--docs``), the vars, the ``for_each`` names, and in run steps ``arm``, ``seed``,
-``run_dir`` (``<work>/runs/<arm>_seed<seed>``) and ``overrides`` (the run's config overrides).
+``run_dir`` (``<work>/runs/<study file stem>/<arm>_seed<seed>``) and ``overrides`` (the run's config overrides).
+Several studies may share one work folder (data, generated images); their runs and results stay apart.
 
 Config steps go through MONAI's bundle runner (:func:`monai_ext.bundle_helpers.run_bundle`, in this process).
 A run whose ``study_run.json`` exists with the same settings is not run again (resumable); results go to
-``<work>/results.json`` and ``results.md`` and, with ``--docs``, to the bundle's ``docs/<study file stem>.json``
+``<work>/<study file stem>.json`` and ``.md`` and, with ``--docs``, to the bundle's ``docs/<study file stem>.json``
 and ``.md``. Every arm is compared with the baseline over the seeds both have: mean difference with its 95 %
 confidence interval (t distribution), paired t-test and Wilcoxon signed-rank test (scipy).
 """
@@ -53,7 +54,6 @@ confidence interval (t distribution), paired t-test and Wilcoxon signed-rank tes
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import itertools
 import json
@@ -113,7 +113,7 @@ def available_studies(bundle_dir: str | Path) -> dict[str, Path]:
 
 
 def _resolve_bundle(bundle: str | Path) -> Path:
-    from .zoo import resolve_bundle
+    from .catalog import resolve_bundle
 
     try:
         return resolve_bundle(bundle)
@@ -392,7 +392,7 @@ def study_markdown(results: Mapping[str, Any]) -> str:
     if results.get("description"):
         lines += [" ".join(str(results["description"]).split()), ""]
     lines += [f"Seeds {results['seeds']}; baseline `{results.get('baseline')}`; written by "
-              f"`python -m monai_ext study {results['bundle']} {results['study_arg']}`"
+              f"`{('python -m monai_ext study ' + results['bundle'] + ' ' + results['study_arg']).strip()}`"
               + (f" with {' '.join('--set ' + s for s in results['command_line_sets'])}" if results.get("command_line_sets") else "")
               + ".", ""]
     for metric, arms in results["summary"].items():
@@ -400,7 +400,8 @@ def study_markdown(results: Mapping[str, Any]) -> str:
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         comps = results["comparisons"].get(metric, {})
         for arm, s in arms.items():
-            lines.append(f"| {arm} | {s['n']} | {_fmt(s['mean'])} +- {_fmt(s['std'])} | | | | |")
+            spread = f" +- {_fmt(s['std'])}" if s["std"] is not None else ""
+            lines.append(f"| {arm} | {s['n']} | {_fmt(s['mean'])}{spread} | | | | |")
         for name, c in comps.items():
             ci = f" ({_fmt(c['ci95'][0])} to {_fmt(c['ci95'][1])})" if c["ci95"] else ""
             lines.append(f"| {name} | {c['n']} | | {c['mean_difference']:+.4f}{ci} | {c['better']} / {c['worse']} | "
@@ -487,9 +488,9 @@ def run_study(
     """Run a bundle's study (see the module docstring) and return its results dict.
 
     ``arms`` / ``seeds`` restrict the runs (default: the study's); ``work`` is the folder of every output
-    (default ``<bundle>/eval/<study file stem>``); ``sets`` (``{KEY: VALUE}`` or ``["KEY=VALUE"]``) changes a
-    study var of that name, else overrides config key KEY in every run; ``docs`` also writes the results
-    into the bundle's ``docs/``; ``dry_run`` prints the plan and runs nothing."""
+    (default ``<bundle>/eval/study``, shared by the bundle's studies); ``sets`` (``{KEY: VALUE}`` or
+    ``["KEY=VALUE"]``) changes a study var of that name, else overrides config key KEY in every run; ``docs``
+    also writes the results into the bundle's ``docs/``; ``dry_run`` prints the plan and runs nothing."""
     spec = load_study(bundle, study)
     bundle_dir = Path(spec["bundle_dir"])
     name = spec["name"]
@@ -500,7 +501,7 @@ def run_study(
     bad = sorted(set(config_sets) & set(BUILTIN_NAMES))
     if bad:
         raise StudyError(f"--set {bad}: built-in study names cannot be set (use --work, --seeds, --arms).")
-    work_dir = Path(work).expanduser().resolve() if work else bundle_dir / "eval" / name
+    work_dir = Path(work).expanduser().resolve() if work else bundle_dir / "eval" / "study"
     plan = _plan(spec, arms, seeds)
     results_dir = bundle_dir / "docs" if docs else work_dir
     base = {"work": str(work_dir), "bundle": str(bundle_dir), "study": name, "results_dir": str(results_dir),
@@ -531,7 +532,7 @@ def run_study(
     runs = []
     for k, (arm, seed) in enumerate(plan, 1):
         arm_spec = spec["arms"][arm]
-        run_dir = work_dir / "runs" / f"{arm}_seed{seed}"
+        run_dir = work_dir / "runs" / name / f"{arm}_seed{seed}"
         run_base = dict(base, arm=arm, seed=seed, run_dir=str(run_dir))
         # the arm's _vars replace study vars for its runs (--set still wins); later vars see them
         run_names = dict(run_base, **_resolve_vars({**spec["vars"], **arm_spec.get("_vars", {}), **var_sets}, run_base))
@@ -598,7 +599,7 @@ def run_study(
         "seconds": round(time.time() - t_start, 1),
     }
     text, md = json.dumps(results, indent=1) + "\n", study_markdown(results)
-    targets = [work_dir / "results"] + ([bundle_dir / "docs" / name] if docs else [])
+    targets = [work_dir / name] + ([bundle_dir / "docs" / name] if docs else [])
     for stem in targets:
         atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(text))
         atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(md))
@@ -618,7 +619,7 @@ def study_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("study", nargs="?", default=None, help="study name: <name> of configs/study_<name>.yaml (default: configs/study.yaml)")
     p.add_argument("--arms", nargs="+", default=None, help="run only these arms (names, or one comma-separated list)")
     p.add_argument("--seeds", nargs="+", default=None, help="run these seeds instead of the study's (e.g. 0 1 2 or 0,1,2)")
-    p.add_argument("--work", default=None, help="folder of all outputs (default <bundle>/eval/<study file stem>)")
+    p.add_argument("--work", default=None, help="folder of all outputs (default <bundle>/eval/study, shared by the bundle's studies)")
     p.add_argument("--set", dest="sets", action="append", nargs="+", default=[], metavar="KEY=VALUE",
                    help="a study var, or else a config override of every run (VALUE read as YAML)")
     p.add_argument("--docs", action="store_true", help="also write docs/<study file stem>.json and .md into the bundle")

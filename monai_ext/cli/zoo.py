@@ -48,26 +48,27 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from .catalog import (
+    CONFIG_SUFFIXES,
+    bundles_root,
+    find_config,
+    list_bundles,
+    one_line,
+    resolve_bundle,
+)
+
 __all__ = [
     "CheckResult",
     "REQUIRED_METADATA_FIELDS",
     "REQUIRED_IO_FIELDS",
-    "bundles_root",
-    "list_bundles",
-    "resolve_bundle",
-    "find_config",
-    "is_segmentation_bundle",
     "verify_bundle",
     "format_results",
     "verify",
 ]
 
-#: environment variable that overrides :func:`bundles_root`
-BUNDLES_ENV = "MONAI_EXT_BUNDLES"
 #: environment variable naming a local copy of the metadata JSON schema
 SCHEMA_ENV = "MONAI_EXT_META_SCHEMA"
 
-CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
 #: top-level metadata fields required by the Model Zoo (``meta_schema_20220324.json`` + ``ci/verify_bundle.py``)
 REQUIRED_METADATA_FIELDS: tuple[str, ...] = (
@@ -137,117 +138,6 @@ class CheckResult:
 
     def __str__(self) -> str:
         return f"[{'OK' if self.ok else 'FAIL'}] {self.bundle}:{self.check}: {self.message}"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# finding bundles
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def bundles_root() -> Path:
-    """The folder holding the bundles: ``$MONAI_EXT_BUNDLES`` if set, else ``<repository>/bundles``."""
-    env = os.environ.get(BUNDLES_ENV)
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[2] / "bundles"
-
-
-def _is_bundle_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "configs").is_dir()
-
-
-def _bundle_dirs(root: Path) -> list[Path]:
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if _is_bundle_dir(p))
-
-
-def find_config(bundle: Path, name: str) -> Path | None:
-    """``bundle/configs/<name>.json|.yaml|.yml``, whichever exists first, else ``None``."""
-    for suffix in CONFIG_SUFFIXES:
-        p = Path(bundle) / "configs" / f"{name}{suffix}"
-        if p.is_file():
-            return p
-    return None
-
-
-def _one_line(text: Any, width: int = 100) -> str:
-    s = " ".join(str(text).split())
-    if len(s) <= width:
-        return s
-    cut = s.find(". ")
-    if 0 < cut < width:
-        return s[: cut + 1]
-    return s[: width - 3].rstrip() + "..."
-
-
-def list_bundles(root: str | Path | None = None) -> list[dict]:
-    """The bundles under ``root`` (default :func:`bundles_root`), sorted by folder name.
-
-    Each row: ``name`` (folder name), ``version``, ``task``, ``description`` (one line) and ``path``.
-    A bundle whose metadata cannot be read is listed with version ``"?"`` and the error as its task.
-    """
-    root_ = Path(root).expanduser().resolve() if root is not None else bundles_root()
-    rows: list[dict] = []
-    for path in _bundle_dirs(root_):
-        row = {"name": path.name, "version": "?", "task": "", "description": "", "path": str(path)}
-        meta = path / "configs" / "metadata.json"
-        try:
-            with open(meta, encoding="utf-8") as f:
-                m = json.load(f)
-            if not isinstance(m, dict):
-                raise ValueError("metadata is not a JSON object")
-            row["version"] = str(m.get("version", "?"))
-            row["task"] = _one_line(m.get("task", ""))
-            row["description"] = _one_line(m.get("description", ""))
-        except Exception as e:  # unreadable metadata: still list the bundle
-            row["task"] = f"(cannot read {meta.name}: {type(e).__name__}: {_one_line(e, 60)})"
-        rows.append(row)
-    return rows
-
-
-def segmentation_bundles(root: str | Path | None = None) -> list[str]:
-    """Bundles that MONAI Label can serve as segmentation tasks: an inference config, and an output
-    declared with ``"format": "segmentation"`` in ``network_data_format``."""
-    return [row["name"] for row in list_bundles(root) if is_segmentation_bundle(row["path"])]
-
-
-def is_segmentation_bundle(bundle: str | Path) -> bool:
-    """True if the bundle folder has an inference config and declares a ``"format": "segmentation"`` output
-    in ``network_data_format`` (False when its metadata cannot be read)."""
-    bundle = Path(bundle)
-    try:
-        meta = json.loads((bundle / "configs" / "metadata.json").read_text())
-    except (OSError, ValueError):
-        return False
-    outputs = (meta.get("network_data_format") or {}).get("outputs") or {}
-    return bool(find_config(bundle, "inference")) and any(
-        isinstance(o, dict) and o.get("format") == "segmentation" for o in outputs.values()
-    )
-
-
-def resolve_bundle(name_or_path: str | Path) -> Path:
-    """The folder of a bundle given by name (under :func:`bundles_root`) or by path.
-
-    Raises:
-        FileNotFoundError: neither a bundle of that name nor a bundle folder (one with ``configs/``) at that path;
-            the message lists the available bundle names.
-    """
-    root = bundles_root()
-    s = str(name_or_path)
-    candidates = []
-    if s and os.sep not in s and (not os.altsep or os.altsep not in s) and s not in (".", ".."):
-        candidates.append(root / s)
-    candidates.append(Path(s).expanduser())
-    for c in candidates:
-        if _is_bundle_dir(c):
-            return c.resolve()
-    names = [p.name for p in _bundle_dirs(root)]
-    available = ", ".join(names) if names else "(none)"
-    raise FileNotFoundError(
-        f"no bundle {s!r}: not a bundle name under {root} and not a bundle folder (one with configs/); "
-        f"available bundles: {available}"
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -812,7 +702,7 @@ def format_results(results: Sequence[CheckResult], width: int = 100) -> str:
     """A plain text table: bundle, check, OK/FAIL, message (one line, cut to ``width`` characters)."""
     header = ("bundle", "check", "status", "message")
     rows = [
-        (r.bundle, r.check, "OK" if r.ok else "FAIL", _one_line(r.message, width or 10**9))
+        (r.bundle, r.check, "OK" if r.ok else "FAIL", one_line(r.message, width or 10**9))
         for r in results
     ]
     widths = [max([len(header[i])] + [len(row[i]) for row in rows]) for i in range(3)]

@@ -4,6 +4,7 @@ Commands:
     list                      bundles and their tasks
     synth --out DIR           synthetic chest-CT phantoms with labels, dataset.json and few-shot folds
     demo BUNDLE               generate data, train, evaluate next to the committed model, segment the real CT
+    infer BUNDLE INPUT OUTPUT  a bundle's inference on a scan, a DICOM folder or a folder of scans; clean errors
     verify BUNDLE | --all     the Model Zoo checks (layout, metadata, network shapes, TorchScript export)
     package BUNDLE [--out DIR]  the Model Zoo zip (checks first), loadable by monai.bundle.download/load
     label-app BUNDLE --studies DIR [--python PY] [--run]   serve a bundle with MONAI Label, offline
@@ -81,6 +82,22 @@ def demo_command(
         sys.exit(3)
 
 
+def infer_command(bundle: str, input: str, output: str, device: str | None = None, debug: bool = False) -> None:
+    """Run BUNDLE's inference.yaml on INPUT (a scan, a DICOM series folder or a folder of scans), writing into
+    OUTPUT, with a progress line per scan. Bad input: one line naming it, exit status 2 (--debug: the traceback)."""
+    from .infer import BAD_INPUT_EXIT_CODE, infer, input_error_message
+
+    try:
+        infer(bundle, input, output, device=device)
+    except Exception as e:
+        message = input_error_message(e)
+        if message is None or debug:
+            print(getattr(e, "run_log", ""), file=sys.stderr)
+            raise
+        print(f"infer: {message}", file=sys.stderr)
+        sys.exit(BAD_INPUT_EXIT_CODE)
+
+
 def verify_command(*bundles: str, all: bool = False, export: bool = True) -> None:
     """Model Zoo checks for the named bundles (or ``--all``); exits non-zero when a check fails."""
     from .zoo import verify as _verify
@@ -123,6 +140,7 @@ COMMANDS = {
     "list": list_bundles_command,
     "synth": synth_command,
     "demo": demo_command,
+    "infer": infer_command,
     "verify": verify_command,
     "package": package_command,
     "label-app": label_app_command,
@@ -134,9 +152,9 @@ def main() -> None:
     """``python -m monai_ext COMMAND``: ``study`` parses its own options (repeatable ``--set``), the rest go
     through fire."""
     args = sys.argv[1:]
+    if args[:1] == ["study"]:  # imports the components itself when it runs configs (--list, --help stay fast)
+        study_command(*args[1:])
+        return
     if args and args[0] != "list" and not {"--help", "-h"} & set(args):
         import_components()  # what the commands' bundle configs name by short _target_ (see monai_ext/__init__.py)
-    if sys.argv[1:2] == ["study"]:
-        study_command(*sys.argv[2:])
-        return
     fire.Fire(COMMANDS, name="python -m monai_ext")

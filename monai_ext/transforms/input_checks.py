@@ -407,7 +407,7 @@ class CheckVolume(Transform):
             if nd == sd:
                 hint = (
                     f"{nd - 1} spatial dims: a {nd - 1}D image or a single slice (e.g. one DICOM file instead of "
-                    f"the series folder), or a volume loaded without channel dim (use ensure_channel_first=True)"
+                    f"the series folder), or a volume without its channel dimension"
                 )
             elif nd < sd:
                 hint = f"only {nd} dim(s): not a {sd}D volume"
@@ -423,7 +423,7 @@ class CheckVolume(Transform):
         if self.num_channels is not None and shape[0] != self.num_channels:
             hint = ""
             if shape[0] > 4 and shape[-1] <= 4:
-                hint = " (channels last? load with ensure_channel_first=True)"
+                hint = " (channels last?)"
             raise ScanInputError(
                 f"{where}: expected {self.num_channels} channel(s), channel first {expected}, found {shape[0]} "
                 f"in shape {shape}{hint}.",
@@ -570,7 +570,7 @@ class CheckLabel(Transform):
             raise ScanInputError(
                 f"{where}: expected a single-channel label of class indices, channel first (1, H, W, D), found "
                 f"shape {shape} ({n} channels; one-hot or multi-channel labels are not accepted, and a label "
-                "without channel dim needs ensure_channel_first=True).",
+                "without its channel dimension).",
                 filename=filename,
             )
         if image is not None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from ignite.engine import Events
 from monai.bundle import ConfigParser
 
 from ..bundle_helpers import run_bundle, shared_data_dir
 from ..io import atomic_write
 from ..phantoms.chest_ct_dataset import synthesize_dataset
 from .catalog import resolve_bundle
+from .quiet import captured_run_output
 
 __all__ = ["describe_label_volume", "install_if_not_worse", "read_metric_summary", "run_demo", "save_overlay_png"]
 
@@ -69,9 +72,10 @@ def save_overlay_png(label_path: str | Path, image_path: str | Path, out_png: st
     return Path(out_png)
 
 
-def _train(bundle_dir: Path, **overrides) -> dict:
+def _train(bundle_dir: Path, progress=None, **overrides) -> dict:
     """Run ``train.yaml`` through MONAI's ``ConfigWorkflow`` (what ``python -m monai.bundle run`` does) and report
-    how the training ended: ``{"epochs": done, "time_limited": stopped by the time limit}``."""
+    how the training ended: ``{"epochs": done, "time_limited": stopped by the time limit}``. ``progress``: a text
+    stream that gets one line per validation round."""
     from monai.bundle import ConfigWorkflow
 
     configs = bundle_dir / "configs"
@@ -84,11 +88,28 @@ def _train(bundle_dir: Path, **overrides) -> dict:
         **overrides,
     )
     workflow.initialize()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    evaluator = workflow.parser.get_parsed_content("validate#evaluator")
+    start = time.perf_counter()
+
+    def _progress(engine) -> None:
+        dice = engine.state.metrics.get("val_mean_dice", float("nan"))
+        print(f"      epoch {trainer.state.epoch:>3}/{trainer.state.max_epochs}: validation mean Dice {dice:.3f} "
+              f"({time.perf_counter() - start:.0f} s)", file=progress, flush=True)
+
+    if progress is not None:
+        evaluator.add_event_handler(Events.COMPLETED, _progress)
     workflow.run()
-    state = workflow.parser.get_parsed_content("train#trainer").state
+    state = trainer.state
     info = {"epochs": int(state.epoch), "time_limited": bool(getattr(state, "time_limit_reached", False))}
     workflow.finalize()
     return info
+
+
+def _append_log(path: Path, buffer) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(buffer.getvalue())
 
 
 def _evaluate(
@@ -156,20 +177,26 @@ def run_demo(
     data_dir, eval_dir, real_dir, log_dir = work / "data", work / "eval", work / "real_ct", work / "logs"
     models = work / "models"
     committed = bundle_dir / "models" / "model.pt"
+    run_log = log_dir / "demo_runs.log"  # the bundle runner's own output, kept out of the terminal
+    out = sys.stdout
     t0 = time.perf_counter()
 
-    print(f"[1/5] synthetic chest-CT phantoms: {cases} cases -> {data_dir}")
-    if not (data_dir / "datalist_fewshot_5fold.json").is_file():
+    if (data_dir / "datalist_fewshot_5fold.json").is_file():
+        print(f"[1/5] synthetic chest-CT phantoms: using those already in {data_dir}")
+    else:
+        print(f"[1/5] synthetic chest-CT phantoms: {cases} cases (seed {seed}) -> {data_dir}")
         synthesize_dataset(data_dir, cases=cases, seed=seed, progress=False)
 
     limit = f", stopping after {time_limit_sec:.0f} s" if time_limit_sec and time_limit_sec > 0 else ""
     print(f"[2/5] training on 4 phantoms (fold {fold}) for {max_epochs} epochs{limit} -> {models}")
     extra = dict(train_overrides or {})
-    trained = _train(
-        bundle_dir, dataset_dir=str(data_dir), fold=fold, max_epochs=int(max_epochs),
-        time_limit_sec=float(time_limit_sec or 0), augmentation=augmentation, ckpt_dir=str(models),
-        output_dir=str(work / "train"), log_dir=str(log_dir), **extra,
-    )  # fmt: skip
+    with captured_run_output() as log:
+        trained = _train(
+            bundle_dir, progress=out, dataset_dir=str(data_dir), fold=fold, max_epochs=int(max_epochs),
+            time_limit_sec=float(time_limit_sec or 0), augmentation=augmentation, ckpt_dir=str(models),
+            output_dir=str(work / "train"), log_dir=str(log_dir), **extra,
+        )  # fmt: skip
+    _append_log(run_log, log)
     new_ckpt = models / "model.pt"
     if not new_ckpt.is_file():
         if trained["time_limited"]:
@@ -180,12 +207,15 @@ def run_demo(
         raise RuntimeError(f"training wrote no {new_ckpt}: it ended before its first validation (val_interval).")
 
     print(f"[3/5] evaluating the trained model on the held-out phantoms -> {eval_dir}")
-    dice, nsd = _evaluate(bundle_dir, data_dir, fold, new_ckpt, eval_dir, log_dir, **extra)
+    with captured_run_output() as log:
+        dice, nsd = _evaluate(bundle_dir, data_dir, fold, new_ckpt, eval_dir, log_dir, **extra)
+    _append_log(run_log, log)
     old_dice = old_nsd = None
     if committed.is_file():
         print(f"[4/5] evaluating the committed {committed.relative_to(bundle_dir.parent.parent)} on the same cases")
         try:
-            old_dice, old_nsd = _evaluate(bundle_dir, data_dir, fold, committed, work / "eval_committed", log_dir, **extra)
+            with captured_run_output() as log:
+                old_dice, old_nsd = _evaluate(bundle_dir, data_dir, fold, committed, work / "eval_committed", log_dir, **extra)
         except RuntimeError as e:  # e.g. train_overrides changed the network, so the committed weights do not load
             print(f"      the committed model could not be evaluated with these settings ({str(e).splitlines()[0][:160]})")
     else:
@@ -199,8 +229,10 @@ def run_demo(
         print(f"[5/5] segmenting the real CT {real.name} with the trained model -> {real_dir}")
         inference_config = ConfigParser.load_config_file(str(bundle_dir / "configs" / "inference.yaml"))
         inference_keys = {k: v for k, v in extra.items() if k.split("#")[0] in inference_config}
-        run_bundle(bundle_dir, ["inference.yaml"], dataset_dir=str(real), output_dir=str(real_dir), ckpt_path=str(new_ckpt),
-                   **inference_keys)
+        with captured_run_output() as log:
+            run_bundle(bundle_dir, ["inference.yaml"], dataset_dir=str(real), output_dir=str(real_dir),
+                       ckpt_path=str(new_ckpt), **inference_keys)  # fmt: skip
+        _append_log(run_log, log)
         seg = next(real_dir.glob("*_seg.nii.gz"))
         real_stats = describe_label_volume(seg, real)
         png = save_overlay_png(seg, real, work / "real_ct_overlay.png")
@@ -229,7 +261,7 @@ def run_demo(
     else:
         outcome = f"not installed (--install_weights replaces {committed} when the new model scores at least as well)"
     print(f"\nweights: {new_ckpt}; {outcome}")
-    print(f"total time {time.perf_counter() - t0:.0f} s")
+    print(f"total time {time.perf_counter() - t0:.0f} s; the bundle runner's log: {run_log}")
     return {
         "dice": dict(zip(names, dice.values())),
         "nsd": dict(zip(names, nsd.values())),

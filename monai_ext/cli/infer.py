@@ -4,14 +4,9 @@ bad input (exit status 2, no traceback unless ``--debug``)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import re
 import shutil
 import time
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 from monai.bundle import ConfigParser
@@ -20,8 +15,9 @@ from ..bundle_helpers import run_bundle
 from ..io import find_images
 from ..transforms import ScanInputError
 from .catalog import find_config, resolve_bundle
+from .quiet import captured_run_output
 
-__all__ = ["BAD_INPUT_EXIT_CODE", "InferInputError", "captured_run_output", "infer", "input_error_message"]
+__all__ = ["BAD_INPUT_EXIT_CODE", "InferInputError", "infer", "input_error_message"]
 
 #: exit status of ``infer`` on bad input (a missing, unreadable or unsuitable scan)
 BAD_INPUT_EXIT_CODE = 2
@@ -47,27 +43,6 @@ def input_error_message(exc: BaseException) -> str | None:
         if isinstance(e, (*_INPUT_ERRORS, InferInputError)):
             return re.sub(r"\s+", " ", str(e)).strip()
     return None
-
-
-@contextlib.contextmanager
-def captured_run_output() -> Iterator[io.StringIO]:
-    """The bundle runner's log, prints and warnings go into the yielded buffer instead of the terminal, so that
-    ``infer`` shows one progress line per scan (and the buffer is there for ``--debug``)."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    root = logging.getLogger()
-    previous_disable = logging.root.manager.disable
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        warnings.simplefilter("always")
-        logging.disable(logging.CRITICAL)  # MONAI's runner re-configures logging from the bundle's logging.conf
-        root.addHandler(handler)
-        try:
-            yield buffer
-        finally:
-            root.removeHandler(handler)
-            logging.disable(previous_disable)
-            for w in caught:
-                buffer.write(f"{w.category.__name__}: {w.message}\n")
 
 
 def _scans(bundle: Path, config: Path, input_path: Path) -> list[str]:

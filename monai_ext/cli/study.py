@@ -515,6 +515,9 @@ def run_study(
 
     import torch
 
+    from .. import import_components
+
+    import_components()  # the configs name components by short _target_ (not imported under python -m monai_ext)
     torch.set_num_threads(int(spec.get("threads", 1)))
     work_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()

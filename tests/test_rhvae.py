@@ -356,37 +356,6 @@ def _error_chain(e: BaseException | None) -> str:
     return "\n".join(chain)
 
 
-def test_run_protocol_vae_per_seed(tmp_path):
-    """run_protocol.py --vae_per_seed: one RHVAE pair per seed, each trained with that seed."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("run_protocol", BUNDLE / "scripts" / "run_protocol.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    data = _tiny_dataset(tmp_path, n_train=25)  # train_vae.yaml drops the last partial batch of 25
-    work = tmp_path / "work"
-    args = ["--work", str(work), "--dataset_dir", str(data), "--seeds", "0", "1", "--regimes", "real+prior",
-            "--vae_per_seed", "--vae_set", "max_log_diag=3", "--vae_epochs", "1", "--max_epochs", "1", "--iters_per_epoch", "1", "--num_generated", "2"]
-    assert script.main(args) == 0
-    ckpts = {s: torch.load(work / "models" / f"rhvae_class1_seed{s}.pt", weights_only=False) for s in (0, 1)}
-    assert ckpts[1]["hparams"]["max_log_diag"] == 3  # --vae_set reached train_vae.yaml
-    weights = {s: ckpts[s]["state_dict"] for s in (0, 1)}
-    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    res = json.loads((work / "results.json").read_text())
-    assert len(res["balanced_accuracy"]["real+prior"]) == 2 and (work / "real_vs_generated.png").is_file()
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        script.main(args + ["--vae_set", "max_log_diag"])
-    # the ensemble regime reuses the pairs of seeds 0 and 1 and draws the images of a class from both
-    ens = ["--work", str(work), "--dataset_dir", str(data), "--seeds", "0", "--regimes", "real+manifold-ensemble",
-           "--ensemble_seeds", "0", "1", "--vae_epochs", "1", "--max_epochs", "1", "--iters_per_epoch", "1",
-           "--num_generated", "2", "--vae_set", "max_log_diag=3"]
-    assert script.main(ens) == 0
-    assert len(list((work / "generated").glob("class0_hmc_*"))) == 2  # one image from each pair
-    assert not (work / "models" / "rhvae_class0_seed2.pt").exists()
-    with pytest.raises(ValueError, match="unknown regime"):
-        script.main(ens + ["--regimes", "real+magic"])
-
-
 def test_shipped_weights_generate_valid_images():
     """Every RHVAE that train.yaml pools by default is committed: each loads, holds a metric bank of the 50
     training images of its class, differs from the other seeds' and generates images of the training data's
@@ -491,33 +460,3 @@ def test_safe_cholesky_jitters_float32_rounding_and_marks_non_finite():
         safe_cholesky(-torch.eye(3)[None])  # not positive definite at all
 
 
-def test_rescore_script_on_new_subjects(tmp_path):
-    """rescore_test.py: renders new test subjects, scores every run, pairs regimes by seed."""
-    import importlib.util
-
-    from monai.bundle import ConfigParser
-
-    spec = importlib.util.spec_from_file_location("rescore_test", BUNDLE / "scripts" / "rescore_test.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    cfg = ConfigParser()
-    cfg.read_config(str(BUNDLE / "configs" / "train.yaml"))
-    cfg["bundle_root"] = str(tmp_path)
-    torch.manual_seed(0)
-    net = cfg.get_parsed_content("network_def")
-    for regime in ("real", "real+manifold"):
-        for seed in (0, 1):
-            (tmp_path / "runs" / f"{regime}_seed{seed}").mkdir(parents=True)
-            torch.save(net.state_dict(), tmp_path / "runs" / f"{regime}_seed{seed}" / "model.pt")
-    data = tmp_path / "test_data"
-    assert script.main(["--work", str(tmp_path), "--test_per_class", "2", "--skip_first", "1",
-                        "--dataset_dir", str(data), "--out", str(tmp_path / "o")]) == 0
-    res = json.loads((tmp_path / "o" / "rescore.json").read_text())
-    assert len(json.loads((data / "dataset.json").read_text())["test"]) == 6  # 3 per class rendered, 2 scored
-    assert set(res["per_run"]) == {"real", "real+manifold"} and res["summary"]["real"]["runs"] == 2
-    assert 0.0 <= res["per_run"]["real"]["0"] <= 1.0
-    assert res["comparisons"]["real+manifold - real"]["difference_mean"] == 0.0  # same weights
-    with pytest.raises(FileNotFoundError, match="runs"):
-        script.main(["--work", str(tmp_path / "nowhere"), "--dataset_dir", str(data)])
-    with pytest.raises(ValueError, match="fewer than"):
-        script.main(["--work", str(tmp_path), "--test_per_class", "5", "--dataset_dir", str(data)])

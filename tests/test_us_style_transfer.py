@@ -335,44 +335,6 @@ def test_bundle_stages_tiny(tmp_path):
     assert "test_dice" in text and "test_recall" in text
 
 
-def test_fewshot_new_subjects_script(tmp_path):
-    """The re-scoring script: same weights in both arms give a zero paired difference; bad input is named."""
-    import importlib.util
-
-    from monai.bundle import ConfigParser
-
-    from monai_ext.apps.us_variational_style_transfer import save_us_style_checkpoint
-    from monai_ext.phantoms import synthesize_us_dataset
-
-    spec = importlib.util.spec_from_file_location("fewshot_new_subjects", BUNDLE / "scripts" / "fewshot_new_subjects.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    data = tmp_path / "data"
-    synthesize_us_dataset(data, subjects=3, styles=["handheld_curvilinear", "gel_phantom"], seed=5, shape=(64, 64),
-                          progress=False)
-    cfg = ConfigParser()
-    cfg.read_config(str(BUNDLE / "configs" / "evaluate.yaml"))
-    cfg["bundle_root"] = str(BUNDLE)
-    torch.manual_seed(0)
-    net = cfg.get_parsed_content("network")
-    for arm in ("traditional", "style_transfer"):
-        save_us_style_checkpoint(net, tmp_path / "eval" / f"seg_fewshot_{arm}_seed0" / "segmenter.pt")
-    args = ["--seeds", "0", "--dataset_dir", str(data), "--eval_dir", str(tmp_path / "eval"), "--out", str(tmp_path / "o")]
-    assert script.main(args + ["--data_seed", "5"]) == 0
-    res = json.loads((tmp_path / "o" / "fewshot_new_subjects.json").read_text())
-    assert res["images"] == 3  # the target-style image of every subject, all splits
-    run = res["per_run"]["traditional_seed0"]
-    assert 0.0 <= run["dice"] <= 1.0 and len(run["dice_per_class"]) == 3
-    assert res["summary"]["dice"]["paired_difference_mean"] == 0.0
-    assert script.main(args + ["--data_seed", "5", "--arms", "style_transfer"]) == 0  # one arm: no pairing
-    res = json.loads((tmp_path / "o" / "fewshot_new_subjects.json").read_text())
-    assert set(res["per_run"]) == {"style_transfer_seed0"} and res["summary"] == {}
-    with pytest.raises(ValueError, match="data_seed 0"):
-        script.main(args + ["--data_seed", "0"])
-    with pytest.raises(FileNotFoundError, match="seg_fewshot_traditional_seed1"):
-        script.main(args + ["--data_seed", "5", "--seeds", "1"])
-
-
 def test_all_styles_segmenter_selected_on_validation(tmp_path):
     """select_on_validation: validation Dice every epoch; the best epoch's weights are the ones tested and saved."""
     from monai_ext.bundle_helpers import run_bundle

@@ -20,8 +20,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 from ..io import ensure_dataset, folder_listing, is_dicom_file
 from ..phantoms.ultrasound import synthesize_us_dataset
@@ -50,7 +51,7 @@ def _stem(path: Path) -> str:
     return path.stem if path.suffix.lower() in _IMAGE_SUFFIXES else path.name
 
 
-def ultrasound_image_size(path: PathLike) -> Tuple[int, int, int]:
+def ultrasound_image_size(path: PathLike) -> tuple[int, int, int]:
     """(rows, columns, frames) of an image file, read from its header (DICOM) or without decoding (PIL).
 
     Raises ``ValueError`` naming the file when it cannot be read as an image.
@@ -73,7 +74,7 @@ def ultrasound_image_size(path: PathLike) -> Tuple[int, int, int]:
         raise ValueError(f"{p}: not a readable image ({type(e).__name__}: {e}); expected PNG, JPEG, BMP, TIFF, GIF or DICOM.") from e
 
 
-def _find_mask(folder: Path, stem: str, suffix: str, prefer: str) -> Optional[Path]:
+def _find_mask(folder: Path, stem: str, suffix: str, prefer: str) -> Path | None:
     candidates = []
     for ext in (prefer,) + _MASK_SUFFIXES:
         for e in {ext, ext.upper()}:
@@ -90,13 +91,13 @@ def _find_mask(folder: Path, stem: str, suffix: str, prefer: str) -> Optional[Pa
 
 def ultrasound_datalist(
     root: PathLike,
-    masks: Optional[PathLike] = None,
+    masks: PathLike | None = None,
     mask_suffix: str = "",
     require_masks: bool = True,
     check_sizes: bool = True,
     expand_frames: bool = False,
     recursive: bool = False,
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """List the ultrasound images of a folder, each with its mask when a mask folder is given.
 
     Args:
@@ -127,7 +128,7 @@ def ultrasound_datalist(
     if not base.is_dir():
         raise NotADirectoryError(f"{base} is a file; expected a folder of ultrasound images (PNG/JPEG/DICOM).")
     base = base.resolve()
-    mask_dir: Optional[Path] = None
+    mask_dir: Path | None = None
     if masks is not None:
         m = Path(masks).expanduser()
         if not m.is_absolute() and (base / m).is_dir():
@@ -163,10 +164,10 @@ def ultrasound_datalist(
             f"files without suffix). Found: {folder_listing(base)}"
         )
 
-    entries: List[Dict[str, Any]] = []
-    missing: List[Tuple[Path, Path]] = []
+    entries: list[dict[str, Any]] = []
+    missing: list[tuple[Path, Path]] = []
     for img in images:
-        entry: Dict[str, Any] = {"image": str(img)}
+        entry: dict[str, Any] = {"image": str(img)}
         if mask_dir is not None:
             sub = img.parent.relative_to(base)
             folder = mask_dir / sub
@@ -206,11 +207,11 @@ def ultrasound_style_datalist(
     dataset_dir: PathLike,
     synthesize_if_missing: bool = True,
     subjects: int = 40,
-    styles: Optional[Sequence[str]] = None,
+    styles: Sequence[str] | None = None,
     seed: int = 0,
     shape: Sequence[int] = (128, 128),
     check_files: bool = True,
-) -> Dict[str, List[Dict[str, Any]]]:
+) -> dict[str, list[dict[str, Any]]]:
     """Training / validation / test lists of a multi-style ultrasound data set (absolute paths).
 
     ``dataset_dir`` holds a ``dataset.json`` as written by
@@ -239,7 +240,7 @@ def ultrasound_style_datalist(
         content = json.loads(json_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{json_path}: malformed JSON ({e.msg} at line {e.lineno}).") from e
-    out: Dict[str, List[Dict[str, Any]]] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for split in ("training", "validation", "test"):
         items = content.get(split)
         if not isinstance(items, list):

@@ -11,7 +11,7 @@ Wasserstein loss, for which the usual penalty is WGAN-GP (Gulrajani et al. 2017)
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
@@ -21,9 +21,9 @@ __all__ = ["critic_gradient_penalty"]
 def critic_gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor],
     real: torch.Tensor,
-    fake: Optional[torch.Tensor] = None,
+    fake: torch.Tensor | None = None,
     mode: str = "wgan-gp",
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Gradient penalty of ``critic`` (a scalar tensor, differentiable w.r.t. the critic's parameters).
 

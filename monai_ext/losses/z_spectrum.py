@@ -10,7 +10,7 @@ which matches the 1D power spectrum of generated and real images.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -9,7 +9,7 @@ the lung. Compare them with the same numbers of real volumes.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -43,9 +44,9 @@ __all__ = [
 ]
 
 #: Label values of :attr:`ChestCTCase.label`.
-LABELS: Dict[int, str] = {0: "background", 1: "left lung", 2: "right lung", 3: "infection"}
+LABELS: dict[int, str] = {0: "background", 1: "left lung", 2: "right lung", 3: "infection"}
 #: HU values are clipped to this range (the range of 12-bit CT with intercept -1024).
-HU_RANGE: Tuple[float, float] = (-1024.0, 3071.0)
+HU_RANGE: tuple[float, float] = (-1024.0, 3071.0)
 
 # Tissue classes of the intermediate map (:attr:`ChestCTCase.tissue`).
 (AIR, SKIN, FAT, MUSCLE, VFAT, BONE, MARROW, CARTILAGE, DISC, CANAL, LUNG, BLOOD, MYOCARDIUM,
@@ -53,7 +54,7 @@ HU_RANGE: Tuple[float, float] = (-1024.0, 3071.0)
  TABLE_FOAM) = range(25)
 
 #: Names of the tissue classes in :attr:`ChestCTCase.tissue`.
-TISSUE_NAMES: Dict[int, str] = {
+TISSUE_NAMES: dict[int, str] = {
     AIR: "air", SKIN: "skin", FAT: "subcutaneous/epicardial fat", MUSCLE: "muscle",
     VFAT: "visceral/mediastinal fat", BONE: "cortical bone", MARROW: "cancellous bone/marrow",
     CARTILAGE: "costal cartilage", DISC: "intervertebral disc", CANAL: "spinal canal",
@@ -65,7 +66,7 @@ TISSUE_NAMES: Dict[int, str] = {
 }
 
 # Per class: (range of the case mean HU, amplitude HU of the smooth texture).
-_TISSUE_HU: Dict[int, Tuple[Tuple[float, float], float]] = {
+_TISSUE_HU: dict[int, tuple[tuple[float, float], float]] = {
     AIR: ((-1000.0, -1000.0), 0.0),
     SKIN: ((20.0, 50.0), 4.0),
     FAT: ((-110.0, -88.0), 8.0),
@@ -122,9 +123,9 @@ class ChestCTCase:
     image: np.ndarray
     label: np.ndarray
     affine: np.ndarray
-    spacing: Tuple[float, float, float]
-    info: Dict[str, Any]
-    tissue: Optional[np.ndarray] = None
+    spacing: tuple[float, float, float]
+    info: dict[str, Any]
+    tissue: np.ndarray | None = None
 
 
 def phantom_affine(shape: Sequence[int], spacing: Sequence[float]) -> np.ndarray:
@@ -157,13 +158,13 @@ class _Grid:
         i1 = min(n, int(math.floor((hi - a0) / s + 1e-6)) + 1)
         return slice(i0, max(i0, i1))
 
-    def box(self, lo: Sequence[float], hi: Sequence[float]) -> Optional[Tuple[slice, slice, slice]]:
+    def box(self, lo: Sequence[float], hi: Sequence[float]) -> tuple[slice, slice, slice] | None:
         b = (self.sl(0, lo[0], hi[0]), self.sl(1, lo[1], hi[1]), self.sl(2, lo[2], hi[2]))
         if any(s.stop <= s.start for s in b):
             return None
         return b
 
-    def xyz(self, box: Tuple[slice, slice, slice]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def xyz(self, box: tuple[slice, slice, slice]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (self.ax[0][box[0]][:, None, None], self.ax[1][box[1]][None, :, None],
                 self.ax[2][box[2]][None, None, :])
 
@@ -174,7 +175,7 @@ def _seg_box(grid: _Grid, p0: np.ndarray, p1: np.ndarray, pad: float):
     return grid.box(lo, hi)
 
 
-def _seg_dist(grid: _Grid, box, p0: np.ndarray, p1: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _seg_dist(grid: _Grid, box, p0: np.ndarray, p1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance (mm) of each voxel of ``box`` to the segment p0-p1, and the projection t in [0, 1]."""
     X, Y, Z = grid.xyz(box)
     ux, uy, uz = (float(p1[i] - p0[i]) for i in range(3))
@@ -198,7 +199,7 @@ def _frame(axis: np.ndarray) -> np.ndarray:
     return np.stack([v1, v2, v3])
 
 
-def _ellipsoid_q2(grid: _Grid, box, centre, semi, rot: Optional[np.ndarray] = None) -> np.ndarray:
+def _ellipsoid_q2(grid: _Grid, box, centre, semi, rot: np.ndarray | None = None) -> np.ndarray:
     """Normalised squared radius ``sum((R (p - c))_a / semi_a)^2`` of the voxels of ``box``."""
     X, Y, Z = grid.xyz(box)
     dx, dy, dz = X - float(centre[0]), Y - float(centre[1]), Z - float(centre[2])
@@ -229,7 +230,7 @@ def _interp_matrix(n_out: int, pos_out: np.ndarray, n_in: int, x0: float, step: 
     return w
 
 
-def _upsample(coarse: np.ndarray, grid: _Grid, box=None, step: Optional[Sequence[float]] = None) -> np.ndarray:
+def _upsample(coarse: np.ndarray, grid: _Grid, box=None, step: Sequence[float] | None = None) -> np.ndarray:
     """Trilinear upsampling of ``coarse`` (nodes spanning the FOV, or ``box``) onto grid voxels.
 
     Separable: three small matrix products, the last one producing the C-ordered result.
@@ -494,7 +495,7 @@ class _Anatomy:
              + amp * np.sin(z / wl + ph))
         return s.astype(np.float32)
 
-    def wall_maps(self, x: np.ndarray, y: np.ndarray) -> Dict[str, np.ndarray]:
+    def wall_maps(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         """2D maps over (x, y): thresholds on ``scale(z)`` of the body layers and the polar terms."""
         X, Y = x[:, None].astype(np.float64), y[None, :].astype(np.float64)
         dx, dy = X - self.cx, Y - self.cy
@@ -589,7 +590,7 @@ class _Scene:
         np.copyto(self.label[box], np.uint8(0), where=m)
         np.copyto(self.tissue[box], np.uint8(VFAT), where=m)
 
-    def tube(self, poly, cls: Optional[int], wall: Optional[Tuple[float, int]] = None,
+    def tube(self, poly, cls: int | None, wall: tuple[float, int] | None = None,
              carve: float = 3.0, allow_lung: bool = False) -> None:
         """Paint a polyline tube (radii in mm at the nodes), optionally with a wall layer."""
         nodes, radii = poly
@@ -806,7 +807,7 @@ class _Scene:
         self.paint(box, m, MUSCLE)
 
     def ellipsoid_organ(self, centre, semi, rot, cls: int, ok_abdomen: bool = True,
-                        rng: Optional[np.random.Generator] = None, rough: float = 0.0):
+                        rng: np.random.Generator | None = None, rough: float = 0.0):
         """Paint a (rotated) ellipsoid, its surface made irregular by ``rough`` x a smooth noise."""
         box = _ellipsoid_box(self.g, centre, semi, 1.0 + rough * max(semi))
         if box is None:
@@ -941,12 +942,12 @@ class _Scene:
 
 
 def _grow_tree(rng: np.random.Generator, root: np.ndarray, pts: np.ndarray, r_leaf: float,
-               r_max: float) -> List[Tuple[np.ndarray, np.ndarray, float, float, int]]:
+               r_max: float) -> list[tuple[np.ndarray, np.ndarray, float, float, int]]:
     """Binary tree from ``root`` to every point of ``pts`` by recursive bisection of the point set.
 
     Returns segments ``(p0, p1, r0, r1, n_leaves)`` (mm); radii follow ``r_leaf * sqrt(leaves)``.
     """
-    segs: List[Tuple[np.ndarray, np.ndarray, float, float, int]] = []
+    segs: list[tuple[np.ndarray, np.ndarray, float, float, int]] = []
 
     def rad(n: int) -> float:
         return min(r_max, r_leaf * n ** 0.42)
@@ -990,7 +991,7 @@ class _Plan:
         X, Y, Z = (np.broadcast_to(a, cg.shape) for a in cg.xyz((slice(None),) * 3))
         jitter = np.array(cg.spacing) / 2.0
 
-        def sample(mask: np.ndarray, n: int, weight: Optional[np.ndarray] = None) -> np.ndarray:
+        def sample(mask: np.ndarray, n: int, weight: np.ndarray | None = None) -> np.ndarray:
             idx = np.flatnonzero(mask)
             if idx.size == 0:
                 return np.zeros((0, 3))
@@ -1004,8 +1005,8 @@ class _Plan:
 
         # vessel trees: arteries from the hilum, veins from the left atrium; their leaves are lung
         # points on a jittered lattice (1 coarse cell in 4), so vessels reach every part of the lung
-        self.vessels: List[Tuple[np.ndarray, np.ndarray, float, float, int]] = []
-        self.airways: List[Tuple[np.ndarray, np.ndarray, float, float]] = []
+        self.vessels: list[tuple[np.ndarray, np.ndarray, float, float, int]] = []
+        self.airways: list[tuple[np.ndarray, np.ndarray, float, float]] = []
         I, J, K = np.indices(cg.shape)
         off = rng.integers(0, 2, 3)
         lattice = ((I + off[0]) % 2 == 0) & ((J + K + off[1]) % 2 == 0)
@@ -1035,7 +1036,7 @@ class _Plan:
                 self.airways.append((p0 + off, p1 + off, 0.8 * r0 + 0.4, 0.8 * r1 + 0.4))
 
         # lesions: peripheral, posterior and lower-lobe weighted, bilateral
-        self.lesions: List[Dict[str, Any]] = []
+        self.lesions: list[dict[str, Any]] = []
         lung = lab > 0
         total_ml = sum(self.coarse_lung_ml.values())
         if lesions and lung.any():
@@ -1078,7 +1079,7 @@ class _Plan:
                 })
 
         # solid nodules away from the pleura
-        self.nodules: List[Dict[str, Any]] = []
+        self.nodules: list[dict[str, Any]] = []
         if nodules and lung.any():
             dist = ndi.distance_transform_edt(lung, sampling=cg.spacing)
             for _ in range(int(rng.integers(1, 5))):
@@ -1142,7 +1143,7 @@ def _paint_airways_hu(img: np.ndarray, tissue: np.ndarray, grid: _Grid, segs, wa
 
 
 def _paint_lesions(img: np.ndarray, label: np.ndarray, grid: _Grid, plan: _Plan,
-                   tex_amp: float) -> List[Dict[str, Any]]:
+                   tex_amp: float) -> list[dict[str, Any]]:
     """Blend the planned lesions over lung voxels (soft edges, textured) and label them 3."""
     out = []
     for les in plan.lesions:
@@ -1189,11 +1190,11 @@ def _paint_nodules(img: np.ndarray, label: np.ndarray, grid: _Grid, plan: _Plan)
         np.copyto(sub, sub + w * (nod["hu"] - sub), where=ok & (w > 0))
 
 
-def _to_ras(p: np.ndarray) -> List[float]:
+def _to_ras(p: np.ndarray) -> list[float]:
     return [float(-p[0]), float(-p[1]), float(p[2])]
 
 
-def _to_voxel(p: np.ndarray, grid: _Grid) -> List[float]:
+def _to_voxel(p: np.ndarray, grid: _Grid) -> list[float]:
     return [float(p[a] / grid.spacing[a] + (grid.shape[a] - 1) / 2.0) for a in range(3)]
 
 
@@ -1204,7 +1205,7 @@ def generate_chest_ct(
     lesions: bool = True,
     nodules: bool = False,
     noise_std: float = 20.0,
-    blur_mm: Optional[float] = None,
+    blur_mm: float | None = None,
 ) -> ChestCTCase:
     """Generate one synthetic chest + upper-abdomen CT with lung and infection labels.
 
@@ -1281,7 +1282,7 @@ def generate_chest_ct(
     vox_ml = float(np.prod(spacing)) / 1000.0
     n_left, n_right, n_inf = (int(np.count_nonzero(label == v)) for v in (1, 2, 3))
     lung_vox = n_left + n_right + n_inf
-    info: Dict[str, Any] = {
+    info: dict[str, Any] = {
         "seed": int(seed) if isinstance(seed, (int, np.integer)) else seed,
         "shape": list(shape),
         "spacing": list(spacing),

@@ -11,7 +11,6 @@ import datetime
 import inspect
 import os
 from pathlib import Path
-from typing import List, Optional, Union
 
 import numpy as np
 import pydicom
@@ -37,7 +36,7 @@ def _ds(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _uid(seed_uid: Optional[str], *parts: str) -> str:
+def _uid(seed_uid: str | None, *parts: str) -> str:
     if seed_uid is None:
         return generate_uid()
     return generate_uid(entropy_srcs=[str(seed_uid), *parts])
@@ -53,12 +52,12 @@ def _save(ds: FileDataset, path: Path) -> None:
 def write_dicom_series(
     image_hu: np.ndarray,
     affine: np.ndarray,
-    out_dir: Union[str, os.PathLike],
+    out_dir: str | os.PathLike,
     *,
     patient_id: str = "PHANTOM",
     series_description: str = "monai_ext chest CT phantom",
-    seed_uid: Optional[str] = None,
-) -> List[Path]:
+    seed_uid: str | None = None,
+) -> list[Path]:
     """Write ``image_hu`` as a CT series, one DICOM file per slice along the third array axis.
 
     Args:
@@ -105,7 +104,7 @@ def write_dicom_series(
     series_uid = _uid(seed_uid, "series")
     frame_uid = _uid(seed_uid, "frame-of-reference")
     nx, ny, nz = img.shape
-    paths: List[Path] = []
+    paths: list[Path] = []
     for k in range(nz):
         sop_uid = _uid(seed_uid, "instance", str(k))
         meta = FileMetaDataset()

@@ -53,9 +53,10 @@ import math
 import os
 import time
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 from scipy import fft as _fft
@@ -82,7 +83,7 @@ SPEED_OF_SOUND_M_S = 1540.0
 #: Top of the displayed range, in dB above the mean echo power of reference tissue (echogenicity 1).
 DISPLAY_CEILING_DB = 30.0
 #: Label values of :func:`generate_us_anatomy`.
-US_LABELS: Dict[int, str] = {0: "background", 1: "vessel", 2: "cyst", 3: "solid_lesion"}
+US_LABELS: dict[int, str] = {0: "background", 1: "vessel", 2: "cyst", 3: "solid_lesion"}
 
 # Every structure lies inside this fan (and so inside the field of view of every style whose fan is at
 # least as wide: opening angle >= 60 degrees, apex >= 0.35 image heights above the image).
@@ -207,13 +208,13 @@ class UltrasoundStyle:
         """Side of a (square) display pixel for an image of ``shape`` = (H, W): depth / H."""
         return self.depth_cm * 10.0 / int(shape[0])
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """All fields as a JSON-serialisable dict (``UltrasoundStyle(**d)`` rebuilds it)."""
         return dataclasses.asdict(self)
 
 
 #: Built-in styles. Keys are the style names.
-ULTRASOUND_STYLES: Dict[str, UltrasoundStyle] = {
+ULTRASOUND_STYLES: dict[str, UltrasoundStyle] = {
     s.name: s
     for s in (
         # vascular / small-parts linear probe on a current machine: fine speckle, shallow, even, mid grey
@@ -256,7 +257,7 @@ ULTRASOUND_STYLES: Dict[str, UltrasoundStyle] = {
 }
 
 
-def _resolve_style(style: Union[UltrasoundStyle, str, Mapping[str, Any]]) -> UltrasoundStyle:
+def _resolve_style(style: UltrasoundStyle | str | Mapping[str, Any]) -> UltrasoundStyle:
     if isinstance(style, UltrasoundStyle):
         return style
     if isinstance(style, str):
@@ -271,7 +272,7 @@ def _resolve_style(style: Union[UltrasoundStyle, str, Mapping[str, Any]]) -> Ult
     raise TypeError(f"style must be an UltrasoundStyle, a style name or a dict of its fields, got {type(style).__name__}.")
 
 
-def _check_shape(shape: Sequence[int]) -> Tuple[int, int]:
+def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
     try:
         h, w = (int(s) for s in shape)
     except (TypeError, ValueError) as e:
@@ -284,7 +285,7 @@ def _check_shape(shape: Sequence[int]) -> Tuple[int, int]:
 # ------------------------------------------------------------------------------------ field of view
 
 
-def ultrasound_fov_mask(shape: Sequence[int], style: Union[UltrasoundStyle, str, None] = None) -> np.ndarray:
+def ultrasound_fov_mask(shape: Sequence[int], style: UltrasoundStyle | str | None = None) -> np.ndarray:
     """Field of view of ``style`` on an image of ``shape`` = (H, W): bool (H, W), True where the probe
     images (everything for a linear style; the fan for a curvilinear one). ``style=None``: the region in
     which :func:`generate_us_anatomy` places structures (the field every built-in style covers)."""
@@ -306,7 +307,7 @@ def _fan_mask(h: int, w: int, angle_deg: float, apex_offset: float) -> np.ndarra
     return (r >= r0) & (r <= r0 + h) & (np.abs(theta) <= math.radians(angle_deg) / 2)
 
 
-def _cartesian_to_polar(h: int, w: int, r0: float) -> Tuple[np.ndarray, np.ndarray]:
+def _cartesian_to_polar(h: int, w: int, r0: float) -> tuple[np.ndarray, np.ndarray]:
     """Radius (pixels) and angle (rad, 0 = straight down) of every pixel centre about the apex (-r0, w/2)."""
     y = np.arange(h, dtype=np.float64)[:, None] + 0.5 + r0
     x = np.arange(w, dtype=np.float64)[None, :] + 0.5 - w / 2.0
@@ -316,7 +317,7 @@ def _cartesian_to_polar(h: int, w: int, r0: float) -> Tuple[np.ndarray, np.ndarr
 # ------------------------------------------------------------------------------------------ anatomy
 
 
-def _smooth_noise(rng: np.random.Generator, shape: Tuple[int, int], sigma: Union[float, Sequence[float]]) -> np.ndarray:
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float | Sequence[float]) -> np.ndarray:
     """Zero-mean, unit-std Gaussian random field with correlation length ``sigma`` (pixels)."""
     field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
     return (field - field.mean()) / (field.std() + 1e-12)
@@ -331,7 +332,7 @@ def _wavy_boundary(rng: np.random.Generator, w: int, mean_row: float, amplitude:
     return out
 
 
-def _radial_shape(rng: np.random.Generator, irregularity: float) -> Tuple[np.ndarray, np.ndarray]:
+def _radial_shape(rng: np.random.Generator, irregularity: float) -> tuple[np.ndarray, np.ndarray]:
     """Random low-order Fourier perturbation of a circle: (amplitudes, phases) of harmonics 2..6."""
     amps = rng.uniform(0, irregularity, size=5) / np.arange(1, 6) ** 0.5
     phases = rng.uniform(0, 2 * math.pi, size=5)
@@ -339,8 +340,8 @@ def _radial_shape(rng: np.random.Generator, irregularity: float) -> Tuple[np.nda
 
 
 def _structure_mask(
-    yy: np.ndarray, xx: np.ndarray, centre: Tuple[float, float], radii: Tuple[float, float], angle: float,
-    harmonics: Optional[Tuple[np.ndarray, np.ndarray]] = None, grow: float = 0.0,
+    yy: np.ndarray, xx: np.ndarray, centre: tuple[float, float], radii: tuple[float, float], angle: float,
+    harmonics: tuple[np.ndarray, np.ndarray] | None = None, grow: float = 0.0,
 ) -> np.ndarray:
     """Pixels inside a rotated ellipse (optionally with a Fourier-perturbed radius), grown by ``grow`` px."""
     dy, dx = yy - centre[0], xx - centre[1]
@@ -360,10 +361,10 @@ def _structure_mask(
 def generate_us_anatomy(
     seed: int,
     shape: Sequence[int] = (128, 128),
-    num_vessels: Optional[int] = None,
-    num_cysts: Optional[int] = None,
-    num_lesions: Optional[int] = None,
-) -> Dict[str, Any]:
+    num_vessels: int | None = None,
+    num_cysts: int | None = None,
+    num_lesions: int | None = None,
+) -> dict[str, Any]:
     """Draw the style-free content of one ultrasound image: tissue layers and structures with labels.
 
     Args:
@@ -431,7 +432,7 @@ def generate_us_anatomy(
     kinds = ["lesion"] * int(num_lesions) + ["vessel"] * int(num_vessels) + ["cyst"] * int(num_cysts)
     label = np.zeros((h, w), dtype=np.uint8)
     occupied = np.zeros((h, w), dtype=bool)
-    structures: List[Dict[str, Any]] = []
+    structures: list[dict[str, Any]] = []
     margin = max(2.0, 0.03 * size)
     for kind in kinds:
         for _ in range(200):
@@ -461,7 +462,7 @@ def generate_us_anatomy(
         occupied |= grown
         thickness = max(1.6, 0.25 * min(radii)) if kind == "vessel" else max(1.0, 0.12 * min(radii))
         wall = _structure_mask(yy, xx, centre, radii, angle, harmonics, grow=thickness) & ~inside
-        record: Dict[str, Any] = {
+        record: dict[str, Any] = {
             "kind": kind,
             "centre": [round(float(c), 2) for c in centre],
             "radii": [round(float(r_), 2) for r_ in radii],
@@ -502,7 +503,7 @@ def generate_us_anatomy(
 # ------------------------------------------------------------------------------------------ imaging
 
 
-def _check_anatomy(anatomy: Mapping[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
+def _check_anatomy(anatomy: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(anatomy, Mapping) or "echogenicity" not in anatomy:
         raise ValueError("anatomy must be a dict from generate_us_anatomy with an 'echogenicity' (H, W) map.")
     echo = np.asarray(anatomy["echogenicity"], dtype=np.float64)
@@ -526,7 +527,7 @@ def _beam_profile(style: UltrasoundStyle, h: int) -> np.ndarray:
     return 1.0 + style.beam_spread * np.abs(depth_frac - style.focus_depth)
 
 
-def _simulation_grid(style: UltrasoundStyle, h: int, w: int) -> Dict[str, Any]:
+def _simulation_grid(style: UltrasoundStyle, h: int, w: int) -> dict[str, Any]:
     """Where the scan lines are: sample coordinates (array indices into the (H, W) anatomy)."""
     px = style.pixel_size_mm((h, w))
     if not style.is_sector:
@@ -569,7 +570,7 @@ def _beam_kernel(sigma: float) -> np.ndarray:
     return k / k.sum()
 
 
-def _lateral_filter(scat: np.ndarray, sigma_rows: np.ndarray, ka: int) -> Tuple[np.ndarray, np.ndarray]:
+def _lateral_filter(scat: np.ndarray, sigma_rows: np.ndarray, ka: int) -> tuple[np.ndarray, np.ndarray]:
     """Convolve the fine scatterer map laterally with a Gaussian whose sigma (in lines) varies per display
     row: blend of filters at up to three sigmas. Returns the filtered map and, per display row, the energy
     (sum of squares) of the effective kernel, for normalisation."""
@@ -652,7 +653,7 @@ def _envelope(
 
 def simulate_bmode(
     anatomy: Mapping[str, Any],
-    style: Union[UltrasoundStyle, str],
+    style: UltrasoundStyle | str,
     seed: int,
 ) -> np.ndarray:
     """B-mode image of ``anatomy`` (from :func:`generate_us_anatomy`) as seen by ``style``.
@@ -713,7 +714,7 @@ def simulate_bmode(
 # ------------------------------------------------------------------------------ style interpolation
 
 
-def blend_ultrasound_styles(a: Union[UltrasoundStyle, str], b: Union[UltrasoundStyle, str], t: float) -> UltrasoundStyle:
+def blend_ultrasound_styles(a: UltrasoundStyle | str, b: UltrasoundStyle | str, t: float) -> UltrasoundStyle:
     """Style ``(1 - t) * a + t * b`` (every numeric field linearly, frequency and density geometrically).
 
     Blending a linear and a curvilinear style keeps the field of view of the nearer one. Used to make
@@ -721,7 +722,7 @@ def blend_ultrasound_styles(a: Union[UltrasoundStyle, str], b: Union[UltrasoundS
     """
     a, b = _resolve_style(a), _resolve_style(b)
     t = float(t)
-    values: Dict[str, Any] = {"name": f"{a.name}~{b.name}@{t:.3g}"}
+    values: dict[str, Any] = {"name": f"{a.name}~{b.name}@{t:.3g}"}
     for field in dataclasses.fields(UltrasoundStyle):
         if field.name == "name":
             continue
@@ -741,13 +742,13 @@ def blend_ultrasound_styles(a: Union[UltrasoundStyle, str], b: Union[UltrasoundS
     return UltrasoundStyle(**values)
 
 
-def sample_ultrasound_style(seed: int, name: Optional[str] = None) -> UltrasoundStyle:
+def sample_ultrasound_style(seed: int, name: str | None = None) -> UltrasoundStyle:
     """A random style with every field drawn uniformly within the range spanned by the built-in styles
     (frequency and density log-uniformly); linear or curvilinear with equal probability. Its fan is never
     narrower than the region where :func:`generate_us_anatomy` places structures."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x57]))
     styles = list(ULTRASOUND_STYLES.values())
-    values: Dict[str, Any] = {"name": name or f"sampled_{int(seed)}"}
+    values: dict[str, Any] = {"name": name or f"sampled_{int(seed)}"}
     for field in dataclasses.fields(UltrasoundStyle):
         if field.name in ("name", "sector_angle_deg", "apex_offset"):
             continue
@@ -785,14 +786,14 @@ def _subject_seed(seed: int, index: int) -> int:
 
 
 def synthesize_us_dataset(
-    out_dir: Union[str, os.PathLike],
+    out_dir: str | os.PathLike,
     subjects: int = 40,
-    styles: Optional[Sequence[str]] = None,
+    styles: Sequence[str] | None = None,
     seed: int = 0,
     shape: Sequence[int] = (128, 128),
     progress: bool = True,
     split: Sequence[float] = (0.7, 0.15, 0.15),
-) -> Dict[str, List[Dict[str, str]]]:
+) -> dict[str, list[dict[str, str]]]:
     """Render ``subjects`` anatomies in every style and write them as PNG with labels and a data list.
 
     Writes (every file to a temporary sibling, then renamed)::
@@ -847,7 +848,7 @@ def synthesize_us_dataset(
     for rank, idx in enumerate(order):
         split_of[int(idx)] = "training" if rank < n_train else ("validation" if rank < n_train + n_val else "test")
 
-    relative: Dict[str, List[Dict[str, str]]] = {"training": [], "validation": [], "test": []}
+    relative: dict[str, list[dict[str, str]]] = {"training": [], "validation": [], "test": []}
     records = []
     for i in range(subjects):
         t0 = time.perf_counter()

@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from .body_mask import MaskOutsideBody, MaskOutsideBodyD, MaskOutsideBodyd, MaskOutsideBodyDict, body_outline
+from .body_mask import (
+    MaskOutsideBody,
+    MaskOutsideBodyD,
+    MaskOutsideBodyd,
+    MaskOutsideBodyDict,
+    body_outline,
+)
 from .hu_window import hu_to_unit, unit_to_hu
 from .input_checks import (
     CheckLabel,
@@ -46,7 +52,12 @@ from .nodule_insert import (
     RandNoduleInsertd,
     RandNoduleInsertDict,
 )
-from .reload_original import ReloadOriginal, ReloadOriginalD, ReloadOriginald, ReloadOriginalDict
+from .reload_original import (
+    ReloadOriginal,
+    ReloadOriginalD,
+    ReloadOriginald,
+    ReloadOriginalDict,
+)
 
 __all__ = [
     "body_outline",

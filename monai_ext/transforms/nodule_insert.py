@@ -234,7 +234,7 @@ class NoduleInsert(Transform):
         self.inplace = inplace
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], **kwargs: Any) -> "NoduleInsert":
+    def from_record(cls, record: Mapping[str, Any], **kwargs: Any) -> NoduleInsert:
         """The transform that reproduces a ``meta["nodules"]`` entry (world-frame centre); ``kwargs`` (e.g.
         ``inplace=True``, ``pixdim``) are passed on to the constructor."""
         params = {k: record[k] for k in _RECORD_PARAMS if k in record}
@@ -753,7 +753,7 @@ class RandNoduleInsertd(RandomizableTransform, MapTransform):
         self.copy = copy
         self.inplace = inplace
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> "RandNoduleInsertd":
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandNoduleInsertd:
         """Seed this transform and its :class:`RandNoduleInsert` (which draws every random number)."""
         super().set_random_state(seed, state)
         self.rand_insert.set_random_state(seed, state)

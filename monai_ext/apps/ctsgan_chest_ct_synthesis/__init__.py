@@ -40,7 +40,11 @@ from .nodule_voi import (
     phantom_nodule_vois,
     sphere_mask,
 )
-from .study import NODULE_CLASSIFIER_MODES, evaluate_nodule_inpainting, nodule_classifier_study
+from .study import (
+    NODULE_CLASSIFIER_MODES,
+    evaluate_nodule_inpainting,
+    nodule_classifier_study,
+)
 from .trainer import CTSGANTrainer
 from .workflows import (
     ctsgan_montage,

@@ -21,7 +21,7 @@ generator's noise input is ``(B, patient_dim + eps_dim, L)`` (see :meth:`CTSGANG
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -51,7 +51,7 @@ def slices_to_volume(slices: torch.Tensor) -> torch.Tensor:
     return stack.permute(0, 2, 3, 1).unsqueeze(1)
 
 
-def volume_to_slices(volume: torch.Tensor, start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
+def volume_to_slices(volume: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
     """3-channel slices ``j = start .. stop-1`` of a volume ``(B, 1, H, W, D)``: ``(B, n, 3, H, W)``.
 
     Slice ``j`` stacks volume slices ``j, j+1, j+2``; the inverse of :func:`slices_to_volume` on the
@@ -168,7 +168,7 @@ class CTSGANGenerator(nn.Module):
         return self.patient_dim + self.eps_dim
 
     def sample_noise(
-        self, batch: int, num_slices: int, generator: Optional[torch.Generator] = None, device=None
+        self, batch: int, num_slices: int, generator: torch.Generator | None = None, device=None
     ) -> torch.Tensor:
         """Standard normal noise ``(batch, patient_dim + eps_dim, num_slices - 2)`` for volumes of depth ``num_slices``."""
         if int(num_slices) < 3:
@@ -241,7 +241,7 @@ def _down_convs(
     return layers
 
 
-def _position_channel(x: torch.Tensor, position: Optional[torch.Tensor]) -> torch.Tensor:
+def _position_channel(x: torch.Tensor, position: torch.Tensor | None) -> torch.Tensor:
     """Append a constant channel holding each sample's relative slice position, mapped to [-1, 1]."""
     if position is None:
         raise ValueError("this critic is position-conditioned: pass position (B,) with values in [0, 1].")
@@ -287,7 +287,7 @@ class CTSGANSliceCritic(nn.Module):
         self.features = _down_convs(2, self.in_channels + int(self.position), widths, [2] * k, norm, act)
         self.head = nn.Linear(widths[-1] * 16, 1)
 
-    def forward(self, x: torch.Tensor, position: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
         """Scores ``(B,)`` of slices ``x`` ``(B, in_channels, H, W)`` at relative positions ``position`` ``(B,)``."""
         if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2:] != (self.image_size, self.image_size):
             raise ValueError(
@@ -332,7 +332,7 @@ class CTSGANSlabCritic(nn.Module):
         self.features = _down_convs(3, 1 + int(self.position), widths, strides, norm, act)
         self.head = nn.Linear(widths[-1] * 16 * depth, 1)
 
-    def forward(self, x: torch.Tensor, position: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
         """Scores ``(B,)`` of slabs ``x`` ``(B, 1, H, W, T)`` starting at relative positions ``position`` ``(B,)``."""
         want = (1, self.image_size, self.image_size, self.slab_size)
         if x.ndim != 5 or tuple(x.shape[1:]) != want:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,7 +133,7 @@ def nodule_classifier_study(
     a (mode, seed) result does not depend on the other modes or seeds run with it.
 
     Subjects (phantom seeds): test ``(data_seed + 7) * 1000 + i``, real training ``(data_seed + 1) * 1000 + i``,
-    synthetic ``(data_seed + 2) * 1000 + 500 + i``; the injector of ``train_injector.yaml`` trains on seeds
+    synthetic ``(data_seed + 2) * 1000 + 500 + i``; the injector training config trains on seeds
     ``0 * 1000 + i`` (its ``seed`` 0), so with ``data_seed`` 0 no subject is shared.
 
     ``voi_cache``: a file that keeps the VOI sets between calls (each set stored with the settings it was made
@@ -149,7 +150,7 @@ def nodule_classifier_study(
     real_subjects = [real_seed * 1000 + i for i in range(int(real_cases))]
     need_learned = any(m.endswith("learned") for m in modes)
     if need_learned and (not injector_path or not Path(injector_path).is_file()):
-        raise FileNotFoundError(f"{injector_path}: no learned injector; run configs/train_injector.yaml first "
+        raise FileNotFoundError(f"{injector_path}: no learned injector; train the injector first (models/nodule_injector.pt) "
                                 "or drop the *_learned modes.")
     ins = dict(common, diameter_range=diameter_range)
     inserter = None

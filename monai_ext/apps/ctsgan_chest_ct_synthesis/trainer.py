@@ -33,7 +33,8 @@ spectra along z, and ``zspec_bone_weight > 0`` the same distance over each slab'
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist

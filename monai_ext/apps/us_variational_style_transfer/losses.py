@@ -18,7 +18,8 @@ extractor they must be re-tuned.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -52,10 +53,10 @@ class StyleFeatureExtractor(nn.Module):
     def __init__(
         self,
         network: nn.Module,
-        layers: Optional[Sequence[int]] = None,
-        repeat_channels: Optional[int] = None,
-        mean: Optional[Sequence[float]] = None,
-        std: Optional[Sequence[float]] = None,
+        layers: Sequence[int] | None = None,
+        repeat_channels: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         freeze: bool = True,
     ):
         super().__init__()
@@ -76,13 +77,13 @@ class StyleFeatureExtractor(nn.Module):
             if bad:
                 raise ValueError(f"layers {bad} out of range for a Sequential of {len(network)} modules.")
 
-    def train(self, mode: bool = True) -> "StyleFeatureExtractor":
+    def train(self, mode: bool = True) -> StyleFeatureExtractor:
         super().train(mode)
         if self.freeze:
             self.network.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.repeat_channels and x.shape[1] == 1:
             x = x.repeat(1, int(self.repeat_channels), *([1] * (x.dim() - 2)))
         if self._mean is not None:
@@ -90,7 +91,7 @@ class StyleFeatureExtractor(nn.Module):
             x = (x - self._mean.reshape(shape).to(x)) / self._std.reshape(shape).to(x)
         if isinstance(self.network, nn.Sequential) and self.layers is not None:
             wanted = {i % len(self.network) for i in self.layers}
-            taps: Dict[int, torch.Tensor] = {}
+            taps: dict[int, torch.Tensor] = {}
             for i, module in enumerate(self.network):
                 x = module(x)
                 if i in wanted:
@@ -114,7 +115,7 @@ def random_feature_extractor(
     conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
     pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
     gen = torch.Generator().manual_seed(int(seed))
-    modules: List[nn.Module] = []
+    modules: list[nn.Module] = []
     taps = []
     c_in = in_channels
     for k, c in enumerate(channels):
@@ -138,7 +139,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(f, f.transpose(1, 2)) / float(c * f.shape[2])
 
 
-def _weights(weights: Optional[Sequence[float]], n: int, name: str) -> List[float]:
+def _weights(weights: Sequence[float] | None, n: int, name: str) -> list[float]:
     if weights is None:
         return [1.0] * n
     w = [float(v) for v in weights]
@@ -182,7 +183,7 @@ class ContentFeatureLoss(nn.Module):
             (the statistics AdaIN sets), so that the content term does not penalise a change of style.
     """
 
-    def __init__(self, extractor: nn.Module, weights: Optional[Sequence[float]] = None, normalize: bool = False):
+    def __init__(self, extractor: nn.Module, weights: Sequence[float] | None = None, normalize: bool = False):
         super().__init__()
         self.extractor = extractor
         self.weights = None if weights is None else [float(w) for w in weights]
@@ -201,7 +202,7 @@ class GramStyleLoss(nn.Module):
     ``[0.1, 0.002, 0.001, 0.01, 10]``.
     """
 
-    def __init__(self, extractor: nn.Module, weights: Optional[Sequence[float]] = None):
+    def __init__(self, extractor: nn.Module, weights: Sequence[float] | None = None):
         super().__init__()
         self.extractor = extractor
         self.weights = None if weights is None else [float(w) for w in weights]
@@ -222,7 +223,7 @@ class MultiScaleKLLoss(nn.Module):
         weights: per-scale weights (default 1 each).
     """
 
-    def __init__(self, kl_form: str = "standard", weights: Optional[Sequence[float]] = None):
+    def __init__(self, kl_form: str = "standard", weights: Sequence[float] | None = None):
         super().__init__()
         if kl_form not in ("standard", "paper"):
             raise ValueError(f"kl_form must be 'standard' or 'paper', got {kl_form!r}.")
@@ -262,8 +263,8 @@ class VariationalStyleTransferLoss(nn.Module):
     def __init__(
         self,
         extractor: nn.Module,
-        content_weights: Optional[Sequence[float]] = None,
-        style_weights: Optional[Sequence[float]] = None,
+        content_weights: Sequence[float] | None = None,
+        style_weights: Sequence[float] | None = None,
         kl_weight: float = 1.0,
         kl_form: str = "standard",
         identity_weight: float = 0.0,
@@ -277,7 +278,7 @@ class VariationalStyleTransferLoss(nn.Module):
         self.kl = MultiScaleKLLoss(kl_form)
         self.kl_weight = float(kl_weight)
         self.identity_weight = float(identity_weight)
-        self.last_terms: Dict[str, float] = {}
+        self.last_terms: dict[str, float] = {}
 
     def forward(
         self,
@@ -286,7 +287,7 @@ class VariationalStyleTransferLoss(nn.Module):
         style: torch.Tensor,
         mus: Sequence[torch.Tensor],
         logvars: Sequence[torch.Tensor],
-        identity: Optional[torch.Tensor] = None,
+        identity: torch.Tensor | None = None,
     ) -> torch.Tensor:
         fo = self.extractor(output)
         with torch.no_grad():
@@ -297,7 +298,7 @@ class VariationalStyleTransferLoss(nn.Module):
         ls = _gram_distance(fo, fs, _weights(self.style_weights, n, "style_weights"))
         kl = self.kl(mus, logvars)
         total = lp + ls + self.kl_weight * kl
-        terms: Dict[str, Any] = {"content_loss": float(lp.detach()), "style_loss": float(ls.detach()), "kl": float(kl.detach())}
+        terms: dict[str, Any] = {"content_loss": float(lp.detach()), "style_loss": float(ls.detach()), "kl": float(kl.detach())}
         if self.identity_weight and identity is not None and bool(identity.any()):
             rec = torch.mean(torch.abs(output[identity] - content[identity]))
             total = total + self.identity_weight * rec

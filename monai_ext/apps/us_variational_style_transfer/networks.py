@@ -26,8 +26,9 @@ trains on a CPU at 64x64).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import torch
 import torch.nn as nn
@@ -92,7 +93,7 @@ def adaptive_instance_norm(x: torch.Tensor, mean: torch.Tensor, std: torch.Tenso
     return std.reshape(shape) * (x - mu) / sigma + mean.reshape(shape)
 
 
-def _as_list(value: Union[int, Sequence[int]], n: int, name: str) -> List[int]:
+def _as_list(value: int | Sequence[int], n: int, name: str) -> list[int]:
     if isinstance(value, int):
         return [int(value)] * n
     out = [int(v) for v in value]
@@ -101,7 +102,7 @@ def _as_list(value: Union[int, Sequence[int]], n: int, name: str) -> List[int]:
     return out
 
 
-def _check_channels(channels: Sequence[int]) -> List[int]:
+def _check_channels(channels: Sequence[int]) -> list[int]:
     chans = [int(c) for c in channels]
     if len(chans) < 2 or min(chans) < 1:
         raise ValueError(f"channels must list >= 2 positive widths (one per scale), got {list(channels)}.")
@@ -127,8 +128,8 @@ class USContentEncoder(nn.Module):
             [SwishConvBlock(spatial_dims, c_in, c_out) for c_in, c_out in zip([in_channels] + chans[:-1], chans)]
         )
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        feats: List[torch.Tensor] = []
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats: list[torch.Tensor] = []
         for i, block in enumerate(self.blocks):
             if i > 0:
                 x = self.pool(x)
@@ -146,7 +147,7 @@ class _UpStage(nn.Module):
         self.up_conv = Convolution(spatial_dims, in_channels, out_channels, kernel_size=3, act="swish", norm=None)
         self.block = SwishConvBlock(spatial_dims, out_channels + skip_channels, out_channels)
 
-    def forward(self, x: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode=self.mode, align_corners=False)
         x = self.up_conv(x)
         if skip is not None:
@@ -179,14 +180,14 @@ class USContentAutoencoder(nn.Module):
         )
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         self.head = conv(chans[0], in_channels, kernel_size=1)
-        self.config: Dict[str, Any] = {"spatial_dims": int(spatial_dims), "in_channels": int(in_channels), "channels": chans}
+        self.config: dict[str, Any] = {"spatial_dims": int(spatial_dims), "in_channels": int(in_channels), "channels": chans}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(x)
         n = len(feats)
         y = feats[n - 1]
         for j, stage in enumerate(self.stages):
-            skip: Optional[torch.Tensor] = feats[n - 2 - j] if self.use_skips else None
+            skip: torch.Tensor | None = feats[n - 2 - j] if self.use_skips else None
             y = stage(y, skip)
         return torch.sigmoid(self.head(y))
 
@@ -201,12 +202,12 @@ class _StyleHead(nn.Module):
         self.to_moments = nn.Linear(channels, 2 * latent)
         self.to_stats = nn.Sequential(nn.Linear(latent, channels), nn.SiLU(), nn.Linear(channels, 2 * target_channels))
 
-    def moments(self, feat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def moments(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.block(feat).flatten(2).mean(dim=2)
         mu, logvar = self.to_moments(h).chunk(2, dim=1)
         return mu, logvar.clamp(-10.0, 10.0)
 
-    def stats(self, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def stats(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, raw_std = self.to_stats(z).chunk(2, dim=1)
         return mean, F.softplus(raw_std) + 1e-3
 
@@ -228,8 +229,8 @@ class USStyleEncoder(nn.Module):
         spatial_dims: int = 2,
         in_channels: int = 1,
         channels: Sequence[int] = (16, 32, 64, 128),
-        latent_dims: Union[int, Sequence[int]] = 8,
-        target_channels: Optional[Sequence[int]] = None,
+        latent_dims: int | Sequence[int] = 8,
+        target_channels: Sequence[int] | None = None,
     ):
         super().__init__()
         chans = _check_channels(channels)
@@ -240,21 +241,21 @@ class USStyleEncoder(nn.Module):
             [_StyleHead(spatial_dims, c, z, t) for c, z, t in zip(chans, self.latent_dims, targets)]
         )
 
-    def forward(self, x: torch.Tensor) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-scale ``(mu, logvar)`` lists, each (B, latent_dims[i]), finest scale first."""
         feats = self.trunk(x)
-        mus: List[torch.Tensor] = []
-        logvars: List[torch.Tensor] = []
+        mus: list[torch.Tensor] = []
+        logvars: list[torch.Tensor] = []
         for i, head in enumerate(self.heads):
             mu, logvar = head.moments(feats[i])
             mus.append(mu)
             logvars.append(logvar)
         return mus, logvars
 
-    def style_statistics(self, codes: List[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    def style_statistics(self, codes: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-scale AdaIN (mean, std), each (B, C_i), of latent codes ``z_i``."""
-        means: List[torch.Tensor] = []
-        stds: List[torch.Tensor] = []
+        means: list[torch.Tensor] = []
+        stds: list[torch.Tensor] = []
         for i, head in enumerate(self.heads):
             m, s = head.stats(codes[i])
             means.append(m)
@@ -274,7 +275,7 @@ class USAdaINDecoder(nn.Module):
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         self.head = conv(chans[0], out_channels, kernel_size=1)
 
-    def forward(self, feats: List[torch.Tensor], means: List[torch.Tensor], stds: List[torch.Tensor]) -> torch.Tensor:
+    def forward(self, feats: list[torch.Tensor], means: list[torch.Tensor], stds: list[torch.Tensor]) -> torch.Tensor:
         n = len(feats)
         x = adaptive_instance_norm(feats[n - 1], means[n - 1], stds[n - 1])
         for j, stage in enumerate(self.stages):
@@ -304,7 +305,7 @@ class USVariationalStyleTransfer(nn.Module):
         spatial_dims: int = 2,
         in_channels: int = 1,
         channels: Sequence[int] = (16, 32, 64, 128),
-        latent_dims: Union[int, Sequence[int]] = 8,
+        latent_dims: int | Sequence[int] = 8,
     ):
         super().__init__()
         chans = _check_channels(channels)
@@ -314,9 +315,9 @@ class USVariationalStyleTransfer(nn.Module):
         self.size_divisor = 2 ** (len(chans) - 1)
         self.content_encoder = USContentEncoder(spatial_dims, in_channels, chans)
         self.style_encoder = USStyleEncoder(spatial_dims, in_channels, chans, latent_dims)
-        self.latent_dims: List[int] = list(self.style_encoder.latent_dims)
+        self.latent_dims: list[int] = list(self.style_encoder.latent_dims)
         self.decoder = USAdaINDecoder(spatial_dims, in_channels, chans)
-        self.config: Dict[str, Any] = {
+        self.config: dict[str, Any] = {
             "spatial_dims": self.spatial_dims,
             "in_channels": self.in_channels,
             "channels": list(chans),
@@ -324,15 +325,15 @@ class USVariationalStyleTransfer(nn.Module):
         }
 
     # ---------------------------------------------------------------- parts
-    def encode_content(self, content: torch.Tensor) -> List[torch.Tensor]:
+    def encode_content(self, content: torch.Tensor) -> list[torch.Tensor]:
         """Content features ``f_c^(i)``, finest first."""
         return self.content_encoder(content)
 
-    def encode_style(self, style: torch.Tensor) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    def encode_style(self, style: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-scale posterior ``(mu_i, logvar_i)`` of ``q(z_i | style)``, each (B, latent_dims[i])."""
         return self.style_encoder(style)
 
-    def decode(self, content_feats: List[torch.Tensor], style_codes: List[torch.Tensor]) -> torch.Tensor:
+    def decode(self, content_feats: list[torch.Tensor], style_codes: list[torch.Tensor]) -> torch.Tensor:
         """Image from content features and per-scale style codes ``z_i`` (B, latent_dims[i])."""
         means, stds = self.style_encoder.style_statistics(style_codes)
         return self.decoder(content_feats, means, stds)
@@ -342,9 +343,9 @@ class USVariationalStyleTransfer(nn.Module):
         self,
         n: int,
         spread: float = 1.0,
-        generator: Optional[torch.Generator] = None,
-        device: Optional[Union[str, torch.device]] = None,
-    ) -> List[torch.Tensor]:
+        generator: torch.Generator | None = None,
+        device: str | torch.device | None = None,
+    ) -> list[torch.Tensor]:
         """``n`` style codes from the prior ``N(0, spread^2 I)`` at every scale; ``spread > 1`` reaches styles
         beyond the observed ones. ``generator`` (a CPU ``torch.Generator``) makes the draw reproducible."""
         dev = torch.device(device) if device is not None else next(self.parameters()).device
@@ -355,11 +356,11 @@ class USVariationalStyleTransfer(nn.Module):
     @torch.jit.unused
     def sample_posterior(
         self,
-        mus: List[torch.Tensor],
-        logvars: List[torch.Tensor],
+        mus: list[torch.Tensor],
+        logvars: list[torch.Tensor],
         spread: float = 1.0,
-        generator: Optional[torch.Generator] = None,
-    ) -> List[torch.Tensor]:
+        generator: torch.Generator | None = None,
+    ) -> list[torch.Tensor]:
         """``z_i = mu_i + spread * sigma_i * eps`` (``spread = 0``: the posterior mean)."""
         out = []
         for mu, logvar in zip(mus, logvars):
@@ -370,15 +371,15 @@ class USVariationalStyleTransfer(nn.Module):
     @torch.jit.unused
     def transfer_with_posterior(
         self, content: torch.Tensor, style: torch.Tensor
-    ) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """Training pass: (output, mus, logvars), ``z`` drawn from ``q(z | style)`` by reparameterisation."""
         mus, logvars = self.encode_style(style)
         codes = [mu + torch.exp(0.5 * lv) * torch.randn_like(mu) for mu, lv in zip(mus, logvars)]
         return self.decode(self.encode_content(content), codes), mus, logvars
 
-    def forward(self, content: torch.Tensor, style: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, content: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         feats = self.encode_content(content)
-        codes: List[torch.Tensor] = []
+        codes: list[torch.Tensor] = []
         if style is None:
             for d in self.latent_dims:
                 codes.append(torch.zeros(content.shape[0], d, device=content.device, dtype=content.dtype))
@@ -408,7 +409,7 @@ class USVariationalStyleTransfer(nn.Module):
             )
 
     @torch.jit.unused
-    def load_content_encoder(self, path: PathLike) -> "USVariationalStyleTransfer":
+    def load_content_encoder(self, path: PathLike) -> USVariationalStyleTransfer:
         """Initialise ``E_c`` from a :class:`USContentAutoencoder` checkpoint (pre-training stage)."""
         enc = load_us_content_encoder(path, map_location="cpu")
         self.content_encoder.load_state_dict(enc.state_dict())
@@ -435,7 +436,7 @@ class USStyleTransferIteration:
         self.image_key = image_key
         self.identity_fraction = float(identity_fraction)
 
-    def __call__(self, engine: Any, batchdata: Dict[str, Any]) -> Dict[str, Any]:
+    def __call__(self, engine: Any, batchdata: dict[str, Any]) -> dict[str, Any]:
         if batchdata is None or self.image_key not in batchdata:
             raise ValueError(f"the batch must hold '{self.image_key}' (B, C, H, W) images.")
         images = torch.as_tensor(batchdata[self.image_key]).to(engine.state.device, non_blocking=engine.non_blocking)
@@ -494,7 +495,7 @@ def resolve_model_file(path: PathLike) -> Path:
     )
 
 
-def _read_state(path: Path, map_location: Any) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+def _read_state(path: Path, map_location: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     try:
         ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as e:

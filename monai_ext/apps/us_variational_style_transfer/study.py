@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ def _load_segmenter(cfg: ConfigParser, ckpt: str | Path) -> torch.nn.Module:
     return net.eval()
 
 
-def _write_json(path: str | Path, data: Any) -> None:
+def _us_write_json(path: str | Path, data: Any) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=1)))
 
 
@@ -95,7 +96,7 @@ def score_fewshot_segmenter(
     res = {"segmenter": str(segmenter), "data": str(dataset_dir), "target_style": target, "images": len(items),
            "dice": float(torch.nanmean(dice)), "dice_per_class": [float(v) for v in torch.nanmean(dice, 0)],
            "iou": float(torch.nanmean(iou)), "precision": precision, "recall": recall}
-    _write_json(out, res)
+    _us_write_json(out, res)
     return res
 
 
@@ -207,7 +208,7 @@ def content_preservation(
         "timings": {"restyle_and_segment_s": round(time.time() - t, 1)},
         "seed": seed,
     }
-    _write_json(out, res)
+    _us_write_json(out, res)
     return res
 
 

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ _SOURCES = ("prior", "reference", "mean")
 _RANGE_TOL = 1e-3
 
 
-def _auto_device(device: Optional[Union[str, torch.device]]) -> torch.device:
+def _auto_device(device: str | torch.device | None) -> torch.device:
     if device is not None and str(device) != "auto":
         return torch.device(device)
     in_worker = torch.utils.data.get_worker_info() is not None
@@ -83,8 +84,8 @@ class _ModelHandle:
 
     Pickles without the loaded model (a path is re-loaded in each worker) and without the caches."""
 
-    def __init__(self, model: ModelSource, device: Optional[Union[str, torch.device]] = None,
-                 style_images: Optional[Sequence[StyleImage]] = None):
+    def __init__(self, model: ModelSource, device: str | torch.device | None = None,
+                 style_images: Sequence[StyleImage] | None = None):
         if not isinstance(model, (str, os.PathLike, torch.nn.Module)):
             raise TypeError(f"model must be a USVariationalStyleTransfer module or a path, got {type(model).__name__}.")
         if isinstance(model, (str, os.PathLike)):
@@ -93,11 +94,11 @@ class _ModelHandle:
         self.source = model
         self.device_arg = device
         self.style_images = list(style_images) if style_images is not None else []
-        self._model: Optional[torch.nn.Module] = None
-        self._device: Optional[torch.device] = None
-        self._style_cache: Dict[int, Tuple[List[torch.Tensor], List[torch.Tensor]]] = {}
+        self._model: torch.nn.Module | None = None
+        self._device: torch.device | None = None
+        self._style_cache: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
 
-    def __getstate__(self) -> Dict[str, Any]:
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         if not isinstance(self.source, torch.nn.Module):
             state["_model"] = None
@@ -164,12 +165,12 @@ class _ModelHandle:
         self.check(x, name)
         return x.to(self.device)
 
-    def encode_style(self, image: StyleImage, name: str) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    def encode_style(self, image: StyleImage, name: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         x = _pad_to(self.style_tensor(image, name), int(getattr(self.model, "size_divisor", 1)))
         with torch.no_grad():
             return self.model.encode_style(x)
 
-    def reference(self, index: int) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    def reference(self, index: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         if not self.style_images:
             raise ValueError("source 'reference' needs style images: pass style_images=[...] or a style image.")
         if not 0 <= int(index) < len(self.style_images):
@@ -185,13 +186,13 @@ def _pad_to(x: torch.Tensor, divisor: int) -> torch.Tensor:
     pads = [(-s) % divisor for s in x.shape[2:]]
     if not any(pads):
         return x
-    pad_arg: List[int] = []
+    pad_arg: list[int] = []
     for p in reversed(pads):
         pad_arg += [0, p]
     return F.pad(x, pad_arg, mode="replicate")
 
 
-def _pad_for_restyle(x: torch.Tensor, divisor: int) -> Tuple[torch.Tensor, List[int]]:
+def _pad_for_restyle(x: torch.Tensor, divisor: int) -> tuple[torch.Tensor, list[int]]:
     """Mirror a margin of ``divisor // 2`` (at most ``size - 1``) around the spatial dims of (B, C, *spatial),
     then :func:`_pad_to`; returns the padded tensor and the margins. The margin keeps a border artifact of the
     trained decoder off the image (the shipped model brightens the last column by about 0.09 on average, the
@@ -202,7 +203,7 @@ def _pad_for_restyle(x: torch.Tensor, divisor: int) -> Tuple[torch.Tensor, List[
     return _pad_to(x, divisor), margins
 
 
-def _as_batch(img: Any, handle: _ModelHandle, name: str) -> Tuple[torch.Tensor, bool]:
+def _as_batch(img: Any, handle: _ModelHandle, name: str) -> tuple[torch.Tensor, bool]:
     t = torch.as_tensor(img) if not isinstance(img, torch.Tensor) else img
     t = t.as_tensor() if isinstance(t, MetaTensor) else t
     sd = int(getattr(handle.model, "spatial_dims", 2))
@@ -214,7 +215,7 @@ def _as_batch(img: Any, handle: _ModelHandle, name: str) -> Tuple[torch.Tensor, 
     return x, single
 
 
-def _codes_for(handle: _ModelHandle, params: Mapping[str, Any], style_image: Optional[StyleImage]) -> List[torch.Tensor]:
+def _codes_for(handle: _ModelHandle, params: Mapping[str, Any], style_image: StyleImage | None) -> list[torch.Tensor]:
     model = handle.model
     source = params.get("source", "prior")
     if source not in _SOURCES:
@@ -237,7 +238,7 @@ def _codes_for(handle: _ModelHandle, params: Mapping[str, Any], style_image: Opt
     ]
 
 
-def _restyle(handle: _ModelHandle, x: torch.Tensor, codes_per_sample: List[List[torch.Tensor]]) -> torch.Tensor:
+def _restyle(handle: _ModelHandle, x: torch.Tensor, codes_per_sample: list[list[torch.Tensor]]) -> torch.Tensor:
     """One forward pass for the batch ``x`` (B, C, *spatial); returns a tensor on ``x``'s device and dtype."""
     model = handle.model
     xin, margins = _pad_for_restyle(x.to(handle.device, torch.float32), int(getattr(model, "size_divisor", 1)))
@@ -274,18 +275,18 @@ class StyleTransfer(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, model: ModelSource, style_images: Optional[Sequence[StyleImage]] = None,
-                 device: Optional[Union[str, torch.device]] = None):
+    def __init__(self, model: ModelSource, style_images: Sequence[StyleImage] | None = None,
+                 device: str | torch.device | None = None):
         self.handle = _ModelHandle(model, device, style_images)
 
-    def params(self, source: str = "prior", seed: int = 0, spread: float = 1.0, style_index: int = 0) -> Dict[str, Any]:
+    def params(self, source: str = "prior", seed: int = 0, spread: float = 1.0, style_index: int = 0) -> dict[str, Any]:
         """The parameter record of a call (``applied``, ``source``, ``seed``, ``spread``, ``style_index``), as
         stored in ``img.meta["style_transfer"]``."""
         return {"applied": True, "source": str(source), "seed": int(seed), "spread": float(spread),
                 "style_index": int(style_index)}
 
     def __call__(self, img: Any, source: str = "prior", seed: int = 0, spread: float = 1.0, style_index: int = 0,
-                 style_image: Optional[StyleImage] = None) -> Any:
+                 style_image: StyleImage | None = None) -> Any:
         """Restyle ``img`` (C, H, W) or (B, C, H, W) in [0, 1]; returns the same type and shape."""
         x, single = _as_batch(img, self.handle, "image")
         params = self.params(source, seed, spread, style_index)
@@ -303,15 +304,15 @@ class StyleTransferd(MapTransform):
     backend = StyleTransfer.backend
 
     def __init__(self, keys: KeysCollection, model: ModelSource, source: str = "prior", seed: int = 0,
-                 spread: float = 1.0, style_index: int = 0, style_images: Optional[Sequence[StyleImage]] = None,
-                 style_key: Optional[str] = None, device: Optional[Union[str, torch.device]] = None,
+                 spread: float = 1.0, style_index: int = 0, style_images: Sequence[StyleImage] | None = None,
+                 style_key: str | None = None, device: str | torch.device | None = None,
                  allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
         self.transform = StyleTransfer(model, style_images, device)
         self.kwargs = {"source": source, "seed": seed, "spread": spread, "style_index": style_index}
         self.style_key = style_key
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Restyle every ``keys`` image of ``data``; returns a new dict."""
         d = dict(data)
         style = d[self.style_key] if self.style_key is not None else None
@@ -320,7 +321,7 @@ class StyleTransferd(MapTransform):
         return d
 
 
-def _spread_range(spread: Union[float, Sequence[float]]) -> Tuple[float, float]:
+def _spread_range(spread: float | Sequence[float]) -> tuple[float, float]:
     lo, hi = (float(spread), float(spread)) if np.isscalar(spread) else tuple(float(s) for s in spread)  # type: ignore
     if lo < 0 or hi < lo:
         raise ValueError(f"spread must be a float >= 0 or a range (lo, hi) with 0 <= lo <= hi, got {spread!r}.")
@@ -350,9 +351,9 @@ class RandStyleTransfer(RandomizableTransform):
 
     backend = StyleTransfer.backend
 
-    def __init__(self, model: ModelSource, prob: float = 0.5, style_images: Optional[Sequence[StyleImage]] = None,
-                 prior_prob: Optional[float] = None, spread: Union[float, Sequence[float]] = 1.0,
-                 device: Optional[Union[str, torch.device]] = None):
+    def __init__(self, model: ModelSource, prob: float = 0.5, style_images: Sequence[StyleImage] | None = None,
+                 prior_prob: float | None = None, spread: float | Sequence[float] = 1.0,
+                 device: str | torch.device | None = None):
         RandomizableTransform.__init__(self, prob)
         self.transform = StyleTransfer(model, style_images, device)
         n_styles = len(self.transform.handle.style_images)
@@ -364,7 +365,7 @@ class RandStyleTransfer(RandomizableTransform):
         self.spread = _spread_range(spread)
         self.last_params: Any = None
 
-    def sample_params(self) -> Dict[str, Any]:
+    def sample_params(self) -> dict[str, Any]:
         """Draw one parameter set (``applied`` with probability ``prob``)."""
         applied = bool(self.R.rand() < self.prob)
         source = "prior" if self.R.rand() < self.prior_prob else "reference"
@@ -412,15 +413,15 @@ class RandStyleTransferd(RandomizableTransform, MapTransform):
     backend = StyleTransfer.backend
 
     def __init__(self, keys: KeysCollection, model: ModelSource, prob: float = 0.5,
-                 style_images: Optional[Sequence[StyleImage]] = None, prior_prob: Optional[float] = None,
-                 spread: Union[float, Sequence[float]] = 1.0, device: Optional[Union[str, torch.device]] = None,
-                 params_key: Optional[str] = None, allow_missing_keys: bool = False):
+                 style_images: Sequence[StyleImage] | None = None, prior_prob: float | None = None,
+                 spread: float | Sequence[float] = 1.0, device: str | torch.device | None = None,
+                 params_key: str | None = None, allow_missing_keys: bool = False):
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         self.rand = RandStyleTransfer(model, prob, style_images, prior_prob, spread, device)
         self.params_key = params_key
 
-    def set_random_state(self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None):
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
         """Seed this transform and its :class:`RandStyleTransfer` (which draws the parameters)."""
         super().set_random_state(seed, state)
         self.rand.set_random_state(seed, state)
@@ -431,7 +432,7 @@ class RandStyleTransferd(RandomizableTransform, MapTransform):
         self.rand.randomize()
         self._do_transform = self.rand.last_params["applied"]
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Restyle every ``keys`` image of ``data`` with one sampled parameter set; returns a new dict."""
         d = dict(data)
         self.randomize()
@@ -455,14 +456,14 @@ class StyleInterpolate(Transform):
 
     backend = StyleTransfer.backend
 
-    def __init__(self, model: ModelSource, style_a: Optional[StyleImage] = None, style_b: Optional[StyleImage] = None,
-                 t: float = 0.5, device: Optional[Union[str, torch.device]] = None):
+    def __init__(self, model: ModelSource, style_a: StyleImage | None = None, style_b: StyleImage | None = None,
+                 t: float = 0.5, device: str | torch.device | None = None):
         self.handle = _ModelHandle(model, device, [s for s in (style_a, style_b) if s is not None])
         self.has_defaults = style_a is not None and style_b is not None
         self.t = float(t)
 
-    def __call__(self, img: Any, t: Optional[float] = None, style_a: Optional[StyleImage] = None,
-                 style_b: Optional[StyleImage] = None) -> Any:
+    def __call__(self, img: Any, t: float | None = None, style_a: StyleImage | None = None,
+                 style_b: StyleImage | None = None) -> Any:
         """Restyle ``img`` (C, H, W) or (B, C, H, W) with the interpolated style; ``t``, ``style_a`` and
         ``style_b`` override the defaults."""
         tt = self.t if t is None else float(t)
@@ -487,15 +488,15 @@ class StyleInterpolated(MapTransform):
 
     backend = StyleTransfer.backend
 
-    def __init__(self, keys: KeysCollection, model: ModelSource, style_a: Optional[StyleImage] = None,
-                 style_b: Optional[StyleImage] = None, t: float = 0.5, style_a_key: Optional[str] = None,
-                 style_b_key: Optional[str] = None, device: Optional[Union[str, torch.device]] = None,
+    def __init__(self, keys: KeysCollection, model: ModelSource, style_a: StyleImage | None = None,
+                 style_b: StyleImage | None = None, t: float = 0.5, style_a_key: str | None = None,
+                 style_b_key: str | None = None, device: str | torch.device | None = None,
                  allow_missing_keys: bool = False):
         super().__init__(keys, allow_missing_keys)
         self.transform = StyleInterpolate(model, style_a, style_b, t, device)
         self.style_a_key, self.style_b_key = style_a_key, style_b_key
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Restyle every ``keys`` image of ``data``; returns a new dict."""
         d = dict(data)
         sa = d[self.style_a_key] if self.style_a_key else None
@@ -517,15 +518,15 @@ def _write_png(array01: np.ndarray, path: Path) -> None:
 
 def restyle_images(
     model: ModelSource,
-    inputs: Union[PathLike, Sequence[PathLike]],
+    inputs: PathLike | Sequence[PathLike],
     output_dir: PathLike,
-    style_image: Optional[PathLike] = None,
+    style_image: PathLike | None = None,
     num_samples: int = 1,
     spread: float = 1.0,
     seed: int = 0,
-    device: Optional[Union[str, torch.device]] = None,
-    image_size: Optional[Sequence[int]] = None,
-) -> List[str]:
+    device: str | torch.device | None = None,
+    image_size: Sequence[int] | None = None,
+) -> list[str]:
     """Restyle image files (a file, a folder of images, or a list of files) and write 8-bit PNGs.
 
     With ``style_image``, styles are drawn from ``q(z | style image)`` (``spread`` scales sigma; 0: its mean);
@@ -590,10 +591,10 @@ def style_fewshot_datalist(
     datalist: Mapping[str, Sequence[Mapping[str, Any]]],
     target_style: str,
     num_target: int = 4,
-    other_styles: Optional[Sequence[str]] = None,
+    other_styles: Sequence[str] | None = None,
     balance: bool = True,
     seed: int = 0,
-) -> Dict[str, List[Dict[str, Any]]]:
+) -> dict[str, list[dict[str, Any]]]:
     """Few-shot domain split of a multi-style data list (entries with ``"style"`` and ``"subject"``): the paper's
     experiment (few labelled images of the target domain, many of other domains).
 

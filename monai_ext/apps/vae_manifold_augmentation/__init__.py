@@ -25,7 +25,11 @@ from .samplers import (
     geodesic_shoot,
     make_latent_sampler,
 )
-from .study import check_generated_images, real_vs_generated_grid, score_brain_classifier
+from .study import (
+    check_generated_images,
+    real_vs_generated_grid,
+    score_brain_classifier,
+)
 
 __all__ = [
     "brain_ad_split_lists",

@@ -19,8 +19,8 @@ the metric network, the metric bank and the tempered generalised leapfrog integr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn as nn

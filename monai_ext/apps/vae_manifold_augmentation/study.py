@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -29,7 +30,7 @@ from .samplers import generate_images
 __all__ = ["score_brain_classifier", "check_generated_images", "real_vs_generated_grid"]
 
 
-def _write_json(path: str | Path, data: Any) -> None:
+def _vae_write_json(path: str | Path, data: Any) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=1) + "\n"))
 
 
@@ -85,7 +86,7 @@ def score_brain_classifier(
         pred = torch.cat([net(images[i:i + 256]).argmax(1) for i in range(0, len(images), 256)]).numpy()
     res = {"model": str(model), "test_data": str(data_dir), "test_subjects_per_class": int(test_per_class),
            "skip_first": int(skip_first), "balanced_accuracy": _balanced_accuracy(pred, labels)}
-    _write_json(out, res)
+    _vae_write_json(out, res)
     return res
 
 
@@ -155,7 +156,7 @@ def check_generated_images(dataset_dir: str, generated: str | Sequence[str], out
         report[f.name] = _image_summary(arr, shapes, zooms, affines, dtypes, real[c][1], _nearest_rms(arr, real[c][0]))
         print(f"{f.name}: {report[f.name]['n']} images, range [{report[f.name]['min']:.3f}, {report[f.name]['max']:.3f}], "
               f"RMS to nearest real {report[f.name]['rms_to_nearest_real_mean']:.3f}", flush=True)
-    _write_json(out, report)
+    _vae_write_json(out, report)
     return report
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["locate_bundle_root", "config_error", "config_flag", "shared_data_dir", "run_bundle", "rank0_first"]
+__all__ = ["load_bundle_config", "locate_bundle_root", "config_error", "config_flag", "shared_data_dir", "run_bundle", "rank0_first"]
 
 
 
@@ -72,6 +72,20 @@ def run_bundle(bundle_dir: str | Path, configs: list[str] | str, **overrides) ->
         logging_file=str(bundle_dir / "configs" / "logging.conf"),
         **overrides,
     )
+
+
+def load_bundle_config(config_file: str | Path, overrides: dict | None = None, device: str = "cpu"):
+    """A bundle config file read into MONAI's ``ConfigParser`` for use from code: ``bundle_root`` set to the bundle
+    folder (the parent of ``configs/``), ``overrides`` applied, ``device`` set (``"cpu"`` by default)."""
+    from monai.bundle import ConfigParser
+
+    cfg = ConfigParser()
+    cfg.read_config(str(config_file))
+    cfg["bundle_root"] = str(Path(config_file).resolve().parents[1])
+    for k, v in (overrides or {}).items():
+        cfg[k] = v
+    cfg["device"] = f"$torch.device('{device}')"
+    return cfg
 
 
 def rank0_first(fn, *args, **kwargs):

@@ -23,22 +23,13 @@ from monai.bundle import ConfigParser
 from monai.metrics import ConfusionMatrixMetric, DiceMetric, MeanIoU
 from monai.networks.utils import one_hot
 
+from ...bundle_helpers import load_bundle_config
 from ...datalists import ultrasound_style_datalist
 from ...io import atomic_write
 from ...transforms import LoadUltrasound
 from .transforms import StyleInterpolate, StyleTransfer
 
 __all__ = ["score_fewshot_segmenter", "content_preservation", "us_style_grid"]
-
-
-def _evaluate_config(config_file: str | Path, config_overrides: Mapping[str, Any] | None) -> ConfigParser:
-    cfg = ConfigParser()
-    cfg.read_config(str(config_file))
-    cfg["bundle_root"] = str(Path(config_file).resolve().parents[1])
-    for k, v in (config_overrides or {}).items():
-        cfg[k] = v
-    cfg["device"] = "$torch.device('cpu')"
-    return cfg
 
 
 def _load_segmenter(cfg: ConfigParser, ckpt: str | Path) -> torch.nn.Module:
@@ -71,7 +62,7 @@ def score_fewshot_segmenter(
     style) and ``config_overrides`` the run's config overrides. Writes ``out`` (JSON) and returns the scores."""
     if int(data_seed) == 0:
         raise ValueError("data_seed 0 renders the bundle's own subjects; choose another seed for new anatomies.")
-    cfg = _evaluate_config(config_file, config_overrides)
+    cfg = load_bundle_config(config_file, config_overrides)
     num_classes, target, size = int(cfg["num_classes"]), str(cfg["target_style"]), int(cfg["image_size"])
     lists = ultrasound_style_datalist(dataset_dir, subjects=subjects, shape=[size, size], seed=data_seed)
     items = [e for split in ("training", "validation", "test") for e in lists[split] if e["style"] == target]
@@ -130,7 +121,7 @@ def content_preservation(
     of the content image and that of each restyled version. As a reference point the same Dice between the
     content image and the same anatomy simulated in each other style, and Dice against the ground truth.
     Writes ``out`` (JSON) and returns it."""
-    cfg = _evaluate_config(config_file, config_overrides)
+    cfg = load_bundle_config(config_file, config_overrides)
     ckpts = [segmenter] if isinstance(segmenter, (str, Path)) else list(segmenter)
     nets = [_load_segmenter(cfg, c) for c in ckpts]
     num_classes = int(cfg["num_classes"])

@@ -57,6 +57,7 @@ from .catalog import (
     one_line,
     resolve_bundle,
 )
+from .quiet import captured_run_output
 
 __all__ = [
     "CheckResult",
@@ -740,7 +741,8 @@ def verify(
         return 2
     results: list[CheckResult] = []
     for b in names:
-        results += verify_bundle(b, check_export=check_export, device=device)
+        with captured_run_output():  # exporter progress and MONAI's notices; the report below says what matters
+            results += verify_bundle(b, check_export=check_export, device=device)
     print(format_results(results))
     failed = [r for r in results if not r.ok]
     if failed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["load_bundle_config", "locate_bundle_root", "config_error", "config_flag", "shared_data_dir", "run_bundle", "rank0_first"]
+__all__ = ["bundle_config_parser", "locate_bundle_root", "config_error", "config_flag", "shared_data_dir", "run_bundle", "rank0_first"]
 
 
 
@@ -74,7 +74,7 @@ def run_bundle(bundle_dir: str | Path, configs: list[str] | str, **overrides) ->
     )
 
 
-def load_bundle_config(config_file: str | Path, overrides: dict | None = None, device: str = "cpu"):
+def bundle_config_parser(config_file: str | Path, overrides: dict | None = None, device: str = "cpu"):
     """A bundle config file read into MONAI's ``ConfigParser`` for use from code: ``bundle_root`` set to the bundle
     folder (the parent of ``configs/``), ``overrides`` applied, ``device`` set (``"cpu"`` by default)."""
     from monai.bundle import ConfigParser

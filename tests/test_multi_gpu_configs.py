@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,19 @@ def torchrun_bundle(bundle: Path, configs: list[str], overrides: dict, timeout: 
            "--tee", "3",
            "-m", "monai.bundle", "run", "--config_file", json.dumps([str(bundle / "configs" / c) for c in configs]),
            "--meta_file", str(bundle / "configs" / "metadata.json"), *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, f"torchrun exited with {out.returncode}; its whole log:\n{log}"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # SIGTERM: torchrun stops its workers (each in its own session) before it exits; SIGKILL would orphan them
+        proc.send_signal(signal.SIGTERM)
+        try:
+            log, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            log, _ = proc.communicate()
+        raise AssertionError(f"torchrun did not finish in {timeout} s; its whole log:\n{log}") from None
+    assert proc.returncode == 0, f"torchrun exited with {proc.returncode}; its whole log:\n{log}"
     return log
 
 
@@ -59,7 +70,7 @@ def test_ctsgan_multi_gpu_resume_keeps_collective_handlers_on_every_rank(tmp_pat
                 for k in ("generator", "critics", "g_optimizer", "d_optimizer")}, resume)
     tiny.pop("device")
     log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
-                          dict(tiny, resume_from=str(resume), max_epochs=3, time_limit_sec=1e-3), timeout=120)
+                          dict(tiny, resume_from=str(resume), max_epochs=3, time_limit_sec=1e-3), timeout=90)
     for rank in (0, 1):
         lines = [ln for ln in log.splitlines() if ln.startswith(f"[default{rank}]:")]
         assert any(f"Restored all variables from {resume}" in ln for ln in lines), f"rank {rank} did not resume:\n{log}"
@@ -143,3 +154,16 @@ def test_vae_manifold_classifier_multi_gpu_train(tmp_path):
     assert state and not any(k.startswith("module.") for k in state)
     for rank in (0, 1):  # each rank generated its own (identical) samples
         assert len(list((tmp_path / "eval" / "generated" / f"rank{rank}").glob("class1_hmc_*/gen_*.nii.gz"))) == 4
+
+
+def test_no_config_selects_handlers_by_list_position():
+    """Handlers are chosen by id or key: a position (``@handlers[:1]``) silently picks another handler when the
+    list changes, which under torchrun leaves a collective (the time limit's broadcast) on one rank only."""
+    import re
+
+    offenders = []
+    for cfg in sorted(Path(__file__).resolve().parents[1].glob("bundles/*/configs/*.yaml")):
+        for n, line in enumerate(cfg.read_text().splitlines(), 1):
+            if re.search(r"handlers\]?\s*\[\s*-?\d*\s*:?\s*-?\d*\s*\]", line) or re.search(r"handlers#\d", line):
+                offenders.append(f"{cfg.name}:{n}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

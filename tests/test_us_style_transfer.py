@@ -317,7 +317,7 @@ def test_bundle_stages_tiny(tmp_path):
     continued = load_us_style_transfer(cont)
     for (name, p0), (_, p1) in zip(model.named_parameters(), continued.named_parameters()):
         assert torch.equal(p0, p1), name
-    assert torch.load(cont, weights_only=True)["init_from"] == str(tmp_path / "models" / "model.pt")
+    assert json.loads(cont.with_suffix(".json").read_text())["init_from"] == str(tmp_path / "models" / "model.pt")
     out_dir = tmp_path / "restyled"
     style = sorted((data / "images").glob("*gel_phantom.png"))[0]
     run_bundle(BUNDLE, ["inference.yaml"], output_dir=str(out_dir), dataset_dir=str(data / "images"),
@@ -348,7 +348,8 @@ def test_all_styles_segmenter_selected_on_validation(tmp_path):
                seg_epochs=3, seg_batch_size=4, select_on_validation=True, output_dir=str(out), device="cpu",
                seg_channels=[8, 16, 32])
     best = torch.load(out / "best_val_model.pt", weights_only=True)
-    saved = torch.load(out / "segmenter.pt", weights_only=True)["model"]
+    saved = torch.load(out / "segmenter.pt", weights_only=True)  # a plain state dict; provenance in segmenter.json
+    assert json.loads((out / "segmenter.json").read_text())["augmentation"] == "traditional"
     assert set(best) == set(saved) and all(torch.equal(best[k], saved[k]) for k in best)
     first_conv = next(v for k, v in saved.items() if k.endswith("conv.weight"))
     assert first_conv.shape[0] == 8  # seg_channels sets the UNet's widths (and depth: 3 levels)

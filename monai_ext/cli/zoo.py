@@ -507,18 +507,32 @@ def _check_net_in_out(
 def _load_checkpoint(path: Path) -> tuple[Any, bool]:
     """(checkpoint, loadable_as_is): weights only; mapped to CPU when it cannot be loaded as saved."""
     try:
-        return torch.load(str(path), weights_only=True), True
-    except RuntimeError:
-        return torch.load(str(path), map_location="cpu", weights_only=True), False
+        try:
+            return torch.load(str(path), weights_only=True), True
+        except RuntimeError:
+            return torch.load(str(path), map_location="cpu", weights_only=True), False
+    except Exception as e:
+        raise ValueError(
+            f"{path}: cannot be read as a PyTorch weight file ({type(e).__name__}: {one_line(e, 120)}); expected the "
+            "state dict of network_def as torch.save writes it (truncated or corrupt?)"
+        ) from e
 
 
-def _state_dict_and_key(ckpt: Any) -> tuple[dict, str]:
+def state_dict_of(ckpt: Any, path: Path) -> dict:
+    """``ckpt`` when it is a state dict (parameter names -> tensors), as the Model Zoo CI's ``ckpt_export`` and
+    ``monai.bundle.load`` read ``models/model.pt``; else ``ValueError`` naming ``path`` and what it holds."""
+    if isinstance(ckpt, dict) and ckpt and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ckpt.items()):
+        return ckpt
     if isinstance(ckpt, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(ckpt.get(key), dict):
-                return ckpt[key], key
-        return ckpt, ""
-    raise TypeError(f"checkpoint holds a {type(ckpt).__name__}, expected a state dict")
+        other = sorted(str(k) for k, v in ckpt.items() if not isinstance(v, torch.Tensor))[:6]
+        what = f"a dictionary with non-tensor entries {other}" if ckpt else "an empty dictionary"
+    else:
+        what = f"a {type(ckpt).__name__}"
+    raise ValueError(
+        f"{path}: holds {what}; expected the state dict of network_def (parameter names -> tensors), which the "
+        "Model Zoo CI's ckpt_export and monai.bundle.load read as they are. Save net.state_dict() and keep other "
+        "information in a file beside it."
+    )
 
 
 def export_torchscript(
@@ -532,15 +546,13 @@ def export_torchscript(
     ckpt_file = bundle / "models" / "model.pt"
     net = _build_network(bundle, config_file, meta_file, "cpu")
     trained = ckpt_file.is_file()
-    key = ""
     if trained:
         ckpt, as_is = _load_checkpoint(ckpt_file)
-        state, key = _state_dict_and_key(ckpt)
-        net.load_state_dict(state)
+        net.load_state_dict(state_dict_of(ckpt, ckpt_file))
         export_ckpt = ckpt_file
         if not as_is:  # e.g. saved on a GPU and read on a CPU-only machine: export a CPU copy
             export_ckpt = tmp_dir / "model_cpu.pt"
-            torch.save(net.state_dict() if not key else {key: net.state_dict()}, export_ckpt)
+            torch.save(net.state_dict(), export_ckpt)
     else:
         export_ckpt = tmp_dir / "random_init.pt"
         torch.save(net.state_dict(), export_ckpt)
@@ -552,8 +564,6 @@ def export_torchscript(
         config_file=str(config_file),
         bundle_root=str(bundle),
     )
-    if key:
-        export_kwargs["key_in_ckpt"] = key
     ckpt_export(**export_kwargs)
     return net, trained
 
@@ -631,7 +641,7 @@ def _check_onnx(bundle: Path, name: str, n: int, any_size: int) -> CheckResult:
             net = _build_network(bundle, config_file, meta_file, "cpu")
             ckpt_file = bundle / "models" / "model.pt"
             if ckpt_file.is_file():
-                net.load_state_dict(_state_dict_and_key(_load_checkpoint(ckpt_file)[0])[0])
+                net.load_state_dict(state_dict_of(_load_checkpoint(ckpt_file)[0], ckpt_file))
             x = torch.rand(*shape, dtype=dtype)
             path = Path(tmp) / "model.onnx"
             try:

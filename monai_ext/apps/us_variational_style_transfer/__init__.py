@@ -14,6 +14,7 @@ from .losses import (
     random_feature_extractor,
 )
 from .networks import (
+    checkpoint_info_path,
     SwishConvBlock,
     USAdaINDecoder,
     USContentAutoencoder,
@@ -45,6 +46,7 @@ from .transforms import (
 )
 
 __all__ = [
+    "checkpoint_info_path",
     "ContentFeatureLoss",
     "gram_matrix",
     "GramStyleLoss",

@@ -25,6 +25,7 @@ trains on a CPU at 64x64).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,7 @@ __all__ = [
     "USVariationalStyleTransfer",
     "USStyleTransferIteration",
     "save_us_style_checkpoint",
+    "checkpoint_info_path",
     "load_us_style_transfer",
     "load_us_content_encoder",
 ]
@@ -472,12 +474,22 @@ class USStyleTransferIteration:
 # ------------------------------------------------------------------------------------------ checkpoints
 
 
+def checkpoint_info_path(path: PathLike) -> Path:
+    """The JSON file beside a weight file that holds its architecture and provenance (``model.pt`` ->
+    ``model.json``)."""
+    return Path(path).with_suffix(".json")
+
+
 def save_us_style_checkpoint(module: nn.Module, path: PathLike, **info: Any) -> str:
-    """Write ``{"model": state_dict, "config": module.config, **info}`` to ``path`` atomically (temporary
-    sibling, then rename). ``info`` values should be plain Python types. Returns the path."""
+    """Write the module's state dict to ``path`` (what MONAI's ``ckpt_export``, the Model Zoo CI and
+    ``monai.bundle.load`` read as the weights of ``network_def``) and ``{"config": module.config, **info}`` to the
+    JSON beside it (:func:`checkpoint_info_path`), both atomically. ``info`` values should be plain Python types
+    (others are written as text). Returns the weight file's path."""
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-    payload = {"model": state, "config": dict(getattr(module, "config", {}) or {}), **info}
-    return str(atomic_write(path, lambda tmp: torch.save(payload, tmp)))
+    meta = {"config": dict(getattr(module, "config", {}) or {}), **info}
+    text = json.dumps(meta, indent=1, default=str)
+    atomic_write(checkpoint_info_path(path), lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    return str(atomic_write(path, lambda tmp: torch.save(state, tmp)))
 
 
 def resolve_model_file(path: PathLike) -> Path:
@@ -500,18 +512,26 @@ def _read_state(path: Path, map_location: Any) -> tuple[dict[str, torch.Tensor],
         ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as e:
         raise ValueError(f"{path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {e}).") from e
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):  # the format before bundle 0.3.2
         return ckpt["model"], dict(ckpt.get("config") or {})
     if isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        return ckpt, {}
-    raise ValueError(f"{path}: expected a state dict or {{'model': state_dict, 'config': ...}}, got {type(ckpt).__name__}.")
+        info = checkpoint_info_path(path)
+        config: dict[str, Any] = {}
+        if info.is_file():
+            try:
+                config = dict(json.loads(info.read_text(encoding="utf-8")).get("config") or {})
+            except (ValueError, AttributeError) as e:
+                raise ValueError(f"{info}: not the JSON written with {path.name} ({e}).") from e
+        return ckpt, config
+    raise ValueError(f"{path}: expected a state dict (with its architecture in {checkpoint_info_path(path).name}), "
+                     f"got {type(ckpt).__name__}.")
 
 
 def load_us_style_transfer(
     path: PathLike, map_location: Any = "cpu", **overrides: Any
 ) -> USVariationalStyleTransfer:
     """A trained :class:`USVariationalStyleTransfer` in eval mode from a checkpoint file, a ``models/`` folder
-    or a bundle folder. The architecture comes from the checkpoint's ``config`` (``overrides`` win)."""
+    or a bundle folder. The architecture comes from the JSON beside the weights (``overrides`` win)."""
     file = resolve_model_file(path)
     state, config = _read_state(file, map_location)
     config.update(overrides)

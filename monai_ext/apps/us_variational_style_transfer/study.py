@@ -23,7 +23,7 @@ from monai.bundle import ConfigParser
 from monai.metrics import ConfusionMatrixMetric, DiceMetric, MeanIoU
 from monai.networks.utils import one_hot
 
-from ...bundle_helpers import load_bundle_config
+from ...bundle_helpers import bundle_config_parser
 from ...datalists import ultrasound_style_datalist
 from ...io import atomic_write
 from ...transforms import LoadUltrasound
@@ -62,7 +62,7 @@ def score_fewshot_segmenter(
     style) and ``config_overrides`` the run's config overrides. Writes ``out`` (JSON) and returns the scores."""
     if int(data_seed) == 0:
         raise ValueError("data_seed 0 renders the bundle's own subjects; choose another seed for new anatomies.")
-    cfg = load_bundle_config(config_file, config_overrides)
+    cfg = bundle_config_parser(config_file, config_overrides)
     num_classes, target, size = int(cfg["num_classes"]), str(cfg["target_style"]), int(cfg["image_size"])
     lists = ultrasound_style_datalist(dataset_dir, subjects=subjects, shape=[size, size], seed=data_seed)
     items = [e for split in ("training", "validation", "test") for e in lists[split] if e["style"] == target]
@@ -121,7 +121,7 @@ def content_preservation(
     of the content image and that of each restyled version. As a reference point the same Dice between the
     content image and the same anatomy simulated in each other style, and Dice against the ground truth.
     Writes ``out`` (JSON) and returns it."""
-    cfg = load_bundle_config(config_file, config_overrides)
+    cfg = bundle_config_parser(config_file, config_overrides)
     ckpts = [segmenter] if isinstance(segmenter, (str, Path)) else list(segmenter)
     nets = [_load_segmenter(cfg, c) for c in ckpts]
     num_classes = int(cfg["num_classes"])

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from monai.transforms import LoadImage
 
-from ...bundle_helpers import load_bundle_config
+from ...bundle_helpers import bundle_config_parser
 from ...io import atomic_write
 from ...phantoms import synthesize_brain_ad_dataset
 from .dataset import brain_ad_split_lists, class_items
@@ -67,7 +67,7 @@ def score_brain_classifier(
     if any(len(v[skip_first:total]) < test_per_class for v in per_class.values()):
         raise ValueError(f"{data_dir} holds fewer than {total} test subjects per class; delete it to re-render.")
     items = [e for c in sorted(per_class) for e in per_class[c][skip_first:total]]
-    cfg = load_bundle_config(config_file, config_overrides)
+    cfg = bundle_config_parser(config_file, config_overrides)
     pre = cfg.get_parsed_content("preprocessing")
     images = torch.stack([pre({"image": e["image"]})["image"] for e in items])
     labels = np.asarray([e["label"] for e in items])

@@ -164,7 +164,7 @@ def test_valid_bundle_passes_every_check_and_leaves_no_file(bundle: Path):
     results = zoo.verify_bundle(bundle)
 
     checks = _by_check(results)
-    assert list(checks) == ["layout", "metadata", "net_in_out", "torchscript", "onnx"]
+    assert list(checks) == ["layout", "metadata", "version", "net_in_out", "torchscript", "onnx"]
     assert all(r.ok for r in results), zoo.format_results(results, width=0)
     assert all(r.bundle == "tiny_bundle" for r in results)
     assert "(1, 2, 16, 16, 16)" in checks["net_in_out"].message
@@ -335,3 +335,32 @@ def test_segmentation_bundles_are_those_declaring_a_segmentation_output(tmp_path
         meta["network_data_format"]["outputs"]["pred"]["format"] = fmt
         (dst / "metadata.json").write_text(json.dumps(meta))
     assert segmentation_bundles(tmp_path) == ["seg_copy"]
+
+
+def test_version_must_be_the_newest_changelog_entry(bundle: Path):
+    meta_file = bundle / "configs" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    assert _by_check(zoo.verify_bundle(bundle, check_export=False))["version"].ok
+    meta["version"] = "9.9.9"
+    meta_file.write_text(json.dumps(meta))
+    res = _by_check(zoo.verify_bundle(bundle, check_export=False))["version"]
+    assert not res.ok and "9.9.9" in res.message and "changelog" in res.message
+    meta["changelog"] = {**meta["changelog"], "9.9.9": "added last"}
+    meta_file.write_text(json.dumps(meta))
+    res = _by_check(zoo.verify_bundle(bundle, check_export=False))["version"]
+    assert not res.ok and "first changelog entry" in res.message
+
+
+def test_a_shipped_model_ts_is_loaded_and_compared(bundle: Path):
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(0)
+    net = UNet(**NET_KW).eval()
+    torch.save(net.state_dict(), bundle / "models" / "model.pt")
+    torch.jit.script(net).save(str(bundle / "models" / "model.ts"))
+    res = _by_check(zoo.verify_bundle(bundle))["model.ts"]
+    assert res.ok, res.message
+    torch.manual_seed(1)
+    torch.jit.script(UNet(**NET_KW).eval()).save(str(bundle / "models" / "model.ts"))  # other weights
+    res = _by_check(zoo.verify_bundle(bundle))["model.ts"]
+    assert not res.ok and "model.ts" in res.message and "differs" in res.message, res.message

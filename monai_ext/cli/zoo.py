@@ -666,6 +666,50 @@ def _check_onnx(bundle: Path, name: str, n: int, any_size: int) -> CheckResult:
         return CheckResult(name, "onnx", False, f"bundle {name!r}: {_err(e)}")
 
 
+def _check_version(bundle: Path, name: str) -> CheckResult:
+    """The Model Zoo CI's version step: ``version`` present and listed in ``changelog`` (here also: first, as the
+    newest entry)."""
+    try:
+        meta = json.loads((bundle / "configs" / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return CheckResult(name, "version", False, f"bundle {name!r}: configs/metadata.json unreadable: {_err(e)}")
+    version, changelog = meta.get("version"), meta.get("changelog")
+    if not isinstance(version, str) or not isinstance(changelog, dict):
+        return CheckResult(name, "version", False, f"bundle {name!r}: metadata needs a 'version' string and a 'changelog' dict")
+    if version not in changelog:
+        return CheckResult(name, "version", False, f"bundle {name!r}: version {version} is missing in 'changelog'")
+    if next(iter(changelog)) != version:
+        return CheckResult(
+            name, "version", False, f"bundle {name!r}: the first changelog entry is {next(iter(changelog))}, not the version {version}"
+        )
+    return CheckResult(name, "version", True, f"{version} (in changelog)")
+
+
+def _check_committed_torchscript(bundle: Path, name: str, device: str, n: int, any_size: int) -> CheckResult | None:
+    """``models/model.ts`` when the bundle ships one: it loads with ``torch.jit.load`` and gives the eager network's
+    output on the declared input; ``None`` when there is no such file."""
+    ts_file = bundle / "models" / "model.ts"
+    if not ts_file.is_file():
+        return None
+    try:
+        _, shape, dtype, _ = _declared_io(bundle, n, any_size)
+        with isolated_bundle(bundle):
+            net = _build_network(bundle, find_config(bundle, "inference"), bundle / "configs" / "metadata.json", device)
+            ckpt = bundle / "models" / "model.pt"
+            if ckpt.is_file():
+                net.load_state_dict(state_dict_of(_load_checkpoint(ckpt)[0], ckpt))
+            ts = torch.jit.load(str(ts_file), map_location=device).eval()
+            x = torch.rand(*shape, dtype=torch.float32 if dtype == torch.float16 else dtype, device=device)
+            with torch.no_grad():
+                ref, got = _tensors(net.eval()(x)), _tensors(ts(x))
+        diff = max(float((r.float() - g.float()).abs().max()) for r, g in zip(ref, got)) if ref and len(ref) == len(got) else float("inf")
+    except Exception as e:
+        return CheckResult(name, "model.ts", False, f"{ts_file}: {_err(e)}")
+    if not diff < TS_TOLERANCE:
+        return CheckResult(name, "model.ts", False, f"{ts_file}: differs from models/model.pt, max |diff| = {diff:.3g}")
+    return CheckResult(name, "model.ts", True, f"loads; max |model.ts - eager| = {diff:.2g}")
+
+
 def verify_bundle(
     name_or_path: str | Path,
     *,
@@ -686,7 +730,8 @@ def verify_bundle(
         extra_forward_args: extra keyword arguments of the network's ``forward``.
 
     Returns:
-        one :class:`CheckResult` per check: ``layout``, ``metadata``, ``net_in_out``, ``torchscript``, ``onnx``
+        one :class:`CheckResult` per check: ``layout``, ``metadata``, ``version``, ``net_in_out``, ``torchscript``,
+        ``model.ts`` (only when the bundle ships ``models/model.ts``), ``onnx``
         (a single ``resolve`` failure when the bundle cannot be found).
     """
     try:
@@ -694,10 +739,13 @@ def verify_bundle(
     except FileNotFoundError as e:
         return [CheckResult(str(name_or_path), "resolve", False, str(e))]
     name = bundle.name
-    results = [_check_layout(bundle, name), _check_metadata(bundle, name)]
+    results = [_check_layout(bundle, name), _check_metadata(bundle, name), _check_version(bundle, name)]
     results.append(_check_net_in_out(bundle, name, device, n, any_size, extra_forward_args))
     if check_export:
         results.append(_check_torchscript(bundle, name, device, n, any_size))
+        committed_ts = _check_committed_torchscript(bundle, name, device, n, any_size)
+        if committed_ts is not None:
+            results.append(committed_ts)
         results.append(_check_onnx(bundle, name, n, any_size))
     else:
         results.append(CheckResult(name, "torchscript", True, "skipped (export checks off)"))

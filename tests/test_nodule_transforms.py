@@ -436,3 +436,12 @@ def test_dictionary_versions_copy_unless_inplace():
             cls(*args, copy=True, inplace=True)
     with pytest.raises(ValueError, match="contradict"):
         NoduleInsertd("image", centre, 8.0, copy=True, inplace=True)
+
+
+def test_from_record_reuses_the_noise_level_that_was_estimated():
+    """A record of an insert whose noise level was estimated holds ``texture_std: None`` next to the level used
+    (``texture_std_hu``); the replay must use that level, not estimate a new one (issue: replays with a lung mask)."""
+    record = {"centre_mm": [0.0, 0.0, 0.0], "diameter_mm": 8.0, "texture_std": None, "texture_std_hu": 37.5}
+    assert NoduleInsert.from_record(record).texture_std == 37.5
+    given = {**record, "texture_std": 12.0, "texture_std_hu": 12.0}
+    assert NoduleInsert.from_record(given).texture_std == 12.0

@@ -239,7 +239,8 @@ class NoduleInsert(Transform):
         ``inplace=True``, ``pixdim``) are passed on to the constructor."""
         params = {k: record[k] for k in _RECORD_PARAMS if k in record}
         params["centre"] = record["centre_mm"]
-        params.setdefault("texture_std", record.get("texture_std_hu"))
+        if params.get("texture_std") is None:  # the level that was used, estimated or given, not a new estimate
+            params["texture_std"] = record.get("texture_std_hu")
         params["label_value"] = record.get("label_value")
         params.update(kwargs)
         return cls(**params)

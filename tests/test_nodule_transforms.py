@@ -445,3 +445,16 @@ def test_from_record_reuses_the_noise_level_that_was_estimated():
     assert NoduleInsert.from_record(record).texture_std == 37.5
     given = {**record, "texture_std": 12.0, "texture_std_hu": 12.0}
     assert NoduleInsert.from_record(given).texture_std == 12.0
+
+
+def test_random_insert_says_when_no_lung_was_found_and_which_key_helps():
+    """A scan without any air-filled lung region (e.g. lungs cut by the field of view, where lung_mask_from_hu
+    finds nothing): the error says the lung mask was empty and names lung_mask= / lung_key=."""
+    soft_tissue = np.full((1, 40, 40, 30), 40.0, np.float32)
+    soft_tissue[:, :2] = -1000.0  # air outside the body only, so the HU check passes
+    t = RandNoduleInsert(prob=1.0, pixdim=(1.0, 1.0, 1.0))
+    t.set_random_state(0)
+    with pytest.raises(ValueError, match="no lung at all.*lung_key="):
+        t(soft_tissue)
+    with pytest.raises(ValueError, match="no lung at all in the lung mask given"):
+        t(soft_tissue, lung_mask=np.zeros_like(soft_tissue))

@@ -616,6 +616,12 @@ class RandNoduleInsert(RandomizableTransform):
             room = 2.0 * (float(clearance.max()) - self.margin_mm)
             lo, hi = self.diameter_range
             if room < lo:
+                if not clearance.any():
+                    source = "the lung mask given" if lung_mask is not None else (
+                        "the lung mask found from HU (lung_mask_from_hu; it finds none e.g. when the lungs touch the "
+                        "image border); pass a lung mask (lung_mask=, or lung_key= for RandNoduleInsertd)"
+                    )
+                    raise ValueError(f"{name}: no lung at all in {source}: no place to insert a nodule.")
                 raise ValueError(
                     f"{name}: no lung position leaves room for a {lo:g} mm nodule {self.margin_mm:g} mm away from "
                     f"the pleura (largest clearance {float(clearance.max()):.1f} mm on a {self.sample_grid_mm:g} mm grid)."

@@ -458,3 +458,34 @@ def test_random_insert_says_when_no_lung_was_found_and_which_key_helps():
         t(soft_tissue)
     with pytest.raises(ValueError, match="no lung at all in the lung mask given"):
         t(soft_tissue, lung_mask=np.zeros_like(soft_tissue))
+
+
+def test_dictionary_inserts_create_the_nodule_mask_with_the_image_geometry(tmp_path):
+    """The mask that NoduleInsertd / RandNoduleInsertd add is a MetaTensor with the image's affine, so SaveImaged
+    writes it on the image's grid (it was a plain tensor)."""
+    from monai.transforms import SaveImage
+
+    from monai_ext.phantoms import generate_chest_ct
+    from monai_ext.transforms import NoduleInsertd, RandNoduleInsertd
+
+    case = generate_chest_ct((64, 64, 40), (4.0, 4.0, 4.0), seed=1, lesions=False, nodules=False)
+    affine = torch.as_tensor(case.affine)
+    img = MetaTensor(torch.as_tensor(case.image[None]).float(), affine=affine)
+    lung = MetaTensor(torch.as_tensor(((case.label == 1) | (case.label == 2))[None]).float(), affine=affine)
+    centre = np.argwhere(lung[0].numpy() > 0)[len(np.argwhere(lung[0].numpy() > 0)) // 2]
+    outs = [
+        NoduleInsertd(keys="image", nodule_mask_key="nodule", lung_key="lung", centre=centre.tolist(), diameter_mm=8.0,
+                      centre_frame="voxel", seed=0)({"image": img, "lung": lung}),
+    ]  # fmt: skip
+    r = RandNoduleInsertd(keys="image", nodule_mask_key="nodule", lung_key="lung", prob=1.0)
+    r.set_random_state(0)
+    outs.append(r({"image": img, "lung": lung}))
+    for d in outs:
+        mask = d["nodule"]
+        assert isinstance(mask, MetaTensor) and torch.allclose(mask.affine.double(), affine.double())
+        assert mask.dtype == torch.uint8 and int(mask.sum()) > 0
+    SaveImage(output_dir=str(tmp_path), output_postfix="nodule", separate_folder=False, print_log=False)(outs[0]["nodule"])
+    import nibabel as nib
+
+    saved = nib.load(str(next(tmp_path.glob("*.nii.gz"))))
+    assert np.allclose(saved.affine, case.affine, atol=1e-4) and int(np.asarray(saved.dataobj).sum()) > 0

@@ -49,6 +49,7 @@ from .nodule_geometry import (
     image_geometry,
     in_image,
     lung_mask_from_hu,
+    nodule_mask_like,
     offsets_mm,
     robust_std,
     shape_distance,
@@ -470,7 +471,9 @@ def _ensure_nodule_mask(d: dict, key: Hashable, nodule_mask_key: str | None) -> 
     if nodule_mask_key is None or nodule_mask_key in d:
         return
     img = d[key]
-    if isinstance(img, torch.Tensor):
+    if isinstance(img, MetaTensor):  # the image's affine and meta data, so SaveImaged writes it on the same grid
+        d[nodule_mask_key] = nodule_mask_like(img)
+    elif isinstance(img, torch.Tensor):
         d[nodule_mask_key] = torch.zeros(tuple(img.shape), dtype=torch.uint8, device=img.device)
     else:
         d[nodule_mask_key] = np.zeros(tuple(img.shape), np.uint8)

@@ -489,3 +489,23 @@ def test_dictionary_inserts_create_the_nodule_mask_with_the_image_geometry(tmp_p
 
     saved = nib.load(str(next(tmp_path.glob("*.nii.gz"))))
     assert np.allclose(saved.affine, case.affine, atol=1e-4) and int(np.asarray(saved.dataobj).sum()) > 0
+
+
+def test_erase_fills_with_the_air_filled_lung_not_the_vessels_of_the_lung_mask():
+    """The fill's level comes from the aerated parenchyma around the region: a lung mask also covers vessels,
+    whose soft-tissue HU made the erased region tens of HU brighter than the lung it replaced."""
+    rng = np.random.default_rng(0)
+    img = rng.normal(-850.0, 20.0, (1, 48, 48, 48)).astype(np.float32)
+    img[:, :, :, :3] = -1000.0  # outside air, so the HU check passes
+    vessels = np.zeros_like(img, bool)
+    for x in range(4, 44, 5):  # a grid of 2-voxel vessels through the whole lung (about 15 % of it)
+        vessels[:, x:x + 2, :, :] |= True if x % 10 == 4 else False
+        vessels[:, :, x:x + 2, :] |= True if x % 10 == 9 else False
+    img[vessels] = 40.0
+    lung = np.ones_like(img, np.uint8)
+    mask = np.zeros_like(img, np.uint8)
+    mask[:, 17:21, 12:16, 22:26] = 1  # the region to erase, between the vessels (vessels in its shell)
+    img[mask > 0] = 30.0
+    out = NoduleErase(seed=0, pixdim=(1.0, 1.0, 1.0)).erase(img, mask=mask, lung_mask=lung)[0]
+    filled = np.asarray(out)[np.asarray(out) != img]  # the filled region: the mask and its soft edge
+    assert abs(float(filled.mean()) - (-850.0)) < 30.0, float(filled.mean())

@@ -85,8 +85,8 @@ class NoduleErase(Transform):
 
     Fill: harmonic interpolation of the voxels around the region (vessels crossing it stay continuous, as
     smooth tubes), plus correlated noise seeded by ``seed`` whose level makes the region's standard
-    deviation equal to that of the surrounding lung shell (``shell_mm`` thick, lung voxels: ``lung_mask``
-    or below -400 HU).
+    deviation equal to that of the surrounding lung shell (``shell_mm`` thick; its air-filled voxels, below
+    -400 HU and inside ``lung_mask`` when given, so vessels do not brighten the fill).
 
     Labels: ``label`` voxels of the erased mask with value ``label_value`` get ``background_value`` (default:
     the most common other label value around the nodule, e.g. the lung label, or 0); ``nodule_mask`` gets 0.
@@ -239,8 +239,11 @@ class NoduleErase(Transform):
         lung_crop = None
         if lung_mask is not None:
             lung_crop = to_numpy(spatial_crop(lung_mask, box, "lung_mask", geo.shape)) != 0
-        lungish = lung_crop if lung_crop is not None else crop < LUNG_HU
-        lung_shell = shell & lungish
+        # the air-filled parenchyma around the region: a lung mask also holds vessels and airway walls, which
+        # would pull the fill towards soft tissue (tens of HU brighter than the lung it replaces)
+        lung_shell = shell & (crop < LUNG_HU)
+        if lung_crop is not None:
+            lung_shell = lung_shell & lung_crop if (lung_shell & lung_crop).sum() >= 8 else shell & lung_crop
         ref = crop[lung_shell] if lung_shell.sum() >= 8 else crop[shell]
         shell_mean = float(ref.mean()) if ref.size else float(crop[~fill].mean())
         shell_std = float(ref.std()) if ref.size else 0.0

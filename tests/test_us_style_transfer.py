@@ -385,3 +385,34 @@ def test_all_styles_segmenter_selected_on_validation(tmp_path):
     while err.__cause__ is not None:
         err = err.__cause__
     assert "no validation image" in str(err) and "linear_hi_freq" in str(err)
+
+
+def test_restyle_keeps_the_aspect_ratio_and_writes_at_the_input_size(tiny_model_path, tmp_path):
+    """Inputs are fitted into the training size with their aspect ratio kept (not stretched), and every output has
+    its input's size."""
+    from PIL import Image
+
+    from monai_ext.apps.us_variational_style_transfer import restyle_images
+
+    wide = (np.random.default_rng(0).random((40, 90)) * 255).astype(np.uint8)
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    out = restyle_images(tiny_model_path, tmp_path / "wide.png", tmp_path / "out", image_size=[16, 16], device="cpu")
+    assert np.asarray(Image.open(out[0])).shape == (40, 90)
+
+
+def test_restyle_crops_a_real_dicom_to_its_tissue_region(tiny_model_path, tmp_path):
+    pydicom_data = pytest.importorskip("pydicom.data")
+    path = pydicom_data.get_testdata_file("gdcm-US-ALOKA-16.dcm")  # has a Sequence of Ultrasound Regions
+    if path is None:
+        pytest.skip("pydicom-data is not installed")
+    from PIL import Image
+
+    from monai_ext.apps.us_variational_style_transfer import restyle_images
+    from monai_ext.transforms import LoadUltrasound
+
+    region = LoadUltrasound(crop_to_region=True)(path)
+    assert region.shape[-2:] != (480, 640)  # the region is smaller than the frame
+    full = restyle_images(tiny_model_path, path, tmp_path / "full", image_size=[16, 16], device="cpu")
+    cropped = restyle_images(tiny_model_path, path, tmp_path / "crop", image_size=[16, 16], device="cpu", crop_to_region=True)
+    assert np.asarray(Image.open(full[0])).shape == (480, 640)
+    assert np.asarray(Image.open(cropped[0])).shape == tuple(region.shape[-2:])

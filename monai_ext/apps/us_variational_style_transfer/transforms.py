@@ -526,14 +526,19 @@ def restyle_images(
     seed: int = 0,
     device: str | torch.device | None = None,
     image_size: Sequence[int] | None = None,
+    crop_to_region: bool = False,
 ) -> list[str]:
     """Restyle image files (a file, a folder of images, or a list of files) and write 8-bit PNGs.
 
     With ``style_image``, styles are drawn from ``q(z | style image)`` (``spread`` scales sigma; 0: its mean);
     without, from the prior ``N(0, spread^2 I)``. Writes ``<stem>_style<k>.png`` (k < ``num_samples``) into
     ``output_dir`` (each file via a temporary sibling, then renamed) and ``restyle.json`` with the parameters
-    of every output (replayable with :class:`StyleTransfer`). ``image_size`` (H, W): resize inputs (and the
-    style image) to the size the model was trained at first (area interpolation). Returns the written paths.
+    of every output (replayable with :class:`StyleTransfer`). ``image_size`` (H, W): the size the model was
+    trained at; each input (and the style image) is scaled to fit it with its aspect ratio kept (area
+    interpolation), padded by edge replication, restyled, and the result is cut back and scaled to the input's
+    own size, so every output has the size of its input. ``crop_to_region``: crop DICOM ultrasound to its
+    tissue region first (``SequenceOfUltrasoundRegions``, see :class:`~monai_ext.transforms.LoadUltrasound`);
+    the output then has the region's size. Returns the written paths.
     """
 
     if isinstance(inputs, (str, os.PathLike)):
@@ -558,25 +563,39 @@ def restyle_images(
     out_dir.mkdir(parents=True, exist_ok=True)
     transform = StyleTransfer(model, device=device)
     source = "reference" if style_image is not None else "prior"
-    loader = LoadUltrasound()
+    loader = LoadUltrasound(crop_to_region=bool(crop_to_region))
 
-    def _load(path: Any) -> torch.Tensor:
+    def _load(path: Any) -> tuple[torch.Tensor, tuple[int, int], list[int]]:
+        """The image fitted into ``image_size`` (aspect kept, edge-padded), its own size and the padding."""
         img = loader(str(path)).as_tensor()
-        if image_size is not None:
-            img = F.interpolate(img[None], size=tuple(int(s) for s in image_size), mode="area")[0]
-        return img
+        size = (int(img.shape[-2]), int(img.shape[-1]))
+        if image_size is None:
+            return img, size, [0, 0, 0, 0]
+        th, tw = (int(v) for v in image_size)
+        scale = min(th / size[0], tw / size[1])
+        fit = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        img = F.interpolate(img[None], size=fit, mode="area")
+        pad = [(tw - fit[1]) // 2, tw - fit[1] - (tw - fit[1]) // 2, (th - fit[0]) // 2, th - fit[0] - (th - fit[0]) // 2]
+        return F.pad(img, pad, mode="replicate")[0], size, pad
+
+    def _back(out: torch.Tensor, size: tuple[int, int], pad: list[int]) -> torch.Tensor:
+        h, w = out.shape[-2], out.shape[-1]
+        out = out[..., pad[2]:h - pad[3], pad[0]:w - pad[1]]
+        if tuple(out.shape[-2:]) != size:
+            out = F.interpolate(out[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+        return out
 
     style = None
     if style_image is not None:
         if not Path(style_image).expanduser().is_file():
             raise FileNotFoundError(f"style_image {style_image} not found.")
-        style = _load(Path(style_image).expanduser())
+        style = _load(Path(style_image).expanduser())[0]
     written, records = [], []
     for i, f in enumerate(files):
-        img = _load(f)
+        img, size, pad = _load(f)
         for k in range(int(num_samples)):
             s = int(seed) + 1000 * i + k
-            out = transform(img, source=source, seed=s, spread=spread, style_image=style)
+            out = _back(torch.as_tensor(transform(img, source=source, seed=s, spread=spread, style_image=style)), size, pad)
             path = out_dir / f"{Path(f).stem}_style{k}.png"
             _write_png(np.asarray(out[0]), path)
             written.append(str(path))

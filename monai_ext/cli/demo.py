@@ -177,7 +177,7 @@ def run_demo(
     data_dir, eval_dir, real_dir, log_dir = work / "data", work / "eval", work / "real_ct", work / "logs"
     models = work / "models"
     committed = bundle_dir / "models" / "model.pt"
-    run_log = log_dir / "demo_runs.log"  # the bundle runner's own output, kept out of the terminal
+    run_log = log_dir / "demo_runs.log"  # the bundle runs' prints and warnings, kept out of the terminal
     out = sys.stdout
     t0 = time.perf_counter()
 
@@ -261,7 +261,7 @@ def run_demo(
     else:
         outcome = f"not installed (--install_weights replaces {committed} when the new model scores at least as well)"
     print(f"\nweights: {new_ckpt}; {outcome}")
-    print(f"total time {time.perf_counter() - t0:.0f} s; the bundle runner's log: {run_log}")
+    print(f"total time {time.perf_counter() - t0:.0f} s; the bundle runs' prints and warnings: {run_log}")
     return {
         "dice": dict(zip(names, dice.values())),
         "nsd": dict(zip(names, nsd.values())),

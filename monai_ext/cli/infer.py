@@ -45,7 +45,7 @@ def input_error_message(exc: BaseException) -> str | None:
     return None
 
 
-def _scans(bundle: Path, config: Path, input_path: Path) -> list[str]:
+def _scans(config: Path, input_path: Path) -> list[str]:
     if not input_path.exists():
         raise InferInputError(f"{input_path}: not found (expected a scan file, a DICOM series folder or a folder of scans).")
     if "find_images" in config.read_text(encoding="utf-8"):
@@ -71,7 +71,7 @@ def infer(bundle: str, input: str, output: str, device: str | None = None, quiet
         )
     input_path = Path(input).expanduser().resolve()
     out = Path(output).expanduser().resolve()
-    scans = _scans(bundle_dir, config, input_path)
+    scans = _scans(config, input_path)
     overrides = {"output_dir": str(out)}
     if device:
         overrides["device"] = f"$torch.device('{device}')"

@@ -454,6 +454,29 @@ def _tensors(out: Any) -> list[torch.Tensor]:
     return []
 
 
+def _network_with_committed_weights(bundle: Path, config_file: Path, meta_file: Path, device: str) -> torch.nn.Module:
+    """``network_def`` of ``config_file`` with ``models/model.pt`` loaded when the bundle has it (read as the Model Zoo
+    CI reads it: the state dict itself)."""
+    net = _build_network(bundle, config_file, meta_file, device)
+    ckpt_file = bundle / "models" / "model.pt"
+    if ckpt_file.is_file():
+        net.load_state_dict(state_dict_of(_load_checkpoint(ckpt_file)[0], ckpt_file))
+    return net
+
+
+def _output_difference(ref: list[torch.Tensor], got: list[torch.Tensor], what: str) -> tuple[float, str | None]:
+    """``(max |got - ref|, problem)``: ``problem`` says what differs when the outputs cannot be compared element by
+    element (another number of tensors or another shape); ``what`` names ``got`` in that message."""
+    if not ref or len(ref) != len(got):
+        return float("inf"), f"eager gives {len(ref)} tensor(s), {what} {len(got)}"
+    diff = 0.0
+    for r, g in zip(ref, got):
+        if r.shape != g.shape:
+            return float("inf"), f"{what} output shape {tuple(g.shape)} != eager {tuple(r.shape)}"
+        diff = max(diff, float((r.float() - g.float()).abs().max()) if r.numel() else 0.0)
+    return diff, None
+
+
 def _check_net_in_out(
     bundle: Path, name: str, device: str, n: int, any_size: int, extra_forward_args: dict | None
 ) -> CheckResult:
@@ -592,20 +615,9 @@ def _check_torchscript(bundle: Path, name: str, device: str, n: int, any_size: i
             with torch.no_grad():
                 ref = _tensors(net(x))
                 got = _tensors(ts(x))
-        if not ref or len(ref) != len(got):
-            return CheckResult(
-                name, "torchscript", False, f"bundle {name!r}: eager gives {len(ref)} tensor(s), TorchScript {len(got)}"
-            )
-        diff = 0.0
-        for r, g in zip(ref, got):
-            if r.shape != g.shape:
-                return CheckResult(
-                    name,
-                    "torchscript",
-                    False,
-                    f"bundle {name!r}: TorchScript output shape {tuple(g.shape)} != eager {tuple(r.shape)}",
-                )
-            diff = max(diff, float((r.float() - g.float()).abs().max()) if r.numel() else 0.0)
+        diff, problem = _output_difference(ref, got, "TorchScript")
+        if problem is not None:
+            return CheckResult(name, "torchscript", False, f"bundle {name!r}: {problem}")
         if not diff < TS_TOLERANCE:
             return CheckResult(
                 name,
@@ -638,10 +650,7 @@ def _check_onnx(bundle: Path, name: str, n: int, any_size: int) -> CheckResult:
         if dtype == torch.float16:
             dtype = torch.float32
         with tempfile.TemporaryDirectory(prefix="monai_ext_onnx_") as tmp, isolated_bundle(bundle):
-            net = _build_network(bundle, config_file, meta_file, "cpu")
-            ckpt_file = bundle / "models" / "model.pt"
-            if ckpt_file.is_file():
-                net.load_state_dict(state_dict_of(_load_checkpoint(ckpt_file)[0], ckpt_file))
+            net = _network_with_committed_weights(bundle, config_file, meta_file, "cpu")
             x = torch.rand(*shape, dtype=dtype)
             path = Path(tmp) / "model.onnx"
             try:
@@ -694,17 +703,18 @@ def _check_committed_torchscript(bundle: Path, name: str, device: str, n: int, a
     try:
         _, shape, dtype, _ = _declared_io(bundle, n, any_size)
         with isolated_bundle(bundle):
-            net = _build_network(bundle, find_config(bundle, "inference"), bundle / "configs" / "metadata.json", device)
-            ckpt = bundle / "models" / "model.pt"
-            if ckpt.is_file():
-                net.load_state_dict(state_dict_of(_load_checkpoint(ckpt)[0], ckpt))
+            net = _network_with_committed_weights(
+                bundle, find_config(bundle, "inference"), bundle / "configs" / "metadata.json", device
+            )
             ts = torch.jit.load(str(ts_file), map_location=device).eval()
             x = torch.rand(*shape, dtype=torch.float32 if dtype == torch.float16 else dtype, device=device)
             with torch.no_grad():
-                ref, got = _tensors(net.eval()(x)), _tensors(ts(x))
-        diff = max(float((r.float() - g.float()).abs().max()) for r, g in zip(ref, got)) if ref and len(ref) == len(got) else float("inf")
+                ref, got = _tensors(net(x)), _tensors(ts(x))
+        diff, problem = _output_difference(ref, got, "model.ts")
     except Exception as e:
         return CheckResult(name, "model.ts", False, f"{ts_file}: {_err(e)}")
+    if problem is not None:
+        return CheckResult(name, "model.ts", False, f"{ts_file}: {problem}")
     if not diff < TS_TOLERANCE:
         return CheckResult(name, "model.ts", False, f"{ts_file}: differs from models/model.pt, max |diff| = {diff:.3g}")
     return CheckResult(name, "model.ts", True, f"loads; max |model.ts - eager| = {diff:.2g}")

@@ -41,3 +41,25 @@ def test_dictionary_form_and_grid_check():
     assert d["pred"].shape == pred.shape
     with pytest.raises(ValueError, match="must share the spatial grid"):
         MaskOutsideBody(-500.0)(pred[:, :20], hu)
+
+
+def test_lung_cut_by_the_field_of_view_stays_inside_the_body():
+    """A field of view that cuts the body at both sides leaves the lungs open to the image border; they are
+    still inside the outline, while the air in front of the body and the table stay outside."""
+    x, y, z = np.mgrid[:40, :40, :8]
+    hu = np.full((40, 40, 8), -1000.0, np.float32)
+    body = ((x - 20) / 26) ** 2 + ((y - 18) / 12) ** 2 < 1  # wider than the image: cut at x = 0 and 39
+    hu[body] = 40.0
+    lungs = (((np.abs(x - 20) - 14) / 9) ** 2 + ((y - 18) / 6) ** 2 < 1) & body
+    hu[lungs] = -850.0
+    hu[:, 34:36, :] = 200.0  # table
+    assert lungs[0].any() and lungs[-1].any()  # both lungs reach the border
+    outline = body_outline(hu[None], -500.0)
+    assert outline[lungs].all()
+    assert not outline[:, :3].any()  # air in front of the body
+    assert not outline[:, 34:40].any()  # table and below
+    pred = np.zeros((4, 40, 40, 8), np.float32)
+    pred[0] = 1
+    pred[:, lungs] = np.array([0, 1, 0, 0], np.float32)[:, None]
+    out = MaskOutsideBody(threshold=-500.0)(pred, hu[None])
+    assert (out.argmax(0)[lungs] == 1).all()

@@ -14,9 +14,29 @@ from scipy import ndimage
 __all__ = ["body_outline", "MaskOutsideBody", "MaskOutsideBodyd", "MaskOutsideBodyD", "MaskOutsideBodyDict"]
 
 
+def _close_along_border(body_slice: np.ndarray) -> np.ndarray:
+    """A 2D body mask with each image edge filled between its first and last body pixel.
+
+    When the field of view cuts the body, a lung reaches the image edge and is open to it, so hole
+    filling would leave it out. Along every edge the pixels between two body pixels become body: a lung
+    cut by the edge lies between chest-wall pixels on it, while the air in front of, behind and around
+    the patient reaches a corner of the image and stays outside."""
+    out = body_slice.copy()
+    for edge in (out[0, :], out[-1, :], out[:, 0], out[:, -1]):
+        hit = np.flatnonzero(edge)
+        if hit.size >= 2:
+            edge[hit[0] : hit[-1] + 1] = True
+    return out
+
+
 def body_outline(image: NdarrayOrTensor, threshold: float, slice_axis: int = -1) -> np.ndarray:
     """Boolean mask (spatial shape) of the body: the largest connected component above ``threshold``,
-    with holes (lungs, airways, bowel gas) filled slice by slice along ``slice_axis`` (axial for RAS)."""
+    with holes (lungs, airways, bowel gas) filled slice by slice along ``slice_axis`` (axial for RAS).
+
+    A scan whose field of view cuts the body is handled: on each slice, the image edges are closed between
+    the body's first and last pixel on them before the holes are filled, so a lung that touches the image
+    border still counts as inside the body. The table (a separate component) and the air around the
+    patient stay outside."""
     img = convert_to_numpy(image)[0]
     comp, n = ndimage.label(img > threshold)
     if n == 0:
@@ -24,7 +44,7 @@ def body_outline(image: NdarrayOrTensor, threshold: float, slice_axis: int = -1)
     sizes = ndimage.sum_labels(np.ones_like(comp), comp, index=np.arange(1, n + 1))
     body = comp == (int(np.argmax(sizes)) + 1)
     body = np.moveaxis(body, slice_axis, 0)
-    body = np.stack([ndimage.binary_fill_holes(s) for s in body])
+    body = np.stack([ndimage.binary_fill_holes(_close_along_border(s)) for s in body])
     return np.moveaxis(body, 0, slice_axis)
 
 

@@ -1,5 +1,6 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI),
 plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from .chest_ct import (
     ChestCTCase,
     generate_chest_ct,
     phantom_affine,
+)
+from .chest_ct_acquisition import (
+    ACQUISITION_OPTIONS,
+    apply_kernel,
+    crop_affine,
+    kernel_noise,
+    sample_acquisition,
 )
 from .chest_ct_dataset import (
     case_seed,
@@ -56,6 +64,11 @@ __all__ = [
     "LABELS",
     "phantom_affine",
     "TISSUE_NAMES",
+    "ACQUISITION_OPTIONS",
+    "apply_kernel",
+    "crop_affine",
+    "kernel_noise",
+    "sample_acquisition",
     "case_seed",
     "fewshot_folds",
     "synth",

@@ -9,6 +9,11 @@ a chest-abdomen scan: its lowest slices are abdomen only, the lung bases dome ov
 spleen, so gas outside the lungs (stomach, bowel, trachea, outside the body) is present in every
 case.
 
+With ``variety=True`` each case also draws the acquisition and patient variety of real chest CT
+(field-of-view truncation, arms, contrast phase, reconstruction kernel, dose, slice thickness,
+patient size, inspiration, pleural effusion, atelectasis, emphysema); the draws come from
+:mod:`monai_ext.phantoms.chest_ct_acquisition` and are recorded in ``info["acquisition"]``.
+
 Conventions
 -----------
 Internally every structure is described in millimetres in a patient frame centred on the field of
@@ -28,11 +33,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
+
+from .chest_ct_acquisition import (
+    apply_kernel,
+    crop_affine,
+    kernel_noise,
+    sample_acquisition,
+)
 
 __all__ = [
     "ChestCTCase",
@@ -108,16 +120,21 @@ class ChestCTCase:
         label: uint8 array of the same shape; 0 background, 1 left lung (patient's left),
             2 right lung, 3 infection (inside the lungs, replacing the lung label).
         affine: 4x4 float64 voxel-to-world (RAS, mm) affine, ``diag(-sx, -sy, sz)`` plus the
-            origin that centres the volume (axis codes L, P, S).
+            origin that centres the volume (axis codes L, P, S); with ``variety`` a truncated
+            field of view moves the origin so that the kept voxels keep their world positions.
         spacing: voxel size in mm along (i, j, k).
         info: generation record: ``seed``, ``shape``, ``spacing``, ``fov_mm``, ``landmarks_mm``
             (world z of the diaphragm domes, carina, lung apex and lowest lung point),
             ``lung_volume_ml``, ``infection_fraction``, ``lesions`` (each with ``kind``,
             ``centre_mm`` (RAS world), ``centre_voxel``, ``radius_mm``, ``hu``, ``side``,
             ``voxels``), ``nodules`` (``centre_mm``, ``centre_voxel``, ``radius_mm``, ``hu``),
-            ``tissue_hu`` (mean HU per tissue class) and ``labels``.
+            ``tissue_hu`` (mean HU per tissue class) and ``labels``; with ``variety`` also
+            ``acquisition`` (see :func:`generate_chest_ct`).
         tissue: uint8 tissue-class map of the same shape (see :data:`TISSUE_NAMES`), before
-            lesions/vessels are blended into the image; handy for tests and masks.
+            lesions/vessels are blended into the image; handy for tests and masks.  A pleural
+            effusion is ``FLUID``; atelectasis and emphysema stay ``LUNG``.
+        findings: only with ``variety=True``: boolean masks (same shape) of the non-COVID findings
+            ``effusion`` (label 0), ``atelectasis`` and ``emphysema`` (both keep the lung label).
     """
 
     image: np.ndarray
@@ -126,6 +143,7 @@ class ChestCTCase:
     spacing: tuple[float, float, float]
     info: dict[str, Any]
     tissue: np.ndarray | None = None
+    findings: dict[str, np.ndarray] | None = None
 
 
 def phantom_affine(shape: Sequence[int], spacing: Sequence[float]) -> np.ndarray:
@@ -1190,6 +1208,209 @@ def _paint_nodules(img: np.ndarray, label: np.ndarray, grid: _Grid, plan: _Plan)
         np.copyto(sub, sub + w * (nod["hu"] - sub), where=ok & (w > 0))
 
 
+# ----------------------------------------------------------------------------------------------
+# acquisition and patient variety (issue 28): the anatomy-dependent parts
+
+
+_CONTRAST_CLASSES: dict[str, int] = {"blood": BLOOD, "liver": LIVER, "spleen": SPLEEN, "kidney": KIDNEY,
+                                     "myocardium": MYOCARDIUM, "pancreas": PANCREAS, "gut_wall": GUT_WALL}
+
+
+def _apply_patient_hu(an: _Anatomy, acq: Mapping[str, Any]) -> None:
+    """Inspiration depth (lung HU) and contrast phase: change the case's HU per tissue class."""
+    an.hu[LUNG] = np.float32(acq["lung_hu"])
+    con = acq["contrast"]
+    for name, v in con["set_hu"].items():
+        if name == "lung_vessels":
+            an.vessel_hu = float(v)
+        else:
+            an.hu[_CONTRAST_CLASSES[name]] = np.float32(v)
+    for name, v in con["add_hu"].items():
+        an.hu[_CONTRAST_CLASSES[name]] += np.float32(v)
+
+
+def _paint_arms(scene: _Scene, arms: Mapping[str, Any]) -> int:
+    """Arms down beside the chest (skin, fat, muscle, humerus or forearm bones), painted on air only.
+
+    Returns the number of arm voxels in the grid (the field of view truncates them as it comes).
+    """
+    an, g = scene.an, scene.g
+    ax0, ay0 = (float(v) for v in arms["semi_mm"])
+    yc = an.cy + float(arms["y_offset"]) * an.b
+    z = g.ax[2].astype(np.float64)
+    fore = z < an.zdome_R - float(arms["elbow_below_dome_mm"])
+    f = np.where(fore, 0.78, 1.0)  # the forearm is thinner than the upper arm
+    az, bz = ax0 * f, ay0 * f
+    rh = float(arms["humerus_radius_mm"])
+    n_arm = 0
+    for sgn, th in ((1.0, 0.0), (-1.0, math.pi)):
+        half = float(an._R_unit(np.array(th))) * scene.s.astype(np.float64)  # body half width per slice
+        xc = an.cx + sgn * (half + float(arms["gap_mm"]) + az)
+        box = g.box((float((xc - az).min()) - 1.0, yc - ay0 - 1.0, -1e9),
+                    (float((xc + az).max()) + 1.0, yc + ay0 + 1.0, 1e9))
+        if box is None:
+            continue
+        X, Y, _ = g.xyz(box)
+        xz = xc[box[2]].astype(np.float32)[None, None, :]
+        a3 = az[box[2]].astype(np.float32)[None, None, :]
+        b3 = bz[box[2]].astype(np.float32)[None, None, :]
+        fo = fore[box[2]][None, None, :]
+        dx, dy = X - xz, Y - yc
+        air = scene.tissue[box] == AIR
+
+        q = [np.square(dx / np.maximum(a3 - m, 1.0)) + np.square(dy / np.maximum(b3 - m, 1.0)) < 1.0
+             for m in (0.0, 2.5, 2.5 + float(arms["fat_mm"]))]  # skin, fat, muscle outlines
+        arm = q[0] & air
+        n_arm += int(arm.sum())
+        scene.paint(box, arm, SKIN)
+        scene.paint(box, q[1] & arm, FAT)
+        scene.paint(box, q[2] & arm, MUSCLE)
+        # humerus (slightly lateral in the arm) above the elbow; radius and ulna below it
+        r_hum = np.sqrt(np.square(dx - sgn * 0.1 * a3) + np.square(dy))
+        r_rad = np.sqrt(np.square(dx) + np.square(dy - 0.35 * b3))
+        r_uln = np.sqrt(np.square(dx) + np.square(dy + 0.35 * b3))
+        rf = 0.55 * rh
+        bone = np.where(fo, (r_rad < rf) | (r_uln < rf), r_hum < rh) & arm
+        marrow = np.where(fo, (r_rad < rf - 2.0) | (r_uln < rf - 2.0), r_hum < rh - 3.0) & arm
+        scene.paint(box, bone, BONE)
+        scene.paint(box, marrow, MARROW)
+    return n_arm
+
+
+def _dependent_band(scene: _Scene, lv: int, thick: float, height: float,
+                    level: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels of lung ``lv`` posterior to a per-slice coronal level: a dependent (supine) crescent.
+
+    The band is ``thick`` mm deep (behind ``level``, default the most posterior lung point of the
+    slice) at the lowest lung slice, tapering to 0 at ``height`` mm above it.  Returns the mask and
+    the per-slice front of the band (y, mm) for a band stacked in front of it.
+    """
+    g = scene.g
+    m = scene.label == lv
+    ny, nz = g.shape[1], g.shape[2]
+    anyj = m.any(axis=0)  # (ny, nz)
+    has = anyj.any(axis=0)
+    front = np.full(nz, np.inf, dtype=np.float32)
+    if not has.any():
+        return np.zeros(g.shape, dtype=bool), front
+    jlast = ny - 1 - np.argmax(anyj[::-1, :], axis=0)
+    ymax = np.where(has, g.ax[1][jlast], -np.inf).astype(np.float32)
+    if level is not None:
+        ymax = np.minimum(ymax, level)
+    zlow = float(g.ax[2][np.flatnonzero(has)[0]])
+    t = np.clip(1.0 - (g.ax[2] - zlow) / max(height, 1e-3), 0.0, 1.0) ** 0.6
+    T = (thick * t).astype(np.float32)
+    front = np.where(has & (T > 0), ymax - T, np.inf).astype(np.float32)
+    mask = m & (g.ax[1][None, :, None] > front[None, None, :])
+    return mask, front
+
+
+def _paint_pleura(scene: _Scene, acq: Mapping[str, Any]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Pleural effusion (fluid, label 0, carved out of the lungs) and dependent atelectasis masks."""
+    eff, atel = acq.get("effusion"), acq.get("atelectasis")
+    eff_mask = at_mask = None
+    for side, lv in (("left", 1), ("right", 2)):
+        level = None
+        if eff and side in eff["sides"]:
+            e, level = _dependent_band(scene, lv, float(eff["thickness_mm"][side]), float(eff["height_mm"]))
+            eff_mask = e if eff_mask is None else eff_mask | e
+        if atel and side in atel["sides"]:
+            a, _ = _dependent_band(scene, lv, float(atel["thickness_mm"]), float(atel["height_mm"]), level)
+            if eff_mask is not None:
+                a &= ~eff_mask
+            at_mask = a if at_mask is None else at_mask | a
+    if eff_mask is not None:
+        scene.paint((slice(None),) * 3, eff_mask, FLUID)
+    return eff_mask, at_mask
+
+
+def _paint_emphysema(img: np.ndarray, label: np.ndarray, tissue: np.ndarray, scene: _Scene,
+                     emph: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
+    """Low-attenuation patches and bullae in the upper lobes (label unchanged); returns the mask."""
+    an, g = scene.an, scene.g
+    z0 = an.z_car - 30.0
+    out = np.zeros(g.shape, dtype=bool)
+    box = scene.full_box(z0, an.z_apex)
+    if box[2].stop <= box[2].start:
+        return out
+    _, _, Z = g.xyz(box)
+    lung = ((label[box] == 1) | (label[box] == 2)) & (tissue[box] == LUNG)
+    if not lung.any():
+        return out
+    ext = [g.fov[0], g.fov[1], max(float(an.z_apex - z0), 1.0)]
+    coarse = rng.standard_normal([max(2, int(math.ceil(e / 10.0)) + 1) for e in ext]).astype(np.float32)
+    f = _upsample(coarse, g, box)
+    f += np.clip((Z - z0) / 60.0, 0.0, 1.0) * 1.2  # more toward the apices
+    thr = float(np.quantile(f[lung], 1.0 - float(emph["fraction"])))
+    m = lung & (f > thr)
+    idx = np.flatnonzero(lung)
+    X, Y, _ = g.xyz(box)
+    for r in emph["bullae_radius_mm"]:
+        c = np.unravel_index(int(rng.choice(idx)), lung.shape)
+        cw = (float(X[c[0], 0, 0]), float(Y[0, c[1], 0]), float(Z[0, 0, c[2]]))
+        m |= lung & (np.square(X - cw[0]) + np.square(Y - cw[1]) + np.square(Z - cw[2]) < r * r)
+    sub = img[box]
+    m &= sub < -400.0  # spare vessels, airway walls, lesions and nodules
+    new = np.float32(emph["hu"]) + np.float32(0.1) * (sub - an.hu[LUNG])
+    np.copyto(sub, new, where=m)
+    out[box] = m
+    return out
+
+
+def _body_extent(an: _Anatomy) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) of the body outline at its widest slice (mm, patient frame)."""
+    th = np.linspace(0.0, 2.0 * math.pi, 721)
+    R = an._R_unit(th) * an.s_max
+    xs, ys = an.cx + R * np.cos(th), an.cy + R * np.sin(th)
+    return float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max())
+
+
+def _crop_slices(an: _Anatomy, grid: _Grid, trunc: Mapping[str, Any]) -> tuple[slice, slice, slice]:
+    """Field-of-view truncation: the kept index ranges of the generated grid (see sample_acquisition)."""
+
+    def widen(s: slice, n: int, n_min: int) -> slice:
+        n_min = min(n, n_min)
+        a = min(max(s.start, 0), n)
+        b = min(max(s.stop, a), n)
+        while b - a < n_min:
+            if b < n:
+                b += 1
+            if b - a < n_min and a > 0:
+                a -= 1
+        return slice(a, b)
+
+    def window(axis: int, lo: float, hi: float, keep: float, shift: float) -> slice:
+        if keep >= 1.0:
+            return slice(0, grid.shape[axis])
+        w = hi - lo
+        c = 0.5 * (lo + hi) + shift * (1.0 - keep) * w / 2.0
+        return widen(grid.sl(axis, c - keep * w / 2.0, c + keep * w / 2.0), grid.shape[axis], 8)
+
+    x0, x1, y0, y1 = _body_extent(an)
+    sx = window(0, x0, x1, float(trunc["lateral_keep"]), float(trunc["lateral_shift"]))
+    sy = window(1, y0, y1, float(trunc["ap_keep"]), float(trunc["ap_shift"]))
+    nz = grid.shape[2]
+    zlo, zhi = float(grid.ax[2][0]), float(grid.ax[2][-1])
+    fz = zhi - zlo
+    u0, u1 = (float(v) for v in trunc["cc_u"])
+    mode = trunc["craniocaudal"]
+    if mode == "bases":  # lung bases + upper abdomen
+        lo, hi = zlo + 0.1 * u0 * fz, an.z_base + 40.0 + 70.0 * u1
+    elif mode == "chest":  # no abdomen; sometimes the lowest lung is cut too
+        lo, hi = an.z_base - 20.0 + 60.0 * u0, zhi
+    elif mode == "top":
+        lo, hi = zlo, zhi - (0.1 + 0.3 * u1) * fz
+    elif mode == "both":
+        lo, hi = zlo + (0.05 + 0.25 * u0) * fz, zhi - (0.05 + 0.25 * u1) * fz
+    else:
+        lo, hi = zlo, zhi
+    sz = grid.sl(2, lo - 1e-3, hi + 1e-3)
+    if sz.stop <= sz.start:
+        sz = slice(min(max(sz.start, 0), nz - 1), min(max(sz.start, 0), nz - 1) + 1)
+    sz = widen(sz, nz, max(8, int(math.ceil(0.35 * nz))))
+    return sx, sy, sz
+
+
 def _to_ras(p: np.ndarray) -> list[float]:
     return [float(-p[0]), float(-p[1]), float(p[2])]
 
@@ -1206,6 +1427,8 @@ def generate_chest_ct(
     nodules: bool = False,
     noise_std: float = 20.0,
     blur_mm: float | None = None,
+    variety: bool = False,
+    acquisition: Mapping[str, Any] | None = None,
 ) -> ChestCTCase:
     """Generate one synthetic chest + upper-abdomen CT with lung and infection labels.
 
@@ -1222,12 +1445,54 @@ def generate_chest_ct(
         nodules: add 1-4 solid nodules (-50..+100 HU, 4-20 mm) inside the lungs; they keep the
             lung label and are listed in ``info["nodules"]``.
         noise_std: standard deviation (HU) of the additive, slightly in-plane correlated noise.
+            With ``variety`` the noise level is drawn instead; 0 still disables the noise.
         blur_mm: full width at half maximum (mm) of the Gaussian point-spread function applied to
             the image (not the labels); ``None`` means 1.2 voxel along each axis, 0 disables it.
+            With ``variety`` it sets the in-plane part only (z: the slice thickness).
+        variety: draw per case the acquisition and patient variety of real chest CT (issue 28), from
+            generators of their own (:func:`~monai_ext.phantoms.chest_ct_acquisition.sample_acquisition`,
+            seeded ``[seed, 28, k]``), so ``variety=False`` gives exactly the phantoms of before:
+
+            * field-of-view truncation (about half of the cases): lateral (60-100% of the body
+              width kept, the lungs then often reach the image border), anterior-posterior (60-100%
+              of the depth) and cranio-caudal (lung bases + upper abdomen, chest without abdomen,
+              apices cut, or both slabs; at least 35% of the slices and 8 slices kept).  The arrays
+              are cropped and the affine origin moved (:func:`crop_affine`), so the shape differs
+              per case and the world position of every kept voxel is that of the uncropped volume;
+              the world origin is then no longer the volume centre.
+            * arms up (out of view) or down beside the chest (skin, fat, muscle, humerus; radius and
+              ulna below the elbow), 5-40 mm from the body or touching; label 0.
+            * contrast phase: none, arterial (blood 250-450 HU, lung vessels 150-350 HU) or portal
+              venous (blood 140-200, lung vessels 120-180, liver 100-140, spleen 110-140, kidneys
+              150-220, myocardium +30..50 HU).
+            * reconstruction kernel: smooth (extra in-plane Gaussian, FWHM 0.7-1.4 voxel), standard,
+              sharp (unsharp mask, gain 0.6-1.5); the noise is shaped by the same kernel.
+            * noise: standard 10-25 HU or low dose 40-90 HU (at 3 mm, standard kernel), times
+              ``(thickness / 3 mm) ** -0.5`` and a kernel factor (smooth 0.75, sharp 1 + 0.35 gain).
+            * slice thickness 0.6-5 mm, the Gaussian z point-spread (FWHM = thickness); for 40% of
+              the cases the volume is generated at a z spacing of 1.5, 2, 3 or 5 mm (the number of
+              slices changes, the z field of view is kept).
+            * patient size: every length times 0.8-1.2 (the anatomy is drawn on a grid of spacing
+              ``spacing / scale``; every mm in ``info`` is a true world mm).
+            * inspiration: lung parenchyma mean -900 (deep inspiration) to -700 HU (expiration), the
+              gravity gradient kept.
+            * confounders: pleural effusion (p 0.25; 0-20 HU, dependent crescent at the bases, 5-40
+              mm, label 0), dependent atelectasis (-200..+40 HU band behind the lung or beside the
+              effusion, 5-20 mm; lung label), emphysema (p 0.2; -1000..-950 HU patches and bullae in
+              the upper lobes; lung label).
+
+            What was drawn is in ``info["acquisition"]`` (JSON-serialisable; the keys of
+            :func:`sample_acquisition` plus ``crop`` (``start``/``stop`` indices in the generated
+            grid, ``uncropped_shape``), ``generated_shape``, ``noise_std``, ``psf_fwhm_mm``,
+            ``arm_voxels`` and ``voxels`` (effusion, atelectasis, emphysema counts in the output))
+            and the masks of the confounders in :attr:`ChestCTCase.findings`.
+        acquisition: with ``variety``, forced values of some options (keys and values listed in
+            :data:`~monai_ext.phantoms.chest_ct_acquisition.ACQUISITION_OPTIONS`, e.g.
+            ``{"contrast": "arterial", "craniocaudal": "none"}``); the other options keep their draws.
 
     Returns:
         :class:`ChestCTCase` with a float32 HU image, a uint8 label map of the same shape, the
-        RAS affine ``diag(-sx, -sy, sz)`` + centring origin, the spacing and a generation record.
+        RAS affine ``diag(-sx, -sy, sz)`` + origin, the spacing and a generation record.
     """
     shape = tuple(int(n) for n in shape)
     spacing = tuple(float(s) for s in spacing)
@@ -1237,14 +1502,30 @@ def generate_chest_ct(
         raise ValueError(f"spacing must be three positive numbers (mm), got {spacing}")
     if noise_std < 0:
         raise ValueError(f"noise_std must be >= 0 HU, got {noise_std}")
+    if acquisition and not variety:
+        raise ValueError("acquisition overrides need variety=True")
     rng = np.random.default_rng(seed)
-    grid = _Grid(shape, spacing)
+    acq = sample_acquisition(seed, spacing, acquisition) if variety else None
+    ps = 1.0  # patient scale: internal (anatomy) mm * ps = world mm
+    if acq is not None:
+        ps = float(acq["patient_scale"])
+        zs = float(acq["z_spacing_mm"])
+        shape = (shape[0], shape[1], max(1, int(round(shape[2] * spacing[2] / zs))))
+        spacing = (spacing[0], spacing[1], zs)
+    grid = _Grid(shape, [s / ps for s in spacing] if acq is not None else spacing)
     an = _Anatomy(rng, grid.fov)
+    if acq is not None:
+        _apply_patient_hu(an, acq)
     plan = _Plan(rng, an, grid.fov, lesions, nodules)
 
     scene = _Scene(an, grid)
     scene.paint_all(rng)
     tissue, label = scene.tissue, scene.label
+    eff_mask = at_mask = emph_mask = None
+    if acq is not None:
+        if acq["arms"]["position"] == "down":
+            acq["arm_voxels"] = _paint_arms(scene, acq["arms"])
+        eff_mask, at_mask = _paint_pleura(scene, acq)
 
     # tissue classes -> HU, plus a smooth texture (coarse random nodes, trilinear upsampling)
     img = np.take(an.hu, tissue)
@@ -1257,17 +1538,40 @@ def generate_chest_ct(
     if lbox[2].stop > lbox[2].start:
         yg = (an.lung_grad * np.clip((grid.ax[1] - an.cy) / an.b, -1.0, 1.0)).astype(np.float32)
         img[lbox] += (tissue[lbox] == LUNG) * yg[None, :, None]
+    if eff_mask is not None:
+        np.copyto(img, np.float32(acq["effusion"]["hu"]) + 0.3 * (img - an.hu[FLUID]), where=eff_mask)
+    if at_mask is not None:
+        np.copyto(img, np.float32(acq["atelectasis"]["hu"]) + 0.3 * (img - an.hu[LUNG]), where=at_mask)
 
     painted = _paint_lesions(img, label, grid, plan, 60.0) if lesions else []
     _paint_segments_hu(img, tissue, grid, plan.vessels, an.vessel_hu, (LUNG, VFAT))
     _paint_airways_hu(img, tissue, grid, plan.airways, float(an.hu[AIRWAY_WALL]))
     if nodules:
         _paint_nodules(img, label, grid, plan)
+    if acq is not None and acq["emphysema"]:
+        emph_mask = _paint_emphysema(img, label, tissue, scene, acq["emphysema"],
+                                     np.random.default_rng([int(seed), 28, 100]))
 
-    fwhm = [1.2 * s for s in spacing] if blur_mm is None else [float(blur_mm)] * 3
+    if acq is None:
+        fwhm = [1.2 * s for s in spacing] if blur_mm is None else [float(blur_mm)] * 3
+    else:
+        fxy = [1.2 * s for s in spacing[:2]] if blur_mm is None else [float(blur_mm)] * 2
+        fwhm = fxy + [float(acq["slice_thickness_mm"])]
     sig = [f / 2.3548 / s for f, s in zip(fwhm, spacing)]
     img = _gauss_blur(img, sig)
-    if noise_std > 0:
+    if acq is not None:
+        kern = acq["kernel"]
+        strength = kern["smooth_fwhm_vox"] if kern["name"] == "smooth" else kern["sharp_k"]
+        img = apply_kernel(img, kern["name"], strength)
+        if noise_std > 0:
+            kf = {"smooth": 0.75, "standard": 1.0, "sharp": 1.0 + 0.35 * kern["sharp_k"]}[kern["name"]]
+            noise_std = acq["noise_std_3mm"] * (acq["slice_thickness_mm"] / 3.0) ** -0.5 * kf
+            n = kernel_noise(rng.standard_normal(shape, dtype=np.float32), kern["name"], strength, noise_std)
+            img += n
+            del n
+        acq["noise_std"] = float(noise_std)
+        acq["psf_fwhm_mm"] = [float(f) for f in fwhm]
+    elif noise_std > 0:
         n = rng.standard_normal(shape, dtype=np.float32)
         w = 0.12  # in-plane correlation of reconstructed CT noise
         for axis in (0, 1):
@@ -1279,6 +1583,29 @@ def generate_chest_ct(
         del n
     np.clip(img, HU_RANGE[0], HU_RANGE[1], out=img)
 
+    affine = phantom_affine(shape, spacing)
+    start = [0, 0, 0]
+    findings: dict[str, np.ndarray] | None = None
+    if acq is not None:
+        crop = _crop_slices(an, grid, acq["truncation"])
+        start = [s.start for s in crop]
+        acq["generated_shape"] = list(shape)
+        acq["crop"] = {"start": start, "stop": [s.stop for s in crop], "uncropped_shape": list(shape)}
+        img, label, tissue = img[crop].copy(), label[crop].copy(), tissue[crop].copy()
+        empty = np.zeros(img.shape, dtype=bool)
+        findings = {k: (empty.copy() if m is None else np.ascontiguousarray(m[crop]))
+                    for k, m in (("effusion", eff_mask), ("atelectasis", at_mask), ("emphysema", emph_mask))}
+        acq["voxels"] = {k: int(m.sum()) for k, m in findings.items()}
+        affine = crop_affine(affine, start)
+        shape = img.shape
+
+    def world(p: Any) -> list[float]:
+        return _to_ras(np.asarray(p, dtype=np.float64) * ps) if acq is not None else _to_ras(np.asarray(p))
+
+    def vox(p: Any) -> list[float]:
+        v = _to_voxel(p, grid)
+        return [v[a] - start[a] for a in range(3)] if acq is not None else v
+
     vox_ml = float(np.prod(spacing)) / 1000.0
     n_left, n_right, n_inf = (int(np.count_nonzero(label == v)) for v in (1, 2, 3))
     lung_vox = n_left + n_right + n_inf
@@ -1286,32 +1613,34 @@ def generate_chest_ct(
         "seed": int(seed) if isinstance(seed, (int, np.integer)) else seed,
         "shape": list(shape),
         "spacing": list(spacing),
-        "fov_mm": [float(f) for f in grid.fov],
+        "fov_mm": [float(n * s) for n, s in zip(shape, spacing)] if acq is not None else [float(f) for f in grid.fov],
         "noise_std": float(noise_std),
         "blur_fwhm_mm": [float(f) for f in fwhm],
         "labels": dict(LABELS),
         "landmarks_mm": {
-            # world z (mm; the volume centre is z = 0)
-            "right_dome_z": an.zdome_R, "left_dome_z": an.zdome_L, "lowest_lung_z": an.z_base,
-            "carina_z": an.z_car, "apex_z": an.z_apex,
-            "heart_centre": _to_ras(np.asarray(an.heart_c)),
+            # world z (mm; the centre of the uncropped volume is z = 0)
+            "right_dome_z": an.zdome_R * ps, "left_dome_z": an.zdome_L * ps, "lowest_lung_z": an.z_base * ps,
+            "carina_z": an.z_car * ps, "apex_z": an.z_apex * ps,
+            "heart_centre": world(an.heart_c),
         },
-        "body_mm": {"width": 2 * an.a, "depth": 2 * an.b},
-        "heart_semi_axes_mm": [float(v) for v in an.heart_semi],
+        "body_mm": {"width": 2 * an.a * ps, "depth": 2 * an.b * ps},
+        "heart_semi_axes_mm": [float(v) * ps for v in an.heart_semi],
         "infection_fraction": (n_inf / lung_vox) if lung_vox else 0.0,
         "lesions": [{
-            "kind": les["kind"], "centre_mm": _to_ras(les["centre"]), "centre_voxel": _to_voxel(les["centre"], grid),
-            "radius_mm": float(les["radius_mm"]), "side": "left" if les["side"] == "L" else "right",
+            "kind": les["kind"], "centre_mm": world(les["centre"]), "centre_voxel": vox(les["centre"]),
+            "radius_mm": float(les["radius_mm"]) * ps, "side": "left" if les["side"] == "L" else "right",
             "hu": float(les["hu_ggo"] if les["kind"] != "consolidation" else les["hu_cons"]),
             "voxels": int(les["voxels"]),
         } for les in painted],
         "nodules": [{
-            "centre_mm": _to_ras(nod["centre"]), "centre_voxel": _to_voxel(nod["centre"], grid),
-            "radius_mm": float(nod["radius_mm"]), "hu": float(nod["hu"]),
+            "centre_mm": world(nod["centre"]), "centre_voxel": vox(nod["centre"]),
+            "radius_mm": float(nod["radius_mm"]) * ps, "hu": float(nod["hu"]),
         } for nod in plan.nodules] if nodules else [],
         "tissue_hu": {TISSUE_NAMES[c]: float(an.hu[c]) for c in range(len(TISSUE_NAMES))},
     }
     info["lung_volume_ml"] = {"total": lung_vox * vox_ml, "labelled_left": n_left * vox_ml,
                               "labelled_right": n_right * vox_ml, "infection": n_inf * vox_ml}
-    return ChestCTCase(image=img, label=label, affine=phantom_affine(shape, spacing), spacing=spacing,
-                       info=info, tissue=tissue)
+    if acq is not None:
+        info["acquisition"] = acq
+    return ChestCTCase(image=img, label=label, affine=affine, spacing=spacing,
+                       info=info, tissue=tissue, findings=findings)

@@ -3,7 +3,7 @@
 ``synthesize_dataset(out_dir)`` writes::
 
     out_dir/
-        imagesTr/case_000.nii.gz    int16 HU, the phantom's LPS-array RAS affine
+        imagesTr/case_000.nii.gz    int16 HU, the phantom's LPS-array RAS affine (shape per case with variety)
         labelsTr/case_000.nii.gz    uint8: 0 background, 1 left lung, 2 right lung, 3 infection
         dataset.json                MSD description (+ the generation parameters)
         datalist_fewshot_5fold.json {"fold_0": {"training": [4 cases], "testing": [the rest]}, ...}
@@ -96,6 +96,7 @@ def synthesize_dataset(
     nodules: bool = False,
     dicom: bool = False,
     progress: bool = True,
+    variety: bool = False,
 ) -> dict[str, Any]:
     """Generate ``cases`` chest-CT phantoms and write them as an MSD-style data set.
 
@@ -109,6 +110,12 @@ def synthesize_dataset(
         nodules: add solid nodules (unlabelled, listed in dataset.json).
         dicom: also write ``dicom/case_XXX/`` CT series.
         progress: print one line per case.
+        variety: draw per case the acquisition and patient variety of real chest CT (field-of-view
+            truncation, arms, contrast phase, kernel, dose, slice thickness and z spacing, patient
+            size, inspiration, effusion, atelectasis, emphysema; see :func:`generate_chest_ct`).
+            The image shape and spacing then differ per case (each file carries its own affine);
+            each record lists its ``shape``, ``spacing`` and ``acquisition``.  ``False`` writes
+            exactly the data set of before.
 
     Returns:
         The ``dataset.json`` content (MSD keys plus ``phantom`` with the generation parameters and
@@ -132,7 +139,7 @@ def synthesize_dataset(
         t0 = time.perf_counter()
         name = f"case_{i:03d}"
         cs = case_seed(seed, i)
-        case = generate_chest_ct(shape, spacing, seed=cs, lesions=lesions, nodules=nodules)
+        case = generate_chest_ct(shape, spacing, seed=cs, lesions=lesions, nodules=nodules, variety=variety)
         hu = np.clip(np.rint(case.image), -1024, 3071).astype(np.int16)
         _save_nifti(hu, case.affine, out / "imagesTr" / f"{name}.nii.gz")
         _save_nifti(case.label.astype(np.uint8), case.affine, out / "labelsTr" / f"{name}.nii.gz")
@@ -142,14 +149,18 @@ def synthesize_dataset(
         entry = {"image": f"./imagesTr/{name}.nii.gz", "label": f"./labelsTr/{name}.nii.gz"}
         entries.append(entry)
         info = case.info
-        records.append({
+        record = {
             "case": name, "seed": cs,
             "infection_fraction": round(float(info["infection_fraction"]), 5),
             "lung_volume_ml": round(float(info["lung_volume_ml"]["total"]), 1),
             "lesions": info["lesions"], "nodules": info["nodules"],
-        })
+        }
+        if variety:
+            record.update(shape=info["shape"], spacing=info["spacing"], acquisition=info["acquisition"])
+        records.append(record)
         if progress:
-            print(f"case {i + 1}/{cases} {name} seed={cs} infection={info['infection_fraction']:.3f} "
+            extra = f" shape={tuple(info['shape'])}" if variety else ""
+            print(f"case {i + 1}/{cases} {name} seed={cs} infection={info['infection_fraction']:.3f}{extra} "
                   f"... {time.perf_counter() - t0:.1f} s", flush=True)
 
     dataset: dict[str, Any] = {
@@ -169,7 +180,7 @@ def synthesize_dataset(
         "phantom": {
             "generator": "monai_ext.phantoms.generate_chest_ct",
             "seed": int(seed), "cases": cases, "shape": list(shape), "spacing": list(spacing),
-            "lesions": bool(lesions), "nodules": bool(nodules), "dicom": bool(dicom),
+            "lesions": bool(lesions), "nodules": bool(nodules), "dicom": bool(dicom), "variety": bool(variety),
             "case_seeds": [r["seed"] for r in records], "records": records,
         },
     }
@@ -194,14 +205,17 @@ def synth(
     spacing: str | Sequence[float] = "3,3,3",
     dicom: bool = False,
     nodules: bool = False,
+    variety: bool = False,
 ) -> dict[str, Any]:
-    """CLI entry (``python -m monai_ext synth --out DIR --cases 10 --seed 0``): write a phantom data set.
+    """CLI entry (``python -m monai_ext synth --out DIR --cases 10 --seed 0 [--variety]``): write a phantom data set.
 
-    ``shape`` and ``spacing`` accept a tuple/list or a comma string such as ``"128,128,96"``.
+    ``shape`` and ``spacing`` accept a tuple/list or a comma string such as ``"128,128,96"``;
+    ``variety`` draws the acquisition and patient variety per case (see :func:`synthesize_dataset`).
     Returns a short summary (folder, number of cases, mean infection fraction).
     """
     ds = synthesize_dataset(out, cases=cases, seed=seed, shape=_parse_triplet(shape, int, "shape"),
-                            spacing=_parse_triplet(spacing, float, "spacing"), dicom=dicom, nodules=nodules)
+                            spacing=_parse_triplet(spacing, float, "spacing"), dicom=dicom, nodules=nodules,
+                            variety=variety)
     fr = [r["infection_fraction"] for r in ds["phantom"]["records"]]
     return {"out": str(Path(out).resolve()), "cases": ds["numTraining"],
             "dataset_json": str(Path(out).resolve() / "dataset.json"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,80 @@ def test_infer_refuses_a_bundle_without_input(tmp_path):
     with pytest.raises(InferInputError, match="takes no input"):
         infer("ctsgan_chest_ct_synthesis", str(tmp_path), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def _phantom_ct(tmp_path: Path):
+    from monai_ext.phantoms import generate_chest_ct
+
+    return generate_chest_ct(shape=(48, 48, 32), spacing=(6.0, 6.0, 6.0), seed=4, lesions=False)
+
+
+def test_too_small_and_non_hu_scans_raise_naming_the_file(tmp_path):
+    from monai_ext.cli.infer import infer
+    from monai_ext.transforms import ScanInputError
+
+    case = _phantom_ct(tmp_path)
+    window = np.clip((case.image + 1350.0) / 1500.0 * 255.0, 0, 255).round().astype(np.uint8)  # W1500 L-600
+    inputs = {
+        "thin.nii.gz": (case.image[:, :, :5], r"axis 2 has 5 voxel\(s\), expected at least 8"),
+        "one_slice.nii.gz": (case.image[:, :, 16:17], r"axis 2 has 1 voxel\(s\), expected at least 8.*single slice"),
+        "coronal.nii.gz": (case.image[:, 20:21, :], r"axis 1 has 1 voxel\(s\), expected at least 8.*single slice"),
+        "window_0_255.nii.gz": (window, r"\[0, 255\].*Set hu_slope and hu_intercept.*--hu_slope 5.88235 --hu_intercept -1350"),
+        "raw_0_4095.nii.gz": ((case.image + 1024.0).astype(np.int16), r"rescale intercept.*--hu_slope 1 --hu_intercept -1024"),
+    }
+    for name, (data, expected) in inputs.items():
+        path = tmp_path / name
+        nib.save(nib.Nifti1Image(data, case.affine), path)
+        with pytest.raises(Exception) as err:
+            infer(BUNDLE, str(path), str(tmp_path / "out"), device="cpu", quiet=True)
+        chain, e = [], err.value
+        while e is not None:  # MONAI wraps the transform's error in RuntimeErrors
+            chain.append(e)
+            e = e.__cause__ or e.__context__
+        original = next((e for e in chain if isinstance(e, ScanInputError)), None)
+        assert original is not None, f"{name}: {err.value!r}"
+        assert re.search(expected, str(original)), f"{name}: {original}"
+        assert str(original).startswith(str(path)) and original.filename == str(path), name
+        assert not (tmp_path / "out").exists(), name
+
+
+def test_hu_rescale_options_exit_2_with_the_hint_and_pass_when_given(tmp_path):
+    case = _phantom_ct(tmp_path)
+    raw = tmp_path / "raw.nii.gz"
+    nib.save(nib.Nifti1Image((case.image + 1024.0).astype(np.int16), case.affine), raw)
+    res = subprocess.run([sys.executable, "-m", "monai_ext", "infer", BUNDLE, str(raw), str(tmp_path / "o1")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stdout[-2000:] + res.stderr[-2000:]
+    assert lines[0].startswith(f"infer: {raw}") and "--hu_intercept -1024" in lines[0], lines[0]
+    # the same scan with the rescale the message suggests
+    res = subprocess.run([sys.executable, "-m", "monai_ext", "infer", BUNDLE, str(raw), str(tmp_path / "o2"), "--device",
+                          "cpu", "--hu_intercept", "-1024"], cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert nib.load(tmp_path / "o2" / "raw_seg.nii.gz").shape == case.image.shape
+
+
+def test_a_0_255_scan_with_the_rescale_keys_gives_the_hu_result(tmp_path):
+    from monai_ext.cli.infer import infer
+
+    case = _phantom_ct(tmp_path)
+    hu = tmp_path / "hu.nii.gz"
+    nib.save(nib.Nifti1Image(case.image, case.affine), hu)
+    window = np.clip((case.image + 1350.0) / 1500.0 * 255.0, 0, 255).round().astype(np.uint8)
+    u8 = tmp_path / "u8.nii.gz"
+    nib.save(nib.Nifti1Image(window, case.affine), u8)
+    infer(BUNDLE, str(hu), str(tmp_path / "out"), device="cpu", quiet=True)
+    infer(BUNDLE, str(u8), str(tmp_path / "out"), device="cpu", quiet=True,
+          overrides={"hu_slope": 1500.0 / 255.0, "hu_intercept": -1350.0})  # fmt: skip
+    ref = np.asarray(nib.load(tmp_path / "out" / "hu_seg.nii.gz").dataobj)
+    seg = nib.load(tmp_path / "out" / "u8_seg.nii.gz")  # Invertd: back on the input grid
+    assert seg.shape == window.shape
+    np.testing.assert_allclose(seg.affine, case.affine, atol=1e-4)
+    assert ref.any() and (np.asarray(seg.dataobj) == ref).mean() > 0.99  # only the window's quantisation differs
+
+
+def test_infer_refuses_overrides_the_bundle_does_not_have(tmp_path):
+    from monai_ext.cli.infer import InferInputError, infer
+
+    with pytest.raises(InferInputError, match="has no key.*hu_slope.*--hu_slope do not apply"):
+        infer("ctsgan_chest_ct_synthesis", str(tmp_path), str(tmp_path / "out"), overrides={"hu_slope": 2.0})

@@ -171,6 +171,55 @@ def test_checkvolume_hu_range(tmp_path: Path):
     assert CheckVolume(hu_range_check=True)(ct) is ct
 
 
+def test_checkvolume_min_size_names_count_and_expectation(tmp_path: Path):
+    check = CheckVolume(min_size=8)
+    for shape, axis, count in [((64, 64, 5), 2, 5), ((64, 1, 64), 1, 1), ((64, 64, 1), 2, 1)]:
+        path = tmp_path / f"scan_{'x'.join(map(str, shape))}.nii.gz"
+        img = MetaTensor(torch.zeros(1, *shape), meta={"filename_or_obj": str(path)})
+        with pytest.raises(ScanInputError, match=_msg(path) + rf": .*axis {axis} has {count} voxel\(s\), expected at least 8"):
+            check(img)
+    check(MetaTensor(torch.zeros(1, 8, 8, 8)))
+
+
+def _stored(values: np.ndarray, path: Path) -> MetaTensor:
+    return MetaTensor(torch.as_tensor(values[None].astype(np.float32)), meta={"filename_or_obj": str(path)})
+
+
+def test_checkvolume_hu_advice_names_the_rescale_settings(tmp_path: Path):
+    ct = _ct((16, 16, 8)).astype(np.float32)
+    keys = CheckVolume(hu_range_check=True, hu_rescale_keys=("hu_slope", "hu_intercept"))
+    plain = CheckVolume(hu_range_check=True)
+    # raw stored values without the -1024 intercept
+    raw = tmp_path / "raw.nii.gz"
+    with pytest.raises(ScanInputError, match=_msg(raw) + r": .*without the rescale intercept.*--hu_slope 1 --hu_intercept -1024\."):
+        keys(_stored(ct + 1024.0, raw))
+    with pytest.raises(ScanInputError, match=r"slope 1 and intercept -1024.*"):
+        plain(_stored(ct + 1024.0, raw))
+    # a 0-255 window-levelled image (lung window W1500 L-600)
+    u8 = tmp_path / "u8.nii.gz"
+    windowed = np.clip((ct + 1350.0) / 1500.0 * 255.0, 0, 255).round()
+    with pytest.raises(ScanInputError, match=_msg(u8) + r": .*\[0, 255\].*Set hu_slope and hu_intercept.*--hu_slope 5.88235 --hu_intercept -1350"):
+        keys(_stored(windowed, u8))
+    # [0, 1]
+    with pytest.raises(ScanInputError, match=r"already scaled.*--hu_slope 1500 --hu_intercept -1350"):
+        keys(_stored(windowed / 255.0, u8))
+    # not CT-like at all: no suggested values, still the settings
+    with pytest.raises(ScanInputError, match=r"may be scaled or not be a CT\. Set hu_slope and hu_intercept .*hu_intercept\)\.$"):
+        keys(_stored(np.full((8, 8, 8), 300.0) + np.arange(8), u8))
+    # the suggested rescale gives HU that pass
+    rescaled = windowed * (1500.0 / 255.0) - 1350.0
+    keys(_stored(rescaled, u8))
+    with pytest.raises(ValueError, match="two settings"):
+        CheckVolume(hu_rescale_keys=("hu_slope",))
+
+
+def test_checkvolumed_passes_hu_rescale_keys(tmp_path: Path):
+    path = tmp_path / "raw.nii.gz"
+    check = CheckVolumed("image", hu_range_check=True, hu_rescale_keys=["a", "b"])
+    with pytest.raises(ValueError, match=r"raw.nii.gz \(key 'image'\).*--a 1 --b -1024"):
+        check({"image": _stored(np.arange(4096, dtype=np.float32).reshape(16, 16, 16), path)})
+
+
 # -------------------------------------------------------------------------------------------- CheckLabel
 
 
@@ -207,6 +256,12 @@ def test_checklabel_values_out_of_range(tmp_path: Path):
     with pytest.raises(ValueError, match=_msg(lab) + r": label values must be in \{0, \.\.\., 3\}.*\[-1, 5\]"):
         CheckLabel(num_classes=4)(t)
     CheckLabel(num_classes=6, check_integer=True)(MetaTensor(t.clamp(min=0), meta=t.meta))
+
+
+def test_checklabel_hint_follows_the_range_error(tmp_path: Path):
+    lab = MetaTensor(torch.full((1, 4, 4, 4), 12.0), meta={"filename_or_obj": str(tmp_path / "ts.nii.gz")})
+    with pytest.raises(ValueError, match=r"ts.nii.gz \(key 'label'\): label values must be in .*\[12\].* Use --label_mapping\.$"):
+        CheckLabeld("label", image_key=None, num_classes=4, hint="Use --label_mapping.")({"label": lab})
 
 
 def test_checklabel_non_integer_and_multichannel(tmp_path: Path):

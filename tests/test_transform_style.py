@@ -28,6 +28,7 @@ from monai_ext.transforms import (
     LoadScand,
     LoadUltrasound,
     LoadUltrasoundd,
+    MapLabels,
     MaskOutsideBody,
     NoduleErase,
     NoduleErased,
@@ -44,6 +45,7 @@ MODULES = {
     "monai_ext.transforms.body_mask": "monai_ext.transforms",
     "monai_ext.transforms.hu_window": "monai_ext.transforms",
     "monai_ext.transforms.input_checks": "monai_ext.transforms",
+    "monai_ext.transforms.label_mapping": "monai_ext.transforms",
     "monai_ext.transforms.load_ultrasound": "monai_ext.transforms",
     "monai_ext.transforms.nodule_erase": "monai_ext.transforms",
     "monai_ext.transforms.nodule_geometry": "monai_ext.transforms",
@@ -119,6 +121,7 @@ def _runners(model) -> dict:
         MaskOutsideBody: lambda c: MaskOutsideBody(-500.0)(c(pred), c(body)),
         CheckVolume: lambda c: CheckVolume(hu_range_check=True)(c(img)),
         CheckLabel: lambda c: CheckLabel(num_classes=2)(c(lung), c(img)),
+        MapLabels: lambda c: MapLabels({1: 2})(c(lung)),
         NoduleInsert: lambda c: NoduleInsert(**centre)(c(img), lung_mask=c(lung)),
         NoduleErase: lambda c: NoduleErase(**centre)(c(img)),
         RandNoduleInsert: lambda c: RandNoduleInsert(diameter_range=(3.0, 5.0), pixdim=1.0).set_random_state(0)(

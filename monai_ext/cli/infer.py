@@ -53,8 +53,18 @@ def _scans(config: Path, input_path: Path) -> list[str]:
     return [str(input_path)]  # the bundle's config reads the folder itself (e.g. ultrasound images)
 
 
-def infer(bundle: str, input: str, output: str, device: str | None = None, quiet: bool = False) -> list[dict]:
+def infer(
+    bundle: str,
+    input: str,
+    output: str,
+    device: str | None = None,
+    quiet: bool = False,
+    overrides: dict | None = None,
+) -> list[dict]:
     """Run ``bundle``'s ``inference.yaml`` on every scan of ``input`` (one run per scan), writing into ``output``.
+
+    ``overrides``: other config keys to set, each of which the inference config must have (e.g. ``hu_slope`` and
+    ``hu_intercept`` of covid19_ct_fewshot_seg, for CT images not stored in HU).
 
     Returns one ``{"scan", "seconds", "outputs"}`` per scan. Raises :class:`InferInputError` (or the bundle's own
     :class:`~monai_ext.transforms.ScanInputError` / ``FileNotFoundError``) on bad input, before writing anything for
@@ -64,7 +74,14 @@ def infer(bundle: str, input: str, output: str, device: str | None = None, quiet
     config = find_config(bundle_dir, "inference")
     if config is None:
         raise InferInputError(f"bundle {bundle_dir.name} has no configs/inference.yaml.")
-    if "dataset_dir" not in ConfigParser.load_config_file(str(config)):
+    content = ConfigParser.load_config_file(str(config))
+    unknown = sorted(k for k in (overrides or {}) if k not in content)
+    if unknown:
+        raise InferInputError(
+            f"bundle {bundle_dir.name}: its {config.name} has no key(s) {', '.join(unknown)}, so the option(s) "
+            f"{', '.join('--' + k for k in unknown)} do not apply to it."
+        )
+    if "dataset_dir" not in content:
         raise InferInputError(
             f"bundle {bundle_dir.name}: its inference takes no input (it generates); run "
             f"python -m monai.bundle run --config_file {config} --output_dir {output}"
@@ -72,7 +89,7 @@ def infer(bundle: str, input: str, output: str, device: str | None = None, quiet
     input_path = Path(input).expanduser().resolve()
     out = Path(output).expanduser().resolve()
     scans = _scans(config, input_path)
-    overrides = {"output_dir": str(out)}
+    overrides = {**(overrides or {}), "output_dir": str(out)}
     if device:
         overrides["device"] = f"$torch.device('{device}')"
     results = []

@@ -18,6 +18,14 @@ from .json_lists import (
     check_listed_files,
     read_json_file,
 )
+from .labelled_pairs import (
+    LABEL_MAPPING_PRESETS,
+    PAIR_FOLDERS,
+    TOTALSEGMENTATOR_LUNG_LOBES,
+    TOTALSEGMENTATOR_V2_LUNG_LOBE_VALUES,
+    labelled_pairs_datalist,
+    resolve_label_mapping,
+)
 from .lidc_idri import lidc_idri_datalist, lidc_xml_files, read_lidc_nodules
 from .msd import msd_datalist
 from .nlst import nlst_datalist
@@ -45,6 +53,12 @@ __all__ = [
     "check_fold",
     "check_listed_files",
     "read_json_file",
+    "LABEL_MAPPING_PRESETS",
+    "labelled_pairs_datalist",
+    "PAIR_FOLDERS",
+    "resolve_label_mapping",
+    "TOTALSEGMENTATOR_LUNG_LOBES",
+    "TOTALSEGMENTATOR_V2_LUNG_LOBE_VALUES",
     "lidc_idri_datalist",
     "lidc_xml_files",
     "read_lidc_nodules",

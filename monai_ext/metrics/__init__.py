@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .label_volume import ClassVolumeMetric
 from .lung_parenchyma import lung_texture
 from .slice_consistency import (
     adjacent_slice_mad,
@@ -24,6 +25,7 @@ from .slice_fid import (
 from .surface_dice import SpacingAwareSurfaceDiceMetric, spacing_from_affine
 
 __all__ = [
+    "ClassVolumeMetric",
     "lung_texture",
     "adjacent_slice_mad",
     "bright_columns",

@@ -27,6 +27,7 @@ from .input_checks import (
     ScanInputError,
     unwrap_transform_error,
 )
+from .label_mapping import MapLabels, MapLabelsD, MapLabelsd, MapLabelsDict
 from .load_ultrasound import (
     ULTRASOUND_IMAGE_SUFFIXES,
     LoadUltrasound,
@@ -81,6 +82,10 @@ __all__ = [
     "LoadScanDict",
     "ScanInputError",
     "unwrap_transform_error",
+    "MapLabels",
+    "MapLabelsd",
+    "MapLabelsD",
+    "MapLabelsDict",
     "LoadUltrasound",
     "LoadUltrasoundd",
     "LoadUltrasoundD",

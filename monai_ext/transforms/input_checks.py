@@ -349,6 +349,10 @@ class CheckVolume(Transform):
       ``hu_max_minimum`` (-500 HU: every CT has air, -1000 HU, or padding below it) and max - min at least
       ``hu_min_span`` (100 HU). An image already scaled to [0, 1] fails both. Note: COVID-19-CT-Seg's
       10 radiopaedia cases are stored window-levelled to [0, 255], not in HU, and fail this check.
+      The message says what the values look like and suggests a rescale ``HU = stored * slope + intercept``:
+      raw stored values without the DICOM rescale intercept (minimum >= 0, maximum > 1000) -> slope 1,
+      intercept -1024; a window-levelled 8-bit image ([0, 255]) or an image scaled to [0, 1] -> the rescale
+      that undoes the lung window W1500 L-600 (if that was the export window).
 
     Args:
         num_channels: expected number of channels, ``None`` for any.
@@ -357,6 +361,11 @@ class CheckVolume(Transform):
         hu_range_check: check the intensities are CT Hounsfield units.
         hu_max_minimum: the image minimum must be <= this (HU).
         hu_min_span: the image max - min must be >= this (HU).
+        hu_rescale_keys: names of the two settings (slope, intercept) with which the user of a pipeline
+            rescales stored values to HU before this check (e.g. ``("hu_slope", "hu_intercept")``, bundle
+            config keys and so command-line options ``--hu_slope`` / ``--hu_intercept``); the HU error
+            message then tells the user to set them, with suggested values. ``None``: the message says to
+            give the CT in HU or to turn the check off.
 
     Raises:
         ScanInputError: (a ``ValueError``) naming the file (``meta["filename_or_obj"]``), the shape or
@@ -373,6 +382,7 @@ class CheckVolume(Transform):
         hu_range_check: bool = False,
         hu_max_minimum: float = -500.0,
         hu_min_span: float = 100.0,
+        hu_rescale_keys: Sequence[str] | None = None,
     ) -> None:
         if spatial_dims < 1:
             raise ValueError(f"spatial_dims must be >= 1, got {spatial_dims}.")
@@ -382,6 +392,11 @@ class CheckVolume(Transform):
         self.hu_range_check = hu_range_check
         self.hu_max_minimum = float(hu_max_minimum)
         self.hu_min_span = float(hu_min_span)
+        if hu_rescale_keys is not None:
+            hu_rescale_keys = tuple(str(k) for k in ensure_tuple(hu_rescale_keys))
+            if len(hu_rescale_keys) != 2:
+                raise ValueError(f"hu_rescale_keys must name two settings (slope, intercept), got {hu_rescale_keys}.")
+        self.hu_rescale_keys = hu_rescale_keys
 
     def __call__(self, img: NdarrayOrTensor, meta: Mapping | None = None) -> NdarrayOrTensor:
         """
@@ -453,10 +468,40 @@ class CheckVolume(Transform):
                 raise ScanInputError(
                     f"{where}: intensities in [{lo:.6g}, {hi:.6g}] do not look like CT in Hounsfield units "
                     f"(expected a minimum <= {self.hu_max_minimum:g} HU, air is about -1000 HU, and a range of at "
-                    f"least {self.hu_min_span:g} HU). The image may already be scaled (e.g. to [0, 1]) or not be "
-                    "a CT: give the raw CT, or set hu_range_check=False.",
+                    f"least {self.hu_min_span:g} HU). {self._hu_advice(lo, hi)}",
                     filename=filename,
                 )
+
+    def _hu_advice(self, lo: float, hi: float) -> str:
+        """What the values look like and how to rescale them to HU (for the HU error message)."""
+        w, level = 1500.0, -600.0  # the lung window: [-1350, 150] HU
+        window_note = f" for an image exported with the lung window W{w:g} L{level:g} (use the window it was exported with)"
+        slope: float | None = None
+        intercept: float | None = None
+        note = ""
+        if lo >= 0.0 and hi > 1000.0:
+            seen = (
+                "Minimum >= 0 and maximum > 1000: these look like raw stored values without the rescale intercept "
+                "(DICOM RescaleIntercept, usually -1024)."
+            )
+            slope, intercept = 1.0, -1024.0
+        elif lo >= 0.0 and 1.0 < hi <= 255.0:
+            seen = (
+                "Values within [0, 255]: this looks like a window-levelled 8-bit image (as the Radiopaedia cases of "
+                "COVID-19-CT-Seg), not HU."
+            )
+            slope, intercept, note = w / 255.0, level - w / 2.0, window_note
+        elif lo >= 0.0 and hi <= 1.0:
+            seen = "Values within [0, 1]: the image looks already scaled, not HU."
+            slope, intercept, note = w, level - w / 2.0, window_note
+        else:
+            seen = "The image may be scaled or not be a CT."
+        if self.hu_rescale_keys is None:
+            example = f", e.g. slope {slope:.6g} and intercept {intercept:.6g}{note}" if slope is not None else ""
+            return f"{seen} Give the CT in HU, or set hu_range_check=False; HU = stored * slope + intercept{example}."
+        ks, ki = self.hu_rescale_keys
+        example = f", e.g. --{ks} {slope:.6g} --{ki} {intercept:.6g}{note}" if slope is not None else ""
+        return f"{seen} Set {ks} and {ki} to convert the stored values (HU = stored * {ks} + {ki}){example}."
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_channels={self.num_channels}, spatial_dims={self.spatial_dims})"
@@ -470,7 +515,7 @@ class CheckVolumed(MapTransform):
 
     Args:
         keys: keys of the images to check.
-        num_channels, spatial_dims, min_size, hu_range_check, hu_max_minimum, hu_min_span: see
+        num_channels, spatial_dims, min_size, hu_range_check, hu_max_minimum, hu_min_span, hu_rescale_keys: see
             :py:class:`CheckVolume`.
         meta_key_postfix: postfix of the metadata dict key (for non-``MetaTensor`` data).
         allow_missing_keys: don't raise if a key is missing.
@@ -487,11 +532,14 @@ class CheckVolumed(MapTransform):
         hu_range_check: bool = False,
         hu_max_minimum: float = -500.0,
         hu_min_span: float = 100.0,
+        hu_rescale_keys: Sequence[str] | None = None,
         meta_key_postfix: str = DEFAULT_POST_FIX,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.checker = CheckVolume(num_channels, spatial_dims, min_size, hu_range_check, hu_max_minimum, hu_min_span)
+        self.checker = CheckVolume(
+            num_channels, spatial_dims, min_size, hu_range_check, hu_max_minimum, hu_min_span, hu_rescale_keys
+        )
         self.meta_key_postfix = meta_key_postfix
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
@@ -519,6 +567,8 @@ class CheckLabel(Transform):
     Args:
         num_classes: number of classes including background, ``None`` to skip the range check.
         check_integer: check the values are integers.
+        hint: text appended to the value-range error, e.g. how a user maps other label values to these
+            classes (``None``: nothing appended).
 
     Raises:
         ScanInputError: (a ``ValueError``) naming the label file (and the image file for a shape
@@ -527,11 +577,12 @@ class CheckLabel(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, num_classes: int | None = None, check_integer: bool = True) -> None:
+    def __init__(self, num_classes: int | None = None, check_integer: bool = True, hint: str | None = None) -> None:
         if num_classes is not None and int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
         self.num_classes = None if num_classes is None else int(num_classes)
         self.check_integer = check_integer
+        self.hint = hint
 
     def __call__(
         self,
@@ -607,7 +658,7 @@ class CheckLabel(Transform):
                 raise ScanInputError(
                     f"{where}: label values must be in {{0, ..., {self.num_classes - 1}}} (num_classes="
                     f"{self.num_classes}), found out-of-range values {_fmt_values(values)} in {int(bad.sum())} "
-                    f"voxel(s); values present: {_fmt_values(present, 20)}.",
+                    f"voxel(s); values present: {_fmt_values(present, 20)}." + (f" {self.hint}" if self.hint else ""),
                     filename=filename,
                 )
 
@@ -625,6 +676,7 @@ class CheckLabeld(MapTransform):
             A missing image key raises ``KeyError`` unless ``allow_missing_keys``.
         num_classes: number of classes including background, ``None`` to skip the value range check.
         check_integer: check the label values are integers.
+        hint: text appended to the value-range error, see :py:class:`CheckLabel`.
         meta_key_postfix: postfix of the metadata dict key (for non-``MetaTensor`` data).
         allow_missing_keys: don't raise if a key (or ``image_key``) is missing.
     """
@@ -637,12 +689,13 @@ class CheckLabeld(MapTransform):
         image_key: str | None = "image",
         num_classes: int | None = None,
         check_integer: bool = True,
+        hint: str | None = None,
         meta_key_postfix: str = DEFAULT_POST_FIX,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.image_key = image_key
-        self.checker = CheckLabel(num_classes=num_classes, check_integer=check_integer)
+        self.checker = CheckLabel(num_classes=num_classes, check_integer=check_integer, hint=hint)
         self.meta_key_postfix = meta_key_postfix
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["bundle_config_parser", "locate_bundle_root", "config_error", "config_flag", "shared_data_dir", "run_bundle", "rank0_first"]
+__all__ = ["bundle_config_parser", "locate_bundle_root", "config_error", "config_flag", "shared_data_dir", "run_bundle", "rank0_first", "load_weights"]
 
 
 
@@ -105,3 +105,23 @@ def rank0_first(fn, *args, **kwargs):
     finally:
         if dist.get_rank() == 0:
             dist.barrier()
+
+
+def load_weights(network, path: str | os.PathLike):
+    """Load the weights file ``path`` into ``network`` (strict) and return the network, for configs that start
+    from earlier weights. Accepts a plain state dict or one wrapped as ``{"model": state_dict}`` (what a MONAI
+    ``CheckpointSaver`` with more than one object writes); a missing file or non-matching weights raise an error
+    that names the file."""
+    import torch
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"weights file {p} not found (pretrained_ckpt).")
+    state = torch.load(str(p), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and set(state) == {"model"} and isinstance(state["model"], dict):
+        state = state["model"]
+    try:
+        network.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise ValueError(f"{p}: these weights do not fit the network: {str(e).splitlines()[0][:300]}") from e
+    return network

@@ -2,7 +2,7 @@
 
 Commands:
     list                      bundles and their tasks
-    synth --out DIR           synthetic chest-CT phantoms with labels, dataset.json and few-shot folds
+    synth --out DIR [--variety]  synthetic chest-CT phantoms with labels, dataset.json and few-shot folds
     demo BUNDLE               generate data, train, evaluate next to the committed model, segment the real CT
     infer BUNDLE INPUT OUTPUT  a bundle's inference on a scan, a DICOM folder or a folder of scans; clean errors
     verify BUNDLE | --all     the Model Zoo checks (layout, metadata, network shapes, TorchScript export)
@@ -46,11 +46,14 @@ def synth_command(
     spacing: str | tuple = "3.0,3.0,3.0",
     dicom: bool = False,
     nodules: bool = False,
+    variety: bool = False,
 ) -> None:
-    """Write synthetic chest-CT phantoms (NIfTI in HU), labels, dataset.json and a 5-fold few-shot datalist."""
+    """Write synthetic chest-CT phantoms (NIfTI in HU), labels, dataset.json and a 5-fold few-shot datalist.
+    --variety draws per case the acquisition and patient variety of real CT (truncated field of view, arms,
+    contrast, kernel, dose, slice thickness, patient size, inspiration, effusion, atelectasis, emphysema)."""
     from ..phantoms.chest_ct_dataset import synth as _synth
 
-    _synth(out=out, cases=cases, seed=seed, shape=shape, spacing=spacing, dicom=dicom, nodules=nodules)
+    _synth(out=out, cases=cases, seed=seed, shape=shape, spacing=spacing, dicom=dicom, nodules=nodules, variety=variety)
 
 
 def demo_command(
@@ -59,16 +62,19 @@ def demo_command(
     cases: int = 12,
     seed: int = 0,
     fold: int = 0,
-    max_epochs: int = 100,
+    max_epochs: int | None = None,
     time_limit_sec: float = 0.0,
     allow_partial: bool = False,
     install_weights: bool = False,
     real_ct: str | None = None,
     augmentation: str = "none",
     train_overrides: dict | None = None,
+    from_scratch: bool = False,
+    variety: bool = True,
 ) -> None:
-    """Generate phantoms, train the bundle for max_epochs epochs, evaluate it next to the committed model, segment
-    the real CT. The trained weights go to WORK_DIR/models; --install_weights replaces the bundle's models/model.pt
+    """Generate phantoms (with acquisition variety unless --novariety), fine-tune the committed model on 4 of them
+    (40 epochs; --from_scratch: train a new one, 100 epochs; --max_epochs to change), evaluate it next to the
+    committed model, segment the real CT. The trained weights go to WORK_DIR/models; --install_weights replaces the bundle's models/model.pt
     only if the new model scores at least as well on the same held-out cases. --time_limit_sec stops training
     early: the run is then partial, never installed, and exits with status 3 unless --allow_partial."""
     from .demo import run_demo
@@ -76,19 +82,31 @@ def demo_command(
     result = run_demo(
         bundle, work_dir=work_dir, cases=cases, seed=seed, fold=fold, max_epochs=max_epochs,
         time_limit_sec=time_limit_sec, allow_partial=allow_partial, install_weights=install_weights,
-        real_ct=real_ct, augmentation=augmentation, train_overrides=train_overrides,
+        real_ct=real_ct, augmentation=augmentation, train_overrides=train_overrides, from_scratch=from_scratch,
+        variety=variety,
     )  # fmt: skip
     if result["partial"] and not allow_partial:
         sys.exit(3)
 
 
-def infer_command(bundle: str, input: str, output: str, device: str | None = None, debug: bool = False) -> None:
+def infer_command(
+    bundle: str,
+    input: str,
+    output: str,
+    device: str | None = None,
+    debug: bool = False,
+    hu_slope: float | None = None,
+    hu_intercept: float | None = None,
+) -> None:
     """Run BUNDLE's inference.yaml on INPUT (a scan, a DICOM series folder or a folder of scans), writing into
-    OUTPUT, with a progress line per scan. Bad input: one line naming it, exit status 2 (--debug: the traceback)."""
+    OUTPUT, with a progress line per scan. Bad input: one line naming it, exit status 2 (--debug: the traceback).
+    --hu_slope / --hu_intercept: rescale of CT images not stored in HU (HU = stored * slope + intercept), for
+    bundles whose inference.yaml has these keys."""
     from .infer import BAD_INPUT_EXIT_CODE, infer, input_error_message
 
+    overrides = {k: v for k, v in (("hu_slope", hu_slope), ("hu_intercept", hu_intercept)) if v is not None}
     try:
-        infer(bundle, input, output, device=device)
+        infer(bundle, input, output, device=device, overrides=overrides)
     except Exception as e:
         message = input_error_message(e)
         if message is None or debug:
@@ -126,6 +144,20 @@ def label_app_command(bundle: str, studies: str, apps_dir: str = "monailabel_app
     _label_app(bundle, studies, apps_dir=apps_dir, port=port, python=python or sys.executable, run=run)
 
 
+def consistency_command(
+    scan: str, out: str | None = None, bundle: str = "covid19_ct_fewshot_seg", device: str = "cpu",
+    variants: str | None = None, min_dice: float = 0.97,
+) -> None:
+    """Label-free consistency checks on a real CT (NIfTI or DICOM folder): the lung model's prediction on SCAN
+    and on copies cut at the sides, front/back and top/bottom, resampled to 1.5/3/5 mm slices, with low-dose
+    noise and a sharp kernel must agree (Dice >= --min_dice on the common region); exit status 1 when not."""
+    from .consistency import consistency
+
+    report = consistency(scan, out=out, bundle=bundle, device=device, variants=variants, min_dice=min_dice)
+    if not report["passed"]:
+        sys.exit(1)
+
+
 def study_command(*argv: str) -> None:
     """Run a study a bundle declares (``configs/study.yaml`` or ``configs/study_<name>.yaml``); see
     ``python -m monai_ext study --help`` and ``monai_ext.cli.study``."""
@@ -145,6 +177,7 @@ COMMANDS = {
     "package": package_command,
     "label-app": label_app_command,
     "study": study_command,
+    "consistency": consistency_command,
 }
 
 

@@ -21,6 +21,8 @@ from .quiet import captured_run_output
 __all__ = ["describe_label_volume", "install_if_not_worse", "read_metric_summary", "run_demo", "save_overlay_png"]
 
 CLASS_NAMES = ("left lung", "right lung", "infection")
+FINE_TUNE_EPOCHS = 40
+FINE_TUNE_LR = 5e-4
 
 
 def read_metric_summary(eval_dir: str | Path, metric: str) -> dict[str, float]:
@@ -148,17 +150,25 @@ def run_demo(
     cases: int = 12,
     seed: int = 0,
     fold: int = 0,
-    max_epochs: int = 100,
+    max_epochs: int | None = None,
     time_limit_sec: float = 0.0,
     allow_partial: bool = False,
     install_weights: bool = False,
     real_ct: str | None = None,
     augmentation: str = "none",
     train_overrides: dict | None = None,
+    from_scratch: bool = False,
+    variety: bool = True,
 ) -> dict:
     """Generate phantoms, train the bundle on 4 of them for ``max_epochs`` epochs (early stopping may end it
     sooner), evaluate per-class Dice / NSD on the held-out phantoms next to the committed model's, segment the real
     CT (``real_ct`` or ``../shared/data/ct/*.nii.gz`` when present) and print a table.
+
+    The phantoms have random acquisition and patient variety (``variety``; see
+    :func:`monai_ext.phantoms.generate_chest_ct`). When the bundle has committed weights, the demo fine-tunes them
+    (learning rate ``FINE_TUNE_LR``, default ``FINE_TUNE_EPOCHS`` epochs): the committed weights come from a longer
+    run of ``train.yaml`` on other phantoms (the bundle's docs say which) than 4 cases and a few minutes of CPU can
+    give. ``from_scratch=True`` trains a new network (default ``max_epochs`` 100).
 
     The trained weights go to ``<work_dir>/models/model.pt``. The bundle's ``models/model.pt`` is replaced only
     with ``install_weights=True``, and only when the new model's mean Dice on the same held-out cases is at least
@@ -184,17 +194,28 @@ def run_demo(
     if (data_dir / "datalist_fewshot_5fold.json").is_file():
         print(f"[1/5] synthetic chest-CT phantoms: using those already in {data_dir}")
     else:
-        print(f"[1/5] synthetic chest-CT phantoms: {cases} cases (seed {seed}) -> {data_dir}")
-        synthesize_dataset(data_dir, cases=cases, seed=seed, progress=False)
+        kind = " with acquisition variety" if variety else ""
+        print(f"[1/5] synthetic chest-CT phantoms{kind}: {cases} cases (seed {seed}) -> {data_dir}")
+        synthesize_dataset(data_dir, cases=cases, seed=seed, variety=variety, progress=False)
 
-    limit = f", stopping after {time_limit_sec:.0f} s" if time_limit_sec and time_limit_sec > 0 else ""
-    print(f"[2/5] training on 4 phantoms (fold {fold}) for {max_epochs} epochs{limit} -> {models}")
     extra = dict(train_overrides or {})
+    train_extra = dict(extra)
+    fine_tune = committed.is_file() and not from_scratch
+    if max_epochs is None:
+        max_epochs = FINE_TUNE_EPOCHS if fine_tune else 100
+    limit = f", stopping after {time_limit_sec:.0f} s" if time_limit_sec and time_limit_sec > 0 else ""
+    if fine_tune:
+        train_extra.setdefault("pretrained_ckpt", str(committed))
+        train_extra.setdefault("learning_rate", FINE_TUNE_LR)
+        print(f"[2/5] fine-tuning the committed model on 4 phantoms (fold {fold}) for {max_epochs} epochs{limit} "
+              f"-> {models}")
+    else:
+        print(f"[2/5] training a new model on 4 phantoms (fold {fold}) for {max_epochs} epochs{limit} -> {models}")
     with captured_run_output() as log:
         trained = _train(
             bundle_dir, progress=out, dataset_dir=str(data_dir), fold=fold, max_epochs=int(max_epochs),
             time_limit_sec=float(time_limit_sec or 0), augmentation=augmentation, ckpt_dir=str(models),
-            output_dir=str(work / "train"), log_dir=str(log_dir), **extra,
+            output_dir=str(work / "train"), log_dir=str(log_dir), **train_extra,
         )  # fmt: skip
     _append_log(run_log, log)
     new_ckpt = models / "model.pt"

@@ -16,11 +16,13 @@ from ...datalists.msd import msd_datalist
 from ...io import ensure_dataset
 from ...phantoms.chest_ct_dataset import synthesize_dataset
 
-__all__ = ["fewshot_segmentation_datalist"]
+__all__ = ["SPLITS", "fewshot_segmentation_datalist"]
 
 logger = logging.getLogger(__name__)
 
-SYNTH_DEFAULTS = {"cases": 12, "seed": 0}
+SYNTH_DEFAULTS = {"cases": 12, "seed": 0, "variety": True}
+#: ``split`` values: the benchmark's few-shot folds (4 training cases) or a 5-fold split of every case.
+SPLITS = ("fewshot", "all")
 
 
 def _split_validation(datalist: dict, num_val: int) -> dict:
@@ -47,6 +49,8 @@ def fewshot_segmentation_datalist(
     synthesize_if_missing: bool = True,
     synth_cases: int = SYNTH_DEFAULTS["cases"],
     synth_seed: int = SYNTH_DEFAULTS["seed"],
+    synth_variety: bool = SYNTH_DEFAULTS["variety"],
+    split: str = "fewshot",
 ) -> dict[str, list[dict]]:
     """Training, validation and testing lists (absolute paths) of a few-shot fold.
 
@@ -59,16 +63,26 @@ def fewshot_segmentation_datalist(
 
     ``num_val`` cases of the held-out cases are used for validation (checkpoint selection and early
     stopping), the rest are the test set. When ``dataset_dir`` is missing or empty and
-    ``synthesize_if_missing``, ``synth_cases`` phantoms are generated there first.
+    ``synthesize_if_missing``, ``synth_cases`` phantoms are generated there first (``synth_variety``: with
+    random fields of view, contrast phases, kernels, noise, slice thickness, patient size, inspiration depth
+    and non-COVID findings, see :func:`monai_ext.phantoms.generate_chest_ct`).
+
+    ``split="all"`` trains on more than 4 cases: on a folder with a ``dataset.json`` (the phantoms have one),
+    fold ``fold`` of a 5-fold split of all its cases (80 % training). The benchmark's protocol is ``"fewshot"``.
     """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
 
     root = ensure_dataset(
         dataset_dir,
-        lambda d: synthesize_dataset(d, cases=synth_cases, seed=synth_seed),
-        f"{synth_cases} synthetic chest-CT phantoms",
+        lambda d: synthesize_dataset(d, cases=synth_cases, seed=synth_seed, variety=synth_variety),
+        f"{synth_cases} synthetic chest-CT phantoms" + (" (acquisition variety)" if synth_variety else ""),
         enabled=synthesize_if_missing,
     )
-    if (root / "COVID-19-CT-Seg_20cases").is_dir():
+    if split == "all" and (root / "dataset.json").is_file():
+        datalist = msd_datalist(root / "dataset.json", fold=fold)
+        datalist = {"training": datalist["training"], "testing": datalist["validation"]}
+    elif (root / "COVID-19-CT-Seg_20cases").is_dir():
         datalist = covid19_ct_seg_datalist(root, fold=fold)
     elif (root / "datalist_fewshot_5fold.json").is_file():
         datalist = fewshot_datalist(root, fold)

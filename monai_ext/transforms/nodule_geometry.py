@@ -458,7 +458,8 @@ def lung_mask_from_hu(
     Rule-based: voxels below ``threshold`` inside the body outline (:func:`body_outline`), split into 3D
     connected components; a component is kept as lung when
 
-    - it does not touch the skin (air bands between the body and the table or the arms do),
+    - it does not touch the skin (air bands between the body and the table or the arms do); where the field
+      of view cuts the body, the image edge is not skin, so lungs that run into it are kept,
     - its median is above ``max_median_hu`` (bowel and stomach gas is nearly pure air, about -1000 HU;
       lung parenchyma is about -900..-700 HU with partial volume), and
     - it is at least ``min_volume_ml`` millilitres;
@@ -474,13 +475,14 @@ def lung_mask_from_hu(
     check_hu_range(image, "lung_mask_from_hu image")
     img = image.detach().cpu().numpy()[0] if isinstance(image, torch.Tensor) else np.asarray(image)[0]
     body = body_outline(img[None], body_threshold, slice_axis)
-    # skin: the outer 2 voxels of the body in each slice (not the first/last slice of the volume)
+    # skin: the outer 2 voxels of the body in each slice (not the first/last slice of the volume). Where the
+    # field of view cuts the body, the image edge is not skin (border_value=1): lungs may run into it.
     struct = ndimage.generate_binary_structure(body.ndim, 1)
     if body.ndim == 3:
         struct = np.moveaxis(struct, slice_axis, 0).copy()
         struct[0] = struct[2] = False
         struct = np.moveaxis(struct, 0, slice_axis)
-    skin = body & ~ndimage.binary_erosion(body, struct, iterations=2, border_value=0)
+    skin = body & ~ndimage.binary_erosion(body, struct, iterations=2, border_value=1)
     comp, n = ndimage.label((img < threshold) & body)
     keep = np.zeros(n + 1, bool)
     if n:

@@ -379,6 +379,10 @@ def test_rand_array_plain_numpy_records_and_inplace():
     for r in recs:
         replay = NoduleInsert.from_record(r, pixdim=spacing)(replay, lung_mask=lung)  # with the same lung mask
     assert np.array_equal(replay, out)
+    replay = arr.copy()
+    for r in recs:
+        replay = NoduleInsert.from_record(r, pixdim=spacing)(replay)  # from the record alone
+    assert np.array_equal(replay, out)
     t_in = RandNoduleInsert(pixdim=spacing, inplace=True, **RAND_KW).set_random_state(3)
     assert t_in(arr, lung_mask=lung) is arr and np.array_equal(arr, out)
 
@@ -525,3 +529,28 @@ def test_erase_fills_with_the_air_filled_lung_not_the_vessels_of_the_lung_mask()
     out = NoduleErase(seed=0, pixdim=(1.0, 1.0, 1.0)).erase(img, mask=mask, lung_mask=lung)[0]
     filled = np.asarray(out)[np.asarray(out) != img]  # the filled region: the mask and its soft edge
     assert abs(float(filled.mean()) - (-850.0)) < 30.0, float(filled.mean())
+
+
+def test_replay_without_the_lung_mask_keeps_the_cut_at_the_pleura(real_ct):
+    """Issue 29, point 1: a nodule that the lung mask cut (juxtapleural) replays exactly from its record alone:
+    the record holds which voxels near it were outside the mask."""
+    img0, lung = real_ct
+    spacing = np.abs(np.diag(img0.affine.numpy())[:3])
+    edge = lung & ~ndimage.binary_erosion(lung, iterations=1)  # lung voxels at the pleura
+    rng = np.random.default_rng(0)
+    pick = np.argwhere(edge)[rng.choice(int(edge.sum()), 6, replace=False)]
+    aff = img0.affine.numpy()
+    cut = differs = 0
+    for k, vox in enumerate(pick):
+        world = (aff[:3, :3] @ vox + aff[:3, 3]).tolist()
+        out, rec = NoduleInsert(world, 12.0, "solid", "lobulated", seed=k).insert(img0.clone(), lung_mask=lung[None])
+        cut += rec["outside_lung"] is not None
+        replay = NoduleInsert.from_record(rec)(img0.clone())  # no lung mask
+        assert torch.equal(replay.as_tensor(), out.as_tensor())
+        unconfined = NoduleInsert.from_record({**rec, "outside_lung": None})(img0.clone())
+        differs += not torch.equal(unconfined.as_tensor(), out.as_tensor())  # without the record: not exact
+    assert cut >= 4 and differs >= 2
+    with pytest.raises(ValueError, match="not this nodule's box"):
+        moved = dict(rec, outside_lung=dict(rec["outside_lung"] or {"bits": "", "box": [[0, 1]] * 3}))
+        moved["outside_lung"]["box"] = [[b[0] + 1, b[1] + 1] for b in moved["outside_lung"]["box"]]
+        NoduleInsert.from_record(moved)(img0.clone())

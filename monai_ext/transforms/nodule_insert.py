@@ -24,6 +24,7 @@ written, so the cost does not depend on the volume size. (In the array versions 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -70,8 +71,27 @@ __all__ = [
 LUNG_HU = -400.0  # below this a voxel counts as aerated lung when no lung mask is given
 _RECORD_PARAMS = (
     "centre", "diameter_mm", "nodule_type", "irregularity", "seed", "solid_hu", "ggo_hu", "core_fraction",
-    "texture_std", "edge_mm", "max_outside_mm",
+    "texture_std", "edge_mm", "max_outside_mm", "outside_lung",
 )
+
+
+def _encode_outside_lung(box: tuple[slice, ...], outside: np.ndarray) -> dict[str, Any]:
+    """JSON-able record of the voxels of ``box`` (image voxel indices) that lay outside the lung mask."""
+    bits = base64.b64encode(np.packbits(outside.astype(bool), axis=None).tobytes()).decode("ascii")
+    return {"box": [[int(b.start), int(b.stop)] for b in box], "bits": bits}
+
+
+def _decode_outside_lung(record: Mapping[str, Any], box: tuple[slice, ...], name: str) -> np.ndarray:
+    """The boolean array _encode_outside_lung recorded, checked to cover ``box`` (the same grid)."""
+    rec_box = [tuple(int(v) for v in b) for b in record["box"]]
+    if rec_box != [(int(b.start), int(b.stop)) for b in box]:
+        raise ValueError(
+            f"{name}: the record's outside_lung box {rec_box} is not this nodule's box "
+            f"{[(b.start, b.stop) for b in box]}; replay a record on the image grid it was made on."
+        )
+    shape = tuple(b.stop - b.start for b in box)
+    bits = np.frombuffer(base64.b64decode(record["bits"]), dtype=np.uint8)
+    return np.unpackbits(bits, count=int(np.prod(shape))).astype(bool).reshape(shape)
 
 
 def spatial_crop(arr: NdarrayOrTensor, box: tuple[slice, ...], name: str, shape: tuple[int, ...]) -> NdarrayOrTensor:
@@ -159,7 +179,10 @@ class NoduleInsert(Transform):
         label_value: value written into ``label`` on the nodule mask; ``None``: one more than the label's
             maximum (costs one pass over the label).
         confine_to_lung: with a lung mask, leave voxels outside it untouched (juxtapleural nodules are cut
-            at the pleura).
+            at the pleura). The voxels near the nodule that were outside the mask are recorded
+            (``outside_lung``), so :meth:`from_record` replays the cut without the mask.
+        outside_lung: the ``outside_lung`` entry of a record: confine as that insertion was confined, when
+            no ``lung_mask`` is given (set by :meth:`from_record`).
         check_hu: reject images that do not look like CT in HU (strided sub-sample, cheap).
         copy: kept for compatibility: copy the image (the default now, unless ``inplace=True``).
         inplace: paint into ``img`` itself instead of a copy of it (no copy of the volume: only a crop around
@@ -199,6 +222,7 @@ class NoduleInsert(Transform):
         check_hu: bool = True,
         copy: bool = False,
         inplace: bool = False,
+        outside_lung: Mapping[str, Any] | None = None,
     ) -> None:
         check_copy_args(copy, inplace)
         if not (DIAMETER_RANGE_MM[0] <= float(diameter_mm) <= DIAMETER_RANGE_MM[1]):
@@ -230,6 +254,7 @@ class NoduleInsert(Transform):
         self.pixdim = pixdim
         self.label_value = label_value
         self.confine_to_lung = confine_to_lung
+        self.outside_lung = None if outside_lung is None else dict(outside_lung)
         self.check_hu = check_hu
         self.copy = copy
         self.inplace = inplace
@@ -311,8 +336,14 @@ class NoduleInsert(Transform):
         s = np.full(crop.shape, -np.inf)
         s[inner] = shape_distance(offsets_mm(ibox, cvox, geo, np.float32), plan)
         w = np.clip(s / self.edge_mm + 0.5, 0.0, 1.0)
+        outside_record = None
         if lung_crop is not None and self.confine_to_lung:
             w[~lung_crop] = 0.0
+            if not lung_crop[inner].all():  # only the inner box can hold nodule voxels
+                outside_record = _encode_outside_lung(ibox, ~lung_crop[inner])
+        elif lung_crop is None and self.confine_to_lung and self.outside_lung is not None:
+            w[inner][_decode_outside_lung(self.outside_lung, ibox, name)] = 0.0
+            outside_record = self.outside_lung
         local_near = tuple(n - b.start for n, b in zip(near, box))
         if w[local_near] < 0.5:  # a tiny nodule between voxel centres still gets its nearest voxel
             w[local_near] = 0.5
@@ -380,6 +411,7 @@ class NoduleInsert(Transform):
             "voxels": int(mask.sum()),
             "volume_mm3": float(mask.sum()) * voxel_mm3,
             "changed_voxels": int(changed.sum()),
+            "outside_lung": outside_record,
         }
         if isinstance(img, MetaTensor):
             img.meta["nodules"] = list(img.meta.get("nodules", [])) + [record]

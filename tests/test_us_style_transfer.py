@@ -416,3 +416,19 @@ def test_restyle_crops_a_real_dicom_to_its_tissue_region(tiny_model_path, tmp_pa
     cropped = restyle_images(tiny_model_path, path, tmp_path / "crop", image_size=[16, 16], device="cpu", crop_to_region=True)
     assert np.asarray(Image.open(full[0])).shape == (480, 640)
     assert np.asarray(Image.open(cropped[0])).shape == tuple(region.shape[-2:])
+
+
+@pytest.mark.parametrize("name, shape", [("OBXXXX1A_2frame.dcm", (600, 800)), ("color3d_jpeg_baseline.dcm", (480, 640))])
+def test_restyle_multi_frame_dicom_writes_the_first_frame_at_its_size(tiny_model_path, tmp_path, name, shape):
+    """Issue 29, point 5: multi-frame ultrasound DICOMs (a 2-frame palette file, a 120-frame JPEG cine loop) are
+    restyled (frame 0) and written at the frame's size."""
+    pydicom_data = pytest.importorskip("pydicom.data")
+    path = pydicom_data.get_testdata_file(name)
+    if path is None:
+        pytest.skip("pydicom-data is not installed")
+    from PIL import Image
+
+    from monai_ext.apps.us_variational_style_transfer import restyle_images
+
+    out = restyle_images(tiny_model_path, path, tmp_path / "out", image_size=[16, 16], device="cpu")
+    assert len(out) == 1 and np.asarray(Image.open(out[0])).shape == shape

@@ -49,3 +49,4 @@ def test_noise_and_kernel_copies_change_the_image_not_the_grid(phantom):
     hf = lambda a: float(np.abs(np.diff(a, axis=0)).mean())  # noqa: E731
     assert hf(sharp.image) > 1.3 * hf(hu)
     assert noisy.image.shape == sharp.image.shape == hu.shape
+

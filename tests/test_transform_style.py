@@ -24,6 +24,7 @@ from monai_ext.apps.us_variational_style_transfer import (
 from monai_ext.transforms import (
     CheckLabel,
     CheckVolume,
+    ComponentMajorityLabel,
     LoadScan,
     LoadScand,
     LoadUltrasound,
@@ -43,6 +44,7 @@ from monai_ext.transforms import (
 # module -> the package that re-exports it
 MODULES = {
     "monai_ext.transforms.body_mask": "monai_ext.transforms",
+    "monai_ext.transforms.component_majority": "monai_ext.transforms",
     "monai_ext.transforms.hu_window": "monai_ext.transforms",
     "monai_ext.transforms.input_checks": "monai_ext.transforms",
     "monai_ext.transforms.label_mapping": "monai_ext.transforms",
@@ -63,6 +65,15 @@ def _defined(modname: str) -> dict:
         n: o for n, o in vars(mod).items()
         if not n.startswith("_") and (inspect.isclass(o) or inspect.isfunction(o)) and o.__module__ == modname
     }
+
+
+def test_every_transform_module_is_checked_here():
+    import pkgutil
+
+    import monai_ext.transforms as pkg
+
+    found = {f"monai_ext.transforms.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)}
+    assert found <= set(MODULES), f"add to MODULES: {sorted(found - set(MODULES))}"
 
 
 def _transform_classes() -> list:
@@ -122,6 +133,7 @@ def _runners(model) -> dict:
         CheckVolume: lambda c: CheckVolume(hu_range_check=True)(c(img)),
         CheckLabel: lambda c: CheckLabel(num_classes=2)(c(lung), c(img)),
         MapLabels: lambda c: MapLabels({1: 2})(c(lung)),
+        ComponentMajorityLabel: lambda c: ComponentMajorityLabel(labels=(1, 2))(c(lung)),
         NoduleInsert: lambda c: NoduleInsert(**centre)(c(img), lung_mask=c(lung)),
         NoduleErase: lambda c: NoduleErase(**centre)(c(img)),
         RandNoduleInsert: lambda c: RandNoduleInsert(diameter_range=(3.0, 5.0), pixdim=1.0).set_random_state(0)(

@@ -146,14 +146,14 @@ def label_app_command(bundle: str, studies: str, apps_dir: str = "monailabel_app
 
 def consistency_command(
     scan: str, out: str | None = None, bundle: str = "covid19_ct_fewshot_seg", device: str = "cpu",
-    variants: str | None = None, min_dice: float = 0.97,
+    variants: str | None = None, min_dice: float = 0.97, ckpt: str | None = None,
 ) -> None:
     """Label-free consistency checks on a real CT (NIfTI or DICOM folder): the lung model's prediction on SCAN
     and on copies cut at the sides, front/back and top/bottom, resampled to 1.5/3/5 mm slices, with low-dose
     noise and a sharp kernel must agree (Dice >= --min_dice on the common region); exit status 1 when not."""
     from .consistency import consistency
 
-    report = consistency(scan, out=out, bundle=bundle, device=device, variants=variants, min_dice=min_dice)
+    report = consistency(scan, out=out, bundle=bundle, device=device, variants=variants, min_dice=min_dice, ckpt=ckpt)
     if not report["passed"]:
         sys.exit(1)
 

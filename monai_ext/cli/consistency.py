@@ -18,14 +18,16 @@ def consistency(
     device: str = "cpu",
     variants: str | None = None,
     min_dice: float = 0.97,
+    ckpt: str | None = None,
 ) -> dict:
     """Segment SCAN (NIfTI file or DICOM series folder, HU) and transformed copies of it; print the Dice between
     the predictions on their common region, one line per copy. With ``out``, keep the copies, predictions,
     ``consistency.json`` and ``crop_lateral.png`` (the side-cropped copy with its labels) there.
-    ``variants``: comma-separated names (default: all of them)."""
+    ``variants``: comma-separated names (default: all of them). ``ckpt``: other weights than the bundle's
+    ``models/model.pt``."""
     names = tuple(v.strip() for v in variants.split(",")) if variants else DEFAULT_VARIANTS
     report = consistency_check(scan, resolve_bundle(bundle), out_dir=out, variants=names, device=device,
-                               min_dice=min_dice)
+                               min_dice=min_dice, ckpt=ckpt)
     if out and "crop_lateral" in names:
         o = Path(out)
         save_overlay_png(o / "predictions" / "crop_lateral_seg.nii.gz", o / "inputs" / "crop_lateral.nii.gz",

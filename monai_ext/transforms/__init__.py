@@ -10,6 +10,12 @@ from .body_mask import (
     MaskOutsideBodyDict,
     body_outline,
 )
+from .component_majority import (
+    ComponentMajorityLabel,
+    ComponentMajorityLabelD,
+    ComponentMajorityLabeld,
+    ComponentMajorityLabelDict,
+)
 from .hu_window import hu_to_unit, unit_to_hu
 from .input_checks import (
     CheckLabel,
@@ -61,6 +67,10 @@ from .reload_original import (
 )
 
 __all__ = [
+    "ComponentMajorityLabel",
+    "ComponentMajorityLabeld",
+    "ComponentMajorityLabelD",
+    "ComponentMajorityLabelDict",
     "body_outline",
     "MaskOutsideBody",
     "MaskOutsideBodyd",

@@ -211,6 +211,8 @@ def consistency_check(
     min_dice: float = 0.97,
     seed: int = 0,
     progress: bool = True,
+    ckpt: str | Path | None = None,
+    overrides: dict | None = None,
 ) -> dict:
     """Segment ``scan`` and its transformed copies with the bundle's ``inference.yaml`` and compare.
 
@@ -225,6 +227,8 @@ def consistency_check(
             at least 5 ml is at least this, on the common region.
         seed: seed of the added noise.
         progress: print one line per variant.
+        ckpt: weights to use instead of the bundle's ``models/model.pt``.
+        overrides: further ``inference.yaml`` keys (e.g. ``{"inferer#overlap": 0.5}``).
 
     Returns:
         ``{"scan", "variants": [per-variant dict: name, description, shape, dice_* and ml_* per class,
@@ -247,8 +251,11 @@ def consistency_check(
         for v in copies:
             nib.save(nib.Nifti1Image(v.image, v.affine), inputs / f"{v.name}.nii.gz")
         with torch.inference_mode(False):
+            extra = dict(overrides or {})
+            if ckpt is not None:
+                extra["ckpt_path"] = str(Path(ckpt).resolve())
             run_bundle(bundle_dir, "inference.yaml", dataset_dir=str(inputs), output_dir=str(preds),
-                       device=f"$torch.device('{device}')")
+                       device=f"$torch.device('{device}')", **extra)
 
         def pred_of(name: str) -> np.ndarray:
             return np.asarray(nib.load(preds / f"{name}_seg.nii.gz").dataobj, dtype=np.uint8)

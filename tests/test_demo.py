@@ -60,3 +60,14 @@ def test_install_replaces_committed_weights_only_when_not_worse(tmp_path):
     # without committed numbers (no committed model) the trained one is installed
     assert install_if_not_worse(trained, tmp_path / "fresh.pt", better, None).startswith("installed")
     assert np.isclose(torch.load(tmp_path / "fresh.pt")["w"].item(), 1.0)
+
+
+def test_install_refuses_a_model_that_is_less_consistent_on_real_ct(tmp_path):
+    trained, committed = tmp_path / "trained.pt", tmp_path / "committed.pt"
+    trained.write_bytes(b"new")
+    committed.write_bytes(b"old")
+    same = {"a": 0.9, "b": 0.9}
+    msg = install_if_not_worse(trained, committed, same, same, new_consistency=0.90, old_consistency=0.95)
+    assert msg.startswith("not installed") and "consistency" in msg and committed.read_bytes() == b"old"
+    assert install_if_not_worse(trained, committed, same, same, 0.95, 0.95).startswith("installed")
+    assert committed.read_bytes() == b"new"

@@ -70,12 +70,13 @@ def demo_command(
     augmentation: str = "none",
     train_overrides: dict | None = None,
     from_scratch: bool = False,
-    variety: bool = True,
+    variety: bool = False,
 ) -> None:
-    """Generate phantoms (with acquisition variety unless --novariety), fine-tune the committed model on 4 of them
-    (40 epochs; --from_scratch: train a new one, 100 epochs; --max_epochs to change), evaluate it next to the
-    committed model, segment the real CT. The trained weights go to WORK_DIR/models; --install_weights replaces the bundle's models/model.pt
-    only if the new model scores at least as well on the same held-out cases. --time_limit_sec stops training
+    """Generate phantoms (--variety: with acquisition and patient variety), fine-tune the committed model on 4 of
+    them (40 epochs; --from_scratch: train a new one, 100 epochs; --max_epochs to change), evaluate it next to the
+    committed model, segment the real CT and check its consistency. The trained weights go to WORK_DIR/models;
+    --install_weights replaces the bundle's models/model.pt only if the new model scores at least as well on the
+    same held-out cases and on the real-CT consistency check. --time_limit_sec stops training
     early: the run is then partial, never installed, and exits with status 3 unless --allow_partial."""
     from .demo import run_demo
 

@@ -1,13 +1,15 @@
 """Label-free consistency checks of the COVID-19 lung model (issue 28): the copies and their geometry, and the
 check itself on the real CT in ../shared/data."""
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from monai_ext.apps.covid19_ct_fewshot_seg.consistency import DEFAULT_VARIANTS, consistency_check, scan_variants
-from monai_ext.bundle_helpers import shared_data_dir
 from monai_ext.cli.catalog import resolve_bundle
 from monai_ext.phantoms import generate_chest_ct
 
@@ -50,3 +52,45 @@ def test_noise_and_kernel_copies_change_the_image_not_the_grid(phantom):
     assert hf(sharp.image) > 1.3 * hf(hu)
     assert noisy.image.shape == sharp.image.shape == hu.shape
 
+
+
+def _lung_columns(pred_path) -> tuple[bool, bool]:
+    """Whether the left (label 1) and the right lung (2) reach the image's first or last column along x."""
+    import nibabel as nib
+
+    p = np.asarray(nib.load(str(pred_path)).dataobj)
+    edges = np.concatenate([p[:1], p[-1:]])
+    return bool((edges == 1).any()), bool((edges == 2).any())
+
+
+def test_committed_model_on_the_real_ct_and_its_copies(shared_data, tmp_path):
+    """Issue 28 on the shared real CT (lung bases + upper abdomen, 3 mm), run as the command a user runs: plausible
+    lung volumes and no infection on this scan without disease; on the copy cut at both sides, both lungs are
+    still labelled up to the image border; the exit status says whether every copy agreed (Dice >= 0.97).
+
+    The 0.97 target is not met by every copy yet (docs/README.md gives the table: the left lung base, about 30 ml,
+    changes most); the floors below guard what the 0.2.0 weights reach (worst copy 0.93, mean 0.97), so a change
+    that makes the model less consistent on real data fails here."""
+    scan = shared_data / "ct" / "chest_abdomen_ct_3mm.nii.gz"
+    proc = subprocess.run([sys.executable, "-m", "monai_ext", "consistency", str(scan), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    report = json.loads((tmp_path / "consistency.json").read_text())
+    rows = {r["name"]: r for r in report["variants"]}
+    assert set(rows) == set(DEFAULT_VARIANTS)
+    assert proc.returncode == (0 if report["passed"] else 1), proc.stderr[-2000:]
+    ml = report["original_ml"]
+    assert 20.0 < ml["left_lung"] < 400.0 and 20.0 < ml["right_lung"] < 400.0
+    assert ml["infection"] < 1.0 and all(r["ml_infection_variant"] < 1.0 for r in rows.values())
+    assert (tmp_path / "crop_lateral.png").is_file()
+    assert _lung_columns(tmp_path / "predictions" / "crop_lateral_seg.nii.gz") == (True, True)
+    dice = [r["dice_lungs"] for r in rows.values()]
+    assert min(dice) >= 0.90 and float(np.mean(dice)) >= 0.96, {n: round(r["dice_lungs"], 3) for n, r in rows.items()}
+
+
+def test_no_lung_appears_on_copies_of_a_scan_without_lungs_in_view(shared_data, tmp_path):
+    """The shared DICOM series (upper abdomen with the arms in view, 0.98 mm, 20 slices): no lung and no infection
+    on the scan, and none appears when it is cut, resampled to 5 mm slices or sharpened."""
+    report = consistency_check(shared_data / "ct_dicom_series", resolve_bundle("covid19_ct_fewshot_seg"),
+                               variants=["crop_lateral", "slices_5mm", "sharp_kernel"], progress=False)
+    assert report["original_ml"]["lungs"] < 5.0 and report["original_ml"]["infection"] < 1.0
+    assert report["passed"], [(r["name"], r["ml_lungs_variant"]) for r in report["variants"]]

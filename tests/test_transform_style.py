@@ -38,6 +38,7 @@ from monai_ext.transforms import (
     RandNoduleInsert,
     RandNoduleInsertd,
     ReloadOriginal,
+    RemoveDarkComponents,
     ScanInputError,
 )
 
@@ -45,6 +46,7 @@ from monai_ext.transforms import (
 MODULES = {
     "monai_ext.transforms.body_mask": "monai_ext.transforms",
     "monai_ext.transforms.component_majority": "monai_ext.transforms",
+    "monai_ext.transforms.gas_components": "monai_ext.transforms",
     "monai_ext.transforms.hu_window": "monai_ext.transforms",
     "monai_ext.transforms.input_checks": "monai_ext.transforms",
     "monai_ext.transforms.label_mapping": "monai_ext.transforms",
@@ -134,6 +136,7 @@ def _runners(model) -> dict:
         CheckLabel: lambda c: CheckLabel(num_classes=2)(c(lung), c(img)),
         MapLabels: lambda c: MapLabels({1: 2})(c(lung)),
         ComponentMajorityLabel: lambda c: ComponentMajorityLabel(labels=(1, 2))(c(lung)),
+        RemoveDarkComponents: lambda c: RemoveDarkComponents(-960.0, labels=(1,))(c(pred), c(body)),
         NoduleInsert: lambda c: NoduleInsert(**centre)(c(img), lung_mask=c(lung)),
         NoduleErase: lambda c: NoduleErase(**centre)(c(img)),
         RandNoduleInsert: lambda c: RandNoduleInsert(diameter_range=(3.0, 5.0), pixdim=1.0).set_random_state(0)(

@@ -16,6 +16,12 @@ from .component_majority import (
     ComponentMajorityLabeld,
     ComponentMajorityLabelDict,
 )
+from .gas_components import (
+    RemoveDarkComponents,
+    RemoveDarkComponentsD,
+    RemoveDarkComponentsd,
+    RemoveDarkComponentsDict,
+)
 from .hu_window import hu_to_unit, unit_to_hu
 from .input_checks import (
     CheckLabel,
@@ -67,6 +73,10 @@ from .reload_original import (
 )
 
 __all__ = [
+    "RemoveDarkComponents",
+    "RemoveDarkComponentsd",
+    "RemoveDarkComponentsD",
+    "RemoveDarkComponentsDict",
     "ComponentMajorityLabel",
     "ComponentMajorityLabeld",
     "ComponentMajorityLabelD",

@@ -3,7 +3,8 @@
 Commands:
     list                      bundles and their tasks
     synth --out DIR [--variety]  synthetic chest-CT phantoms with labels, dataset.json and few-shot folds
-    demo BUNDLE               generate data, train, evaluate next to the committed model, segment the real CT
+    demo BUNDLE               generate data, fine-tune, evaluate next to the committed model, segment the real CT
+    consistency SCAN [--out DIR]  label-free checks of the lung model on a real CT: cut, resampled, noisy copies
     infer BUNDLE INPUT OUTPUT  a bundle's inference on a scan, a DICOM folder or a folder of scans; clean errors
     verify BUNDLE | --all     the Model Zoo checks (layout, metadata, network shapes, TorchScript export)
     package BUNDLE [--out DIR]  the Model Zoo zip (checks first), loadable by monai.bundle.download/load

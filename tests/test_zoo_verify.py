@@ -364,3 +364,21 @@ def test_a_shipped_model_ts_is_loaded_and_compared(bundle: Path):
     torch.jit.script(UNet(**NET_KW).eval()).save(str(bundle / "models" / "model.ts"))  # other weights
     res = _by_check(zoo.verify_bundle(bundle))["model.ts"]
     assert not res.ok and "model.ts" in res.message and "differs" in res.message, res.message
+
+
+def test_properties_step_for_bundles_that_declare_supported_apps(bundle: Path):
+    """Issue 39: a bundle that declares an app (MONAI Label) must hold MONAI's inference-workflow properties; the
+    tiny bundle's inference config has a network only, so the step fails and names what is missing. Without
+    supported_apps the step does not run, as in the Model Zoo CI."""
+    assert "properties" not in _by_check(zoo.verify_bundle(bundle, check_export=False))
+    meta = _metadata()
+    meta["supported_apps"] = {"monai-label": "0.8.5"}
+    _write_meta(bundle, meta)
+    check = _by_check(zoo.verify_bundle(bundle, check_export=False))["properties"]
+    assert not check.ok and "lacks required properties" in check.message
+    assert "'inferer'" in check.message and "'dataset'" in check.message and "'evaluator'" in check.message
+
+
+def test_covid_bundle_holds_the_inference_properties_monai_label_needs():
+    check = _by_check(zoo.verify_bundle("covid19_ct_fewshot_seg", check_export=False))["properties"]
+    assert check.ok, check.message

@@ -694,6 +694,52 @@ def _check_version(bundle: Path, name: str) -> CheckResult:
     return CheckResult(name, "version", True, f"{version} (in changelog)")
 
 
+def _check_properties(bundle: Path, name: str) -> CheckResult | None:
+    """The Model Zoo CI's bundle-properties step for the apps in ``supported_apps`` (MONAI Label serves a bundle
+    through MONAI's inference workflow): ``inference.yaml`` initialises as a ``ConfigWorkflow`` and holds every
+    required property of MONAI's ``MetaProperties`` and ``InferProperties``. The Model Zoo takes each app's own
+    ``bundle_properties.py`` from its repository, which is not available offline; MONAI's lists are what those
+    files hold for inference. ``dataset_dir`` points at a folder with one small NIfTI, as no data ship with a
+    bundle. ``None`` when the bundle declares no ``supported_apps``."""
+    try:
+        meta = json.loads((bundle / "configs" / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return CheckResult(name, "properties", False, f"bundle {name!r}: configs/metadata.json unreadable: {_err(e)}")
+    apps = meta.get("supported_apps") or {}
+    if not apps:
+        return None
+    config = find_config(bundle, "inference")
+    if config is None:
+        return CheckResult(name, "properties", False, f"bundle {name!r} declares {sorted(apps)} but has no inference config")
+    import nibabel as nib
+    from monai.bundle import ConfigWorkflow
+    from monai.bundle.properties import InferProperties, MetaProperties
+    from monai.utils import BundleProperty, BundlePropertyConfig
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="monai_ext_properties_") as tmp, isolated_bundle(bundle):
+            nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.int16), np.eye(4)), os.path.join(tmp, "scan.nii.gz"))
+            workflow = ConfigWorkflow(
+                config_file=str(config), meta_file=str(bundle / "configs" / "metadata.json"),
+                logging_file=str(bundle / "configs" / "logging.conf"), workflow_type="infer",
+                bundle_root=str(bundle), dataset_dir=tmp, output_dir=os.path.join(tmp, "out"),
+            )
+            workflow.initialize()
+            props = {**MetaProperties, **InferProperties}
+            missing = [  # MONAI's check_properties stops at the first absent ID with a KeyError: list them all
+                n for n, prop in props.items()
+                if prop.get(BundleProperty.REQUIRED, False) and prop.get(BundlePropertyConfig.ID, n) not in workflow.parser
+            ]
+            if not missing:  # every ID is there: resolve them, as MONAI Label will
+                workflow.properties = props
+                missing = workflow.check_properties()
+    except Exception as e:
+        return CheckResult(name, "properties", False, f"{config.relative_to(bundle)} as MONAI's inference workflow: {_err(e)}")
+    if missing:
+        return CheckResult(name, "properties", False, f"{config.relative_to(bundle)} lacks required properties {missing}")
+    return CheckResult(name, "properties", True, f"inference workflow holds MONAI's required properties ({', '.join(sorted(apps))})")
+
+
 def _check_committed_torchscript(bundle: Path, name: str, device: str, n: int, any_size: int) -> CheckResult | None:
     """``models/model.ts`` when the bundle ships one: it loads with ``torch.jit.load`` and gives the eager network's
     output on the declared input; ``None`` when there is no such file."""
@@ -740,7 +786,8 @@ def verify_bundle(
         extra_forward_args: extra keyword arguments of the network's ``forward``.
 
     Returns:
-        one :class:`CheckResult` per check: ``layout``, ``metadata``, ``version``, ``net_in_out``, ``torchscript``,
+        one :class:`CheckResult` per check: ``layout``, ``metadata``, ``version``, ``properties`` (only for bundles
+        that declare ``supported_apps``), ``net_in_out``, ``torchscript``,
         ``model.ts`` (only when the bundle ships ``models/model.ts``), ``onnx``
         (a single ``resolve`` failure when the bundle cannot be found).
     """
@@ -750,6 +797,9 @@ def verify_bundle(
         return [CheckResult(str(name_or_path), "resolve", False, str(e))]
     name = bundle.name
     results = [_check_layout(bundle, name), _check_metadata(bundle, name), _check_version(bundle, name)]
+    properties = _check_properties(bundle, name)
+    if properties is not None:
+        results.append(properties)
     results.append(_check_net_in_out(bundle, name, device, n, any_size, extra_forward_args))
     if check_export:
         results.append(_check_torchscript(bundle, name, device, n, any_size))

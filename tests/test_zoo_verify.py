@@ -382,3 +382,11 @@ def test_properties_step_for_bundles_that_declare_supported_apps(bundle: Path):
 def test_covid_bundle_holds_the_inference_properties_monai_label_needs():
     check = _by_check(zoo.verify_bundle("covid19_ct_fewshot_seg", check_export=False))["properties"]
     assert check.ok, check.message
+
+
+def test_every_repository_bundle_passes_every_check_with_its_committed_weights(capsys):
+    """Issue 39: `verify --all` on the committed weights (TorchScript and ONNX export included), as CI runs it."""
+    code = zoo.verify(None, all=True)
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    assert "FAIL" not in out

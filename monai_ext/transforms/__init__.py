@@ -9,6 +9,7 @@ from .body_mask import (
     MaskOutsideBodyd,
     MaskOutsideBodyDict,
     body_outline,
+    set_to_background,
 )
 from .component_majority import (
     ComponentMajorityLabel,
@@ -73,6 +74,7 @@ from .reload_original import (
 )
 
 __all__ = [
+    "set_to_background",
     "RemoveDarkComponents",
     "RemoveDarkComponentsd",
     "RemoveDarkComponentsD",

@@ -11,7 +11,20 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_numpy
 from scipy import ndimage
 
-__all__ = ["body_outline", "MaskOutsideBody", "MaskOutsideBodyd", "MaskOutsideBodyD", "MaskOutsideBodyDict"]
+__all__ = ["set_to_background", "body_outline", "MaskOutsideBody", "MaskOutsideBodyd", "MaskOutsideBodyD", "MaskOutsideBodyDict"]
+
+
+def set_to_background(pred: NdarrayOrTensor, mask: np.ndarray) -> NdarrayOrTensor:
+    """A copy of ``pred`` (C, *spatial; probabilities or one-hot, channel 0 background) with channel 0 set to 1 and
+    the others to 0 where the boolean ``mask`` (spatial shape) is true; same type and device as ``pred``."""
+    if isinstance(pred, torch.Tensor):
+        where = torch.as_tensor(mask, device=pred.device)
+        out = pred.clone()
+    else:
+        where, out = mask, pred.copy()
+    out[0][where] = 1
+    out[1:, where] = 0
+    return out
 
 
 def _close_along_border(body_slice: np.ndarray) -> np.ndarray:
@@ -74,15 +87,7 @@ class MaskOutsideBody(Transform):
         """``pred`` (a copy, same type and device) with background outside the body of ``image``."""
         if tuple(pred.shape[1:]) != tuple(image.shape[1:]):
             raise ValueError(f"pred {tuple(pred.shape)} and image {tuple(image.shape)} must share the spatial grid.")
-        outside = ~body_outline(image, self.threshold, self.slice_axis)
-        if isinstance(pred, torch.Tensor):
-            mask = torch.as_tensor(outside, device=pred.device)
-            out = pred.clone()
-        else:
-            mask, out = outside, pred.copy()
-        out[0][mask] = 1
-        out[1:, mask] = 0
-        return out
+        return set_to_background(pred, ~body_outline(image, self.threshold, self.slice_axis))
 
 
 class MaskOutsideBodyd(MapTransform):

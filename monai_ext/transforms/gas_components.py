@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
-import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_numpy
 from scipy import ndimage
+
+from .body_mask import set_to_background
 
 __all__ = ["RemoveDarkComponents", "RemoveDarkComponentsd", "RemoveDarkComponentsD", "RemoveDarkComponentsDict"]
 
@@ -56,15 +57,7 @@ class RemoveDarkComponents(Transform):
         """``pred`` with the dark components set to background."""
         if tuple(pred.shape[1:]) != tuple(image.shape[1:]):
             raise ValueError(f"pred {tuple(pred.shape)} and image {tuple(image.shape)} must share the spatial grid.")
-        dark = self.dark_mask(pred, image)
-        if isinstance(pred, torch.Tensor):
-            mask = torch.as_tensor(dark, device=pred.device)
-            out = pred.clone()
-        else:
-            mask, out = dark, pred.copy()
-        out[0][mask] = 1
-        out[1:, mask] = 0
-        return out
+        return set_to_background(pred, self.dark_mask(pred, image))
 
 
 class RemoveDarkComponentsd(MapTransform):

@@ -239,7 +239,7 @@ class CTSGANTrainer(GanTrainer):
 
     def _critic_terms(self, real3, real_slab, fake3, fake_slab, pos, slab_pos, idx):
         d = self.d_network
-        b, n = real3.shape[0], idx.numel()
+        b = real3.shape[0]
         rs, fs = real3[:, idx].flatten(0, 1), fake3[:, idx].flatten(0, 1)
         ps = pos[idx].repeat(b)
         sp = slab_pos.expand(b)

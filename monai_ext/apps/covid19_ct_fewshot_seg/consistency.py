@@ -26,6 +26,8 @@ from monai.transforms import Orientation
 from scipy import ndimage
 
 from ...bundle_helpers import run_bundle
+from ...phantoms.chest_ct_acquisition import apply_kernel, crop_affine
+from ...transforms.body_mask import body_outline
 from ...transforms.input_checks import LoadScan
 
 __all__ = [
@@ -78,20 +80,13 @@ def load_ras_hu(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(img[0], dtype=np.float32), np.asarray(img.affine, dtype=np.float64)
 
 
-def _body_box(hu: np.ndarray, threshold: float = -500.0) -> tuple[np.ndarray, np.ndarray]:
-    """Index bounds (lo, hi inclusive) of the largest connected component above ``threshold`` HU."""
-    comp, n = ndimage.label(hu > threshold)
-    if n == 0:
-        raise ValueError("no voxel above -500 HU: no body in this scan.")
-    sizes = ndimage.sum_labels(np.ones_like(comp), comp, index=np.arange(1, n + 1))
-    idx = np.argwhere(comp == int(np.argmax(sizes)) + 1)
-    return idx.min(0), idx.max(0)
-
-
 def _central_crop(hu: np.ndarray, axis: int, keep: float) -> tuple[slice, slice, slice]:
     """Index box that keeps the central ``keep`` fraction of the body's extent along ``axis``, so that
     the new field of view cuts the body on both sides (as a small reconstruction field of view does)."""
-    lo, hi = _body_box(hu)
+    body = np.argwhere(body_outline(hu[None], -500.0))
+    if body.size == 0:
+        raise ValueError("no voxel above -500 HU: no body in this scan.")
+    lo, hi = body.min(0), body.max(0)
     extent = hi[axis] - lo[axis] + 1
     n_keep = max(8, int(round(keep * extent)))
     start = max(0, int(lo[axis] + (extent - n_keep) // 2))
@@ -127,12 +122,6 @@ def _noise(hu: np.ndarray, std_hu: float, seed: int) -> np.ndarray:
     return np.where(body, hu + n, hu).astype(np.float32)
 
 
-def _sharpen(hu: np.ndarray, amount: float = 1.0, sigma_vox: float = 1.0) -> np.ndarray:
-    """A sharp reconstruction kernel approximated by an in-plane unsharp mask."""
-    blurred = ndimage.gaussian_filter(hu, (sigma_vox, sigma_vox, 0.0))
-    return (hu + amount * (hu - blurred)).astype(np.float32)
-
-
 def scan_variants(
     hu: np.ndarray, affine: np.ndarray, names: Sequence[str] = DEFAULT_VARIANTS, seed: int = 0
 ) -> list[ScanVariant]:
@@ -142,13 +131,12 @@ def scan_variants(
     - ``crop_cranio_caudal``: the lowest 25 % and the highest 10 % of the slices removed (at least 8 kept);
     - ``slices_<s>mm``: slice spacing and thickness ``s`` mm (in-plane unchanged);
     - ``low_dose_noise``: + 40 HU Gaussian noise inside the scan;
-    - ``sharp_kernel``: in-plane unsharp mask (amount 1, sigma 1 voxel).
+    - ``sharp_kernel``: the phantoms' sharp kernel (:func:`~monai_ext.phantoms.chest_ct_acquisition.apply_kernel`,
+      in-plane unsharp mask, gain 1, sigma 1 voxel).
     """
 
     def cropped(name: str, box: tuple[slice, slice, slice], text: str) -> ScanVariant:
-        start = np.array([b.start or 0 for b in box] + [1.0])
-        aff = affine.copy()
-        aff[:3, 3] = (affine @ start)[:3]
+        aff = crop_affine(affine, [b.start or 0 for b in box])
         return ScanVariant(name, np.ascontiguousarray(hu[box]), aff, box, text)
 
     makers: dict[str, Callable[[], ScanVariant]] = {
@@ -158,7 +146,7 @@ def scan_variants(
                                                    "field of view cut at front and back (70 % of the body depth)"),
         "low_dose_noise": lambda: ScanVariant("low_dose_noise", _noise(hu, 40.0, seed), affine,
                                               (slice(None),) * 3, "+40 HU noise (low-dose scan)"),
-        "sharp_kernel": lambda: ScanVariant("sharp_kernel", _sharpen(hu), affine, (slice(None),) * 3,
+        "sharp_kernel": lambda: ScanVariant("sharp_kernel", apply_kernel(hu, "sharp", 1.0), affine, (slice(None),) * 3,
                                             "sharp reconstruction kernel (unsharp mask)"),
     }
     nz = hu.shape[2]

@@ -25,6 +25,12 @@ SYNTH_DEFAULTS = {"cases": 12, "seed": 0, "variety": True}
 SPLITS = ("fewshot", "all")
 
 
+def _msd_fold(dataset_json: Path, fold: int) -> dict:
+    """Fold ``fold`` of a 5-fold split of a ``dataset.json``: its held-out cases become the testing list."""
+    datalist = msd_datalist(dataset_json, fold=fold)
+    return {"training": datalist["training"], "testing": datalist["validation"]}
+
+
 def _split_validation(datalist: dict, num_val: int) -> dict:
     """Take ``num_val`` validation cases off the front of the testing list (model selection never
     sees the cases that are reported)."""
@@ -79,16 +85,15 @@ def fewshot_segmentation_datalist(
         f"{synth_cases} synthetic chest-CT phantoms" + (" (acquisition variety)" if synth_variety else ""),
         enabled=synthesize_if_missing,
     )
-    if split == "all" and (root / "dataset.json").is_file():
-        datalist = msd_datalist(root / "dataset.json", fold=fold)
-        datalist = {"training": datalist["training"], "testing": datalist["validation"]}
+    msd_json = root / "dataset.json"
+    if split == "all" and msd_json.is_file():
+        datalist = _msd_fold(msd_json, fold)
     elif (root / "COVID-19-CT-Seg_20cases").is_dir():
         datalist = covid19_ct_seg_datalist(root, fold=fold)
     elif (root / "datalist_fewshot_5fold.json").is_file():
         datalist = fewshot_datalist(root, fold)
-    elif (root / "dataset.json").is_file():
-        datalist = msd_datalist(root / "dataset.json", fold=fold)
-        datalist = {"training": datalist["training"], "testing": datalist["validation"]}
+    elif msd_json.is_file():
+        datalist = _msd_fold(msd_json, fold)
     else:
         found = sorted(p.name for p in root.iterdir())[:10]
         raise FileNotFoundError(

@@ -52,10 +52,17 @@ class ComponentMajorityLabel(Transform):
         """The relabelled copy of an integer label map (spatial shape, no channel)."""
         out = label_map.copy()
         group = np.isin(label_map, self.labels)
+        box = ndimage.find_objects(group.astype(np.uint8))  # work on the group's bounding box only
+        if not box or box[0] is None:
+            return out
+        box = box[0]
+        self._relabel_box(label_map[box], group[box], out[box])
+        return out
+
+    def _relabel_box(self, label_map: np.ndarray, group: np.ndarray, out: np.ndarray) -> None:
+        """Relabel ``out`` (a view of the output on ``label_map``'s box) in place."""
         struct = ndimage.generate_binary_structure(label_map.ndim, self.connectivity)
         comp, n = ndimage.label(group, struct)
-        if n == 0:
-            return out
         idx = np.arange(1, n + 1)
         counts = np.stack([ndimage.sum_labels(label_map == v, comp, idx) for v in self.labels])  # (L, n)
         total = counts.sum(0)
@@ -67,7 +74,6 @@ class ComponentMajorityLabel(Transform):
         decided[1:] = share >= self.min_fraction
         change = group & decided[comp]
         out[change] = target[comp[change]]
-        return out
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """``img`` (1, *spatial) label map or (C, *spatial) one-hot, relabelled."""

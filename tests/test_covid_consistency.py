@@ -8,8 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from monai_ext.apps.covid19_ct_fewshot_seg.consistency import DEFAULT_VARIANTS, consistency_check, scan_variants
+from monai_ext.apps.covid19_ct_fewshot_seg.consistency import (
+    DEFAULT_VARIANTS,
+    _on_coarser_grid,
+    consistency_check,
+    scan_variants,
+)
 from monai_ext.cli.catalog import resolve_bundle
 from monai_ext.phantoms import generate_chest_ct
 
@@ -52,6 +58,22 @@ def test_noise_and_kernel_copies_change_the_image_not_the_grid(phantom):
     assert hf(sharp.image) > 1.3 * hf(hu)
     assert noisy.image.shape == sharp.image.shape == hu.shape
 
+
+def test_resampled_predictions_are_compared_on_the_coarser_grid():
+    """A copy on a finer grid that holds the same labels agrees exactly once carried back onto the original grid,
+    whereas carrying the original onto the finer grid would invent boundaries; a coarser copy is compared on its
+    own grid."""
+    rng = np.random.default_rng(0)
+    ref = (ndimage.gaussian_filter(rng.random((12, 10, 8)), 1.5) > 0.5).astype(np.uint8) * 2
+    aff = np.diag([6.0, 6.0, 6.0, 1.0])
+    fine_aff = np.diag([6.0, 6.0, 3.0, 1.0])
+    fine = np.repeat(ref, 2, axis=2)[..., :15]  # 3 mm slices: slice 2k lies on the original slice k
+    a, b, grid = _on_coarser_grid(ref, aff, fine, fine_aff, 4)
+    assert a.shape == ref.shape and np.array_equal(grid, aff) and np.array_equal(a, b)
+    coarse_aff = np.diag([6.0, 6.0, 12.0, 1.0])
+    a, b, grid = _on_coarser_grid(ref, aff, ref[..., ::2], coarse_aff, 4)
+    assert a.shape == (12, 10, 4) and np.array_equal(grid, coarse_aff)
+    assert np.array_equal(a, ref[..., ::2])
 
 
 def _lung_columns(pred_path) -> tuple[bool, bool]:

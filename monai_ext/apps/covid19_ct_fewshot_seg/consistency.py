@@ -4,7 +4,8 @@ Without a reference segmentation, a model can still be tested on a real scan: wh
 depend on how the scan was acquired or cut. :func:`consistency_check` segments a scan and transformed
 copies of it (fields of view that cut the body at the sides, front/back or top/bottom, other slice
 spacings, low-dose noise, a sharp reconstruction kernel) with the bundle's own ``inference.yaml``, and
-reports, per copy, the Dice between the two predictions on their common region.
+reports, per copy, the Dice between the two predictions on their common region (for a resampled copy: on the
+coarser of the two grids).
 
 All arrays here are RAS-oriented HU volumes, shape (X, Y, Z); spacings and volumes in mm and ml.
 """
@@ -180,6 +181,30 @@ def _onehot_on_grid(label: np.ndarray, affine: np.ndarray, shape: Sequence[int],
     return np.argmax(np.stack(probs), axis=0).astype(np.uint8)
 
 
+def _on_coarser_grid(ref: np.ndarray, ref_affine: np.ndarray, pred: np.ndarray, pred_affine: np.ndarray,
+                     n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The original's prediction ``ref`` and a resampled copy's prediction ``pred`` on one grid: the coarser of the
+    two (larger voxel), where the finer map is carried by linear interpolation of its one-hot. Carrying a label map
+    onto a finer grid would invent sub-voxel boundaries in one map only, and their disagreement would be counted
+    against the model although both predictions agree at the working resolution.
+
+    Returns ``(ref_on_grid, pred_on_grid, affine)``, restricted to the voxels whose centres the other scan covers."""
+    ref_vox = abs(float(np.linalg.det(ref_affine[:3, :3])))
+    pred_vox = abs(float(np.linalg.det(pred_affine[:3, :3])))
+    if pred_vox >= ref_vox:
+        return _onehot_on_grid(ref, ref_affine, pred.shape, pred_affine, n_labels), pred, pred_affine
+    # the copy is finer: carry it onto the original grid, on the original's voxels inside the copy's extent
+    on_ref = _onehot_on_grid(pred, pred_affine, ref.shape, ref_affine, n_labels)
+    vox = np.linalg.inv(pred_affine) @ ref_affine  # original voxel -> copy voxel (axis-aligned grids)
+    box = []
+    for k in range(3):
+        j = vox[k, k] * np.arange(ref.shape[k]) + vox[k, 3]
+        inside = np.flatnonzero((j > -0.5) & (j < pred.shape[k] - 0.5))
+        box.append(slice(int(inside[0]), int(inside[-1]) + 1) if inside.size else slice(0, 0))
+    box_t = tuple(box)
+    return ref[box_t], on_ref[box_t], crop_affine(ref_affine, [b.start for b in box])
+
+
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     s = int(a.sum()) + int(b.sum())
     return float("nan") if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
@@ -260,10 +285,10 @@ def consistency_check(
         for v in copies:
             pred = pred_of(v.name)
             if v.crop is not None:
-                ref_v = ref[v.crop]
+                ref_v, grid_affine = ref[v.crop], v.affine
             else:
-                ref_v = _onehot_on_grid(ref, affine, pred.shape, v.affine, n_labels)
-            voxel_ml = abs(float(np.linalg.det(v.affine[:3, :3]))) / 1000.0
+                ref_v, pred, grid_affine = _on_coarser_grid(ref, affine, pred, v.affine, n_labels)
+            voxel_ml = abs(float(np.linalg.det(grid_affine[:3, :3]))) / 1000.0
             row = {"name": v.name, "description": v.description, "shape": list(pred.shape)}
             row.update(_compare(ref_v, pred, voxel_ml))
             if row["ml_lungs_original"] < MIN_JUDGED_ML:  # no lungs in view: none may appear on the copy

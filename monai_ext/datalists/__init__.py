@@ -4,6 +4,7 @@ module per data set layout.
 
 from __future__ import annotations
 
+from .brats import BRATS_CLASSES, BRATS_LABEL_MAPPINGS, BRATS_MODALITIES, brats_datalist
 from .covid19_ct_seg import (
     COVID19_CT_SEG_CASES,
     COVID19_CT_SEG_FOLDS,
@@ -42,6 +43,10 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "BRATS_CLASSES",
+    "BRATS_LABEL_MAPPINGS",
+    "BRATS_MODALITIES",
+    "brats_datalist",
     "COVID19_CT_SEG_CASES",
     "covid19_ct_seg_datalist",
     "COVID19_CT_SEG_FOLDS",

@@ -3,4 +3,6 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .multiscale_unet import MultiScaleSumUNet
+
+__all__ = ["MultiScaleSumUNet"]

@@ -217,7 +217,7 @@ def test_dataset_errors_and_atomic_write(tmp_path: Path, monkeypatch: pytest.Mon
         Path(filename).write_bytes(b"partial")
         raise KeyboardInterrupt("interrupted")
 
-    monkeypatch.setattr(sd.nib, "save", broken_save)
+    monkeypatch.setattr(nib, "save", broken_save)  # the writer the phantom data sets share
     out = tmp_path / "interrupted"
     with pytest.raises(KeyboardInterrupt):
         synthesize_dataset(out, cases=5, shape=(32, 32, 24), spacing=(10.0, 10.0, 10.0), progress=False)

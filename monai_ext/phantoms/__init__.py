@@ -1,5 +1,5 @@
-"""Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI),
-plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+"""Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
+MRI, hand MRI), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -13,6 +13,16 @@ from .brain_mri import (
     render_brain_subject,
     sample_brain_subject_params,
     synthesize_brain_ad_dataset,
+)
+from .brain_tumor_mri import (
+    BRAIN_TUMOR_CONTRASTS,
+    BRAIN_TUMOR_LABELS,
+    BrainTumorCase,
+    brain_tumor_affine,
+    generate_brain_tumor_case,
+    render_brain_tumor_case,
+    sample_brain_tumor_params,
+    synthesize_brain_tumor_dataset,
 )
 from .chest_ct import (
     HU_RANGE,
@@ -36,6 +46,20 @@ from .chest_ct_dataset import (
     synthesize_dataset,
 )
 from .dicom_series import CT_IMAGE_STORAGE, write_dicom_series
+from .hand_mri import (
+    HAND_DEFAULT_SHAPE,
+    HAND_DEFAULT_SPACING,
+    HAND_LABELS,
+    HAND_TISSUES,
+    generate_hand_case,
+    hand_affine,
+    hand_landmarks,
+    render_hand_case,
+    render_hand_tissues,
+    sample_hand_params,
+    synthesize_hand_dataset,
+)
+from .nifti_writer import save_phantom_nifti
 from .ultrasound import (
     DISPLAY_CEILING_DB,
     SPEED_OF_SOUND_M_S,
@@ -58,6 +82,14 @@ __all__ = [
     "render_brain_subject",
     "sample_brain_subject_params",
     "synthesize_brain_ad_dataset",
+    "BRAIN_TUMOR_CONTRASTS",
+    "BRAIN_TUMOR_LABELS",
+    "BrainTumorCase",
+    "brain_tumor_affine",
+    "generate_brain_tumor_case",
+    "render_brain_tumor_case",
+    "sample_brain_tumor_params",
+    "synthesize_brain_tumor_dataset",
     "ChestCTCase",
     "generate_chest_ct",
     "HU_RANGE",
@@ -75,6 +107,7 @@ __all__ = [
     "synthesize_dataset",
     "CT_IMAGE_STORAGE",
     "write_dicom_series",
+    "save_phantom_nifti",
     "blend_ultrasound_styles",
     "DISPLAY_CEILING_DB",
     "generate_us_anatomy",
@@ -86,4 +119,15 @@ __all__ = [
     "ULTRASOUND_STYLES",
     "UltrasoundStyle",
     "US_LABELS",
+    "generate_hand_case",
+    "HAND_DEFAULT_SHAPE",
+    "HAND_DEFAULT_SPACING",
+    "HAND_LABELS",
+    "HAND_TISSUES",
+    "hand_affine",
+    "hand_landmarks",
+    "render_hand_case",
+    "render_hand_tissues",
+    "sample_hand_params",
+    "synthesize_hand_dataset",
 ]

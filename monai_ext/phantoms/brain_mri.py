@@ -44,6 +44,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..io import atomic_write
+from .nifti_writer import save_phantom_nifti
 
 __all__ = [
     "mni152_t1",
@@ -556,7 +557,6 @@ def synthesize_brain_ad_dataset(
     Returns:
         ``{"training", "validation", "test"}`` lists of ``{"image": absolute path, "label": int}``.
     """
-    import nibabel as nib
 
 
     counts = {"training": train_per_class, "validation": val_per_class, "test": test_per_class}
@@ -580,11 +580,7 @@ def synthesize_brain_ad_dataset(
                 sseed = _brain_subject_seed(seed, split, label, i)
                 image, meta = generate_brain_subject(label, sseed, dim, shp)
                 rel = f"images/{split}_{'ad' if label else 'cn'}_{i:03d}.nii.gz"
-                img = nib.Nifti1Image(image[0], affine)
-                img.set_qform(affine, code=1)
-                img.set_sform(affine, code=1)
-                img.header.set_xyzt_units("mm", "sec")
-                atomic_write(out / rel, lambda tmp, img=img: nib.save(img, str(tmp)))
+                save_phantom_nifti(image[0], affine, out / rel)
                 lists[split].append({"image": rel, "label": label})
                 records.append({"image": rel, "split": split, **{k: v for k, v in meta.items() if k != "affine"}})
         if progress:

@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
 from ..io import atomic_write
 from .chest_ct import LABELS, generate_chest_ct
 from .dicom_series import write_dicom_series
+from .nifti_writer import save_phantom_nifti
 
 __all__ = ["synthesize_dataset", "synth", "fewshot_folds", "case_seed"]
 
@@ -68,15 +68,6 @@ def _parse_triplet(value: str | Sequence[float], kind: type, name: str) -> tuple
     if len(out) != 3:
         raise ValueError(f"{name} must be three numbers, got {value!r}")
     return out
-
-
-def _save_nifti(data: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    img = nib.Nifti1Image(data, affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm", "sec")
-    img.header.set_data_dtype(data.dtype)
-    atomic_write(path, lambda tmp: nib.save(img, str(tmp)))
 
 
 def _save_json(obj: Any, path: Path) -> None:
@@ -141,8 +132,8 @@ def synthesize_dataset(
         cs = case_seed(seed, i)
         case = generate_chest_ct(shape, spacing, seed=cs, lesions=lesions, nodules=nodules, variety=variety)
         hu = np.clip(np.rint(case.image), -1024, 3071).astype(np.int16)
-        _save_nifti(hu, case.affine, out / "imagesTr" / f"{name}.nii.gz")
-        _save_nifti(case.label.astype(np.uint8), case.affine, out / "labelsTr" / f"{name}.nii.gz")
+        save_phantom_nifti(hu, case.affine, out / "imagesTr" / f"{name}.nii.gz")
+        save_phantom_nifti(case.label.astype(np.uint8), case.affine, out / "labelsTr" / f"{name}.nii.gz")
         if dicom:
             write_dicom_series(hu, case.affine, out / "dicom" / name, patient_id=name.upper(),
                                seed_uid=f"monai_ext-phantom-{seed}-{i}")

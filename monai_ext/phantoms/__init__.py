@@ -60,6 +60,7 @@ from .hand_mri import (
     synthesize_hand_dataset,
 )
 from .nifti_writer import save_phantom_nifti
+from .seeds import derive_seed
 from .ultrasound import (
     DISPLAY_CEILING_DB,
     SPEED_OF_SOUND_M_S,
@@ -108,6 +109,7 @@ __all__ = [
     "CT_IMAGE_STORAGE",
     "write_dicom_series",
     "save_phantom_nifti",
+    "derive_seed",
     "blend_ultrasound_styles",
     "DISPLAY_CEILING_DB",
     "generate_us_anatomy",

@@ -45,6 +45,7 @@ from scipy import ndimage as ndi
 
 from ..io import atomic_write
 from .nifti_writer import save_phantom_nifti
+from .seeds import derive_seed
 
 __all__ = [
     "mni152_t1",
@@ -532,7 +533,7 @@ def generate_brain_subject(
 
 def _brain_subject_seed(seed: int, split: str, label: int, index: int) -> int:
     code = {"training": 1, "validation": 2, "test": 3}[split]
-    return int(np.random.SeedSequence([int(seed), code, int(label), int(index)]).generate_state(1)[0] & 0x7FFFFFFF)
+    return derive_seed(seed, code, label, index, bits=31)
 
 
 def synthesize_brain_ad_dataset(

@@ -66,6 +66,7 @@ from scipy.special import expit, ndtri
 from ..io import atomic_directory, atomic_write
 from .brain_mri import mni152_tissue_maps
 from .nifti_writer import save_phantom_nifti
+from .seeds import derive_seed
 
 __all__ = [
     "BRAIN_TUMOR_CONTRASTS",
@@ -232,10 +233,6 @@ def _bt_random_field(
     field /= max(float(field.std()), 1e-12)
     origin = np.asarray(centre, dtype=np.float64) - step * (n - 1) / 2.0
     return ndi.map_coordinates(field, ((pts - origin) / step).T, order=1, mode="nearest")
-
-
-def _bt_sub_seed(seed: int, k: int) -> int:
-    return int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1)[0])
 
 
 # --------------------------------------------------------------------------------------- parameters
@@ -428,7 +425,7 @@ def render_brain_tumor_case(
     if float(p["deformation_mm"]) > 0:
         d_seed, amplitude = int(p["deformation_seed"]), float(p["deformation_mm"])
         for k in range(3):
-            y[:, k] += amplitude * _bt_random_field(_bt_sub_seed(d_seed, k), 20.0, x, _CENTRE_MM, 128.0)
+            y[:, k] += amplitude * _bt_random_field(derive_seed(d_seed, k), 20.0, x, _CENTRE_MM, 128.0)
 
     # Tumour shape in template coordinates (the tumour is where it is; healthy tissue moves around it).
     ct = np.asarray(p["tumor_centre_mm"], dtype=np.float64)
@@ -443,7 +440,7 @@ def render_brain_tumor_case(
 
     def local_field(k: int, sigma: float) -> np.ndarray:
         out = np.zeros(len(y))
-        out[near] = _bt_random_field(_bt_sub_seed(ts, k), sigma, y[near], ct, reach + 2 * sigma)
+        out[near] = _bt_random_field(derive_seed(ts, k), sigma, y[near], ct, reach + 2 * sigma)
         return out
 
     pv_width = 0.2 * h  # logistic scale of a partial-volume edge, mm
@@ -495,7 +492,7 @@ def render_brain_tumor_case(
     csf = csf - choroid
     # Cortical veins (T1c bright): tubes where two smooth random fields are both near zero, near the surface.
     vs = int(p["vessel_seed"])
-    tubes = [_bt_random_field(_bt_sub_seed(vs, k), 10.0, yh, _CENTRE_MM, 110.0) for k in range(2)]
+    tubes = [_bt_random_field(derive_seed(vs, k), 10.0, yh, _CENTRE_MM, 110.0) for k in range(2)]
     vessel = 2.0 * float(p["vessel_load"]) * surface * np.exp(-(tubes[0] ** 2 + tubes[1] ** 2) / (2 * 0.35**2))
     vessel = np.clip(vessel, 0.0, 0.9) * mask
     gm, wm, wmh, csf, choroid = (v * (1.0 - vessel) for v in (gm, wm, wmh, csf, choroid))
@@ -627,10 +624,6 @@ def generate_brain_tumor_case(
 # ------------------------------------------------------------------------------------------ data set
 
 
-def _bt_case_seed(seed: int, index: int) -> int:
-    return int(np.random.SeedSequence([int(seed), 31, int(index)]).generate_state(1)[0] & 0x7FFFFFFF)
-
-
 def synthesize_brain_tumor_dataset(
     out_dir: str | os.PathLike,
     cases: int = 16,
@@ -685,7 +678,7 @@ def synthesize_brain_tumor_dataset(
     items, records = [], []
     t_start = time.perf_counter()
     for i, name in enumerate(names):
-        case = generate_brain_tumor_case(_bt_case_seed(seed, i), shp, sp)
+        case = generate_brain_tumor_case(derive_seed(seed, 31, i, bits=31), shp, sp)
         label = case.label.copy()
         label[case.label == 4] = enhancing_value
 

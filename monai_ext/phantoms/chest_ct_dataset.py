@@ -28,6 +28,7 @@ from ..io import atomic_write
 from .chest_ct import LABELS, generate_chest_ct
 from .dicom_series import write_dicom_series
 from .nifti_writer import save_phantom_nifti
+from .seeds import derive_seed
 
 __all__ = ["synthesize_dataset", "synth", "fewshot_folds", "case_seed"]
 
@@ -37,7 +38,7 @@ _TRAIN_PER_FOLD = 4
 
 def case_seed(seed: int, index: int) -> int:
     """Seed of case ``index`` of a data set generated with ``seed`` (deterministic, 32 bit)."""
-    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+    return derive_seed(seed, index)
 
 
 def fewshot_folds(n_cases: int) -> list[tuple[list[int], list[int]]]:

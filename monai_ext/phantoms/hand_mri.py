@@ -53,6 +53,7 @@ from scipy import ndimage as ndi
 
 from ..io import atomic_directory
 from .nifti_writer import save_phantom_nifti
+from .seeds import derive_seed
 
 __all__ = [
     "HAND_DEFAULT_SHAPE",
@@ -752,10 +753,6 @@ def generate_hand_case(
 # ------------------------------------------------------------------------------------------ data set
 
 
-def _hand_case_seed(seed: int, index: int) -> int:
-    return int(np.random.SeedSequence([int(seed), 31, int(index)]).generate_state(1)[0] & 0x7FFFFFFF)
-
-
 def synthesize_hand_dataset(
     out_dir: str | os.PathLike,
     cases: int = 30,
@@ -816,7 +813,7 @@ def synthesize_hand_dataset(
         for i in range(n):
             t0 = time.perf_counter()
             name = f"hand_{i:03d}"
-            image, label, meta = generate_hand_case(_hand_case_seed(seed, i), shp, spc)
+            image, label, meta = generate_hand_case(derive_seed(seed, 31, i, bits=31), shp, spc)
             save_phantom_nifti(image[0], affine, tmp / "imagesTr" / f"{name}.nii.gz")
             save_phantom_nifti(label, affine, tmp / "labelsTr" / f"{name}.nii.gz")
             entries.append({"image": f"./imagesTr/{name}.nii.gz", "label": f"./labelsTr/{name}.nii.gz"})

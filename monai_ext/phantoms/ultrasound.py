@@ -63,6 +63,7 @@ from scipy import fft as _fft
 from scipy import ndimage
 
 from ..io import atomic_write
+from .seeds import derive_seed
 
 __all__ = [
     "UltrasoundStyle",
@@ -781,10 +782,6 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
-def _subject_seed(seed: int, index: int) -> int:
-    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
-
-
 def synthesize_us_dataset(
     out_dir: str | os.PathLike,
     subjects: int = 40,
@@ -853,7 +850,7 @@ def synthesize_us_dataset(
     for i in range(subjects):
         t0 = time.perf_counter()
         subject = f"s{i:03d}"
-        sseed = _subject_seed(seed, i)
+        sseed = derive_seed(seed, i)
         anatomy = generate_us_anatomy(sseed, (h, w))
         label_rel = f"labels/{subject}.png"
         _save_png(anatomy["label"], out / label_rel)

@@ -1,0 +1,17 @@
+"""Seeds of the phantom data sets: one case's (or one random field's) seed derived from the data set's seed and
+its index, so that any case can be regenerated alone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["derive_seed"]
+
+
+def derive_seed(*keys: int, bits: int = 32) -> int:
+    """A deterministic, well-mixed seed from the integers ``keys`` (NumPy ``SeedSequence``), kept to its lowest
+    ``bits`` bits (32: the full state word; 31: a non-negative int32)."""
+    if not 1 <= bits <= 32:
+        raise ValueError(f"bits must be 1..32, got {bits}")
+    state = int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
+    return state & ((1 << bits) - 1)

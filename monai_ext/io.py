@@ -11,7 +11,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 __all__ = [
     "NIFTI_SUFFIXES",
@@ -23,6 +23,7 @@ __all__ = [
     "folder_has_dicom",
     "folder_listing",
     "is_dicom_file",
+    "number_from_json_key",
     "require_file",
     "strip_nifti_suffix",
 ]
@@ -31,6 +32,18 @@ PathLike = Union[str, "os.PathLike[str]"]
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 logger = logging.getLogger(__name__)
+
+
+def number_from_json_key(value: Any) -> Any:
+    """A number as is; a string holding a number (a JSON object key, e.g. of a label mapping given on the command
+    line) as that number, int when it is whole; anything else unchanged."""
+    if isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            return value
+        return int(f) if f.is_integer() else f
+    return value
 
 
 def require_file(path: str | Path, what: str = "file") -> Path:

@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..io import PathLike, find_images, folder_has_dicom, folder_listing, strip_nifti_suffix
+from ..io import (
+    PathLike,
+    find_images,
+    folder_has_dicom,
+    folder_listing,
+    number_from_json_key,
+    strip_nifti_suffix,
+)
 
 __all__ = [
     "LABEL_MAPPING_PRESETS",
@@ -75,21 +82,11 @@ def resolve_label_mapping(label_mapping: str | Mapping | None) -> dict | None:
             )
         return dict(LABEL_MAPPING_PRESETS[name])
     if isinstance(label_mapping, Mapping):
-        return {_key(k): v for k, v in label_mapping.items()}
+        return {number_from_json_key(k): v for k, v in label_mapping.items()}
     raise ValueError(
         f"label_mapping must be a preset name ({', '.join(sorted(LABEL_MAPPING_PRESETS))}), a dict or None, "
         f"got {label_mapping!r}."
     )
-
-
-def _key(k: Any) -> Any:
-    if isinstance(k, str):
-        try:
-            f = float(k)
-        except ValueError:
-            return k
-        return int(f) if f.is_integer() else f
-    return k
 
 
 def _pairs(image_dir: Path, label_dir: Path) -> list[dict[str, str]]:

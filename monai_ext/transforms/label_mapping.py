@@ -15,6 +15,8 @@ from monai.config import DtypeLike, KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
+from ..io import number_from_json_key
+
 __all__ = ["MapLabels", "MapLabelsd", "MapLabelsD", "MapLabelsDict"]
 
 
@@ -50,7 +52,7 @@ class MapLabels(Transform):
     ) -> None:
         if mapping is not None and not isinstance(mapping, Mapping):
             raise TypeError(f"mapping must be a dict {{source value: target value}} or None, got {mapping!r}.")
-        self.mapping = None if mapping is None else {_number(k): _number(v) for k, v in mapping.items()}
+        self.mapping = None if mapping is None else {number_from_json_key(k): number_from_json_key(v) for k, v in mapping.items()}
         self.default = default
         self.dtype = dtype
 
@@ -112,16 +114,6 @@ class MapLabelsd(MapTransform):
             d[key] = self.mapper(d[key])
         return d
 
-
-def _number(value):
-    """A number as is; a string holding a number (a JSON key) as that number; anything else unchanged."""
-    if isinstance(value, str):
-        try:
-            f = float(value)
-        except ValueError:
-            return value
-        return int(f) if f.is_integer() else f
-    return value
 
 
 MapLabelsD = MapLabelsDict = MapLabelsd

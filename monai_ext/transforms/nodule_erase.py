@@ -243,7 +243,8 @@ class NoduleErase(Transform):
         # would pull the fill towards soft tissue (tens of HU brighter than the lung it replaces)
         lung_shell = shell & (crop < LUNG_HU)
         if lung_crop is not None:
-            lung_shell = lung_shell & lung_crop if (lung_shell & lung_crop).sum() >= 8 else shell & lung_crop
+            air_in_lung = lung_shell & lung_crop
+            lung_shell = air_in_lung if air_in_lung.sum() >= 8 else shell & lung_crop
         ref = crop[lung_shell] if lung_shell.sum() >= 8 else crop[shell]
         shell_mean = float(ref.mean()) if ref.size else float(crop[~fill].mean())
         shell_std = float(ref.std()) if ref.size else 0.0

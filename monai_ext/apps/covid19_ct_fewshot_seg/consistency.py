@@ -81,18 +81,30 @@ def load_ras_hu(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(img[0], dtype=np.float32), np.asarray(img.affine, dtype=np.float64)
 
 
-def _central_crop(hu: np.ndarray, axis: int, keep: float) -> tuple[slice, slice, slice]:
-    """Index box that keeps the central ``keep`` fraction of the body's extent along ``axis``, so that
-    the new field of view cuts the body on both sides (as a small reconstruction field of view does)."""
-    body = np.argwhere(body_outline(hu[None], -500.0))
-    if body.size == 0:
-        raise ValueError("no voxel above -500 HU: no body in this scan.")
-    lo, hi = body.min(0), body.max(0)
+def _body_box(hu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index (inclusive) of the body (> -500 HU, :func:`body_outline`) along each axis."""
+    body = body_outline(hu[None], -500.0)
+    lo, hi = [], []
+    for axis in range(3):
+        present = np.flatnonzero(body.any(axis=tuple(a for a in range(3) if a != axis)))
+        if present.size == 0:
+            raise ValueError("no voxel above -500 HU: no body in this scan.")
+        lo.append(present[0])
+        hi.append(present[-1])
+    return np.array(lo), np.array(hi)
+
+
+def _central_crop(shape: Sequence[int], body_box: tuple[np.ndarray, np.ndarray], axis: int,
+                  keep: float) -> tuple[slice, slice, slice]:
+    """Index box that keeps the central ``keep`` fraction of the body's extent (``body_box``, from
+    :func:`_body_box`) along ``axis``, so that the new field of view cuts the body on both sides (as a small
+    reconstruction field of view does)."""
+    lo, hi = body_box
     extent = hi[axis] - lo[axis] + 1
     n_keep = max(8, int(round(keep * extent)))
     start = max(0, int(lo[axis] + (extent - n_keep) // 2))
     box = [slice(None)] * 3
-    box[axis] = slice(start, min(hu.shape[axis], start + n_keep))
+    box[axis] = slice(start, min(shape[axis], start + n_keep))
     return tuple(box)  # type: ignore[return-value]
 
 
@@ -140,10 +152,13 @@ def scan_variants(
         aff = crop_affine(affine, [b.start or 0 for b in box])
         return ScanVariant(name, np.ascontiguousarray(hu[box]), aff, box, text)
 
+    body_box = _body_box(hu) if {"crop_lateral", "crop_anterior_posterior"} & set(names) else None
+
     makers: dict[str, Callable[[], ScanVariant]] = {
-        "crop_lateral": lambda: cropped("crop_lateral", _central_crop(hu, 0, 0.7),
+        "crop_lateral": lambda: cropped("crop_lateral", _central_crop(hu.shape, body_box, 0, 0.7),
                                         "field of view cut at both sides (70 % of the body width kept)"),
-        "crop_anterior_posterior": lambda: cropped("crop_anterior_posterior", _central_crop(hu, 1, 0.7),
+        "crop_anterior_posterior": lambda: cropped("crop_anterior_posterior",
+                                                   _central_crop(hu.shape, body_box, 1, 0.7),
                                                    "field of view cut at front and back (70 % of the body depth)"),
         "low_dose_noise": lambda: ScanVariant("low_dose_noise", _noise(hu, 40.0, seed), affine,
                                               (slice(None),) * 3, "+40 HU noise (low-dose scan)"),

@@ -6,6 +6,7 @@ This module imports nothing from the rest of ``monai_ext`` (it is the bottom lay
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -86,17 +87,23 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 
 def atomic_directory(folder: str | Path, fill: Callable[[Path], object]) -> bool:
-    """Call ``fill(tmp)`` on a temporary sibling folder, then rename it to ``folder``. If ``folder`` appeared in
-    the meantime (a concurrent writer finished first), its content is kept and ours dropped; returns whether
-    ours was installed. The folder gets the permissions of a normally created one."""
+    """Call ``fill(tmp)`` on a temporary sibling folder, then rename it to ``folder``, which may be missing or an
+    empty folder (e.g. the empty ``dataset_dir`` a user made). If ``folder`` got content in the meantime (a
+    concurrent writer finished first), its content is kept and ours dropped; returns whether ours was installed.
+    The folder gets the permissions of a normally created one."""
     folder = Path(folder).expanduser()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(folder, "", lambda p: p.mkdir())
     try:
         fill(tmp)
-        if folder.exists():
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             return False
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)  # onto a missing or empty folder
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):  # filled by another writer since the check
+                return False
+            raise
         return True
     finally:
         if tmp.exists():

@@ -266,6 +266,39 @@ def test_brats_dataset_writer(tmp_path: Path, capsys, monkeypatch):
     assert list(broken.iterdir()) == []
 
 
+def test_dataset_is_written_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A failure after a complete case leaves no partial data set; overwrite replaces the whole data set (no stale
+    cases of a larger earlier one, no other layout mixed in)."""
+    geo = {"shape": (32, 32, 24), "spacing": 6.5, "progress": False}
+    out = tmp_path / "data"
+    synthesize_brain_tumor_dataset(out, cases=2, seed=5, **geo)
+    synthesize_brain_tumor_dataset(out, cases=1, seed=6, layout="brats2023", overwrite=True, **geo)
+    assert sorted(p.name for p in out.iterdir()) == ["SynthBraTS_000", "dataset.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no staged or old copy left beside it
+    assert brats_datalist(out)["layout"] == "brats2023"
+    assert json.loads((out / "dataset.json").read_text())["generator"]["cases"] == 1
+
+    calls = {"n": 0}
+    real_save = nib.save
+
+    def failing_save(img, path):  # the second case's third file
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise OSError("disk full")
+        real_save(img, path)
+
+    monkeypatch.setattr(nib, "save", failing_save)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(OSError, match="disk full"):
+        synthesize_brain_tumor_dataset(fresh, cases=2, seed=5, **geo)
+    assert list(fresh.iterdir()) == []
+    with pytest.raises(OSError, match="disk full"):
+        calls["n"] = 0
+        synthesize_brain_tumor_dataset(out, cases=2, seed=5, overwrite=True, **geo)
+    assert sorted(p.name for p in out.iterdir()) == ["SynthBraTS_000", "dataset.json"]  # the old set, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "fresh"]
+
+
 def test_brats2023_layout(tmp_path: Path):
     items = synthesize_brain_tumor_dataset(tmp_path, cases=1, seed=5, shape=(32, 32, 24), spacing=6.5,
                                            layout="brats2023", progress=False)  # fmt: skip

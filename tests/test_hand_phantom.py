@@ -150,6 +150,10 @@ def test_other_grids_and_parameter_checks():
         render_hand_case({k: v for k, v in params.items() if k != "fingers"})
     with pytest.raises(ValueError):
         sample_hand_params(-1)
+    short = copy.deepcopy(params)
+    short["fingers"]["index"]["lengths_mm"] = short["fingers"]["index"]["lengths_mm"][:2]  # two bones would vanish
+    with pytest.raises(ValueError, match=r"\['index'\]\['lengths_mm'\] needs 4 entries"):
+        render_hand_case(short)
 
 
 def _siblings(path: Path) -> list[str]:

@@ -61,6 +61,18 @@ def test_atomic_directory_keeps_a_concurrent_writers_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
 
 
+def test_atomic_directory_fills_an_existing_empty_folder(tmp_path):
+    folder = tmp_path / "dataset"
+    folder.mkdir()  # the empty dataset_dir a user made
+    with pytest.raises(ValueError):
+        atomic_directory(folder, lambda tmp: (_ for _ in ()).throw(ValueError("bad")))
+    assert folder.is_dir() and not any(folder.iterdir())  # a failure leaves it as it was
+    assert atomic_directory(folder, lambda tmp: (tmp / "a.txt").write_text("a")) is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"] and (folder / "a.txt").read_text() == "a"
+    assert atomic_directory(folder, lambda tmp: (tmp / "b.txt").write_text("b")) is False  # not empty any more
+    assert sorted(p.name for p in folder.iterdir()) == ["a.txt"]
+
+
 def test_config_flag_reads_cli_strings():
     from monai_ext.bundle_helpers import config_flag
 

@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Sequence
@@ -63,8 +64,9 @@ from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
 from scipy.special import expit, ndtri
 
-from ..io import atomic_directory, atomic_write
+from ..io import atomic_directory, folder_listing
 from .brain_mri import mni152_tissue_maps
+from .grid import check_phantom_grid
 from .nifti_writer import save_phantom_nifti
 from .seeds import derive_seed
 
@@ -147,18 +149,8 @@ class BrainTumorCase(NamedTuple):
 
 
 def _bt_check_geometry(shape: Sequence[int] | None, spacing: Sequence[float] | float | None):
-    shp = DEFAULT_SHAPE if shape is None else tuple(int(s) for s in shape)
-    if len(shp) != 3 or min(shp) < 8 or max(shp) > 512:
-        raise ValueError(f"shape must be 3 sizes in [8, 512], got {shape!r}.")
-    if spacing is None:
-        sp = DEFAULT_SPACING
-    elif np.ndim(spacing) == 0:
-        sp = (float(spacing),) * 3
-    else:
-        sp = tuple(float(s) for s in spacing)
-    if len(sp) != 3 or not all(np.isfinite(s) and 0.5 <= s <= 8.0 for s in sp):
-        raise ValueError(f"spacing must be 3 voxel sizes in [0.5, 8] mm (or one), got {spacing!r}.")
-    return shp, sp
+    return check_phantom_grid(DEFAULT_SHAPE if shape is None else shape,
+                              DEFAULT_SPACING if spacing is None else spacing, (8, 512), (0.5, 8.0), scalar_spacing=True)
 
 
 def brain_tumor_affine(
@@ -639,19 +631,20 @@ def synthesize_brain_tumor_dataset(
     Layout ``"brats"`` (BraTS 2017-2021): ``<out>/<case>/<case>_flair.nii.gz``, ``_t1``, ``_t1ce``, ``_t2``
     (float32) and ``_seg.nii.gz`` (uint8: 0, 1, 2, 4); ``"brats2023"``: ``-t2f``, ``-t1n``, ``-t1c``, ``-t2w``,
     ``-seg`` with the enhancing tumour as 3. Case names ``SynthBraTS_000`` ...; every file of a case has the
-    affine of :func:`brain_tumor_affine` (qform and sform, mm). A case is written into a hidden temporary
-    folder that is renamed when complete, ``dataset.json`` (the file list, labels and every case's parameters)
-    last, so an error leaves no half-written case. Case seeds depend on (seed, index) only: more cases keep
-    the first ones. :func:`monai_ext.datalists.brats_datalist` reads the result.
+    affine of :func:`brain_tumor_affine` (qform and sform, mm). The whole data set (the cases and
+    ``dataset.json``: the file list, labels and every case's parameters) is written into a temporary sibling
+    folder that replaces ``out_dir`` only when complete, so an error leaves neither a half-written case nor a
+    partial data set. Case seeds depend on (seed, index) only: more cases keep the first ones.
+    :func:`monai_ext.datalists.brats_datalist` reads the result.
 
     Args:
-        out_dir: the data set folder (created if missing).
+        out_dir: the data set folder: missing or empty (created if missing), or any folder with ``overwrite``.
         cases: number of cases (>= 1).
         seed: data set seed.
         shape, spacing: the grid (default 64 x 64 x 48 voxels of 3.25 mm).
         layout: ``"brats"`` or ``"brats2023"``.
         progress: print one line per case.
-        overwrite: replace existing case folders of the same name (else they are an error).
+        overwrite: replace the content of a non-empty ``out_dir`` by the new data set (else it is an error).
 
     Returns:
         MONAI items ``[{"case", "image": [flair, t1, t1c, t2 paths], "label": path}]`` (absolute paths).
@@ -669,50 +662,59 @@ def synthesize_brain_tumor_dataset(
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"out_dir {out} is a file; expected a folder (created if missing).")
     out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} is not empty ({folder_listing(out)}); pass overwrite=True to replace its content "
+                              "by the new data set.")
     names = [f"SynthBraTS_{i:03d}" for i in range(int(cases))]
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds case(s) {existing[:5]}; pass overwrite=True to replace them.")
     affine = brain_tumor_affine(shp, sp)
-
     items, records = [], []
     t_start = time.perf_counter()
-    for i, name in enumerate(names):
-        case = generate_brain_tumor_case(derive_seed(seed, 31, i, bits=31), shp, sp)
-        label = case.label.copy()
-        label[case.label == 4] = enhancing_value
 
-        def fill(tmp: Path, case: BrainTumorCase = case, label: np.ndarray = label, name: str = name) -> None:
+    def fill(tmp: Path) -> None:
+        for i, name in enumerate(names):
+            case = generate_brain_tumor_case(derive_seed(seed, 31, i, bits=31), shp, sp)
+            label = case.label.copy()
+            label[case.label == 4] = enhancing_value
+            (tmp / name).mkdir()
             for ci, contrast in enumerate(BRAIN_TUMOR_CONTRASTS):
-                save_phantom_nifti(case.image[ci], affine, tmp / f"{name}{suffixes[contrast]}.nii.gz")
-            save_phantom_nifti(label, affine, tmp / f"{name}{suffixes['label']}.nii.gz")
+                save_phantom_nifti(case.image[ci], affine, tmp / name / f"{name}{suffixes[contrast]}.nii.gz")
+            save_phantom_nifti(label, affine, tmp / name / f"{name}{suffixes['label']}.nii.gz")
+            files = [f"{name}/{name}{suffixes[c]}.nii.gz" for c in BRAIN_TUMOR_CONTRASTS]
+            items.append({"case": name, "image": files, "label": f"{name}/{name}{suffixes['label']}.nii.gz"})
+            records.append({"case": name, **{k: v for k, v in case.meta.items() if k != "affine"}})
+            if progress:
+                vol = case.meta["label_volumes_ml"]
+                print(f"  {name} ({i + 1}/{len(names)}): {case.meta['grade']}, tumour core "
+                      f"{vol['1'] + vol['4']:.1f} ml, edema {vol['2']:.1f} ml, "
+                      f"{time.perf_counter() - t_start:.1f} s so far")
+        (tmp / "dataset.json").write_text(json.dumps(description(), indent=1) + "\n")
 
-        if (out / name).exists():
-            shutil.rmtree(out / name)
-        atomic_directory(out / name, fill)
-        files = [f"{name}/{name}{suffixes[c]}.nii.gz" for c in BRAIN_TUMOR_CONTRASTS]
-        rel = {"case": name, "image": files, "label": f"{name}/{name}{suffixes['label']}.nii.gz"}
-        items.append(rel)
-        records.append({"case": name, **{k: v for k, v in case.meta.items() if k != "affine"}})
-        if progress:
-            vol = case.meta["label_volumes_ml"]
-            print(f"  {name} ({i + 1}/{len(names)}): {case.meta['grade']}, tumour core {vol['1'] + vol['4']:.1f} ml, "
-                  f"edema {vol['2']:.1f} ml, {time.perf_counter() - t_start:.1f} s so far")
-    labels = {str(enhancing_value if k == 4 else k): v for k, v in BRAIN_TUMOR_LABELS.items()}
-    description = {
-        "name": "synthetic BraTS-like brain tumour MRI",
-        "description": (
-            "MNI152-based (nilearn) brain phantoms with a glioma, four contrasts from MR signal equations "
-            "(monai_ext.phantoms.brain_tumor_mri). Synthetic data, not for clinical use."
-        ),
-        "layout": layout,
-        "modality": {str(i): c for i, c in enumerate(BRAIN_TUMOR_CONTRASTS)},
-        "labels": labels,
-        "generator": {"seed": int(seed), "cases": int(cases), "shape": list(shp), "spacing": list(sp)},
-        "training": items,
-        "cases": records,
-    }
-    atomic_write(out / "dataset.json", lambda tmp: tmp.write_text(json.dumps(description, indent=1) + "\n"))
+    def description() -> dict[str, Any]:
+        labels = {str(enhancing_value if k == 4 else k): v for k, v in BRAIN_TUMOR_LABELS.items()}
+        return {
+            "name": "synthetic BraTS-like brain tumour MRI",
+            "description": (
+                "MNI152-based (nilearn) brain phantoms with a glioma, four contrasts from MR signal equations "
+                "(monai_ext.phantoms.brain_tumor_mri). Synthetic data, not for clinical use."
+            ),
+            "layout": layout,
+            "modality": {str(i): c for i, c in enumerate(BRAIN_TUMOR_CONTRASTS)},
+            "labels": labels,
+            "generator": {"seed": int(seed), "cases": int(cases), "shape": list(shp), "spacing": list(sp)},
+            "training": items,
+            "cases": records,
+        }
+
+    if not any(out.iterdir()):
+        if not atomic_directory(out, fill):
+            raise FileExistsError(f"{out} got content while the data set was written; kept the other writer's.")
+    else:  # overwrite: the complete new data set replaces the old one in one rename
+        staged = out.with_name(f".{out.name}.new-{secrets.token_hex(4)}")
+        atomic_directory(staged, fill)
+        old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
+        os.replace(out, old)
+        os.replace(staged, out)
+        shutil.rmtree(old, ignore_errors=True)
     return [
         {"case": e["case"], "image": [str(out / f) for f in e["image"]], "label": str(out / e["label"])}
         for e in items

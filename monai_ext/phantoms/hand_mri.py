@@ -52,6 +52,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..io import atomic_directory
+from .grid import check_phantom_grid
 from .nifti_writer import save_phantom_nifti
 from .seeds import derive_seed
 
@@ -477,26 +478,17 @@ def _check_params(params: dict[str, Any]) -> None:
     missing_f = [f for f in _FINGERS if f not in params["fingers"]]
     if missing_f:
         raise KeyError(f"params['fingers'] lacks {missing_f}.")
+    for f in _FINGERS:  # one entry per bone of the finger: a shorter list would silently drop bones
+        for key, n in (("lengths_mm", len(_CHAIN[f])), ("radii_mm", len(_CHAIN[f])), ("flexion_deg", len(_CHAIN[f]))):
+            if len(params["fingers"][f].get(key, ())) != n:
+                raise ValueError(f"params['fingers'][{f!r}][{key!r}] needs {n} entries (one per bone of the {f}), "
+                                 f"got {params['fingers'][f].get(key)!r}.")
 
 
 def _check_grid(shape: Sequence[int] | None, spacing: Sequence[float] | None) -> tuple[tuple[int, ...], np.ndarray]:
-    shp = HAND_DEFAULT_SHAPE if shape is None else shape
-    spc = HAND_DEFAULT_SPACING if spacing is None else spacing
-    try:
-        shp_t = tuple(int(v) for v in shp)
-        ok = len(shp_t) == 3 and all(int(v) == v for v in shp) and min(shp_t) >= 16 and max(shp_t) <= 512
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"shape must be three integers in [16, 512], got {shape!r}.")
-    try:
-        spc_a = np.array([float(v) for v in spc], dtype=np.float64)
-        ok = spc_a.shape == (3,) and bool(np.all(np.isfinite(spc_a))) and spc_a.min() >= 0.25 and spc_a.max() <= 10
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"spacing must be three voxel sizes in [0.25, 10] mm, got {spacing!r}.")
-    return shp_t, spc_a
+    shp, spc = check_phantom_grid(HAND_DEFAULT_SHAPE if shape is None else shape,
+                                  HAND_DEFAULT_SPACING if spacing is None else spacing, (16, 512), (0.25, 10.0))
+    return shp, np.array(spc, dtype=np.float64)
 
 
 def hand_affine(shape: Sequence[int] | None = None, spacing: Sequence[float] | None = None) -> np.ndarray:
@@ -796,11 +788,8 @@ def synthesize_hand_dataset(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     shp, spc = _check_grid(shape, spacing)
     out = Path(out_dir).expanduser()
-    was_empty_dir = out.exists()
-    if was_empty_dir:
-        if not out.is_dir() or any(out.iterdir()):
-            raise FileExistsError(f"out_dir {out} exists and is not an empty folder; refusing to overwrite it.")
-        out.rmdir()  # replaced atomically below (and put back if writing fails)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"out_dir {out} exists and is not an empty folder; refusing to overwrite it.")
     n = int(cases)
     affine = hand_affine(shp, spc)
     dataset: dict[str, Any] = {}
@@ -846,12 +835,6 @@ def synthesize_hand_dataset(
         })  # fmt: skip
         (tmp / "dataset.json").write_text(json.dumps(dataset, indent=1) + "\n")
 
-    try:
-        installed = atomic_directory(out, fill)
-    except BaseException:
-        if was_empty_dir:
-            out.mkdir(exist_ok=True)
-        raise
-    if not installed:
+    if not atomic_directory(out, fill):
         raise FileExistsError(f"out_dir {out} appeared while the data set was written; kept the other writer's.")
     return dataset

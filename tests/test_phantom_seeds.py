@@ -17,3 +17,14 @@ def test_derived_seeds_are_deterministic_distinct_and_in_range():
     assert case_seed(3, 4) == derive_seed(3, 4) and derive_seed(3, 4) != derive_seed(4, 3)
     with pytest.raises(ValueError, match="bits"):
         derive_seed(1, bits=33)
+
+
+def test_check_seed_accepts_whole_numbers_and_names_bad_ones():
+    from monai_ext.phantoms import check_seed
+
+    assert check_seed(3) == 3 and check_seed(np.int64(4)) == 4 and check_seed(5.0) == 5
+    for bad in (None, "x", "3", -1, True, 2.5, float("inf")):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            check_seed(bad)
+    with pytest.raises(ValueError, match="case_seed must"):
+        check_seed(None, "case_seed")

@@ -60,7 +60,7 @@ from .hand_mri import (
     synthesize_hand_dataset,
 )
 from .nifti_writer import save_phantom_nifti
-from .seeds import derive_seed
+from .seeds import check_seed, derive_seed
 from .ultrasound import (
     DISPLAY_CEILING_DB,
     SPEED_OF_SOUND_M_S,
@@ -110,6 +110,7 @@ __all__ = [
     "write_dicom_series",
     "save_phantom_nifti",
     "derive_seed",
+    "check_seed",
     "blend_ultrasound_styles",
     "DISPLAY_CEILING_DB",
     "generate_us_anatomy",

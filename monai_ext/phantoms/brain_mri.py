@@ -45,7 +45,7 @@ from scipy import ndimage as ndi
 
 from ..io import atomic_write
 from .nifti_writer import save_phantom_nifti
-from .seeds import derive_seed
+from .seeds import check_seed, derive_seed
 
 __all__ = [
     "mni152_t1",
@@ -302,8 +302,7 @@ def sample_brain_subject_params(label: int, seed: int, severity: float | None = 
         relative to the brain's 99.5th percentile, ``noise_seed``).
     """
     label = _check_label(label)
-    if isinstance(seed, bool) or int(seed) != seed or int(seed) < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    check_seed(seed)
     if severity is not None:
         severity = float(severity)
         if not (0.0 <= severity <= 1.0):

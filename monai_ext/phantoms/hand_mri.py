@@ -54,7 +54,7 @@ from scipy import ndimage as ndi
 from ..io import atomic_directory
 from .grid import check_phantom_grid
 from .nifti_writer import save_phantom_nifti
-from .seeds import derive_seed
+from .seeds import check_seed, derive_seed
 
 __all__ = [
     "HAND_DEFAULT_SHAPE",
@@ -393,8 +393,7 @@ def sample_hand_params(seed: int) -> dict[str, Any]:
           ``scale_mm``, 20 Legendre ``coefficients`` as MONAI ``RandBiasField`` draws them, uniform in
           +-``coeff``), ``noise_std`` (Rician, relative to the fat intensity) and ``noise_seed``.
     """
-    if isinstance(seed, bool) or int(seed) != seed or int(seed) < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    check_seed(seed)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 31, 2017]))
     scale = float(np.clip(rng.normal(0.93, 0.05), 0.82, 1.05))
     grasp = float(rng.beta(1.3, 1.6))  # 0 open flat hand ... 1 loose fist
@@ -784,8 +783,7 @@ def synthesize_hand_dataset(
     """
     if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or int(cases) < 1:
         raise ValueError(f"cases must be a positive integer, got {cases!r}.")
-    if isinstance(seed, bool) or int(seed) != seed or int(seed) < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    check_seed(seed)
     shp, spc = _check_grid(shape, spacing)
     out = Path(out_dir).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["derive_seed"]
+__all__ = ["check_seed", "derive_seed"]
 
 
 def derive_seed(*keys: int, bits: int = 32) -> int:
@@ -15,3 +15,18 @@ def derive_seed(*keys: int, bits: int = 32) -> int:
         raise ValueError(f"bits must be 1..32, got {bits}")
     state = int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
     return state & ((1 << bits) - 1)
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` as an int when it is a non-negative whole number (``3`` or ``3.0``; not ``True``).
+
+    Raises:
+        ValueError: naming ``name`` and the value given.
+    """
+    try:
+        ok = not isinstance(seed, bool) and int(seed) == seed and int(seed) >= 0  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed!r}.")
+    return int(seed)  # type: ignore[call-overload]

@@ -48,6 +48,7 @@ from .nifti_writer import save_phantom_nifti
 from .seeds import check_seed, derive_seed
 
 __all__ = [
+    "mr_bias_and_noise",
     "mni152_t1",
     "mni152_tissue_maps",
     "sample_brain_subject_params",
@@ -436,6 +437,27 @@ def _smooth_random_field(seed: int, sigmas_mm: Sequence[float], pts: np.ndarray)
     return _GridSampler(np.stack(fields, 0), aff)(pts)
 
 
+def mr_bias_and_noise(
+    image: np.ndarray, bias_coeff: float, bias_seed: int, noise_std: float, noise_seed: int, ref_mask: np.ndarray,
+    ref_percentile: float,
+) -> tuple[np.ndarray, float]:
+    """An MR acquisition's bias field and Rician noise, replayable from their recorded parameters.
+
+    ``image`` (1, *spatial) is multiplied by MONAI's ``RandBiasField`` (degree 3, coefficients in
+    ``[-bias_coeff, bias_coeff]``, drawn with ``bias_seed``); ``ref`` is its ``ref_percentile`` percentile inside
+    ``ref_mask`` (spatial, bool; 1.0 when empty); then MONAI's ``RandRicianNoise`` with standard deviation
+    ``noise_std * ref`` (drawn with ``noise_seed``). Returns ``(image, ref)``."""
+    from monai.transforms import RandBiasField, RandRicianNoise
+
+    bias = RandBiasField(degree=3, coeff_range=(-float(bias_coeff), float(bias_coeff)), prob=1.0)
+    bias.set_random_state(seed=int(bias_seed))
+    image = np.asarray(bias(image))
+    ref = float(np.percentile(image[0][ref_mask], ref_percentile)) if ref_mask.any() else 1.0
+    noise = RandRicianNoise(prob=1.0, std=float(noise_std) * ref, sample_std=False)
+    noise.set_random_state(seed=int(noise_seed))
+    return np.asarray(noise(image)), ref
+
+
 def render_brain_subject(params: dict[str, Any], dim: int = 2, shape: Sequence[int] | None = None) -> np.ndarray:
     """Render the subject described by ``params`` (from :func:`sample_brain_subject_params`); deterministic.
 
@@ -443,8 +465,6 @@ def render_brain_subject(params: dict[str, Any], dim: int = 2, shape: Sequence[i
         float32 channel-first image, (1, H, W) for ``dim=2`` or (1, X, Y, Z) for ``dim=3``, in [0, 1]
         (0 outside the brain mask). Grid: :func:`brain_subject_affine`.
     """
-    from monai.transforms import RandBiasField, RandRicianNoise
-
     dim, shp = _check_dim_shape(dim, shape)
     missing = [k for k in _RENDER_KEYS if k not in params]
     if missing:
@@ -485,13 +505,9 @@ def render_brain_subject(params: dict[str, Any], dim: int = 2, shape: Sequence[i
     img = np.clip(img, 0.0, 1.0) ** float(params["gamma"])
     img = img.reshape((1, *shp)).astype(np.float32)
     brain = brain.reshape((1, *shp)).astype(np.float32)
-    bias = RandBiasField(degree=3, coeff_range=(-float(params["bias_coeff"]), float(params["bias_coeff"])), prob=1.0)
-    bias.set_random_state(seed=int(params["bias_seed"]))
-    img = np.asarray(bias(img))
-    ref = float(np.percentile(img[brain > 0.5], 99.5)) if np.any(brain > 0.5) else 1.0
-    noise = RandRicianNoise(prob=1.0, std=float(params["noise_std"]) * ref, sample_std=False)
-    noise.set_random_state(seed=int(params["noise_seed"]))
-    img = np.asarray(noise(img)) * brain
+    img, ref = mr_bias_and_noise(img, params["bias_coeff"], params["bias_seed"], params["noise_std"],
+                                 params["noise_seed"], brain[0] > 0.5, 99.5)
+    img = img * brain
     return np.clip(img / max(ref, 1e-6), 0.0, 1.0).astype(np.float32)
 
 

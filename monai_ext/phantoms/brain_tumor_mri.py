@@ -65,7 +65,7 @@ from scipy.spatial.transform import Rotation
 from scipy.special import expit, ndtri
 
 from ..io import atomic_directory, folder_listing
-from .brain_mri import mni152_tissue_maps
+from .brain_mri import mni152_tissue_maps, mr_bias_and_noise
 from .grid import check_phantom_grid
 from .nifti_writer import save_phantom_nifti
 from .seeds import derive_seed
@@ -399,8 +399,6 @@ def render_brain_tumor_case(
         ``(image, label)`` or ``(image, label, maps)``: float32 (4, X, Y, Z) in the order of
         :data:`BRAIN_TUMOR_CONTRASTS`, arbitrary units >= 0; uint8 (X, Y, Z) labels 0, 1, 2, 4.
     """
-    from monai.transforms import RandBiasField, RandRicianNoise
-
     shp, sp = _bt_check_geometry(shape, spacing)
     missing = [k for k in _RENDER_KEYS if k not in params]
     if missing:
@@ -559,13 +557,9 @@ def render_brain_tumor_case(
                 s = s * het_pd
             img += f * s
         vol = grid(img).astype(np.float32)[None]
-        bias = RandBiasField(degree=3, coeff_range=(-float(acq["bias_coeff"]), float(acq["bias_coeff"])), prob=1.0)
-        bias.set_random_state(seed=int(acq["bias_seed"]))
-        vol = np.asarray(bias(vol))
-        ref = float(np.percentile(vol[0][interior], 99.0)) if interior.any() else 1.0
-        noise = RandRicianNoise(prob=1.0, std=float(acq["noise_std"]) * ref, sample_std=False)
-        noise.set_random_state(seed=int(acq["noise_seed"]))
-        vol = np.asarray(noise(vol))[0] * float(acq["gain"])
+        vol, _ = mr_bias_and_noise(vol, acq["bias_coeff"], acq["bias_seed"], acq["noise_std"], acq["noise_seed"],
+                                   interior, 99.0)
+        vol = vol[0] * float(acq["gain"])
         if skull_strip:
             vol = vol * brain_grid
         image[ci] = vol

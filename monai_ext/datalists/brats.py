@@ -24,7 +24,7 @@ from typing import Any
 
 from ..io import PathLike, folder_listing
 
-__all__ = ["BRATS_CLASSES", "BRATS_LABEL_MAPPINGS", "BRATS_MODALITIES", "brats_datalist"]
+__all__ = ["BRATS_CLASSES", "BRATS_LABEL_MAPPINGS", "BRATS_MODALITIES", "brats_datalist", "check_modalities"]
 
 #: the contrasts, in the order the image channels are stacked
 BRATS_MODALITIES: tuple[str, ...] = ("flair", "t1", "t1c", "t2")
@@ -48,7 +48,9 @@ _SUFFIXES: dict[str, dict[str, str]] = {
 _VSD = {"flair": r"MR_Flair", "t1": r"MR_T1", "t1c": r"MR_T1c", "t2": r"MR_T2", "label": r"OT"}
 
 
-def _check_modalities(modalities: Sequence[str] | str) -> tuple[str, ...]:
+def check_modalities(modalities: Sequence[str] | str) -> tuple[str, ...]:
+    """``modalities`` (names of :py:data:`BRATS_MODALITIES`) in the canonical channel order; a ``ValueError`` for
+    an empty selection, unknown names or repeats."""
     mods = (modalities,) if isinstance(modalities, str) else tuple(modalities)
     unknown = [m for m in mods if m not in BRATS_MODALITIES]
     if not mods or unknown or len(set(mods)) != len(mods):
@@ -124,7 +126,7 @@ def brats_datalist(
         ValueError: unknown modalities; a case misses a selected contrast or its label; cases of different layouts.
     """
     root = Path(dataset_dir)
-    mods = _check_modalities(modalities)
+    mods = check_modalities(modalities)
     if not root.is_dir():
         raise FileNotFoundError(f"BraTS dataset_dir {root}: no such folder.")
     cases, layouts, problems = [], set(), []

@@ -40,6 +40,7 @@ from .input_checks import (
     ScanInputError,
     unwrap_transform_error,
 )
+from .load_contrasts import LoadContrasts, LoadContrastsD, LoadContrastsd, LoadContrastsDict
 from .label_mapping import MapLabels, MapLabelsD, MapLabelsd, MapLabelsDict
 from .load_ultrasound import (
     ULTRASOUND_IMAGE_SUFFIXES,
@@ -104,6 +105,10 @@ __all__ = [
     "LoadScanDict",
     "ScanInputError",
     "unwrap_transform_error",
+    "LoadContrasts",
+    "LoadContrastsd",
+    "LoadContrastsD",
+    "LoadContrastsDict",
     "MapLabels",
     "MapLabelsd",
     "MapLabelsD",

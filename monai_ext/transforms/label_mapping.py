@@ -16,6 +16,7 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from ..io import number_from_json_key
+from .input_checks import ScanInputError, _filename_of
 
 __all__ = ["MapLabels", "MapLabelsd", "MapLabelsD", "MapLabelsDict"]
 
@@ -39,6 +40,9 @@ class MapLabels(Transform):
             combined). Keys that are strings of numbers (e.g. from JSON) are read as numbers.
         default: the value of every voxel whose value ``mapping`` does not list (background).
         dtype: output dtype, ``None`` for the input's.
+        strict: a value that ``mapping`` does not list is an error (:py:class:`ScanInputError` naming the file
+            and the values) instead of becoming ``default``: for data sets whose label values are all known, so
+            that a label of another data set or a corrupt one is not silently read as background.
 
     Example: TotalSegmentator's combined label map (v2 classes) to left (1) and right (2) lung::
 
@@ -48,13 +52,18 @@ class MapLabels(Transform):
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(
-        self, mapping: Mapping | None, default: float = 0, dtype: DtypeLike | torch.dtype | None = None
+        self,
+        mapping: Mapping | None,
+        default: float = 0,
+        dtype: DtypeLike | torch.dtype | None = None,
+        strict: bool = False,
     ) -> None:
         if mapping is not None and not isinstance(mapping, Mapping):
             raise TypeError(f"mapping must be a dict {{source value: target value}} or None, got {mapping!r}.")
         self.mapping = None if mapping is None else {number_from_json_key(k): number_from_json_key(v) for k, v in mapping.items()}
         self.default = default
         self.dtype = dtype
+        self.strict = bool(strict)
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """
@@ -75,14 +84,30 @@ class MapLabels(Transform):
         if self.mapping is None:
             out = t
         else:
+            if self.strict:
+                self._check_known(t, img)
             out = torch.full_like(t, self.default)
             for src, dst in self.mapping.items():
                 out[t == src] = dst
         result, *_ = convert_to_dst_type(out, img, dtype=self.dtype if self.dtype is not None else img.dtype)
         return result
 
+    def _check_known(self, t: torch.Tensor, img: NdarrayOrTensor) -> None:
+        present = torch.unique(t)
+        known = torch.as_tensor(list(self.mapping), dtype=present.dtype, device=present.device)
+        unknown = present[~torch.isin(present, known)]
+        if unknown.numel():
+            name = _filename_of(img) or "label array (no filename_or_obj in its metadata)"
+            shown = ", ".join(f"{v:g}" for v in unknown.tolist()[:10])
+            raise ScanInputError(
+                f"{name}: label values [{shown}] are not among the known values {sorted(self.mapping)} of this "
+                f"data set (values present: {[float(v) for v in present.tolist()[:20]]}); expected a label of the "
+                "data set's layout.",
+                filename=name,
+            )
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(mapping={self.mapping}, default={self.default})"
+        return f"{type(self).__name__}(mapping={self.mapping}, default={self.default}, strict={self.strict})"
 
 
 class MapLabelsd(MapTransform):
@@ -90,7 +115,7 @@ class MapLabelsd(MapTransform):
 
     Args:
         keys: keys of the labels to map.
-        mapping, default, dtype: see :py:class:`MapLabels`.
+        mapping, default, dtype, strict: see :py:class:`MapLabels`.
         allow_missing_keys: don't raise if a key is missing.
     """
 
@@ -102,10 +127,11 @@ class MapLabelsd(MapTransform):
         mapping: Mapping | None,
         default: float = 0,
         dtype: DtypeLike | torch.dtype | None = None,
+        strict: bool = False,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.mapper = MapLabels(mapping, default=default, dtype=dtype)
+        self.mapper = MapLabels(mapping, default=default, dtype=dtype, strict=strict)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         """Map every ``keys`` entry of ``data``; returns a new dict (the input's labels are not changed)."""

@@ -1,12 +1,13 @@
-"""Training throughput of the covid19_ct_fewshot_seg bundle versus the same MONAI UNet in a plain loop.
+"""Training throughput of a segmentation bundle versus the same network in a plain PyTorch loop.
 
 Both runs use the objects the bundle config builds (network, loss, optimizer, data loader with its
 cached preprocessing, crops and augmentation), so the only difference is the bundle's engine:
 SupervisedTrainer with its handlers (stats, TensorBoard, LR schedule, time limit, validation hook).
 Prints iterations per second of each and the ratio bundle / plain (target >= 0.9); on CUDA also the
-peak GPU memory of each, with or without AMP.
+peak GPU memory of each, with or without AMP. Bundles: covid19_ct_fewshot_seg (MONAI UNet, default),
+brain_tumor_multiscale_unet and hand_bones_multiscale_unet (MultiScaleSumUNet), each on its synthetic data.
 
-    python benchmarks/bench_train_overhead.py [--epochs 4] [--augmentation none] [--threads 2]
+    python benchmarks/bench_train_overhead.py [--bundle NAME] [--epochs 4] [--augmentation none] [--threads 2]
     python benchmarks/bench_train_overhead.py --device cuda [--amp]
 """
 
@@ -20,28 +21,55 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLE = REPO / "bundles" / "covid19_ct_fewshot_seg"
 
 
-def build(dataset_dir: str, work: str, augmentation: str, epochs: int, device: str, amp: bool):
+def _covid_data(out: str, cases: int) -> None:
+    from monai_ext.phantoms import synthesize_dataset
+
+    synthesize_dataset(out, cases=cases, seed=0, progress=False)
+
+
+def _brain_data(out: str, cases: int) -> None:
+    from monai_ext.phantoms import synthesize_brain_tumor_dataset
+
+    synthesize_brain_tumor_dataset(out, cases=cases, seed=0, progress=False)
+
+
+def _hand_data(out: str, cases: int) -> None:
+    from monai_ext.phantoms import synthesize_hand_dataset
+
+    synthesize_hand_dataset(out, cases=cases, seed=0, progress=False)
+
+
+#: bundle -> (writes its synthetic data, config overrides of the benchmark)
+BUNDLES = {
+    "covid19_ct_fewshot_seg": (_covid_data, {}),
+    "brain_tumor_multiscale_unet": (_brain_data, {"num_val": 1, "num_test": 1}),
+    "hand_bones_multiscale_unet": (_hand_data, {"num_val": 1, "num_test": 1}),
+}
+
+
+def build(bundle: str, dataset_dir: str, work: str, augmentation: str, epochs: int, device: str, amp: bool):
     from monai.bundle import ConfigParser
 
+    bundle_dir = REPO / "bundles" / bundle
     parser = ConfigParser()
-    parser.read_config(str(BUNDLE / "configs" / "train.yaml"))
-    parser.update(
-        {
-            "bundle_root": str(BUNDLE),
-            "dataset_dir": dataset_dir,
-            "output_dir": work,
-            "ckpt_dir": work,
-            "log_dir": work,
-            "augmentation": augmentation,
-            "max_epochs": epochs,
-            "val_interval": 10**6,  # no validation: compare training iterations only
-            "device": f"$torch.device('{device}')",
-            "amp": amp,
-        }
-    )
+    parser.read_config(str(bundle_dir / "configs" / "train.yaml"))
+    overrides = {
+        "bundle_root": str(bundle_dir),
+        "dataset_dir": dataset_dir,
+        "output_dir": work,
+        "ckpt_dir": work,
+        "log_dir": work,
+        "max_epochs": epochs,
+        "val_interval": 10**6,  # no validation: compare training iterations only
+        "device": f"$torch.device('{device}')",
+        "amp": amp,
+        **BUNDLES[bundle][1],
+    }
+    if isinstance(parser.get("augmentation"), str):
+        overrides["augmentation"] = augmentation  # covid19_ct_fewshot_seg: none | bigaug
+    parser.update(overrides)
     return parser
 
 
@@ -95,8 +123,9 @@ def time_bundle(parser, epochs: int) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", default="covid19_ct_fewshot_seg", choices=sorted(BUNDLES))
     ap.add_argument("--epochs", type=int, default=4, help="timed epochs (after one warm-up epoch)")
-    ap.add_argument("--augmentation", default="none", choices=["none", "bigaug"])
+    ap.add_argument("--augmentation", default="none", choices=["none", "bigaug"], help="covid19_ct_fewshot_seg only")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -106,21 +135,21 @@ def main() -> None:
 
     from monai.utils import set_determinism
 
-    from monai_ext.phantoms import synthesize_dataset
-
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "data")
-        synthesize_dataset(data, cases=args.cases, seed=0, progress=False)
+        BUNDLES[args.bundle][0](data, args.cases)
+        settings = (args.bundle, data, tmp, args.augmentation, args.epochs, args.device, args.amp)
         set_determinism(seed=0)
-        plain_s, plain_n = time_plain(build(data, tmp, args.augmentation, args.epochs, args.device, args.amp), args.epochs, args.amp)
+        plain_s, plain_n = time_plain(build(*settings), args.epochs, args.amp)
         plain_mb = _peak_mb(args.device)
         set_determinism(seed=0)
-        bundle_s, bundle_n = time_bundle(build(data, tmp, args.augmentation, args.epochs, args.device, args.amp), args.epochs)
+        bundle_s, bundle_n = time_bundle(build(*settings), args.epochs)
         bundle_mb = _peak_mb(args.device)
 
     plain_ips, bundle_ips = plain_n / plain_s, bundle_n / bundle_s
     dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} threads"
-    print(f"{dev}, amp {args.amp}, augmentation {args.augmentation}, {args.epochs} timed epochs")
+    aug = f", augmentation {args.augmentation}" if args.bundle == "covid19_ct_fewshot_seg" else ""
+    print(f"{args.bundle}: {dev}, amp {args.amp}{aug}, {args.epochs} timed epochs")
     print(f"{'run':<22}{'iterations':>11}{'seconds':>10}{'it/s':>8}{'peak MB':>9}")
     print(f"{'plain PyTorch loop':<22}{plain_n:>11}{plain_s:>10.1f}{plain_ips:>8.2f}{plain_mb:>9}")
     print(f"{'bundle (train.yaml)':<22}{bundle_n:>11}{bundle_s:>10.1f}{bundle_ips:>8.2f}{bundle_mb:>9}")

@@ -6,10 +6,17 @@ share lives in the generic packages below (see docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 from . import (
+    brain_tumor_multiscale_unet,
     covid19_ct_fewshot_seg,
     ctsgan_chest_ct_synthesis,
     us_variational_style_transfer,
     vae_manifold_augmentation,
 )
 
-__all__ = ["covid19_ct_fewshot_seg", "ctsgan_chest_ct_synthesis", "us_variational_style_transfer", "vae_manifold_augmentation"]
+__all__ = [
+    "brain_tumor_multiscale_unet",
+    "covid19_ct_fewshot_seg",
+    "ctsgan_chest_ct_synthesis",
+    "us_variational_style_transfer",
+    "vae_manifold_augmentation",
+]

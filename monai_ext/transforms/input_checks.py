@@ -68,6 +68,7 @@ from ..io import folder_has_dicom, folder_listing, is_dicom_file
 
 __all__ = [
     "ScanInputError",
+    "filename_of",
     "unwrap_transform_error",
     "LoadScan",
     "LoadScand",
@@ -137,7 +138,7 @@ def _short(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _filename_of(img: Any, meta: Mapping | None = None) -> str | None:
+def filename_of(img: Any, meta: Mapping | None = None) -> str | None:
     """``filename_or_obj`` of a MetaTensor's metadata, else of ``meta``; ``None`` if there is none."""
     for m in (getattr(img, "meta", None) if isinstance(img, MetaTensor) else None, meta):
         if isinstance(m, Mapping):
@@ -408,7 +409,7 @@ class CheckVolume(Transform):
         Returns:
             ``img``, unchanged.
         """
-        self.check(img, _filename_of(img, meta))
+        self.check(img, filename_of(img, meta))
         return img
 
     def check(self, img: NdarrayOrTensor, filename: str | None, key: Hashable | None = None) -> None:
@@ -547,7 +548,7 @@ class CheckVolumed(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             meta = d.get(f"{key}_{self.meta_key_postfix}")
-            self.checker.check(d[key], _filename_of(d[key], meta), key)
+            self.checker.check(d[key], filename_of(d[key], meta), key)
         return d
 
     def __repr__(self) -> str:
@@ -600,8 +601,8 @@ class CheckLabel(Transform):
         Returns:
             ``label``, unchanged.
         """
-        image_where = None if image is None else _where(_filename_of(image, image_meta))
-        self.check(label, _filename_of(label, label_meta), image=image, image_where=image_where)
+        image_where = None if image is None else _where(filename_of(image, image_meta))
+        self.check(label, filename_of(label, label_meta), image=image, image_where=image_where)
         return label
 
     def check(
@@ -706,7 +707,7 @@ class CheckLabeld(MapTransform):
             if self.image_key in d:
                 image = d[self.image_key]
                 meta = d.get(f"{self.image_key}_{self.meta_key_postfix}")
-                image_where = _where(_filename_of(image, meta), self.image_key)
+                image_where = _where(filename_of(image, meta), self.image_key)
             elif not self.allow_missing_keys:
                 raise KeyError(
                     f"{type(self).__name__}: image key {self.image_key!r} not in the data (keys: {list(d)}); "
@@ -714,7 +715,7 @@ class CheckLabeld(MapTransform):
                 )
         for key in self.key_iterator(d):
             meta = d.get(f"{key}_{self.meta_key_postfix}")
-            self.checker.check(d[key], _filename_of(d[key], meta), key, image=image, image_where=image_where)
+            self.checker.check(d[key], filename_of(d[key], meta), key, image=image, image_where=image_where)
         return d
 
     def __repr__(self) -> str:

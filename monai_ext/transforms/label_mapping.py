@@ -16,7 +16,7 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from ..io import number_from_json_key
-from .input_checks import ScanInputError, _filename_of
+from .input_checks import ScanInputError, filename_of
 
 __all__ = ["MapLabels", "MapLabelsd", "MapLabelsD", "MapLabelsDict"]
 
@@ -97,7 +97,7 @@ class MapLabels(Transform):
         known = torch.as_tensor(list(self.mapping), dtype=present.dtype, device=present.device)
         unknown = present[~torch.isin(present, known)]
         if unknown.numel():
-            name = _filename_of(img) or "label array (no filename_or_obj in its metadata)"
+            name = filename_of(img) or "label array (no filename_or_obj in its metadata)"
             shown = ", ".join(f"{v:g}" for v in unknown.tolist()[:10])
             raise ScanInputError(
                 f"{name}: label values [{shown}] are not among the known values {sorted(self.mapping)} of this "

@@ -19,6 +19,8 @@ from monai_ext.bundle_helpers import bundle_config_parser, run_bundle
 from monai_ext.networks import MultiScaleSumUNet
 from monai_ext.phantoms import synthesize_brain_tumor_dataset, write_dicom_series
 
+from error_chain import error_text
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "brain_tumor_multiscale_unet"
 TINY = {
@@ -51,13 +53,6 @@ def _infer(trained, dataset_dir, out, **overrides):
     run_bundle(BUNDLE, ["inference.yaml"], bundle_root=str(trained["root"]), dataset_dir=str(dataset_dir),
                output_dir=str(out), **{**INFER_TINY, **overrides})
 
-
-def _error_text(excinfo) -> str:
-    parts, e = [], excinfo.value
-    while e is not None:
-        parts.append(str(e))
-        e = e.__cause__ or e.__context__
-    return "\n".join(parts)
 
 
 def test_train_writes_weights_of_the_four_contrast_network_and_a_tensorboard_log(trained):
@@ -160,14 +155,14 @@ def test_bad_input_is_refused_naming_it_and_writing_nothing(trained, tmp_path):
         brain_tumor_datalist(data)
     with pytest.raises(Exception) as excinfo:
         _infer(trained, data / "SynthBraTS_003", out)
-    assert "SynthBraTS_003" in _error_text(excinfo) and "t1c" in _error_text(excinfo)
+    assert "SynthBraTS_003" in error_text(excinfo) and "t1c" in error_text(excinfo)
     # contrasts of different shapes
     case = data / "SynthBraTS_004"
     t2 = nib.load(case / "SynthBraTS_004_t2.nii.gz")
     nib.save(nib.Nifti1Image(np.asarray(t2.dataobj)[:, :, :-2], t2.affine), case / "SynthBraTS_004_t2.nii.gz")
     with pytest.raises(Exception) as excinfo:
         _infer(trained, case, out)
-    assert "SynthBraTS_004_t2.nii.gz (t2) has shape (40, 40, 30)" in _error_text(excinfo)
+    assert "SynthBraTS_004_t2.nii.gz (t2) has shape (40, 40, 30)" in error_text(excinfo)
     # contrasts of different spacings
     case = data / "SynthBraTS_005"
     t1 = nib.load(case / "SynthBraTS_005_t1.nii.gz")
@@ -175,13 +170,13 @@ def test_bad_input_is_refused_naming_it_and_writing_nothing(trained, tmp_path):
              case / "SynthBraTS_005_t1.nii.gz")
     with pytest.raises(Exception) as excinfo:
         _infer(trained, case, out)
-    assert "SynthBraTS_005_t1.nii.gz (t1)" in _error_text(excinfo) and "spacing" in _error_text(excinfo)
+    assert "SynthBraTS_005_t1.nii.gz (t1)" in error_text(excinfo) and "spacing" in error_text(excinfo)
     # a 2D image given to the 3D bundle
     flat = tmp_path / "slice.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((40, 40, 4), np.float32), np.eye(4)), flat)
     with pytest.raises(Exception) as excinfo:
         _infer(trained, flat, out, modalities=["flair", "t1", "t1c", "t2"])
-    assert "slice.nii.gz" in _error_text(excinfo)
+    assert "slice.nii.gz" in error_text(excinfo)
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -195,7 +190,7 @@ def test_a_label_with_unknown_values_stops_training_naming_the_file(trained, tmp
     nib.save(nib.Nifti1Image(arr, seg.affine), seg_path)
     with pytest.raises(Exception) as excinfo:
         run_bundle(BUNDLE, ["train.yaml"], bundle_root=str(tmp_path / "b"), dataset_dir=str(data), max_epochs=1, **TINY)
-    text = _error_text(excinfo)
+    text = error_text(excinfo)
     assert seg_path.name in text and "label values [3]" in text
     assert not (tmp_path / "b" / "models" / "model.pt").exists()
 

@@ -17,6 +17,8 @@ from monai.transforms import LoadImage
 from monai_ext.bundle_helpers import run_bundle
 from monai_ext.phantoms import synthesize_dataset, write_dicom_series
 
+from error_chain import error_text
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "bundles" / "covid19_ct_fewshot_seg"
 CONFIGS = BUNDLE / "configs"
@@ -131,19 +133,12 @@ def test_inference_on_the_real_ct_keeps_its_geometry(trained, tmp_path, shared_d
     np.testing.assert_allclose(seg.affine, src.affine, atol=1e-4)
 
 
-def _error_text(excinfo) -> str:
-    parts, e = [], excinfo.value
-    while e is not None:
-        parts.append(str(e))
-        e = e.__cause__ or e.__context__
-    return "\n".join(parts)
-
 
 def test_inference_missing_path_names_it(trained, tmp_path):
     missing = tmp_path / "nope.nii.gz"
     with pytest.raises(Exception) as excinfo:
         _infer(trained, missing, tmp_path / "out")
-    assert str(missing) in _error_text(excinfo)
+    assert str(missing) in error_text(excinfo)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -154,7 +149,7 @@ def test_inference_corrupt_nifti_names_it(trained, tmp_path):
     bad.write_bytes(good[: len(good) // 3])
     with pytest.raises(Exception) as excinfo:
         _infer(trained, bad, tmp_path / "out")
-    assert "broken.nii.gz" in _error_text(excinfo)
+    assert "broken.nii.gz" in error_text(excinfo)
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
 
 
@@ -163,7 +158,7 @@ def test_inference_2d_image_is_rejected(trained, tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((64, 64), np.int16), np.eye(4)), flat)
     with pytest.raises(Exception) as excinfo:
         _infer(trained, flat, tmp_path / "out")
-    text = _error_text(excinfo)
+    text = error_text(excinfo)
     assert "slice.nii.gz" in text and "3" in text
 
 
@@ -173,7 +168,7 @@ def test_inference_folder_without_dicom_is_rejected(trained, tmp_path):
     (folder / "notes.txt").write_text("no images here")
     with pytest.raises(Exception) as excinfo:
         _infer(trained, folder, tmp_path / "out")
-    assert "empty_study" in _error_text(excinfo)
+    assert "empty_study" in error_text(excinfo)
 
 
 def test_training_label_shape_mismatch_names_both_files(trained, tmp_path):
@@ -186,14 +181,14 @@ def test_training_label_shape_mismatch_names_both_files(trained, tmp_path):
     nib.save(nib.Nifti1Image(np.asarray(lab.dataobj)[:, :, :-4], lab.affine), label)
     with pytest.raises(Exception) as excinfo:
         _run(["train.yaml"], bundle_root=str(tmp_path / "b"), dataset_dir=str(data), max_epochs=1, **TINY)
-    text = _error_text(excinfo)
+    text = error_text(excinfo)
     assert "case_000.nii.gz" in text and "shape" in text
 
 
 def test_inference_without_weights_says_so(tmp_path):
     with pytest.raises(Exception) as excinfo:
         _run(["inference.yaml"], bundle_root=str(tmp_path), dataset_dir=str(tmp_path))
-    text = _error_text(excinfo)
+    text = error_text(excinfo)
     assert "model.pt: not found; expected trained weights" in text
 
 

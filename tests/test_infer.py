@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from error_chain import error_chain
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = "covid19_ct_fewshot_seg"
 
@@ -95,10 +97,7 @@ def test_too_small_and_non_hu_scans_raise_naming_the_file(tmp_path):
         nib.save(nib.Nifti1Image(data, case.affine), path)
         with pytest.raises(Exception) as err:
             infer(BUNDLE, str(path), str(tmp_path / "out"), device="cpu", quiet=True)
-        chain, e = [], err.value
-        while e is not None:  # MONAI wraps the transform's error in RuntimeErrors
-            chain.append(e)
-            e = e.__cause__ or e.__context__
+        chain = error_chain(err.value)  # MONAI wraps the transform's error in RuntimeErrors
         original = next((e for e in chain if isinstance(e, ScanInputError)), None)
         assert original is not None, f"{name}: {err.value!r}"
         assert re.search(expected, str(original)), f"{name}: {original}"

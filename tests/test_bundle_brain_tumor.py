@@ -60,6 +60,8 @@ def test_train_writes_weights_of_the_four_contrast_network_and_a_tensorboard_log
     net = MultiScaleSumUNet(3, 4, 4, channels=[4, 8, 16, 32])
     net.load_state_dict(state)  # raises if keys or shapes differ
     assert any((trained["root"] / "logs").glob("events.out.tfevents.*"))
+    history = (trained["root"] / "eval" / "metric_history.csv").read_text().splitlines()
+    assert history[0].split(",") == ["epoch", "val_mean_dice"] and [r.split(",")[0] for r in history[1:]] == ["1", "2"]
 
 
 @pytest.mark.parametrize(
@@ -84,6 +86,15 @@ def test_the_papers_switches_are_config_overrides(trained, overrides, loss_type,
         assert loss.jaccard and loss.squared_pred  # the paper's Jaccard distance
     if loss_type == "DiceCELoss":
         assert loss.lambda_dice == 0.0
+
+
+@pytest.mark.parametrize("augmentation, extra", [("paper", []), ("paper+intensity", ["RandBiasFieldd", "RandAdjustContrastd"])])
+def test_augmentation_is_the_papers_or_adds_intensity_changes(trained, augmentation, extra):
+    parser = bundle_config_parser(BUNDLE / "configs" / "train.yaml",
+                                  {"dataset_dir": str(trained["data"]), **TINY, "augmentation": augmentation})
+    names = [type(t).__name__ for t in parser.get_parsed_content("train#augmentation")]
+    assert names[:2] == ["RandAxisFlipd", "RandRotated"] and all(e in names for e in extra)
+    assert len(names) == 2 + (5 if extra else 0)
 
 
 def test_a_single_contrast_model_trains_and_infers_on_that_contrast(trained, tmp_path):

@@ -9,6 +9,7 @@ from . import (
     brain_tumor_multiscale_unet,
     covid19_ct_fewshot_seg,
     ctsgan_chest_ct_synthesis,
+    hand_bones_multiscale_unet,
     us_variational_style_transfer,
     vae_manifold_augmentation,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "brain_tumor_multiscale_unet",
     "covid19_ct_fewshot_seg",
     "ctsgan_chest_ct_synthesis",
+    "hand_bones_multiscale_unet",
     "us_variational_style_transfer",
     "vae_manifold_augmentation",
 ]

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from .metric_history import MetricHistorySaver
 from .time_limit import TimeLimitHandler
 
 __all__ = [
+    "MetricHistorySaver",
     "TimeLimitHandler",
 ]

@@ -25,6 +25,8 @@ from monai_ext.transforms import (
     CheckLabel,
     CheckVolume,
     ComponentMajorityLabel,
+    LoadContrasts,
+    LoadContrastsd,
     LoadScan,
     LoadScand,
     LoadUltrasound,
@@ -50,6 +52,7 @@ MODULES = {
     "monai_ext.transforms.hu_window": "monai_ext.transforms",
     "monai_ext.transforms.input_checks": "monai_ext.transforms",
     "monai_ext.transforms.label_mapping": "monai_ext.transforms",
+    "monai_ext.transforms.load_contrasts": "monai_ext.transforms",
     "monai_ext.transforms.load_ultrasound": "monai_ext.transforms",
     "monai_ext.transforms.nodule_erase": "monai_ext.transforms",
     "monai_ext.transforms.nodule_geometry": "monai_ext.transforms",
@@ -57,7 +60,7 @@ MODULES = {
     "monai_ext.transforms.reload_original": "monai_ext.transforms",
     "monai_ext.apps.us_variational_style_transfer.transforms": "monai_ext.apps.us_variational_style_transfer",
 }
-LOADERS = {LoadScan, LoadScand, LoadUltrasound, LoadUltrasoundd}  # input: a file name, not array data
+LOADERS = {LoadScan, LoadScand, LoadUltrasound, LoadUltrasoundd, LoadContrasts, LoadContrastsd}  # input: file names, not array data
 
 
 def _defined(modname: str) -> dict:

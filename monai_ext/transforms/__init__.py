@@ -38,6 +38,7 @@ from .input_checks import (
     LoadScand,
     LoadScanDict,
     ScanInputError,
+    filename_of,
     unwrap_transform_error,
 )
 from .load_contrasts import LoadContrasts, LoadContrastsD, LoadContrastsd, LoadContrastsDict
@@ -104,6 +105,7 @@ __all__ = [
     "LoadScanD",
     "LoadScanDict",
     "ScanInputError",
+    "filename_of",
     "unwrap_transform_error",
     "LoadContrasts",
     "LoadContrastsd",

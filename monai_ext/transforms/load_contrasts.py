@@ -67,7 +67,7 @@ class LoadContrasts(Transform):
         affine_atol: largest allowed difference between two contrasts' affine entries (mm).
     """
 
-    backend = [TransformBackends.TORCH]
+    backend: list[TransformBackends] = []  # the input is file names, not array data (as MONAI's LoadImage)
 
     def __init__(
         self,
@@ -195,6 +195,7 @@ class LoadContrastsd(MapTransform):
         self.loader = LoadContrasts(contrasts, stacked_contrasts, affine_atol)
 
     def __call__(self, data: Mapping[Hashable, PathOrPaths]) -> dict[Hashable, MetaTensor]:
+        """Load every ``keys`` entry of ``data``; returns a new dict (other entries unchanged)."""
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.loader(d[key])

@@ -185,6 +185,9 @@ def test_dataset_writer_layout(tmp_path):
         np.testing.assert_array_equal(np.asarray(lab.dataobj), label)
     with pytest.raises(FileExistsError):  # never overwrites a data set
         synthesize_hand_dataset(out, cases=1, progress=False)
+    again = tmp_path / "hand_again"
+    synthesize_hand_dataset(again, cases=2, seed=5, progress=False)
+    assert (again / "dataset.json").read_bytes() == (out / "dataset.json").read_bytes()  # reproducible to the byte
 
 
 def test_dataset_writer_leaves_nothing_on_error(tmp_path, monkeypatch):

@@ -156,7 +156,8 @@ def brain_tumor_inference_datalist(dataset_dir: PathLike, modalities: Sequence[s
         raise FileNotFoundError(f"dataset_dir {root}: no such file or folder (expected BraTS case folders, "
                                 "multi-channel NIfTI files or folders of DICOM series named by contrast).")
     try:
-        return [{"case": c["case"], "image": c["image"]} for c in brats_datalist(root, mods, require_label=False)["cases"]]
+        cases = brats_datalist(root, mods, require_label=False)["cases"]
+        return [{"case": c["case"], "image": c["image"]} for c in cases]
     except FileNotFoundError:
         pass
     case = _dicom_case(root, mods)

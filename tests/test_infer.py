@@ -145,3 +145,21 @@ def test_infer_refuses_overrides_the_bundle_does_not_have(tmp_path):
 
     with pytest.raises(InferInputError, match="has no key.*hu_slope.*--hu_slope do not apply"):
         infer("ctsgan_chest_ct_synthesis", str(tmp_path), str(tmp_path / "out"), overrides={"hu_slope": 2.0})
+
+
+def test_infer_takes_nested_override_ids_and_refuses_unknown_ones(tmp_path):
+    from monai_ext.cli.infer import InferInputError, infer
+    from monai_ext.phantoms import synthesize_brain_tumor_dataset
+
+    data = tmp_path / "data"
+    synthesize_brain_tumor_dataset(data, cases=1, seed=2, progress=False)
+    case = data / "SynthBraTS_000"
+    with pytest.raises(InferInputError, match="has no key.*inferer#nope"):
+        infer("brain_tumor_multiscale_unet", str(case), str(tmp_path / "out"), overrides={"inferer#nope": 1})
+    assert not (tmp_path / "out").exists()
+    results = infer("brain_tumor_multiscale_unet", str(case), str(tmp_path / "out"), device="cpu", quiet=True,
+                    overrides={"inferer#overlap": 0.5, "output_labels": [0, 1, 2, 4]})
+    seg = nib.load(tmp_path / "out" / "SynthBraTS_000_seg.nii.gz")
+    assert [Path(p).name for p in results[0]["outputs"]] == ["SynthBraTS_000_seg.nii.gz"]
+    assert seg.shape == nib.load(case / "SynthBraTS_000_flair.nii.gz").shape
+    assert set(np.unique(np.asarray(seg.dataobj)).astype(int).tolist()) <= {0, 1, 2, 4}

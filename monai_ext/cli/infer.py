@@ -64,7 +64,8 @@ def infer(
     """Run ``bundle``'s ``inference.yaml`` on every scan of ``input`` (one run per scan), writing into ``output``.
 
     ``overrides``: other config keys to set, each of which the inference config must have (e.g. ``hu_slope`` and
-    ``hu_intercept`` of covid19_ct_fewshot_seg, for CT images not stored in HU).
+    ``hu_intercept`` of covid19_ct_fewshot_seg, for CT images not stored in HU; nested ids such as
+    ``network_def#channels`` too).
 
     Returns one ``{"scan", "seconds", "outputs"}`` per scan. Raises :class:`InferInputError` (or the bundle's own
     :class:`~monai_ext.transforms.ScanInputError` / ``FileNotFoundError``) on bad input, before writing anything for
@@ -75,7 +76,8 @@ def infer(
     if config is None:
         raise InferInputError(f"bundle {bundle_dir.name} has no configs/inference.yaml.")
     content = ConfigParser.load_config_file(str(config))
-    unknown = sorted(k for k in (overrides or {}) if k not in content)
+    parsed = ConfigParser(content)  # knows nested ids such as "network_def#channels"
+    unknown = sorted(k for k in (overrides or {}) if k not in parsed)
     if unknown:
         raise InferInputError(
             f"bundle {bundle_dir.name}: its {config.name} has no key(s) {', '.join(unknown)}, so the option(s) "

@@ -116,3 +116,27 @@ def test_no_lung_appears_on_copies_of_a_scan_without_lungs_in_view(shared_data, 
                                variants=["crop_lateral", "slices_5mm", "sharp_kernel"], progress=False)
     assert report["original_ml"]["lungs"] < 5.0 and report["original_ml"]["infection"] < 1.0
     assert report["passed"], [(r["name"], r["ml_lungs_variant"]) for r in report["variants"]]
+
+
+@pytest.mark.parametrize("device, expected", [(None, None), ("cpu", "$torch.device('cpu')")])
+def test_the_device_is_the_bundles_default_unless_given(phantom, tmp_path, monkeypatch, device, expected):
+    import nibabel as nib
+
+    from monai_ext.apps.covid19_ct_fewshot_seg import consistency as module
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run_bundle(bundle_dir, config, **overrides):
+        seen.update(overrides)
+        raise Stop
+
+    monkeypatch.setattr(module, "run_bundle", fake_run_bundle)
+    image, affine = phantom
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(image, affine), scan)
+    with pytest.raises(Stop):
+        module.consistency_check(scan, resolve_bundle("covid19_ct_fewshot_seg"), variants=("low_dose_noise",), device=device)
+    assert seen.get("device") == expected

@@ -147,7 +147,7 @@ def label_app_command(bundle: str, studies: str, apps_dir: str = "monailabel_app
 
 
 def consistency_command(
-    scan: str, out: str | None = None, bundle: str = "covid19_ct_fewshot_seg", device: str = "cpu",
+    scan: str, out: str | None = None, bundle: str = "covid19_ct_fewshot_seg", device: str | None = None,
     variants: str | None = None, min_dice: float = 0.97, ckpt: str | None = None,
 ) -> None:
     """Label-free consistency checks on a real CT (NIfTI or DICOM folder): the lung model's prediction on SCAN

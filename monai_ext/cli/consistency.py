@@ -15,7 +15,7 @@ def consistency(
     scan: str,
     out: str | None = None,
     bundle: str = "covid19_ct_fewshot_seg",
-    device: str = "cpu",
+    device: str | None = None,
     variants: str | None = None,
     min_dice: float = 0.97,
     ckpt: str | None = None,
@@ -24,7 +24,8 @@ def consistency(
     the predictions on their common region, one line per copy. With ``out``, keep the copies, predictions,
     ``consistency.json`` and ``crop_lateral.png`` (the side-cropped copy with its labels) there.
     ``variants``: comma-separated names (default: all of them). ``ckpt``: other weights than the bundle's
-    ``models/model.pt``."""
+    ``models/model.pt``. ``device``: e.g. ``cpu`` or ``cuda:0`` (default: the bundle's, the first GPU when there is
+    one)."""
     names = tuple(v.strip() for v in variants.split(",")) if variants else DEFAULT_VARIANTS
     report = consistency_check(scan, resolve_bundle(bundle), out_dir=out, variants=names, device=device,
                                min_dice=min_dice, ckpt=ckpt)

@@ -240,7 +240,7 @@ def consistency_check(
     bundle_dir: str | Path,
     out_dir: str | Path | None = None,
     variants: Sequence[str] = DEFAULT_VARIANTS,
-    device: str = "cpu",
+    device: str | None = None,
     min_dice: float = 0.97,
     seed: int = 0,
     progress: bool = True,
@@ -255,7 +255,7 @@ def consistency_check(
         out_dir: where the copies (``inputs/``), the predictions (``predictions/``) and ``consistency.json``
             are written; a temporary folder (deleted) when ``None``.
         variants: names from :data:`DEFAULT_VARIANTS` (or ``slices_<mm>mm``).
-        device: torch device for inference.
+        device: torch device for inference; ``None``: the bundle's default (the first GPU when there is one).
         min_dice: a variant passes when the Dice of the lungs (labels 1-3) and of each lung that holds
             at least ``MIN_JUDGED_ML`` (5 ml) is at least this, on the common region; on a scan whose
             prediction holds less than 5 ml of lung, when the copy's prediction holds less than 5 ml too.
@@ -288,8 +288,9 @@ def consistency_check(
             extra = dict(overrides or {})
             if ckpt is not None:
                 extra["ckpt_path"] = str(Path(ckpt).resolve())
-            run_bundle(bundle_dir, "inference.yaml", dataset_dir=str(inputs), output_dir=str(preds),
-                       device=f"$torch.device('{device}')", **extra)
+            if device is not None:
+                extra["device"] = f"$torch.device('{device}')"
+            run_bundle(bundle_dir, "inference.yaml", dataset_dir=str(inputs), output_dir=str(preds), **extra)
 
         def pred_of(name: str) -> np.ndarray:
             return np.asarray(nib.load(preds / f"{name}_seg.nii.gz").dataobj, dtype=np.uint8)

@@ -21,9 +21,9 @@ from monai_ext.apps.hand_bones_multiscale_unet import (
     convergence_summary,
     hand_bones_datalist,
     plot_validation_curves,
-    read_metric_history,
 )
 from monai_ext.bundle_helpers import run_bundle
+from monai_ext.handlers import read_metric_history
 from monai_ext.networks import MultiScaleSumUNet
 from monai_ext.phantoms import write_dicom_series
 from monai_ext.phantoms.hand_mri import synthesize_hand_dataset

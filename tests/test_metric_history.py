@@ -11,7 +11,7 @@ from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import MeanDice, ValidationHandler, from_engine
 from monai.transforms import Activationsd, AsDiscreted, Compose
 
-from monai_ext.handlers import MetricHistorySaver
+from monai_ext.handlers import MetricHistorySaver, read_metric_history
 
 
 def _batch():
@@ -83,3 +83,17 @@ def test_metric_names_select_and_order_the_columns(tmp_path):
 def test_filename_must_not_name_a_folder(tmp_path):
     with pytest.raises(ValueError, match="filename"):
         MetricHistorySaver(tmp_path, filename="sub/h.csv")
+
+
+def test_the_reader_returns_what_the_saver_wrote(tmp_path):
+    history = MetricHistorySaver(tmp_path, filename="h.csv", epoch_column="round")
+    trainer, _ = _engines(history, max_epochs=4, interval=2)
+    trainer.run()
+    epochs, values = read_metric_history(tmp_path / "h.csv", epoch_column="round")
+    rows = _rows(tmp_path / "h.csv")
+    assert epochs.tolist() == [2, 4] == [int(r["round"]) for r in rows]
+    assert values.tolist() == [float(r["val_mean_dice"]) for r in rows]
+    with pytest.raises(ValueError, match="expected columns 'epoch' and 'val_mean_dice'"):
+        read_metric_history(tmp_path / "h.csv")  # the default epoch column is not in this file
+    with pytest.raises(FileNotFoundError, match="missing.csv: no metric history"):
+        read_metric_history(tmp_path / "missing.csv")

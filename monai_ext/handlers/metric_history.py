@@ -1,4 +1,5 @@
-"""A CSV of an evaluator's metrics after every validation round, for plotting a metric against the epoch."""
+"""A CSV of an evaluator's metrics after every validation round, for plotting a metric against the epoch: the
+handler that writes it (:class:`MetricHistorySaver`) and the reader (:func:`read_metric_history`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ignite.engine import Engine, Events
 
 from ..io import atomic_write
 
-__all__ = ["MetricHistorySaver"]
+__all__ = ["MetricHistorySaver", "read_metric_history"]
 
 
 def _scalar(value: Any) -> float | None:
@@ -109,3 +110,27 @@ class MetricHistorySaver:
 
         atomic_write(self.path, write)
         self.logger.debug(f"metric history: epoch {self._epoch} -> {self.path}")
+
+
+def read_metric_history(
+    path: str | Path, metric: str = "val_mean_dice", epoch_column: str = "epoch"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(epochs, values)`` of one metric column of a CSV written by :class:`MetricHistorySaver`, sorted by epoch;
+    rows without a value are skipped.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: the file has no ``epoch_column`` or ``metric`` column, or no row.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no metric history (written by MetricHistorySaver during training).")
+    with open(p, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        if epoch_column not in columns or metric not in columns:
+            raise ValueError(f"{p}: expected columns {epoch_column!r} and {metric!r}, found {columns}.")
+        rows = [(int(r[epoch_column]), float(r[metric])) for r in reader if r.get(metric) not in (None, "")]
+    if not rows:
+        raise ValueError(f"{p}: no validation round with {metric!r}.")
+    rows.sort()
+    return np.array([e for e, _ in rows]), np.array([v for _, v in rows], dtype=float)

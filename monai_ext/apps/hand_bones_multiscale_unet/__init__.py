@@ -6,12 +6,11 @@ of the bundle and its study helpers (convergence numbers, validation curves). Bu
 from __future__ import annotations
 
 from .datalist import HAND_SPLIT_SEED, hand_bones_datalist
-from .study import convergence_summary, plot_validation_curves, read_metric_history
+from .study import convergence_summary, plot_validation_curves
 
 __all__ = [
     "HAND_SPLIT_SEED",
     "convergence_summary",
     "hand_bones_datalist",
     "plot_validation_curves",
-    "read_metric_history",
 ]

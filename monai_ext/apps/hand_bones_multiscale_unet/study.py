@@ -15,31 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from ...handlers.metric_history import read_metric_history
 from ...io import atomic_write
 
-__all__ = ["read_metric_history", "convergence_summary", "plot_validation_curves"]
+__all__ = ["convergence_summary", "plot_validation_curves"]
 
-
-
-def read_metric_history(path: str | Path, metric: str = "val_mean_dice") -> tuple[np.ndarray, np.ndarray]:
-    """``(epochs, values)`` of one metric column of a ``metric_history.csv``; rows without a value are skipped.
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: the file has no ``epoch`` or ``metric`` column, or no row.
-    """
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no metric history (written by MetricHistorySaver during training).")
-    with open(p, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        if "epoch" not in columns or metric not in columns:
-            raise ValueError(f"{p}: expected columns 'epoch' and {metric!r}, found {columns}.")
-        rows = [(int(r["epoch"]), float(r[metric])) for r in reader if r.get(metric) not in (None, "")]
-    if not rows:
-        raise ValueError(f"{p}: no validation round with {metric!r}.")
-    rows.sort()
-    return np.array([e for e, _ in rows]), np.array([v for _, v in rows], dtype=float)
 
 
 def _first_epoch_reaching(epochs: np.ndarray, values: np.ndarray, level: float) -> int:

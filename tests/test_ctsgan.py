@@ -650,7 +650,6 @@ def test_bright_columns_finds_the_recurring_bright_structure():
 def test_bone_z_spectrum_loss_compares_the_spines_wherever_they_lie():
     from monai_ext.losses import bone_z_spectrum_loss
 
-    gen = torch.Generator().manual_seed(0)
     z = torch.arange(16, dtype=torch.float32)
 
     def chest(col: int, period: float, tissue_seed: int) -> torch.Tensor:

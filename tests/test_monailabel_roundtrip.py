@@ -8,6 +8,7 @@ It is the release check of the README, not part of CI.
 """
 
 import os
+import pathlib
 import socket
 import subprocess
 import time
@@ -33,7 +34,7 @@ def _segmentation_bundles() -> list[str]:
     return segmentation_bundles()
 
 
-def _study_image(bundle: str, shared_data, out_dir) -> "Path":
+def _study_image(bundle: str, shared_data, out_dir) -> "pathlib.Path":
     """An image of the bundle's input kind: the real CT, a four-contrast brain MR (MSD-style 4D NIfTI, channels FLAIR,
     T1, T1c, T2) or a hand MR phantom."""
     from pathlib import Path

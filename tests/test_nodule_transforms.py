@@ -535,7 +535,6 @@ def test_replay_without_the_lung_mask_keeps_the_cut_at_the_pleura(real_ct):
     """Issue 29, point 1: a nodule that the lung mask cut (juxtapleural) replays exactly from its record alone:
     the record holds which voxels near it were outside the mask."""
     img0, lung = real_ct
-    spacing = np.abs(np.diag(img0.affine.numpy())[:3])
     edge = lung & ~ndimage.binary_erosion(lung, iterations=1)  # lung voxels at the pleura
     rng = np.random.default_rng(0)
     pick = np.argwhere(edge)[rng.choice(int(edge.sum()), 6, replace=False)]

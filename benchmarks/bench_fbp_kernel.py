@@ -6,7 +6,8 @@ in HU (air, a body ellipse at 40 HU, two lungs at -850 HU, a spine at 700 HU, 20
 on the device. For each device it prints the seconds of one ``RandFBPKerneld`` call (the kernel is drawn:
 sharpen or smooth; the cost does not depend on it), the seconds of MONAI's ``RandAdjustContrastd`` (prob 1,
 gamma 0.5-4.5, the paper's comparison "Gamma": min-max rescale, power, back) on the same volume, the time per
-slice and the ratio FBP / gamma, and the FBP time extrapolated to 300 slices.
+slice and the ratio FBP / gamma, and the FBP time extrapolated to 300 slices; the same for ``method="fourier"``
+(the kernel as a 2D-Fourier filter of each slice).
 """
 
 from __future__ import annotations
@@ -54,17 +55,22 @@ def bench(device: str, slices: int) -> None:
     """Print the timings on one device."""
     vol = _volume(slices, device)
     fbp = RandFBPKerneld(keys="image", prob=1.0).set_random_state(0)
+    fourier = RandFBPKerneld(keys="image", prob=1.0, method="fourier").set_random_state(0)
     gamma = RandAdjustContrastd(keys="image", prob=1.0).set_random_state(0)
     if device == "cuda":  # warm up (kernels, allocator) on a few slices
         fbp({"image": vol[..., :4]})
     t_gamma = _time(lambda: gamma({"image": vol}), device, repeats=3)
     t_fbp = _time(lambda: fbp({"image": vol}), device, repeats=1)
+    t_fourier = _time(lambda: fourier({"image": vol}), device, repeats=3)
     params = fbp.last_params
     print(f"[{device}] 1x512x512x{slices} float32, torch threads {torch.get_num_threads()}")
     print(f"  RandFBPKerneld (prob 1, {params['family']} a={params['a']:.2f} b={params['b']:.2f}): "
           f"{t_fbp:.2f} s ({1e3 * t_fbp / slices:.1f} ms/slice; 300 slices: ~{t_fbp / slices * 300:.1f} s)")
     print(f"  RandAdjustContrastd (prob 1, gamma): {t_gamma:.3f} s ({1e3 * t_gamma / slices:.2f} ms/slice)")
-    print(f"  ratio FBP / gamma: {t_fbp / t_gamma:.0f}x")
+    print(f"  RandFBPKerneld method='fourier': {t_fourier:.2f} s ({1e3 * t_fourier / slices:.1f} ms/slice; "
+          f"300 slices: ~{t_fourier / slices * 300:.1f} s)")
+    print(f"  ratio FBP / gamma: {t_fbp / t_gamma:.0f}x; fourier / gamma: {t_fourier / t_gamma:.1f}x; "
+          f"FBP / fourier: {t_fbp / t_fourier:.0f}x")
 
 
 def main() -> None:

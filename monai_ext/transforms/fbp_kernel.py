@@ -23,9 +23,11 @@ with ``grid_sample`` (bilinear) and sums, the back-projection samples the filter
 ``grid_sample`` (linear along the detector); both are chunked over slices and angles so that no
 intermediate exceeds ``max_chunk_elements`` values. The detector covers the slice's whole diagonal (the
 slice lies inside the reconstruction circle), so the corners of the slice are reconstructed too.
+``method="fourier"`` applies the same kernel as a 2D-Fourier filter of each slice (Fourier slice theorem):
+no interpolation blur, 100-200 times faster (:func:`fourier_kernel_slices`).
 
 Each application records its parameters in the meta data of a MetaTensor input
-(``meta["fbp_kernel"] = {"applied", "family", "a", "b", "n_angles"}``; the random versions record
+(``meta["fbp_kernel"] = {"applied", "family", "a", "b", "n_angles", "method"}``; the random versions record
 ``applied=False`` too, so every sample of a batch has the same keys); :meth:`FBPKernel.from_record`
 replays one.
 """
@@ -57,6 +59,8 @@ __all__ = [
     "fbp_kernel_response",
     "radon_slices",
     "fbp_slices",
+    "fourier_kernel_slices",
+    "FBP_METHODS",
     "FBPKernel",
     "FBPKerneld",
     "FBPKernelD",
@@ -77,6 +81,8 @@ FBP_SMOOTH_B = (0.1, 1.0)
 MU_WATER_PER_MM = 0.0192
 HU_AIR, HU_MAX = -1000.0, 3000.0
 META_KEY = "fbp_kernel"
+#: how the kernel is applied: the literal Radon transform + back-projection, or its 2D-Fourier equivalent
+FBP_METHODS = ("fbp", "fourier")
 _FAMILIES_TEXT = (
     f"sharpen a in [{FBP_SHARPEN_A[0]:g}, {FBP_SHARPEN_A[1]:g}], b in [{FBP_SHARPEN_B[0]:g}, {FBP_SHARPEN_B[1]:g}]; "
     f"smooth a in [{FBP_SMOOTH_A[0]:g}, {FBP_SMOOTH_A[1]:g}], b in [{FBP_SMOOTH_B[0]:g}, {FBP_SMOOTH_B[1]:g}]; "
@@ -262,8 +268,45 @@ def fbp_slices(
     return out
 
 
-def _fbp_record(applied: bool, family: str, a: float, b: float, n_angles: int) -> dict[str, Any]:
-    return {"applied": bool(applied), "family": family, "a": float(a), "b": float(b), "n_angles": int(n_angles)}
+def fourier_kernel_slices(
+    slices: torch.Tensor, a: float = 0.0, b: float = 1.0, max_chunk_elements: int = 2**25
+) -> torch.Tensor:
+    """The kernel k_{a,b} applied to a batch of 2D attenuation slices in the 2D Fourier domain: each slice's
+    spectrum (zero-padded to twice its size) is multiplied by 1 + a rho^b, rho the radial frequency in units of
+    the Nyquist frequency, capped at 1 (a detector sampled at the pixel spacing carries no higher frequency).
+
+    By the Fourier slice theorem this is what :func:`fbp_slices` computes with infinitely many angles and exact
+    interpolation: filtering every projection by |w| (1 + a |w|^b) and back-projecting multiplies the slice's
+    2D spectrum by (1 + a rho^b), the |w| being undone by the back-projection. It has neither the interpolation
+    blur of the discrete Radon transform nor its cost (two FFTs per slice instead of two passes over
+    max(H, W) angles). ``slices`` (B, H, W), zero outside the slice; returns (B, H, W), same device and dtype.
+    """
+    if slices.ndim != 3:
+        raise ValueError(f"fourier_kernel_slices: expected (B, H, W) slices, got shape {tuple(slices.shape)}.")
+    bsz, h, w = (int(v) for v in slices.shape)
+    ph, pw = 2 * h, 2 * w
+    dev, dt = slices.device, slices.dtype
+    fy = torch.fft.fftfreq(ph, device=dev, dtype=torch.float64)[:, None]
+    fx = torch.fft.rfftfreq(pw, device=dev, dtype=torch.float64)[None, :]
+    rho = (torch.sqrt(fy**2 + fx**2) / 0.5).clamp_(max=1.0)
+    gain = (1.0 + float(a) * rho ** float(b)).to(dt)
+    out = slices.new_empty(slices.shape)
+    step = _fbp_chunk(bsz, 2 * ph * pw, max_chunk_elements)
+    for b0 in range(0, bsz, step):
+        spec = torch.fft.rfft2(slices[b0:b0 + step], s=(ph, pw))
+        out[b0:b0 + step] = torch.fft.irfft2(spec * gain, s=(ph, pw))[:, :h, :w]
+    return out
+
+
+def _fbp_record(applied: bool, family: str, a: float, b: float, n_angles: int, method: str = "fbp") -> dict[str, Any]:
+    return {"applied": bool(applied), "family": family, "a": float(a), "b": float(b), "n_angles": int(n_angles),
+            "method": method}
+
+
+def _check_method(method: str) -> str:
+    if method not in FBP_METHODS:
+        raise ValueError(f"method={method!r}: expected one of {FBP_METHODS}.")
+    return method
 
 
 def _with_fbp_meta(img: NdarrayOrTensor, out: NdarrayOrTensor, record: Mapping[str, Any]) -> NdarrayOrTensor:
@@ -305,6 +348,13 @@ class FBPKernel(Transform):
         check_hu: reject images that do not look like CT in HU (cheap strided check of channel 0).
         max_chunk_elements: bound on the values of any intermediate tensor (memory): slices and angles are
             processed in chunks.
+        method: ``"fbp"`` (default): the literal Radon transform, filter and back-projection, as the paper's code
+            (its bilinear interpolations blur: a = 0 returns the slice within about 20-35 HU mean absolute error
+            inside the body, and the sharpen kernels act less at the highest frequencies); ``"fourier"``: the same
+            kernel as a 2D-Fourier filter (:func:`fourier_kernel_slices`), what FBP computes without
+            interpolation error; a = 0 is then the identity, smooth kernels agree with ``"fbp"`` within about
+            3-65 HU (mean absolute, chest phantom, 128 and 256 pixels), sharpen kernels sharpen more, and it is
+            about 100-200 times faster.
 
     Call ``t(img)``: ``img`` (C, H, W, D) (axial slices along D) or (C, H, W) (one slice), in HU; numpy array
     (returns numpy, same dtype) or torch tensor (same dtype and device; a MetaTensor keeps a copy of its meta
@@ -326,8 +376,10 @@ class FBPKernel(Transform):
         mu_water: float = MU_WATER_PER_MM,
         check_hu: bool = True,
         max_chunk_elements: int = 2**25,
+        method: str = "fbp",
     ) -> None:
         self.family = fbp_kernel_family(a, b, allow_any=allow_any)
+        self.method = _check_method(method)
         if n_angles is not None and int(n_angles) < 2:
             raise ValueError(f"n_angles={n_angles}: expected at least 2 projection angles, or None.")
         if not float(mu_water) > 0.0:
@@ -349,7 +401,7 @@ class FBPKernel(Transform):
         if not record.get("applied", True):
             raise ValueError("this fbp_kernel record is of a draw that was not applied; there is nothing to replay.")
         args = {"a": float(record["a"]), "b": float(record["b"]), "n_angles": int(record["n_angles"]),
-                "allow_any": record.get("family") == "custom"}
+                "allow_any": record.get("family") == "custom", "method": record.get("method", "fbp")}
         args.update(kwargs)
         return cls(**args)
 
@@ -358,7 +410,8 @@ class FBPKernel(Transform):
 
     def record(self, img: NdarrayOrTensor) -> dict[str, Any]:
         """The ``meta["fbp_kernel"]`` record of applying this kernel to ``img``."""
-        return _fbp_record(True, self.family, self.a, self.b, self._angles(int(img.shape[1]), int(img.shape[2])))
+        return _fbp_record(True, self.family, self.a, self.b, self._angles(int(img.shape[1]), int(img.shape[2])),
+                           self.method)
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """Apply the kernel to every axial slice; returns a new array of the input's type, shape and dtype."""
@@ -377,7 +430,11 @@ class FBPKernel(Transform):
         c, h, w, d = vol.shape
         slices = vol.permute(0, 3, 1, 2).reshape(c * d, h, w)
         mu = (slices.clamp(min=HU_AIR) - HU_AIR) * (self.mu_water / 1000.0)
-        mu = fbp_slices(mu, self.a, self.b, n_angles=self._angles(h, w), max_chunk_elements=self.max_chunk_elements)
+        if self.method == "fourier":
+            mu = fourier_kernel_slices(mu, self.a, self.b, max_chunk_elements=self.max_chunk_elements)
+        else:
+            mu = fbp_slices(mu, self.a, self.b, n_angles=self._angles(h, w),
+                            max_chunk_elements=self.max_chunk_elements)
         hu = (mu * (1000.0 / self.mu_water) + HU_AIR).clamp_(HU_AIR, HU_MAX)
         out = hu.reshape(c, d, h, w).permute(0, 2, 3, 1)
         if plain.ndim == 3:
@@ -409,11 +466,12 @@ class FBPKerneld(MapTransform):
         mu_water: float = MU_WATER_PER_MM,
         check_hu: bool = True,
         max_chunk_elements: int = 2**25,
+        method: str = "fbp",
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.kernel = FBPKernel(a, b, allow_any=allow_any, n_angles=n_angles, mu_water=mu_water, check_hu=check_hu,
-                                max_chunk_elements=max_chunk_elements)
+                                max_chunk_elements=max_chunk_elements, method=method)
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Apply the kernel to each key; returns a new dictionary (the input's arrays are not changed)."""
@@ -450,7 +508,7 @@ class RandFBPKernel(RandomizableTransform):
         sharpen_a, sharpen_b, smooth_a, smooth_b: (low, high) ranges of the uniform draws; they must lie in their
             family unless ``allow_any``.
         p_sharpen: probability of the sharpen family given that the augmentation is applied.
-        allow_any, n_angles, mu_water, check_hu, max_chunk_elements: as in :class:`FBPKernel`.
+        allow_any, n_angles, mu_water, check_hu, max_chunk_elements, method: as in :class:`FBPKernel`.
 
     Only the draw uses ``self.R`` (reproducible under ``set_random_state``); the parameters of the last call are
     in ``last_params`` (``{"applied", "family", "a", "b"}``) and, for a MetaTensor, in the output's
@@ -473,6 +531,7 @@ class RandFBPKernel(RandomizableTransform):
         mu_water: float = MU_WATER_PER_MM,
         check_hu: bool = True,
         max_chunk_elements: int = 2**25,
+        method: str = "fbp",
     ) -> None:
         if not 0.0 <= float(prob) <= 1.0 or not 0.0 <= float(p_sharpen) <= 1.0:
             raise ValueError(f"prob={prob}, p_sharpen={p_sharpen}: expected probabilities in [0, 1].")
@@ -484,7 +543,7 @@ class RandFBPKernel(RandomizableTransform):
         self.p_sharpen = float(p_sharpen)
         self.allow_any = bool(allow_any)
         self.kernel_args = {"n_angles": n_angles, "mu_water": mu_water, "check_hu": check_hu,
-                            "max_chunk_elements": max_chunk_elements}
+                            "max_chunk_elements": max_chunk_elements, "method": _check_method(method)}
         FBPKernel(0.0, 1.0, **self.kernel_args)  # checks the other arguments now
         self.last_params: dict[str, Any] | None = None
 
@@ -517,7 +576,8 @@ class RandFBPKernel(RandomizableTransform):
         if kernel is None:
             if img.ndim not in (3, 4):
                 raise ValueError(f"RandFBPKernel: image shape {tuple(img.shape)}; expected (C, H, W, D) or (C, H, W).")
-            return _with_fbp_meta(img, img, _fbp_record(False, "none", float("nan"), float("nan"), 0))
+            return _with_fbp_meta(img, img, _fbp_record(False, "none", float("nan"), float("nan"), 0,
+                                                        self.kernel_args["method"]))
         return kernel(img)
 
 
@@ -542,6 +602,7 @@ class RandFBPKerneld(RandomizableTransform, MapTransform):
         mu_water: float = MU_WATER_PER_MM,
         check_hu: bool = True,
         max_chunk_elements: int = 2**25,
+        method: str = "fbp",
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
@@ -549,7 +610,7 @@ class RandFBPKerneld(RandomizableTransform, MapTransform):
         self.rand_kernel = RandFBPKernel(
             prob=prob, sharpen_a=sharpen_a, sharpen_b=sharpen_b, smooth_a=smooth_a, smooth_b=smooth_b,
             p_sharpen=p_sharpen, allow_any=allow_any, n_angles=n_angles, mu_water=mu_water, check_hu=check_hu,
-            max_chunk_elements=max_chunk_elements,
+            max_chunk_elements=max_chunk_elements, method=method,
         )
 
     @property

@@ -18,6 +18,7 @@ from .component_majority import (
     ComponentMajorityLabelDict,
 )
 from .fbp_kernel import (
+    FBP_METHODS,
     FBP_SHARPEN_A,
     FBP_SHARPEN_B,
     FBP_SMOOTH_A,
@@ -34,6 +35,7 @@ from .fbp_kernel import (
     fbp_kernel_family,
     fbp_kernel_response,
     fbp_slices,
+    fourier_kernel_slices,
     radon_slices,
 )
 from .gas_components import (
@@ -115,6 +117,7 @@ __all__ = [
     "ComponentMajorityLabeld",
     "ComponentMajorityLabelD",
     "ComponentMajorityLabelDict",
+    "FBP_METHODS",
     "FBP_SHARPEN_A",
     "FBP_SHARPEN_B",
     "FBP_SMOOTH_A",
@@ -124,6 +127,7 @@ __all__ = [
     "fbp_kernel_response",
     "radon_slices",
     "fbp_slices",
+    "fourier_kernel_slices",
     "FBPKernel",
     "FBPKerneld",
     "FBPKernelD",

@@ -23,8 +23,22 @@ from .slice_fid import (
     train_slice_level_classifier,
 )
 from .surface_dice import SpacingAwareSurfaceDiceMetric, spacing_from_affine
+from .uncertainty import (
+    case_uncertainty,
+    mc_dropout_probabilities,
+    mc_variance,
+    mutual_information,
+    predictive_entropy,
+    rank_by_uncertainty,
+)
 
 __all__ = [
+    "case_uncertainty",
+    "mc_dropout_probabilities",
+    "mc_variance",
+    "mutual_information",
+    "predictive_entropy",
+    "rank_by_uncertainty",
     "ClassVolumeMetric",
     "lung_texture",
     "adjacent_slice_mad",

@@ -27,6 +27,7 @@ from monai.transforms import Orientation
 from scipy import ndimage
 
 from ...bundle_helpers import run_bundle
+from ...metrics.mask_overlap import mask_dice
 from ...phantoms.chest_ct_acquisition import apply_kernel, crop_affine
 from ...transforms.body_mask import body_outline
 from ...transforms.input_checks import LoadScan
@@ -220,16 +221,12 @@ def _on_coarser_grid(ref: np.ndarray, ref_affine: np.ndarray, pred: np.ndarray, 
     return ref[box_t], on_ref[box_t], crop_affine(ref_affine, [b.start for b in box])
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum()) + int(b.sum())
-    return float("nan") if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
-
 
 def _compare(ref: np.ndarray, pred: np.ndarray, voxel_ml: float) -> dict:
     row: dict = {}
     for cls, values in CLASSES.items():
         a, b = np.isin(ref, values), np.isin(pred, values)
-        row[f"dice_{cls}"] = _dice(a, b)
+        row[f"dice_{cls}"] = mask_dice(a, b)
         row[f"ml_{cls}_original"] = float(a.sum()) * voxel_ml
         row[f"ml_{cls}_variant"] = float(b.sum()) * voxel_ml
     return row

@@ -1,14 +1,20 @@
-"""Training-engine helpers that MONAI lacks, generic across methods.
+"""Training-engine helpers that MONAI lacks, generic across methods (distributed averaging, gradient guard, mixup
+and FGSM adversarial batches).
 """
 
 from __future__ import annotations
 
+from .adversarial_examples import FGSMPrepareBatch
 from .distributed import average_gradients, broadcast_module, is_distributed
 from .gradient_guard import GradientGuard
+from .mixup import MixupPrepareBatch, mixup_partners
 
 __all__ = [
     "average_gradients",
     "broadcast_module",
     "is_distributed",
     "GradientGuard",
+    "FGSMPrepareBatch",
+    "MixupPrepareBatch",
+    "mixup_partners",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .dice_hausdorff import DiceHausdorffDTLoss
 from .gradient_penalty import critic_gradient_penalty
 from .seam_penalty import seam_excess_loss, seam_spikiness
+from .soft_label import SoftLabelDiceCELoss
 from .z_spectrum import bone_z_spectrum_loss, z_spectrum_loss
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "critic_gradient_penalty",
     "seam_excess_loss",
     "seam_spikiness",
+    "SoftLabelDiceCELoss",
     "bone_z_spectrum_loss",
     "z_spectrum_loss",
 ]

@@ -1,8 +1,10 @@
-"""Generic networks that MONAI lacks. The methods' own networks live in ``monai_ext.apps.<method>``.
+"""Generic networks that MONAI lacks, and transfer learning (loading another model's weights and fine-tuning a part).
+The methods' own networks live in ``monai_ext.apps.<method>``.
 """
 
 from __future__ import annotations
 
 from .multiscale_unet import MultiScaleSumUNet
+from .transfer import FINETUNE_MODES, finetune_parameter_names, load_pretrained
 
-__all__ = ["MultiScaleSumUNet"]
+__all__ = ["FINETUNE_MODES", "MultiScaleSumUNet", "finetune_parameter_names", "load_pretrained"]

@@ -11,6 +11,12 @@ from .body_mask import (
     body_outline,
     set_to_background,
 )
+from .class_activation import (
+    SegmentationGradCAM,
+    SegmentationGradCAMD,
+    SegmentationGradCAMd,
+    SegmentationGradCAMDict,
+)
 from .component_majority import (
     ComponentMajorityLabel,
     ComponentMajorityLabelD,
@@ -109,6 +115,10 @@ from .reload_original import (
 
 __all__ = [
     "set_to_background",
+    "SegmentationGradCAM",
+    "SegmentationGradCAMd",
+    "SegmentationGradCAMD",
+    "SegmentationGradCAMDict",
     "RemoveDarkComponents",
     "RemoveDarkComponentsd",
     "RemoveDarkComponentsD",

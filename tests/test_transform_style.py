@@ -15,6 +15,7 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends
 
 import monai_ext  # noqa: F401 - loads every module, as a bundle's "$import monai_ext" does
+from monai_ext.apps.liver_tumor_ct_seg import AdjacentSlices
 from monai_ext.apps.us_variational_style_transfer import (
     RandStyleTransfer,
     StyleInterpolate,
@@ -46,11 +47,13 @@ from monai_ext.transforms import (
     ReloadOriginal,
     RemoveDarkComponents,
     ScanInputError,
+    SegmentationGradCAM,
 )
 
 # module -> the package that re-exports it
 MODULES = {
     "monai_ext.transforms.body_mask": "monai_ext.transforms",
+    "monai_ext.transforms.class_activation": "monai_ext.transforms",
     "monai_ext.transforms.component_majority": "monai_ext.transforms",
     "monai_ext.transforms.fbp_kernel": "monai_ext.transforms",
     "monai_ext.transforms.gas_components": "monai_ext.transforms",
@@ -64,6 +67,7 @@ MODULES = {
     "monai_ext.transforms.nodule_insert": "monai_ext.transforms",
     "monai_ext.transforms.perlin_noise": "monai_ext.transforms",
     "monai_ext.transforms.reload_original": "monai_ext.transforms",
+    "monai_ext.apps.liver_tumor_ct_seg.transforms": "monai_ext.apps.liver_tumor_ct_seg",
     "monai_ext.apps.us_variational_style_transfer.transforms": "monai_ext.apps.us_variational_style_transfer",
 }
 LOADERS = {LoadScan, LoadScand, LoadUltrasound, LoadUltrasoundd, LoadContrasts, LoadContrastsd}  # input: file names, not array data
@@ -139,6 +143,8 @@ def _runners(model) -> dict:
     pred[1] = 1.0
     us = np.random.default_rng(1).random((1, 16, 16)).astype(np.float32)
     centre = dict(centre=[14.0, 14.0, 10.0], diameter_mm=6.0, centre_frame="voxel", pixdim=1.0)
+    torch.manual_seed(0)
+    seg_net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv3d(4, 3, 1))
     return {
         MaskOutsideBody: lambda c: MaskOutsideBody(-500.0)(c(pred), c(body)),
         CheckVolume: lambda c: CheckVolume(hu_range_check=True)(c(img)),
@@ -154,9 +160,11 @@ def _runners(model) -> dict:
         RandPerlinNoise: lambda c: RandPerlinNoise(prob=1.0, amplitude_range=(10.0, 30.0)).set_random_state(0)(c(img)),
         FBPKernel: lambda c: FBPKernel(20.0, 2.0)(c(img)),
         RandFBPKernel: lambda c: RandFBPKernel(prob=1.0).set_random_state(0)(c(img)),
+        AdjacentSlices: lambda c: AdjacentSlices(context=2)(c(img)),
         StyleTransfer: lambda c: StyleTransfer(model, device="cpu")(c(us), seed=1),
         RandStyleTransfer: lambda c: RandStyleTransfer(model, prob=1.0, device="cpu").set_random_state(0)(c(us)),
         StyleInterpolate: lambda c: StyleInterpolate(model, us, us[:, ::-1].copy(), device="cpu")(c(us)),
+        SegmentationGradCAM: lambda c: SegmentationGradCAM(seg_net, "0", class_index=1)(c(img / 1000.0)),
     }
 
 

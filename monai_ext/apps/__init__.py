@@ -10,6 +10,7 @@ from . import (
     covid19_ct_fewshot_seg,
     ctsgan_chest_ct_synthesis,
     hand_bones_multiscale_unet,
+    liver_tumor_ct_seg,
     us_variational_style_transfer,
     vae_manifold_augmentation,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "covid19_ct_fewshot_seg",
     "ctsgan_chest_ct_synthesis",
     "hand_bones_multiscale_unet",
+    "liver_tumor_ct_seg",
     "us_variational_style_transfer",
     "vae_manifold_augmentation",
 ]

@@ -1,5 +1,5 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -30,6 +30,8 @@ from .chest_ct import (
     TISSUE_NAMES,
     ChestCTCase,
     generate_chest_ct,
+    grow_vessel_tree,
+    paint_vessel_segments,
     phantom_affine,
 )
 from .chest_ct_acquisition import (
@@ -58,6 +60,16 @@ from .hand_mri import (
     render_hand_tissues,
     sample_hand_params,
     synthesize_hand_dataset,
+)
+from .liver_tumor_ct import (
+    LIVER_TUMOR_CONTRASTS,
+    LIVER_TUMOR_DEFAULT_SHAPE,
+    LIVER_TUMOR_DEFAULT_SPACING,
+    LIVER_TUMOR_LABELS,
+    LIVER_TUMOR_MIXED_PHASES,
+    LiverTumorCTCase,
+    generate_liver_tumor_ct,
+    synthesize_liver_tumor_dataset,
 )
 from .nifti_writer import save_phantom_nifti
 from .seeds import check_seed, derive_seed
@@ -93,6 +105,8 @@ __all__ = [
     "synthesize_brain_tumor_dataset",
     "ChestCTCase",
     "generate_chest_ct",
+    "grow_vessel_tree",
+    "paint_vessel_segments",
     "HU_RANGE",
     "LABELS",
     "phantom_affine",
@@ -133,4 +147,12 @@ __all__ = [
     "render_hand_tissues",
     "sample_hand_params",
     "synthesize_hand_dataset",
+    "LIVER_TUMOR_CONTRASTS",
+    "LIVER_TUMOR_DEFAULT_SHAPE",
+    "LIVER_TUMOR_DEFAULT_SPACING",
+    "LIVER_TUMOR_LABELS",
+    "LIVER_TUMOR_MIXED_PHASES",
+    "LiverTumorCTCase",
+    "generate_liver_tumor_ct",
+    "synthesize_liver_tumor_dataset",
 ]

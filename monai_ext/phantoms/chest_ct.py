@@ -49,6 +49,8 @@ from .chest_ct_acquisition import (
 __all__ = [
     "ChestCTCase",
     "generate_chest_ct",
+    "grow_vessel_tree",
+    "paint_vessel_segments",
     "phantom_affine",
     "LABELS",
     "TISSUE_NAMES",
@@ -312,7 +314,7 @@ def _gauss_blur(img: np.ndarray, sigma_vox: Sequence[float]) -> np.ndarray:
 class _Anatomy:
     """Random anatomy of one case (all lengths in mm, patient LPS frame centred on the FOV)."""
 
-    def __init__(self, rng: np.random.Generator, fov: Sequence[float]) -> None:
+    def __init__(self, rng: np.random.Generator, fov: Sequence[float], abdomen_mm: float | None = None) -> None:
         def U(lo: float, hi: float) -> float:
             return float(rng.uniform(lo, hi))
 
@@ -338,7 +340,7 @@ class _Anatomy:
 
         # cranio-caudal layout: the lowest lung point sits above an abdomen-only slab
         frac = U(0.18, 0.32)
-        self.z_base = zlo + min(max(frac * self.fov[2], 15.0), 100.0)
+        self.z_base = zlo + (min(max(frac * self.fov[2], 15.0), 100.0) if abdomen_mm is None else abdomen_mm)
         recess = U(80.0, 100.0)
         self.zdome_R = self.z_base + recess
         self.zdome_L = self.zdome_R - U(8.0, 25.0)
@@ -959,7 +961,7 @@ class _Scene:
 # planning on the coarse grid: vessel trees, lesion and nodule positions
 
 
-def _grow_tree(rng: np.random.Generator, root: np.ndarray, pts: np.ndarray, r_leaf: float,
+def grow_vessel_tree(rng: np.random.Generator, root: np.ndarray, pts: np.ndarray, r_leaf: float,
                r_max: float) -> list[tuple[np.ndarray, np.ndarray, float, float, int]]:
     """Binary tree from ``root`` to every point of ``pts`` by recursive bisection of the point set.
 
@@ -1039,8 +1041,8 @@ class _Plan:
             pts = pts + rng.uniform(-1.0, 1.0, size=pts.shape) * np.array(cg.spacing)
             pts = pts[rng.permutation(len(pts))]
             n_art = max(1, int(round(len(pts) * rng.uniform(0.5, 0.6))))
-            art = _grow_tree(rng, np.asarray(an.hilum[side], float), pts[:n_art], 1.0, 7.5)
-            ven = _grow_tree(rng, np.asarray(an.vein_root[side], float), pts[n_art:], 1.0, 8.0) \
+            art = grow_vessel_tree(rng, np.asarray(an.hilum[side], float), pts[:n_art], 1.0, 7.5)
+            ven = grow_vessel_tree(rng, np.asarray(an.vein_root[side], float), pts[n_art:], 1.0, 8.0) \
                 if len(pts) > n_art else []
             self.vessels += art + ven
             # bronchi run beside the larger arteries
@@ -1139,6 +1141,14 @@ def _paint_segments_hu(img: np.ndarray, tissue: np.ndarray, grid: _Grid, segs, h
         sub = img[box]
         new = sub + w * (hu - sub)
         np.copyto(sub, new, where=ok & (new > sub))
+
+
+def paint_vessel_segments(img: np.ndarray, tissue: np.ndarray, spacing: Sequence[float], segs, hu: float,
+                          allowed: Sequence[int]) -> None:
+    """Blend the tubes ``segs`` (of :func:`grow_vessel_tree`, mm in the phantom's frame: LPS, centred on the
+    volume) of value ``hu`` into ``img`` in place, only over voxels whose ``tissue`` class is in ``allowed`` and only
+    where that raises the value (contrast-enhanced vessels), with partial-volume edges."""
+    _paint_segments_hu(img, tissue, _Grid(img.shape, spacing), segs, hu, allowed)
 
 
 def _paint_airways_hu(img: np.ndarray, tissue: np.ndarray, grid: _Grid, segs, wall_hu: float) -> None:
@@ -1429,6 +1439,7 @@ def generate_chest_ct(
     blur_mm: float | None = None,
     variety: bool = False,
     acquisition: Mapping[str, Any] | None = None,
+    abdomen_mm: float | None = None,
 ) -> ChestCTCase:
     """Generate one synthetic chest + upper-abdomen CT with lung and infection labels.
 
@@ -1489,6 +1500,9 @@ def generate_chest_ct(
         acquisition: with ``variety``, forced values of some options (keys and values listed in
             :data:`~monai_ext.phantoms.chest_ct_acquisition.ACQUISITION_OPTIONS`, e.g.
             ``{"contrast": "arterial", "craniocaudal": "none"}``); the other options keep their draws.
+        abdomen_mm: height (world mm) of the abdomen-only slab between the bottom of the field of view and the
+            lowest lung point; ``None``: drawn as above (18-32% of the field of view, 15-100 mm). An abdominal
+            field of view (the whole liver) needs about 120 mm.
 
     Returns:
         :class:`ChestCTCase` with a float32 HU image, a uint8 label map of the same shape, the
@@ -1504,6 +1518,8 @@ def generate_chest_ct(
         raise ValueError(f"noise_std must be >= 0 HU, got {noise_std}")
     if acquisition and not variety:
         raise ValueError("acquisition overrides need variety=True")
+    if abdomen_mm is not None and not float(abdomen_mm) >= 0:
+        raise ValueError(f"abdomen_mm must be >= 0 mm or None, got {abdomen_mm}")
     rng = np.random.default_rng(seed)
     acq = sample_acquisition(seed, spacing, acquisition) if variety else None
     ps = 1.0  # patient scale: internal (anatomy) mm * ps = world mm
@@ -1513,7 +1529,7 @@ def generate_chest_ct(
         shape = (shape[0], shape[1], max(1, int(round(shape[2] * spacing[2] / zs))))
         spacing = (spacing[0], spacing[1], zs)
     grid = _Grid(shape, [s / ps for s in spacing] if acq is not None else spacing)
-    an = _Anatomy(rng, grid.fov)
+    an = _Anatomy(rng, grid.fov, None if abdomen_mm is None else float(abdomen_mm) / ps)
     if acq is not None:
         _apply_patient_hu(an, acq)
     plan = _Plan(rng, an, grid.fov, lesions, nodules)

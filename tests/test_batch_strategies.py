@@ -187,3 +187,24 @@ def test_soft_label_dice_is_minimal_at_the_soft_target_where_monai_dice_ce_is_no
     kw = dict(softmax=True, lambda_ce=0.0)
     assert float(SoftLabelDiceCELoss(**kw)(logits, target)) < 1e-4
     assert float(DiceCELoss(**kw)(logits, target)) > 0.05  # the hard-label Dice formula, not minimal at p = t
+
+
+# ----------------------------------------------------------------------------- the shared batch start
+
+
+def test_both_strategies_need_a_label_and_get_plain_tensors():
+    from monai.data import MetaTensor
+
+    from monai_ext.engines import labelled_batch_tensors
+
+    batch = _batch(n=2)
+    meta = {"image": MetaTensor(batch["image"]), "label": MetaTensor(batch["label"])}
+    images, labels = labelled_batch_tensors(meta, "cpu", False, "X", "x needs it")
+    assert type(images) is torch.Tensor and type(labels) is torch.Tensor
+    assert torch.equal(images, batch["image"]) and torch.equal(labels, batch["label"])
+    net = nn.Conv3d(1, 4, 1)
+    for prep, message in [(MixupPrepareBatch(num_classes=4), "MixupPrepareBatch: the batch has no 'label'; mixup"),
+                          (FGSMPrepareBatch(net, DiceCELoss(to_onehot_y=True, softmax=True)),
+                           "FGSMPrepareBatch: the batch has no 'label'; the adversarial step")]:
+        with pytest.raises(ValueError, match=message):
+            prep({"image": batch["image"]})

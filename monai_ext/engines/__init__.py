@@ -7,6 +7,7 @@ from __future__ import annotations
 from .adversarial_examples import FGSMPrepareBatch
 from .distributed import average_gradients, broadcast_module, is_distributed
 from .gradient_guard import GradientGuard
+from .labelled_batch import labelled_batch_tensors
 from .mixup import MixupPrepareBatch, mixup_partners
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "broadcast_module",
     "is_distributed",
     "GradientGuard",
+    "labelled_batch_tensors",
     "FGSMPrepareBatch",
     "MixupPrepareBatch",
     "mixup_partners",

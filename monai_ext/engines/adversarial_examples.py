@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from monai.engines.utils import PrepareBatch, default_prepare_batch
+from monai.engines.utils import PrepareBatch
 from torch import nn
+
+from .labelled_batch import labelled_batch_tensors
 
 __all__ = ["FGSMPrepareBatch"]
 
@@ -151,11 +153,9 @@ class FGSMPrepareBatch(PrepareBatch):
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Move the batch to ``device`` (as MONAI's default), then return clean + adversarial samples and labels."""
-        images, labels = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
-        if labels is None:
-            raise ValueError("FGSMPrepareBatch: the batch has no 'label'; the adversarial step needs the loss.")
-        images = images.as_tensor() if hasattr(images, "as_tensor") else images
-        labels = labels.as_tensor() if hasattr(labels, "as_tensor") else labels
+        images, labels = labelled_batch_tensors(
+            batchdata, device, non_blocking, "FGSMPrepareBatch", "the adversarial step needs the loss", **kwargs
+        )
         self.last_applied = False
         if self.epsilon == 0.0 or (self.prob < 1.0 and float(torch.rand(())) >= self.prob):
             return images, labels

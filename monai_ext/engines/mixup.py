@@ -19,8 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from monai.engines.utils import PrepareBatch, default_prepare_batch
+from monai.engines.utils import PrepareBatch
 from monai.networks.utils import one_hot
+
+from .labelled_batch import labelled_batch_tensors
 
 __all__ = ["MixupPrepareBatch", "mixup_partners"]
 
@@ -97,11 +99,10 @@ class MixupPrepareBatch(PrepareBatch):
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Move the batch to ``device`` (as MONAI's default), then return the mixed images and soft labels."""
-        images, labels = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
-        if labels is None:
-            raise ValueError("MixupPrepareBatch: the batch has no 'label'; mixup needs labels.")
-        images = images.as_tensor() if hasattr(images, "as_tensor") else images
-        labels = self.one_hot_labels(labels.as_tensor() if hasattr(labels, "as_tensor") else labels)
+        images, labels = labelled_batch_tensors(
+            batchdata, device, non_blocking, "MixupPrepareBatch", "mixup needs labels", **kwargs
+        )
+        labels = self.one_hot_labels(labels)
         n = images.shape[0]
         if n < 2:
             raise ValueError(

@@ -6,7 +6,6 @@ Tiny settings (6 mm voxels, small patches, one epoch) test the plumbing; quality
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -17,19 +16,9 @@ from monai.transforms import LoadImage
 from monai_ext.bundle_helpers import run_bundle
 from monai_ext.phantoms import synthesize_dataset, write_dicom_series
 
+from covid_bundle_settings import BUNDLE, CONFIGS, REPO, TINY
 from error_chain import error_text
 
-REPO = Path(__file__).resolve().parents[1]
-BUNDLE = REPO / "bundles" / "covid19_ct_fewshot_seg"
-CONFIGS = BUNDLE / "configs"
-TINY = {
-    "pixdim": [6.0, 6.0, 6.0],
-    "patch_size": [32, 32, 32],
-    "roi_size": [32, 32, 32],
-    "network_def#channels": [4, 8, 16, 32],
-    "network_def#num_res_units": 1,
-    "device": "$torch.device('cpu')",
-}
 
 
 def _run(configs, **overrides):

@@ -15,19 +15,9 @@ from monai.bundle import ConfigParser
 from monai_ext.bundle_helpers import run_bundle
 from monai_ext.phantoms import synthesize_dataset
 
+from covid_bundle_settings import BUNDLE, CONFIGS, TINY
 from error_chain import error_text
 
-REPO = Path(__file__).resolve().parents[1]
-BUNDLE = REPO / "bundles" / "covid19_ct_fewshot_seg"
-CONFIGS = BUNDLE / "configs"
-TINY = {
-    "pixdim": [6.0, 6.0, 6.0],
-    "patch_size": [32, 32, 32],
-    "roi_size": [32, 32, 32],
-    "network_def#channels": [4, 8, 16, 32],
-    "network_def#num_res_units": 1,
-    "device": "$torch.device('cpu')",
-}
 AUGMENTATIONS = ["none", "bigaug", "fbpaug", "perlin", "gamma", "noise", "windowing"]
 
 

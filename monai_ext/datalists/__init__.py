@@ -37,6 +37,12 @@ from .oasis import (
     read_oasis1_clinical,
     write_oasis1_slice_dataset,
 )
+from .sklearn_digits import (
+    digit_class_counts,
+    load_sklearn_digits,
+    reduced_digits_split,
+    stack_images,
+)
 from .ultrasound import (
     ultrasound_datalist,
     ultrasound_image_size,
@@ -44,6 +50,10 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "digit_class_counts",
+    "load_sklearn_digits",
+    "reduced_digits_split",
+    "stack_images",
     "BRATS_CLASSES",
     "BRATS_LABEL_MAPPINGS",
     "BRATS_MODALITIES",

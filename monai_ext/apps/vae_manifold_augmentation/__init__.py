@@ -10,8 +10,16 @@ from .dataset import (
     class_items,
     manifold_augmented_items,
 )
+from .digits import (
+    classic_augmentation,
+    digit_classifier,
+    run_digits_arm,
+    train_class_rhvae,
+    train_digit_classifier,
+)
 from .loss import RHVAEElboLoss
 from .rhvae import (
+    RiemannianHamiltonianMLPVAE,
     RiemannianHamiltonianVAE,
     RiemannianLatentMetric,
     load_rhvae,
@@ -37,8 +45,14 @@ __all__ = [
     "manifold_augmented_items",
     "ManifoldAugmentedDataset",
     "RHVAEElboLoss",
+    "classic_augmentation",
+    "digit_classifier",
+    "run_digits_arm",
+    "train_class_rhvae",
+    "train_digit_classifier",
     "load_rhvae",
     "RiemannianHamiltonianVAE",
+    "RiemannianHamiltonianMLPVAE",
     "RiemannianLatentMetric",
     "tempering_schedule",
     "generate_images",

@@ -30,7 +30,7 @@ from monai.networks.nets import VarAutoEncoder
 
 from ...io import atomic_write
 
-__all__ = ["RiemannianLatentMetric", "RiemannianHamiltonianVAE", "tempering_schedule", "load_rhvae"]
+__all__ = ["RiemannianLatentMetric", "RiemannianHamiltonianVAE", "RiemannianHamiltonianMLPVAE", "tempering_schedule", "load_rhvae"]
 
 
 def _chol(a: torch.Tensor) -> torch.Tensor:
@@ -205,12 +205,6 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
         factor = int(math.prod(strides))
         if any(int(s) % factor for s in in_shape[1:]):
             raise ValueError(f"in_shape {tuple(in_shape)}: spatial sizes must be divisible by prod(strides) = {factor}.")
-        if not 0 < beta_zero <= 1:
-            raise ValueError(f"beta_zero must be in (0, 1], got {beta_zero}.")
-        if n_lf < 0 or eps_lf <= 0 or temperature <= 0 or regularization <= 0:
-            raise ValueError("n_lf >= 0 and eps_lf, temperature, regularization > 0 are required.")
-        if max_log_diag <= 0:
-            raise ValueError(f"max_log_diag must be > 0, got {max_log_diag}.")
         super().__init__(
             spatial_dims=spatial_dims,
             in_shape=in_shape,
@@ -231,17 +225,27 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
             temperature=temperature, regularization=regularization, min_centroids=min_centroids,
             detach_metric_features=detach_metric_features, max_log_diag=max_log_diag,
         )  # fmt: skip
+        self.detach_metric_features = bool(detach_metric_features)
+        self._init_hamiltonian(latent_size, n_lf, eps_lf, beta_zero, temperature, regularization, min_centroids, max_log_diag)
+        d = latent_size
+        self.metric_net = nn.Sequential(nn.Linear(self.mu.in_features, metric_hidden), nn.ReLU(), nn.Linear(metric_hidden, d + d * (d - 1) // 2))
+
+    def _init_hamiltonian(self, latent_size, n_lf, eps_lf, beta_zero, temperature, regularization, min_centroids, max_log_diag) -> None:
+        """Settings of the metric and the leapfrog integrator, and the (empty) metric bank."""
+        if not 0 < beta_zero <= 1:
+            raise ValueError(f"beta_zero must be in (0, 1], got {beta_zero}.")
+        if n_lf < 0 or eps_lf <= 0 or temperature <= 0 or regularization <= 0:
+            raise ValueError("n_lf >= 0 and eps_lf, temperature, regularization > 0 are required.")
+        if max_log_diag <= 0:
+            raise ValueError(f"max_log_diag must be > 0, got {max_log_diag}.")
         self.n_lf = int(n_lf)
         self.eps_lf = float(eps_lf)
         self.beta_zero = float(beta_zero)
         self.temperature = float(temperature)
         self.regularization = float(regularization)
         self.min_centroids = int(min_centroids)
-        self.detach_metric_features = bool(detach_metric_features)
         self.max_log_diag = float(max_log_diag)
-        d = latent_size
-        linear_size = self.mu.in_features
-        self.metric_net = nn.Sequential(nn.Linear(linear_size, metric_hidden), nn.ReLU(), nn.Linear(metric_hidden, d + d * (d - 1) // 2))
+        d = int(latent_size)
         self.register_buffer("tril_index", torch.tril_indices(d, d, offset=-1), persistent=False)
         self.register_buffer("bank_centroids", torch.zeros(0, d))
         self.register_buffer("bank_matrices", torch.zeros(0, d, d))
@@ -259,11 +263,16 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
             )
         self._check_input(x)
         h = self.intermediate(self.encode(x)).flatten(1)
-        out = self.metric_net(h.detach() if self.detach_metric_features else h)
+        low = self._lower_triangular(self.metric_net(h.detach() if self.detach_metric_features else h))
+        return self.mu(h), self.logvar(h), low
+
+    def _lower_triangular(self, out: torch.Tensor) -> torch.Tensor:
+        """``L`` ``(B, d, d)`` from the metric network's output ``(B, d + d(d-1)/2)``: clamped log-diagonal, free
+        strictly-lower part."""
         d = self.latent_size
         low = torch.diag_embed(torch.exp(out[:, :d].clamp(-self.max_log_diag, self.max_log_diag)))
-        low = low.index_put((torch.arange(x.shape[0], device=x.device)[:, None], self.tril_index[0][None], self.tril_index[1][None]), out[:, d:])
-        return self.mu(h), self.logvar(h), low
+        rows = torch.arange(out.shape[0], device=out.device)[:, None]
+        return low.index_put((rows, self.tril_index[0][None], self.tril_index[1][None]), out[:, d:])
 
     def _check_input(self, x: torch.Tensor) -> None:
         want = (self.in_channels, *self.in_shape)
@@ -430,6 +439,67 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
         return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+class RiemannianHamiltonianMLPVAE(RiemannianHamiltonianVAE):
+    """RHVAE with the authors' fully connected networks, for small images such as handwritten digits.
+
+    As in the public code of Chadebec & Allassonniere (DGM4MICCAI 2021): encoder ``D -> hidden (ReLU) -> (mu,
+    logvar)``, decoder ``d -> hidden (ReLU) -> D`` with a sigmoid output (Bernoulli likelihood), and a separate
+    metric network on the image, ``D -> hidden (ReLU) -> (d log-diagonal, d(d-1)/2 strictly-lower entries of
+    L)``; ``D = prod(in_shape)``. Everything else (metric, metric bank, tempered generalised leapfrog,
+    checkpoints, samplers) is :class:`RiemannianHamiltonianVAE`'s.
+
+    Args:
+        in_shape: ``(C, *spatial)`` of the images (any number of spatial dimensions).
+        latent_size: ``d`` (the authors' released models: 2 and 10).
+        hidden: width of the hidden layers (authors: 400).
+        n_lf, eps_lf, beta_zero, temperature, regularization, min_centroids, max_log_diag: as
+            :class:`RiemannianHamiltonianVAE` (the authors' d = 10 models: 3, 0.01, 0.3, 1.5, 1e-3).
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        latent_size: int = 10,
+        hidden: int = 400,
+        n_lf: int = 3,
+        eps_lf: float = 0.01,
+        beta_zero: float = 0.3,
+        temperature: float = 1.5,
+        regularization: float = 1e-3,
+        min_centroids: int = 2,
+        max_log_diag: float = 8.0,
+    ) -> None:
+        nn.Module.__init__(self)
+        if len(in_shape) < 2 or any(int(s) < 1 for s in in_shape):
+            raise ValueError(f"in_shape must be (C, *spatial) with positive sizes, got {tuple(in_shape)}.")
+        self.in_channels = int(in_shape[0])
+        self.in_shape = tuple(int(s) for s in in_shape[1:])
+        self.latent_size = int(latent_size)
+        self.hparams = dict(
+            architecture="mlp", in_shape=[int(s) for s in in_shape], latent_size=latent_size, hidden=hidden, n_lf=n_lf,
+            eps_lf=eps_lf, beta_zero=beta_zero, temperature=temperature, regularization=regularization,
+            min_centroids=min_centroids, max_log_diag=max_log_diag,
+        )  # fmt: skip
+        self._init_hamiltonian(latent_size, n_lf, eps_lf, beta_zero, temperature, regularization, min_centroids, max_log_diag)
+        size, d = int(math.prod(in_shape)), self.latent_size
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(size, hidden), nn.ReLU())
+        self.mu = nn.Linear(hidden, d)
+        self.logvar = nn.Linear(hidden, d)
+        self.decoder = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, size))
+        self.metric_net = nn.Sequential(nn.Flatten(), nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, d + d * (d - 1) // 2))
+
+    def encode_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.generation_only:
+            return super().encode_all(x)  # raises the generation-only error
+        self._check_input(x)
+        h = self.encoder(x)
+        return self.mu(h), self.logvar(h), self._lower_triangular(self.metric_net(x))
+
+    def decode_forward(self, z: torch.Tensor, use_sigmoid: bool = True) -> torch.Tensor:
+        out = self.decoder(z).reshape(z.shape[0], self.in_channels, *self.in_shape)
+        return torch.sigmoid(out) if use_sigmoid else out
+
+
 def load_rhvae(path: str | Path, map_location: str | torch.device = "cpu") -> RiemannianHamiltonianVAE:
     """Rebuild a :class:`RiemannianHamiltonianVAE` from a file written by :meth:`~RiemannianHamiltonianVAE.save_generator`
     (eval mode). Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing or not such a file."""
@@ -439,7 +509,11 @@ def load_rhvae(path: str | Path, map_location: str | torch.device = "cpu") -> Ri
     ckpt = torch.load(str(p), map_location=map_location, weights_only=False)
     if not isinstance(ckpt, dict) or "hparams" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{p}: not an RHVAE checkpoint (expected keys 'hparams' and 'state_dict').")
-    net = RiemannianHamiltonianVAE(**ckpt["hparams"])
+    hparams = dict(ckpt["hparams"])
+    arch = hparams.pop("architecture", "conv")
+    if arch not in ("conv", "mlp"):
+        raise ValueError(f"{p}: unknown RHVAE architecture {arch!r} (expected 'conv' or 'mlp').")
+    net = RiemannianHamiltonianMLPVAE(**hparams) if arch == "mlp" else RiemannianHamiltonianVAE(**hparams)
     if ckpt.get("generation_only"):
         if len(ckpt["state_dict"].get("bank_centroids", ())) == 0:
             raise ValueError(f"{p}: a generation-only RHVAE checkpoint without a metric bank cannot generate.")

@@ -1,0 +1,247 @@
+"""The paper's reduced-data protocol (Chadebec & Allassonniere, DGM4MICCAI 2021, Table 2) on real handwritten
+digits (scikit-learn's, :mod:`monai_ext.datalists.sklearn_digits`).
+
+One run (:func:`run_digits_arm`, a step of ``configs/study_digits.yaml``) draws the 500-image training set of its
+seed, trains (or reuses) one fully connected RHVAE per class on the raw training images, builds the arm's
+training set (raw; raw + classic augmentation x5/x10/x15; raw + prior or manifold samples; generated only),
+trains the classifier with the best-validation checkpoint and scores it on every digit not drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import Classifier
+from monai.transforms import Compose, RandFlip, RandGaussianNoise, RandRotate, RandZoom
+from monai.utils import set_determinism
+
+from ...datalists.sklearn_digits import NUM_DIGIT_CLASSES, reduced_digits_split, stack_images
+from ...io import atomic_write
+from .loss import RHVAEElboLoss
+from .rhvae import RiemannianHamiltonianMLPVAE, load_rhvae
+from .samplers import generate_images
+
+__all__ = [
+    "train_class_rhvae",
+    "classic_augmentation",
+    "digit_classifier",
+    "train_digit_classifier",
+    "run_digits_arm",
+]
+
+#: the authors' released d = 10 settings (d = 2: temperature 0.8)
+RHVAE_DIGIT_SETTINGS = {"hidden": 400, "n_lf": 3, "eps_lf": 0.01, "beta_zero": 0.3, "regularization": 1e-3}
+
+
+def train_class_rhvae(
+    images: np.ndarray,
+    latent_size: int = 10,
+    epochs: int = 1000,
+    seed: int = 0,
+    lr: float = 1e-3,
+    batch_size: int = 200,
+    temperature: float | None = None,
+    max_grad_norm: float = 100.0,
+    name: str = "class",
+) -> tuple[RiemannianHamiltonianMLPVAE, dict[str, Any]]:
+    """Train one :class:`RiemannianHamiltonianMLPVAE` on the images of one class (``(N, C, H, W)`` in [0, 1]),
+    Adam, ``epochs`` passes in batches of ``batch_size`` (the authors: 1e-3, 200), then store its metric bank.
+
+    Returns the model (eval mode) and a history: ``epochs``, ``seconds``, ``loss_first`` (first epoch),
+    ``loss_last`` (mean of the last 50 epochs), ``skipped_steps`` (non-finite losses), ``loss_curve`` (mean loss
+    per block of 50 epochs) and ``trained`` (``loss_last`` below half of ``loss_first``). Raises ``ValueError``
+    naming ``name`` when there are fewer images than the metric needs."""
+    x = torch.as_tensor(stack_images(images, name))
+    if x.min() < 0 or x.max() > 1:
+        raise ValueError(f"{name}: image values must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}].")
+    temperature = temperature if temperature is not None else (0.8 if latent_size <= 2 else 1.5)
+    torch.manual_seed(seed)
+    model = RiemannianHamiltonianMLPVAE(tuple(x.shape[1:]), latent_size, temperature=temperature, **RHVAE_DIGIT_SETTINGS)
+    if x.shape[0] < model.min_centroids:
+        raise ValueError(f"{name}: {x.shape[0]} training image(s); an RHVAE needs at least {model.min_centroids}.")
+    loss_fn = RHVAEElboLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    losses, skipped = [], 0
+    start = time.perf_counter()
+    model.train()
+    for _ in range(int(epochs)):
+        order = torch.randperm(x.shape[0], generator=gen)
+        epoch_loss = []
+        for idx in torch.split(order, batch_size):
+            if idx.numel() < model.min_centroids:
+                continue
+            batch = x[idx]
+            loss = loss_fn(model(batch), batch)
+            opt.zero_grad()
+            if not torch.isfinite(loss):
+                skipped += 1
+                continue
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            opt.step()
+            epoch_loss.append(loss.item())
+        losses.append(float(np.mean(epoch_loss)) if epoch_loss else float("nan"))
+    seconds = time.perf_counter() - start
+    model.update_metric_bank(x)
+    model.eval()
+    block = 50
+    curve = [float(np.nanmean(losses[i : i + block])) for i in range(0, len(losses), block)]
+    history = {
+        "epochs": int(epochs), "seconds": round(seconds, 2), "images": int(x.shape[0]), "skipped_steps": skipped,
+        "loss_first": losses[0], "loss_last": curve[-1], "loss_curve": [round(v, 3) for v in curve],
+        "trained": bool(curve[-1] < 0.5 * losses[0]),
+    }  # fmt: skip
+    return model, history
+
+
+def classic_augmentation(images: np.ndarray, factor: int, seed: int = 0) -> np.ndarray:
+    """The paper's classic augmentation baseline: the images and ``factor - 1`` randomly transformed copies of
+    each (MONAI transforms, each applied with probability 0.5: horizontal flip, rotation up to 15 degrees, zoom
+    in up to 1.3x (a crop resized back), Gaussian noise of std 0.05; clipped to [0, 1]). Returns
+    ``factor * N`` images ``(factor N, C, H, W)``."""
+    if int(factor) < 1:
+        raise ValueError(f"augmentation factor must be >= 1, got {factor}.")
+    x = stack_images(images, "images")
+    aug = Compose([
+        RandFlip(prob=0.5, spatial_axis=1),
+        RandRotate(range_x=math.radians(15), prob=0.5, padding_mode="zeros"),
+        RandZoom(prob=0.5, min_zoom=1.0, max_zoom=1.3, keep_size=True),
+        RandGaussianNoise(prob=0.5, std=0.05),
+    ])  # fmt: skip
+    aug.set_random_state(seed=seed)
+    copies = [x] + [np.stack([np.asarray(aug(img)) for img in x]) for _ in range(int(factor) - 1)]
+    return np.clip(np.concatenate(copies), 0.0, 1.0).astype(np.float32)
+
+
+def digit_classifier(in_shape: tuple[int, int, int] = (1, 8, 8), classes: int = NUM_DIGIT_CLASSES) -> torch.nn.Module:
+    """The classifier of the digits protocol: MONAI's ``Classifier`` CNN (32/64/128 channels, strides 1/2/2, one
+    residual unit each); the paper used a DenseNet, too deep for 8 x 8 images."""
+    return Classifier(in_shape=in_shape, classes=classes, channels=(32, 64, 128), strides=(1, 2, 2), num_res_units=1, dropout=0.2)
+
+
+def _accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(b).argmax(1) for b in torch.split(x, 512)])
+    acc = float((pred == y).float().mean())
+    bal = float(np.mean([float((pred[y == c] == c).float().mean()) for c in torch.unique(y)]))
+    return acc, bal
+
+
+def train_digit_classifier(
+    train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray, val_labels: np.ndarray,
+    seed: int = 0, steps: int = 2000, batch_size: int = 64, lr: float = 1e-3, eval_every: int = 50,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train :func:`digit_classifier` for ``steps`` Adam steps on batches drawn with replacement (the same budget
+    for every training-set size) and keep the weights with the best validation accuracy (first best)."""
+    x, y = torch.as_tensor(stack_images(train_images, "train_images")), torch.as_tensor(train_labels).long()
+    xv, yv = torch.as_tensor(stack_images(val_images, "val_images")), torch.as_tensor(val_labels).long()
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError(f"train_images ({x.shape[0]}) and train_labels ({y.shape[0]}) must be non-empty and match.")
+    set_determinism(seed)
+    net = digit_classifier(tuple(x.shape[1:]))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    best, best_state, best_step = -1.0, None, 0
+    start = time.perf_counter()
+    for step in range(1, int(steps) + 1):
+        net.train()
+        idx = torch.randint(x.shape[0], (batch_size,), generator=gen)
+        loss = F.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % eval_every == 0 or step == steps:
+            acc, _ = _accuracy(net, xv, yv)
+            if acc > best:
+                best, best_step = acc, step
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    set_determinism(None)
+    net.load_state_dict(best_state)
+    return net.eval(), {"val_accuracy": best, "best_step": best_step, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _class_generators(split: dict, gen_dir: Path, latent_size: int, epochs: int, seed: int) -> tuple[dict, list[dict]]:
+    """One RHVAE per class trained on the raw training images, cached as ``gen_dir/class<c>.pt`` (+ ``.json``)."""
+    models, histories = {}, []
+    for c in range(NUM_DIGIT_CLASSES):
+        path, info = gen_dir / f"class{c}.pt", gen_dir / f"class{c}.json"
+        if path.is_file() and info.is_file():
+            models[c], history = load_rhvae(path), json.loads(info.read_text())
+        else:
+            print(f"  training the class-{c} RHVAE (d = {latent_size}, {epochs} epochs) ...", flush=True)
+            images = split["train_images"][split["train_labels"] == c]
+            models[c], history = train_class_rhvae(images, latent_size, epochs, seed=seed * 100 + c, name=f"digit class {c}")
+            models[c].save_generator(path)
+            atomic_write(info, lambda p, h=history: p.write_text(json.dumps(h, indent=1) + "\n"))
+        histories.append({"class": c, **{k: v for k, v in history.items() if k != "loss_curve"}})
+    return models, histories
+
+
+def run_digits_arm(
+    run_dir: str,
+    work: str,
+    seed: int,
+    balance: str = "balanced",
+    mode: str = "raw",
+    num_per_class: int = 0,
+    aug_factor: int = 1,
+    generated_only: bool = False,
+    latent_size: int = 10,
+    vae_epochs: int = 1000,
+    classifier_steps: int = 2000,
+    hmc_steps: int = 100,
+    size: int = 8,
+    imbalance_ratio: float = 10.0,
+    require_trained: bool = True,
+) -> dict[str, Any]:
+    """One (arm, seed) run of the digits protocol; writes ``run_dir/metrics.json`` and returns it.
+
+    Args:
+        mode: ``raw`` | ``classic`` (``aug_factor`` x) | ``prior`` | ``manifold`` (``num_per_class`` generated
+            images per class from the class RHVAEs: ``prior`` z ~ N(0, I), ``manifold`` HMC on the metric).
+        generated_only: train on the generated images only (``prior`` / ``manifold``).
+        work: the study's work folder; the RHVAEs are cached in ``work/rhvae/<balance>_seed<seed>_d<d>_e<epochs>``
+            and shared by every arm of that draw.
+        require_trained: stop with ``RuntimeError`` when an RHVAE's loss did not fall below half of its first
+            epoch's (off only for plumbing tests with a few epochs).
+    """
+    if mode not in ("raw", "classic", "prior", "manifold"):
+        raise ValueError(f"mode must be raw, classic, prior or manifold, got {mode!r}.")
+    if generated_only and mode not in ("prior", "manifold"):
+        raise ValueError(f"generated_only needs mode prior or manifold, got {mode!r}.")
+    if mode in ("prior", "manifold") and int(num_per_class) < 1:
+        raise ValueError(f"mode {mode}: num_per_class must be >= 1, got {num_per_class}.")
+    split = reduced_digits_split(seed, balance=balance, imbalance_ratio=imbalance_ratio, size=size)
+    x, y = split["train_images"], split["train_labels"]
+    info: dict[str, Any] = {"balance": balance, "mode": mode, "train_real": int(len(y)), "class_counts": split["class_counts"].tolist()}
+    if mode == "classic":
+        x, y = classic_augmentation(x, aug_factor, seed), np.tile(y, int(aug_factor))
+    elif mode in ("prior", "manifold"):
+        gen_dir = Path(work) / "rhvae" / f"{balance}_seed{seed}_d{latent_size}_e{vae_epochs}"
+        models, histories = _class_generators(split, gen_dir, latent_size, vae_epochs, seed)
+        info["rhvae"] = histories
+        untrained = [h["class"] for h in histories if not h["trained"]]
+        if untrained and require_trained:
+            raise RuntimeError(f"RHVAE(s) of class(es) {untrained} in {gen_dir} did not train (loss not halved); see their .json.")
+        sampler = "hmc" if mode == "manifold" else "prior"
+        kwargs = {"n_steps": hmc_steps} if sampler == "hmc" else {}
+        gx = [generate_images(models[c], int(num_per_class), sampler, seed=seed * 1000 + c, **kwargs)[0].numpy() for c in range(NUM_DIGIT_CLASSES)]
+        gy = np.repeat(np.arange(NUM_DIGIT_CLASSES), int(num_per_class))
+        x, y = (np.concatenate(gx), gy) if generated_only else (np.concatenate([x, *gx]), np.concatenate([y, gy]))
+    info["train_images"] = int(len(y))
+    net, fit = train_digit_classifier(x, y, split["val_images"], split["val_labels"], seed=seed, steps=classifier_steps)
+    acc, bal = _accuracy(net, torch.as_tensor(split["test_images"]), torch.as_tensor(split["test_labels"]))
+    result = {"test_accuracy": acc, "test_balanced_accuracy": bal, "test_images": int(len(split["test_labels"])), **fit, **info}
+    out = Path(run_dir) / "metrics.json"
+    atomic_write(out, lambda p: p.write_text(json.dumps(result, indent=1) + "\n"))
+    print(f"  {balance} {mode} seed {seed}: test accuracy {acc:.4f} (balanced {bal:.4f})", flush=True)
+    return result

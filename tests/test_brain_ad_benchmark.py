@@ -205,3 +205,36 @@ def test_oasis1_bad_input(tmp_path):
         oasis1_datalist(tmp_path / "ok", dim=4)
     with pytest.raises(ValueError, match="cdr_ad_threshold"):
         oasis1_datalist(tmp_path / "ok", cdr_ad_threshold=0)
+
+
+def test_disease_scale_sets_the_atrophy_and_keeps_the_default():
+    base = sample_brain_subject_params(1, 5, 0.8)
+    assert sample_brain_subject_params(1, 5, 0.8, disease_scale=1.0) == base and "disease_scale" not in base
+    half, none = sample_brain_subject_params(1, 5, 0.8, disease_scale=0.5), sample_brain_subject_params(1, 5, 0.8, disease_scale=0.0)
+    assert half["disease_scale"] == 0.5 and half["age"] == base["age"]
+    assert none["ventricle_load"] < half["ventricle_load"] < base["ventricle_load"]
+    cn = sample_brain_subject_params(0, 5)
+    assert {k: v for k, v in sample_brain_subject_params(0, 5, disease_scale=0.5).items() if k != "disease_scale"} == cn
+    with pytest.raises(ValueError, match="disease_scale"):
+        sample_brain_subject_params(1, 5, disease_scale=-1)
+
+
+def test_benchmark_in_the_oasis_split_shape(tmp_path):
+    from monai_ext.apps.vae_manifold_augmentation import prepare_brain_ad_benchmark
+
+    small = prepare_brain_ad_benchmark(str(tmp_path / "small"), str(tmp_path / "tr_small"), str(tmp_path / "ev"),
+                                       [3, 1], [2, 1], [2, 2], disease_scale=0.5)
+    large = prepare_brain_ad_benchmark(str(tmp_path / "large"), str(tmp_path / "tr_large"), str(tmp_path / "ev"),
+                                       [5, 2], [2, 1], [2, 2], disease_scale=0.5)
+    a, b = json.loads(small.read_text()), json.loads(large.read_text())
+    assert [e["label"] for e in a["training"]] == [0, 0, 0, 1] and len(b["training"]) == 7
+    assert a["validation"] == b["validation"] and a["test"] == b["test"] and [e["label"] for e in a["test"]] == [0, 0, 1, 1]
+    assert a["generator"]["disease_scale"] == 0.5
+    # the larger training set holds the smaller one's subjects, image for image
+    for name in ("training_cn_000", "training_ad_000"):
+        x = nib.load(str(tmp_path / "tr_small" / "images" / f"{name}.nii.gz")).get_fdata()
+        np.testing.assert_array_equal(x, nib.load(str(tmp_path / "tr_large" / "images" / f"{name}.nii.gz")).get_fdata())
+    with pytest.raises(ValueError, match="disease scale"):
+        prepare_brain_ad_benchmark(str(tmp_path / "other"), str(tmp_path / "tr_small"), str(tmp_path / "ev"), [3, 1], disease_scale=1.0)
+    with pytest.raises(ValueError, match=r"\[CN, AD\]"):
+        synthesize_brain_ad_dataset(tmp_path / "bad", train_per_class=[1, 2, 3])

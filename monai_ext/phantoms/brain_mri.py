@@ -284,7 +284,7 @@ def _check_dim_shape(dim: int, shape: Sequence[int] | None) -> tuple[int, tuple[
     return dim, shp
 
 
-def sample_brain_subject_params(label: int, seed: int, severity: float | None = None) -> dict[str, Any]:
+def sample_brain_subject_params(label: int, seed: int, severity: float | None = None, disease_scale: float = 1.0) -> dict[str, Any]:
     """Draw every random number of one subject from ``seed`` (same seed: same subject).
 
     Args:
@@ -292,6 +292,8 @@ def sample_brain_subject_params(label: int, seed: int, severity: float | None = 
         seed: subject seed (non-negative integer).
         severity: AD severity in [0, 1] overriding the sampled one (the other parameters do not change);
             must be None or 0 for CN.
+        disease_scale: multiplies the disease part of the atrophy loads (``_DISEASE_GAIN`` x severity); ageing
+            and individual variation stay. 1 is the benchmark's default; it sets how separable CN and AD are.
 
     Returns:
         A JSON-able dict: ``label``, ``seed``, demographics (``age`` in years, ``sex``, ``cdr``, ``mmse``),
@@ -304,6 +306,9 @@ def sample_brain_subject_params(label: int, seed: int, severity: float | None = 
     """
     label = _check_label(label)
     check_seed(seed)
+    if not (0.0 <= float(disease_scale) <= 10.0):
+        raise ValueError(f"disease_scale must be in [0, 10], got {disease_scale!r}.")
+    gain = {k: v * float(disease_scale) for k, v in _DISEASE_GAIN.items()}
     if severity is not None:
         severity = float(severity)
         if not (0.0 <= severity <= 1.0):
@@ -340,9 +345,9 @@ def sample_brain_subject_params(label: int, seed: int, severity: float | None = 
         "cdr": cdr,
         "mmse": int(np.clip(round(mmse), 10, 30)),
         "severity": round(float(sev), 4),
-        "ventricle_load": float(max(0.4 * ageing + _DISEASE_GAIN["ventricle"] * sev + 0.25 * z[0], -0.6)),
-        "hippocampal_load": float(np.clip(0.3 * ageing + _DISEASE_GAIN["hippocampal"] * sev + 0.15 * z[1], 0.0, 1.6)),
-        "cortical_load": float(np.clip(0.4 * ageing + _DISEASE_GAIN["cortical"] * sev + 0.2 * z[2], 0.0, 1.6)),
+        "ventricle_load": float(max(0.4 * ageing + gain["ventricle"] * sev + 0.25 * z[0], -0.6)),
+        "hippocampal_load": float(np.clip(0.3 * ageing + gain["hippocampal"] * sev + 0.15 * z[1], 0.0, 1.6)),
+        "cortical_load": float(np.clip(0.4 * ageing + gain["cortical"] * sev + 0.2 * z[2], 0.0, 1.6)),
         "rotation_deg": [float(a) for a in rng.uniform(-1, 1, 3) * np.array([5.0, 4.0, 10.0])],
         "scale": float(rng.uniform(0.92, 1.08)),
         "translation_mm": [float(t) for t in rng.uniform(-5.0, 5.0, 3)],
@@ -355,6 +360,8 @@ def sample_brain_subject_params(label: int, seed: int, severity: float | None = 
         "noise_std": float(rng.uniform(0.015, 0.045)),
         "noise_seed": int(rng.integers(2**31)),
     }
+    if float(disease_scale) != 1.0:  # recorded only when set, so default subjects keep their records
+        params["disease_scale"] = float(disease_scale)
     return params
 
 
@@ -519,7 +526,8 @@ _RENDER_KEYS = (
 
 
 def generate_brain_subject(
-    label: int, seed: int, dim: int = 2, shape: Sequence[int] | None = None, severity: float | None = None
+    label: int, seed: int, dim: int = 2, shape: Sequence[int] | None = None, severity: float | None = None,
+    disease_scale: float = 1.0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """One synthetic subject of the AD-vs-CN benchmark.
 
@@ -530,6 +538,7 @@ def generate_brain_subject(
         shape: output size; default (64, 64) pixels of 3.25 mm for 2D, (48, 56, 48) voxels of 3.5 mm for
             3D. Another shape keeps the field of view (208 x 208 mm, 168 x 196 x 168 mm).
         severity: AD severity in [0, 1] (default: sampled from a CDR stage, Table 1 of the paper).
+        disease_scale: strength of the disease effect (see :func:`sample_brain_subject_params`).
 
     Returns:
         ``(image, meta)``: float32 (1, H, W) or (1, X, Y, Z) in [0, 1]; ``meta`` is the parameter dict of
@@ -537,7 +546,7 @@ def generate_brain_subject(
         to replay the subject with :func:`render_brain_subject`.
     """
     dim, shp = _check_dim_shape(dim, shape)
-    params = sample_brain_subject_params(label, seed, severity)
+    params = sample_brain_subject_params(label, seed, severity, disease_scale)
     image = render_brain_subject(params, dim, shp)
     meta = {**params, "dim": dim, "shape": list(shp), "affine": brain_subject_affine(dim, shp).tolist()}
     return image, meta
@@ -553,13 +562,14 @@ def _brain_subject_seed(seed: int, split: str, label: int, index: int) -> int:
 
 def synthesize_brain_ad_dataset(
     out_dir: str | os.PathLike,
-    train_per_class: int = 50,
-    val_per_class: int = 20,
-    test_per_class: int = 100,
+    train_per_class: int | Sequence[int] = 50,
+    val_per_class: int | Sequence[int] = 20,
+    test_per_class: int | Sequence[int] = 100,
     dim: int = 2,
     seed: int = 0,
     progress: bool = True,
     shape: Sequence[int] | None = None,
+    disease_scale: float = 1.0,
 ) -> dict[str, list[dict]]:
     """Write the benchmark to ``out_dir``: NIfTI images and ``dataset.json``.
 
@@ -570,17 +580,23 @@ def synthesize_brain_ad_dataset(
     Subject seeds depend on (seed, split, label, index), so splits never share a subject and a larger
     ``train_per_class`` keeps the first subjects.
 
+    The counts are per class: one number for both, or ``[CN, AD]`` (e.g. the OASIS split of the paper,
+    ``[220, 70]`` training). ``disease_scale`` sets the strength of the AD atrophy
+    (:func:`sample_brain_subject_params`); it is recorded in ``dataset.json``.
+
     Returns:
         ``{"training", "validation", "test"}`` lists of ``{"image": absolute path, "label": int}``.
     """
 
 
-    counts = {"training": train_per_class, "validation": val_per_class, "test": test_per_class}
-    for k, v in counts.items():
-        if isinstance(v, bool) or int(v) != v or int(v) < 0:
-            raise ValueError(f"{k} subjects per class must be a non-negative integer, got {v!r}.")
-    if int(train_per_class) < 1:
-        raise ValueError(f"train_per_class must be >= 1, got {train_per_class!r}.")
+    counts: dict[str, tuple[int, int]] = {}
+    for k, v in {"training": train_per_class, "validation": val_per_class, "test": test_per_class}.items():
+        pair = list(v) if isinstance(v, (list, tuple)) else [v, v]
+        if len(pair) != 2 or any(isinstance(n, bool) or int(n) != n or int(n) < 0 for n in pair):
+            raise ValueError(f"{k} subjects per class must be a non-negative integer or [CN, AD], got {v!r}.")
+        counts[k] = (int(pair[0]), int(pair[1]))
+    if min(counts["training"]) < 1:
+        raise ValueError(f"train_per_class must be >= 1 for both classes, got {train_per_class!r}.")
     dim, shp = _check_dim_shape(dim, shape)
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
@@ -590,17 +606,17 @@ def synthesize_brain_ad_dataset(
     lists: dict[str, list[dict]] = {k: [] for k in counts}
     records = []
     t_start = time.perf_counter()
-    for split, n in counts.items():
+    for split, per_class in counts.items():
         for label in (0, 1):
-            for i in range(int(n)):
+            for i in range(per_class[label]):
                 sseed = _brain_subject_seed(seed, split, label, i)
-                image, meta = generate_brain_subject(label, sseed, dim, shp)
+                image, meta = generate_brain_subject(label, sseed, dim, shp, disease_scale=disease_scale)
                 rel = f"images/{split}_{'ad' if label else 'cn'}_{i:03d}.nii.gz"
                 save_phantom_nifti(image[0], affine, out / rel)
                 lists[split].append({"image": rel, "label": label})
                 records.append({"image": rel, "split": split, **{k: v for k, v in meta.items() if k != "affine"}})
         if progress:
-            print(f"  {split}: {2 * int(n)} subjects, {time.perf_counter() - t_start:.1f} s so far")
+            print(f"  {split}: {sum(per_class)} subjects, {time.perf_counter() - t_start:.1f} s so far", flush=True)
     description = {
         "name": "synthetic AD-vs-CN brain MRI benchmark",
         "description": (
@@ -609,7 +625,9 @@ def synthesize_brain_ad_dataset(
         ),
         "labels": {"0": "CN", "1": "AD"},
         "generator": {
-            "seed": int(seed), "dim": dim, "shape": list(shp), **{f"{k}_per_class": int(v) for k, v in counts.items()}
+            "seed": int(seed), "dim": dim, "shape": list(shp),
+            **{f"{k}_per_class": (v[0] if v[0] == v[1] else list(v)) for k, v in counts.items()},
+            **({"disease_scale": float(disease_scale)} if float(disease_scale) != 1.0 else {}),
         },
         **lists,
         "subjects": records,

@@ -35,6 +35,7 @@ from .samplers import (
 )
 from .study import (
     check_generated_images,
+    prepare_brain_ad_benchmark,
     real_vs_generated_grid,
     score_brain_classifier,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "PriorLatentSampler",
     "RiemannianRandomWalkSampler",
     "check_generated_images",
+    "prepare_brain_ad_benchmark",
     "real_vs_generated_grid",
     "score_brain_classifier",
 ]

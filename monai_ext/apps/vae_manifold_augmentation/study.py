@@ -27,7 +27,7 @@ from .dataset import brain_ad_split_lists, class_items
 from .rhvae import load_rhvae
 from .samplers import generate_images
 
-__all__ = ["score_brain_classifier", "check_generated_images", "real_vs_generated_grid"]
+__all__ = ["score_brain_classifier", "check_generated_images", "real_vs_generated_grid", "prepare_brain_ad_benchmark"]
 
 
 def _vae_write_json(path: str | Path, data: Any) -> None:
@@ -191,3 +191,50 @@ def real_vs_generated_grid(dataset_dir: str, generators: Mapping[Any, Any], out:
         draw.text((4, r * (h + 2) + h // 2 - 5), text, fill=0)
     atomic_write(out, lambda p: img.save(p, format="PNG"))
     return str(out)
+
+
+def prepare_brain_ad_benchmark(
+    data: str,
+    training_dir: str,
+    evaluation_dir: str,
+    train_per_class: Sequence[int] = (220, 70),
+    val_per_class: Sequence[int] = (300, 120),
+    test_per_class: Sequence[int] = (660, 180),
+    disease_scale: float = 1.0,
+    data_seed: int = 0,
+) -> Path:
+    """Compose one AD-vs-CN benchmark definition in ``data`` (a ``dataset.json`` with absolute paths): its
+    training subjects rendered into ``training_dir`` and its validation and test subjects into
+    ``evaluation_dir``, each rendered only when that folder has no ``dataset.json`` yet. Counts are
+    ``[CN, AD]`` (default: the paper's OASIS training split, 220 / 70, with validation and test 10 times the
+    paper's 30 / 12 and 66 / 18 for checkpoint selection and test power). Benchmarks of several training sizes
+    share one evaluation folder, and a subject's image depends only on (data seed, split, class, index), so a
+    larger training set holds the smaller one's subjects."""
+    out = Path(data) / "dataset.json"
+    if out.is_file():
+        return out
+    train_root, eval_root = Path(training_dir), Path(evaluation_dir)
+    if not (train_root / "dataset.json").is_file():
+        print(f"rendering {list(train_per_class)} CN/AD training subjects (disease scale {disease_scale}) into {train_root} ...", flush=True)
+        synthesize_brain_ad_dataset(train_root, train_per_class=list(train_per_class), val_per_class=0, test_per_class=0,
+                                    seed=data_seed, disease_scale=disease_scale)
+    if not (eval_root / "dataset.json").is_file():
+        print(f"rendering {list(val_per_class)} / {list(test_per_class)} CN/AD validation / test subjects into {eval_root} ...", flush=True)
+        synthesize_brain_ad_dataset(eval_root, train_per_class=1, val_per_class=list(val_per_class),
+                                    test_per_class=list(test_per_class), seed=data_seed, disease_scale=disease_scale)
+    train_lists = brain_ad_split_lists(train_root, synthesize_if_missing=False)
+    eval_lists = brain_ad_split_lists(eval_root, synthesize_if_missing=False)
+    gen = [json.loads((r / "dataset.json").read_text())["generator"] for r in (train_root, eval_root)]
+    if any(g.get("disease_scale", 1.0) != float(disease_scale) or g["seed"] != int(data_seed) for g in gen):
+        raise ValueError(f"{train_root} / {eval_root}: rendered with another disease scale or data seed than asked "
+                         f"({disease_scale}, {data_seed}): {gen}; delete them to render again.")
+    definition = {
+        "name": "synthetic AD-vs-CN brain benchmark, OASIS split shape",
+        "labels": {"0": "CN", "1": "AD"},
+        "generator": {"seed": int(data_seed), "disease_scale": float(disease_scale), "train_per_class": list(train_per_class),
+                      "val_per_class": list(val_per_class), "test_per_class": list(test_per_class),
+                      "training_dir": str(train_root), "evaluation_dir": str(eval_root)},
+        "training": train_lists["training"], "validation": eval_lists["validation"], "test": eval_lists["test"],
+    }  # fmt: skip
+    _vae_write_json(out, definition)
+    return out

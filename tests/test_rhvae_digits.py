@@ -101,3 +101,18 @@ def test_one_protocol_run_writes_its_metrics_and_checks_the_rhvaes(tmp_path):
     assert not (tmp_path / "run2" / "metrics.json").exists()
     with pytest.raises(ValueError, match="generated_only"):
         run_digits_arm(str(tmp_path / "run3"), work=str(tmp_path), seed=0, mode="raw", generated_only=True)
+
+
+def test_plain_vae_baseline_trains_and_generates():
+    from monai_ext.apps.vae_manifold_augmentation import MLPVariationalAutoEncoder
+
+    images, labels = load_sklearn_digits()
+    model, hist = train_class_rhvae(images[labels == 1][:30], latent_size=4, epochs=150, seed=0, kind="vae")
+    assert isinstance(model, MLPVariationalAutoEncoder) and hist["loss_last"] < 0.8 * hist["loss_first"]
+    a, _ = generate_images(model, 6, "prior", seed=1)
+    b, _ = generate_images(model, 6, "prior", seed=1)
+    assert a.shape == (6, 1, 8, 8) and torch.equal(a, b) and 0 <= a.min() and a.max() <= 1
+    with pytest.raises(TypeError, match="RHVAE"):
+        generate_images(model, 2, "hmc")
+    with pytest.raises(ValueError, match="kind"):
+        train_class_rhvae(images[:4], epochs=1, kind="gan")

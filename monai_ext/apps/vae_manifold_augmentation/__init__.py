@@ -11,6 +11,7 @@ from .dataset import (
     manifold_augmented_items,
 )
 from .digits import (
+    MLPVariationalAutoEncoder,
     classic_augmentation,
     digit_classifier,
     run_digits_arm,
@@ -46,6 +47,7 @@ __all__ = [
     "manifold_augmented_items",
     "ManifoldAugmentedDataset",
     "RHVAEElboLoss",
+    "MLPVariationalAutoEncoder",
     "classic_augmentation",
     "digit_classifier",
     "run_digits_arm",

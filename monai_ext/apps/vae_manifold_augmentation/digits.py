@@ -29,6 +29,7 @@ from .rhvae import RiemannianHamiltonianMLPVAE, load_rhvae
 from .samplers import generate_images
 
 __all__ = [
+    "MLPVariationalAutoEncoder",
     "train_class_rhvae",
     "classic_augmentation",
     "digit_classifier",
@@ -38,6 +39,32 @@ __all__ = [
 
 #: the authors' released d = 10 settings (d = 2: temperature 0.8)
 RHVAE_DIGIT_SETTINGS = {"hidden": 400, "n_lf": 3, "eps_lf": 0.01, "beta_zero": 0.3, "regularization": 1e-3}
+
+
+class MLPVariationalAutoEncoder(torch.nn.Module):
+    """The paper's plain VAE baseline for the digits (the authors' code): encoder ``D -> hidden (ReLU) -> (mu,
+    logvar)``, decoder ``d -> hidden (ReLU) -> D`` with a sigmoid, ``D = prod(in_shape)``. ``forward`` returns
+    ``(recon, mu, logvar, z)`` like MONAI's ``VarAutoEncoder``, so :class:`RHVAEElboLoss` gives its negative
+    ELBO; ``decode_forward`` and ``latent_size`` let :func:`generate_images` draw prior samples from it."""
+
+    def __init__(self, in_shape: tuple[int, ...], latent_size: int = 10, hidden: int = 400) -> None:
+        super().__init__()
+        self.in_shape, self.latent_size = tuple(int(v) for v in in_shape), int(latent_size)
+        self.hparams = {"in_shape": list(self.in_shape), "latent_size": self.latent_size, "hidden": int(hidden)}
+        size = int(math.prod(self.in_shape))
+        self.encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(size, hidden), torch.nn.ReLU())
+        self.mu, self.logvar = torch.nn.Linear(hidden, latent_size), torch.nn.Linear(hidden, latent_size)
+        self.decoder = torch.nn.Sequential(torch.nn.Linear(latent_size, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, size))
+
+    def decode_forward(self, z: torch.Tensor, use_sigmoid: bool = True) -> torch.Tensor:
+        out = self.decoder(z).reshape(z.shape[0], *self.in_shape)
+        return torch.sigmoid(out) if use_sigmoid else out
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.encoder(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.decode_forward(z), mu, logvar, z
 
 
 def train_class_rhvae(
@@ -50,22 +77,31 @@ def train_class_rhvae(
     temperature: float | None = None,
     max_grad_norm: float = 100.0,
     name: str = "class",
-) -> tuple[RiemannianHamiltonianMLPVAE, dict[str, Any]]:
-    """Train one :class:`RiemannianHamiltonianMLPVAE` on the images of one class (``(N, C, H, W)`` in [0, 1]),
-    Adam, ``epochs`` passes in batches of ``batch_size`` (the authors: 1e-3, 200), then store its metric bank.
+    kind: str = "rhvae",
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train one :class:`RiemannianHamiltonianMLPVAE` (``kind="rhvae"``; then store its metric bank) or one
+    :class:`MLPVariationalAutoEncoder` (``kind="vae"``, the paper's baseline) on the images of one class
+    (``(N, C, H, W)`` in [0, 1]), Adam, ``epochs`` passes in batches of ``batch_size`` (the authors: 1e-3, 200).
 
     Returns the model (eval mode) and a history: ``epochs``, ``seconds``, ``loss_first`` (first epoch),
     ``loss_last`` (mean of the last 50 epochs), ``skipped_steps`` (non-finite losses), ``loss_curve`` (mean loss
-    per block of 50 epochs) and ``trained`` (``loss_last`` below half of ``loss_first``). Raises ``ValueError``
+    per block of 50 epochs) and ``trained`` (``loss_last`` below 60 % of ``loss_first``; the RHVAEs of the digits
+    study reached 10-25 %, the plain VAEs, whose loss has no latent terms to lose, 36-49 %). Raises ``ValueError``
     naming ``name`` when there are fewer images than the metric needs."""
     x = torch.as_tensor(stack_images(images, name))
     if x.min() < 0 or x.max() > 1:
         raise ValueError(f"{name}: image values must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}].")
+    if kind not in ("rhvae", "vae"):
+        raise ValueError(f"kind must be 'rhvae' or 'vae', got {kind!r}.")
     temperature = temperature if temperature is not None else (0.8 if latent_size <= 2 else 1.5)
     torch.manual_seed(seed)
-    model = RiemannianHamiltonianMLPVAE(tuple(x.shape[1:]), latent_size, temperature=temperature, **RHVAE_DIGIT_SETTINGS)
-    if x.shape[0] < model.min_centroids:
-        raise ValueError(f"{name}: {x.shape[0]} training image(s); an RHVAE needs at least {model.min_centroids}.")
+    if kind == "vae":
+        model = MLPVariationalAutoEncoder(tuple(x.shape[1:]), latent_size, RHVAE_DIGIT_SETTINGS["hidden"])
+    else:
+        model = RiemannianHamiltonianMLPVAE(tuple(x.shape[1:]), latent_size, temperature=temperature, **RHVAE_DIGIT_SETTINGS)
+    min_images = getattr(model, "min_centroids", 1)
+    if x.shape[0] < min_images:
+        raise ValueError(f"{name}: {x.shape[0]} training image(s); an RHVAE needs at least {min_images}.")
     loss_fn = RHVAEElboLoss()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
@@ -76,7 +112,7 @@ def train_class_rhvae(
         order = torch.randperm(x.shape[0], generator=gen)
         epoch_loss = []
         for idx in torch.split(order, batch_size):
-            if idx.numel() < model.min_centroids:
+            if idx.numel() < min_images:
                 continue
             batch = x[idx]
             loss = loss_fn(model(batch), batch)
@@ -90,14 +126,15 @@ def train_class_rhvae(
             epoch_loss.append(loss.item())
         losses.append(float(np.mean(epoch_loss)) if epoch_loss else float("nan"))
     seconds = time.perf_counter() - start
-    model.update_metric_bank(x)
+    if kind == "rhvae":
+        model.update_metric_bank(x)
     model.eval()
     block = 50
     curve = [float(np.nanmean(losses[i : i + block])) for i in range(0, len(losses), block)]
     history = {
         "epochs": int(epochs), "seconds": round(seconds, 2), "images": int(x.shape[0]), "skipped_steps": skipped,
         "loss_first": losses[0], "loss_last": curve[-1], "loss_curve": [round(v, 3) for v in curve],
-        "trained": bool(curve[-1] < 0.5 * losses[0]),
+        "trained": bool(curve[-1] < 0.6 * losses[0]),
     }  # fmt: skip
     return model, history
 
@@ -169,18 +206,31 @@ def train_digit_classifier(
     return net.eval(), {"val_accuracy": best, "best_step": best_step, "seconds": round(time.perf_counter() - start, 2)}
 
 
-def _class_generators(split: dict, gen_dir: Path, latent_size: int, epochs: int, seed: int) -> tuple[dict, list[dict]]:
-    """One RHVAE per class trained on the raw training images, cached as ``gen_dir/class<c>.pt`` (+ ``.json``)."""
+def _load_vae(path: Path) -> MLPVariationalAutoEncoder:
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    model = MLPVariationalAutoEncoder(**ckpt["hparams"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def _class_generators(split: dict, gen_dir: Path, latent_size: int, epochs: int, seed: int, kind: str = "rhvae") -> tuple[dict, list[dict]]:
+    """One RHVAE (or plain VAE) per class trained on the raw training images, cached as ``gen_dir/class<c>.pt``
+    (+ ``.json``)."""
     models, histories = {}, []
     for c in range(NUM_DIGIT_CLASSES):
         path, info = gen_dir / f"class{c}.pt", gen_dir / f"class{c}.json"
         if path.is_file() and info.is_file():
-            models[c], history = load_rhvae(path), json.loads(info.read_text())
+            models[c] = load_rhvae(path) if kind == "rhvae" else _load_vae(path)
+            history = json.loads(info.read_text())
         else:
-            print(f"  training the class-{c} RHVAE (d = {latent_size}, {epochs} epochs) ...", flush=True)
+            print(f"  training the class-{c} {kind.upper()} (d = {latent_size}, {epochs} epochs) ...", flush=True)
             images = split["train_images"][split["train_labels"] == c]
-            models[c], history = train_class_rhvae(images, latent_size, epochs, seed=seed * 100 + c, name=f"digit class {c}")
-            models[c].save_generator(path)
+            models[c], history = train_class_rhvae(images, latent_size, epochs, seed=seed * 100 + c, name=f"digit class {c}", kind=kind)
+            if kind == "rhvae":
+                models[c].save_generator(path)
+            else:
+                payload = {"hparams": models[c].hparams, "state_dict": models[c].state_dict()}
+                atomic_write(path, lambda p, d=payload: torch.save(d, p))
             atomic_write(info, lambda p, h=history: p.write_text(json.dumps(h, indent=1) + "\n"))
         histories.append({"class": c, **{k: v for k, v in history.items() if k != "loss_curve"}})
     return models, histories
@@ -207,31 +257,34 @@ def run_digits_arm(
 
     Args:
         mode: ``raw`` | ``classic`` (``aug_factor`` x) | ``prior`` | ``manifold`` (``num_per_class`` generated
-            images per class from the class RHVAEs: ``prior`` z ~ N(0, I), ``manifold`` HMC on the metric).
-        generated_only: train on the generated images only (``prior`` / ``manifold``).
-        work: the study's work folder; the RHVAEs are cached in ``work/rhvae/<balance>_seed<seed>_d<d>_e<epochs>``
+            images per class from the class RHVAEs: ``prior`` z ~ N(0, I), ``manifold`` HMC on the metric) |
+            ``vae`` (prior samples of a plain fully connected VAE per class, the paper's VAE rows).
+        generated_only: train on the generated images only (``prior`` / ``manifold`` / ``vae``).
+        work: the study's work folder; the RHVAEs (VAEs) are cached in ``work/rhvae/<balance>_seed<seed>_d<d>_e<epochs>``
+            (``work/vae/...``)
             and shared by every arm of that draw.
-        require_trained: stop with ``RuntimeError`` when an RHVAE's loss did not fall below half of its first
-            epoch's (off only for plumbing tests with a few epochs).
+        require_trained: stop with ``RuntimeError`` when an RHVAE's (VAE's) loss did not fall below 60 % of its
+            first epoch's (off only for plumbing tests with a few epochs).
     """
-    if mode not in ("raw", "classic", "prior", "manifold"):
-        raise ValueError(f"mode must be raw, classic, prior or manifold, got {mode!r}.")
-    if generated_only and mode not in ("prior", "manifold"):
-        raise ValueError(f"generated_only needs mode prior or manifold, got {mode!r}.")
-    if mode in ("prior", "manifold") and int(num_per_class) < 1:
+    if mode not in ("raw", "classic", "prior", "manifold", "vae"):
+        raise ValueError(f"mode must be raw, classic, prior, manifold or vae, got {mode!r}.")
+    if generated_only and mode not in ("prior", "manifold", "vae"):
+        raise ValueError(f"generated_only needs mode prior, manifold or vae, got {mode!r}.")
+    if mode in ("prior", "manifold", "vae") and int(num_per_class) < 1:
         raise ValueError(f"mode {mode}: num_per_class must be >= 1, got {num_per_class}.")
     split = reduced_digits_split(seed, balance=balance, imbalance_ratio=imbalance_ratio, size=size)
     x, y = split["train_images"], split["train_labels"]
     info: dict[str, Any] = {"balance": balance, "mode": mode, "train_real": int(len(y)), "class_counts": split["class_counts"].tolist()}
     if mode == "classic":
         x, y = classic_augmentation(x, aug_factor, seed), np.tile(y, int(aug_factor))
-    elif mode in ("prior", "manifold"):
-        gen_dir = Path(work) / "rhvae" / f"{balance}_seed{seed}_d{latent_size}_e{vae_epochs}"
-        models, histories = _class_generators(split, gen_dir, latent_size, vae_epochs, seed)
-        info["rhvae"] = histories
+    elif mode in ("prior", "manifold", "vae"):
+        kind = "vae" if mode == "vae" else "rhvae"
+        gen_dir = Path(work) / kind / f"{balance}_seed{seed}_d{latent_size}_e{vae_epochs}"
+        models, histories = _class_generators(split, gen_dir, latent_size, vae_epochs, seed, kind)
+        info[kind] = histories
         untrained = [h["class"] for h in histories if not h["trained"]]
         if untrained and require_trained:
-            raise RuntimeError(f"RHVAE(s) of class(es) {untrained} in {gen_dir} did not train (loss not halved); see their .json.")
+            raise RuntimeError(f"{kind.upper()}(s) of class(es) {untrained} in {gen_dir} did not train (loss not below 60 % of its first epoch's); see their .json.")
         sampler = "hmc" if mode == "manifold" else "prior"
         kwargs = {"n_steps": hmc_steps} if sampler == "hmc" else {}
         gx = [generate_images(models[c], int(num_per_class), sampler, seed=seed * 1000 + c, **kwargs)[0].numpy() for c in range(NUM_DIGIT_CLASSES)]

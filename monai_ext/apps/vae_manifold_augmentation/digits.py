@@ -86,7 +86,7 @@ def train_class_rhvae(
     Returns the model (eval mode) and a history: ``epochs``, ``seconds``, ``loss_first`` (first epoch),
     ``loss_last`` (mean of the last 50 epochs), ``skipped_steps`` (non-finite losses), ``loss_curve`` (mean loss
     per block of 50 epochs) and ``trained`` (``loss_last`` below 60 % of ``loss_first``; the RHVAEs of the digits
-    study reached 10-25 %, the plain VAEs, whose loss has no latent terms to lose, 36-49 %). Raises ``ValueError``
+    study reached 10-25 %, the plain VAEs, whose loss has no latent terms to lose, 32-50 %). Raises ``ValueError``
     naming ``name`` when there are fewer images than the metric needs."""
     x = torch.as_tensor(stack_images(images, name))
     if x.min() < 0 or x.max() > 1:

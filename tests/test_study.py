@@ -199,7 +199,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
     import importlib
 
     expected = {
-        "vae_manifold_augmentation": {"study", "single_pair", "per_seed_pair", "digits", "oasis_calibration"},
+        "vae_manifold_augmentation": {"study", "single_pair", "per_seed_pair", "digits", "oasis_calibration", "oasis_split"},
         "us_variational_style_transfer": {"study", "content_preservation"},
         "ctsgan_chest_ct_synthesis": {"study", "inpainting"},
     }

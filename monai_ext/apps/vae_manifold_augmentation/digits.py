@@ -164,7 +164,7 @@ def digit_classifier(in_shape: tuple[int, int, int] = (1, 8, 8), classes: int = 
     return Classifier(in_shape=in_shape, classes=classes, channels=(32, 64, 128), strides=(1, 2, 2), num_res_units=1, dropout=0.2)
 
 
-def _accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def _digit_accuracies(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     net.eval()
     with torch.no_grad():
         pred = torch.cat([net(b).argmax(1) for b in torch.split(x, 512)])
@@ -197,7 +197,7 @@ def train_digit_classifier(
         loss.backward()
         opt.step()
         if step % eval_every == 0 or step == steps:
-            acc, _ = _accuracy(net, xv, yv)
+            acc, _ = _digit_accuracies(net, xv, yv)
             if acc > best:
                 best, best_step = acc, step
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -292,7 +292,7 @@ def run_digits_arm(
         x, y = (np.concatenate(gx), gy) if generated_only else (np.concatenate([x, *gx]), np.concatenate([y, gy]))
     info["train_images"] = int(len(y))
     net, fit = train_digit_classifier(x, y, split["val_images"], split["val_labels"], seed=seed, steps=classifier_steps)
-    acc, bal = _accuracy(net, torch.as_tensor(split["test_images"]), torch.as_tensor(split["test_labels"]))
+    acc, bal = _digit_accuracies(net, torch.as_tensor(split["test_images"]), torch.as_tensor(split["test_labels"]))
     result = {"test_accuracy": acc, "test_balanced_accuracy": bal, "test_images": int(len(split["test_labels"])), **fit, **info}
     out = Path(run_dir) / "metrics.json"
     atomic_write(out, lambda p: p.write_text(json.dumps(result, indent=1) + "\n"))

@@ -460,3 +460,20 @@ def test_safe_cholesky_jitters_float32_rounding_and_marks_non_finite():
         safe_cholesky(-torch.eye(3)[None])  # not positive definite at all
 
 
+
+
+def test_train_vae_config_logs_its_loss(tmp_path):
+    """train_vae.yaml's trainer does not decollate: its loss handlers must read the output dict (a tuple from
+    ``from_engine`` is silently ignored, which left the RHVAE training curves empty until 0.5.0)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from monai_ext.bundle_helpers import run_bundle
+    from monai_ext.phantoms import synthesize_brain_ad_dataset
+
+    synthesize_brain_ad_dataset(tmp_path / "data", train_per_class=4, val_per_class=1, test_per_class=1, progress=False)
+    run_bundle(Path(__file__).resolve().parents[1] / "bundles" / "vae_manifold_augmentation", ["train_vae.yaml"],
+               bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"), ckpt_dir=str(tmp_path / "m"),
+               vae_epochs=2, vae_batch_size=2, device="cpu")
+    events = EventAccumulator(str(tmp_path / "logs" / "rhvae_class0_seed0"))
+    events.Reload()
+    assert len(events.Scalars("vae_loss")) == 4  # 2 epochs x 2 iterations

@@ -299,6 +299,11 @@ def test_bundle_stages_tiny(tmp_path):
     common = dict(bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32, channels=[4, 8, 8], device="cpu")
     run_bundle(BUNDLE, ["train_autoencoder.yaml"], ae_epochs=1, ae_batch_size=4, **common)
     assert (tmp_path / "models" / "content_autoencoder.pt").is_file()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "logs" / "autoencoder"))
+    events.Reload()
+    assert "ae_mse" in events.Tags()["scalars"]  # the loss curve is logged (decollate is off in this trainer)
     # the traditional arm needs no style-transfer model (none trained yet)
     seg_kw = dict(target_style="gel_phantom", other_styles=["linear_high_freq"], num_target=1, seg_epochs=1,
                   seg_batch_size=4)

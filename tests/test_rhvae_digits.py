@@ -116,3 +116,11 @@ def test_plain_vae_baseline_trains_and_generates():
         generate_images(model, 2, "hmc")
     with pytest.raises(ValueError, match="kind"):
         train_class_rhvae(images[:4], epochs=1, kind="gan")
+
+
+def test_generated_grid_needs_the_study_generators(tmp_path):
+    from monai_ext.apps.vae_manifold_augmentation import digits_generated_grid
+
+    with pytest.raises(FileNotFoundError, match="run the digits study"):
+        digits_generated_grid(str(tmp_path), str(tmp_path / "grid.png"))
+    assert not (tmp_path / "grid.png").exists()

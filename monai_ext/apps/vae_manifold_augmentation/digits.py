@@ -30,6 +30,7 @@ from .samplers import generate_images
 
 __all__ = [
     "MLPVariationalAutoEncoder",
+    "digits_generated_grid",
     "train_class_rhvae",
     "classic_augmentation",
     "digit_classifier",
@@ -298,3 +299,40 @@ def run_digits_arm(
     atomic_write(out, lambda p: p.write_text(json.dumps(result, indent=1) + "\n"))
     print(f"  {balance} {mode} seed {seed}: test accuracy {acc:.4f} (balanced {bal:.4f})", flush=True)
     return result
+
+
+def digits_generated_grid(work: str, out: str, seed: int = 0, balance: str = "balanced", per_class: int = 4,
+                          latent_size: int = 10, vae_epochs: int = 1000, zoom: int = 4) -> str:
+    """A gray PNG of the digits study's generators: rows real training digits, plain-VAE prior samples, RHVAE
+    prior samples and RHVAE manifold (HMC) samples; ``per_class`` of each class side by side, pixels ``zoom``
+    times. Uses the generators the study cached in ``work`` for the draw (``balance``, ``seed``); raises
+    ``FileNotFoundError`` when the study has not trained them yet. Writes ``out`` and returns its path."""
+    from PIL import Image, ImageDraw
+
+    split = reduced_digits_split(seed, balance=balance)
+    tag = f"{balance}_seed{seed}_d{latent_size}_e{vae_epochs}"
+    folders = {"rhvae": Path(work) / "rhvae" / tag, "vae": Path(work) / "vae" / tag}
+    for kind, folder in folders.items():
+        if not (folder / "class0.pt").is_file():
+            raise FileNotFoundError(f"{folder}: no cached {kind.upper()}s; run the digits study (its {kind} arms) first.")
+    rows: dict[str, list[np.ndarray]] = {"real": [], "VAE prior": [], "RHVAE prior": [], "RHVAE manifold": []}
+    for c in range(NUM_DIGIT_CLASSES):
+        rows["real"].append(split["train_images"][split["train_labels"] == c][:per_class, 0])
+        vae, rhvae = _load_vae(folders["vae"] / f"class{c}.pt"), load_rhvae(folders["rhvae"] / f"class{c}.pt")
+        rows["VAE prior"].append(generate_images(vae, per_class, "prior", seed=123 + c)[0][:, 0].numpy())
+        rows["RHVAE prior"].append(generate_images(rhvae, per_class, "prior", seed=123 + c)[0][:, 0].numpy())
+        rows["RHVAE manifold"].append(generate_images(rhvae, per_class, "hmc", seed=123 + c)[0][:, 0].numpy())
+    size, gap, margin = 8 * zoom, 2, 110
+    ncol = NUM_DIGIT_CLASSES * per_class
+    canvas = np.full((len(rows) * (size + gap), margin + ncol * (size + gap) + NUM_DIGIT_CLASSES * 4), 255, np.uint8)
+    for r, tiles in enumerate(rows.values()):
+        for c, images in enumerate(tiles):
+            for k, im in enumerate(images):
+                y, x = r * (size + gap), margin + (c * per_class + k) * (size + gap) + c * 4
+                canvas[y : y + size, x : x + size] = (np.kron(np.clip(im, 0, 1), np.ones((zoom, zoom))) * 255).astype(np.uint8)
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    for r, text in enumerate(rows):
+        draw.text((4, r * (size + gap) + size // 2 - 5), text, fill=0)
+    atomic_write(out, lambda p: img.save(p, format="PNG"))
+    return str(out)

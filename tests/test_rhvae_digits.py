@@ -16,7 +16,7 @@ from monai_ext.apps.vae_manifold_augmentation import (
     generate_images,
     load_rhvae,
     run_digits_arm,
-    train_class_rhvae,
+    train_class_generator,
 )
 from monai_ext.datalists import digit_class_counts, load_sklearn_digits, reduced_digits_split, stack_images
 
@@ -49,16 +49,16 @@ def test_bad_digit_inputs_are_named():
     with pytest.raises(ValueError, match="mixed sizes"):
         stack_images([np.zeros((1, 8, 8)), np.zeros((1, 16, 16))], "my digits")
     with pytest.raises(ValueError, match="digit class 7.*at least 2"):
-        train_class_rhvae(np.zeros((1, 1, 8, 8), np.float32), epochs=1, name="digit class 7")
+        train_class_generator(np.zeros((1, 1, 8, 8), np.float32), epochs=1, name="digit class 7")
     with pytest.raises(ValueError, match="balance"):
         reduced_digits_split(balance="skewed")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        train_class_rhvae(np.full((4, 1, 8, 8), 16.0, np.float32), epochs=1)
+        train_class_generator(np.full((4, 1, 8, 8), 16.0, np.float32), epochs=1)
 
 
 def test_mlp_rhvae_trains_saves_and_generates(tmp_path):
     images, labels = load_sklearn_digits()
-    model, hist = train_class_rhvae(images[labels == 4][:30], latent_size=4, epochs=60, seed=0)
+    model, hist = train_class_generator(images[labels == 4][:30], latent_size=4, epochs=60, seed=0)
     assert hist["loss_last"] < 0.7 * hist["loss_first"] and hist["skipped_steps"] == 0
     assert model.bank_centroids.shape == (30, 4)
     out = model.train()(torch.as_tensor(images[:6]))
@@ -107,7 +107,7 @@ def test_plain_vae_baseline_trains_and_generates():
     from monai_ext.apps.vae_manifold_augmentation import MLPVariationalAutoEncoder
 
     images, labels = load_sklearn_digits()
-    model, hist = train_class_rhvae(images[labels == 1][:30], latent_size=4, epochs=150, seed=0, kind="vae")
+    model, hist = train_class_generator(images[labels == 1][:30], latent_size=4, epochs=150, seed=0, kind="vae")
     assert isinstance(model, MLPVariationalAutoEncoder) and hist["loss_last"] < 0.8 * hist["loss_first"]
     a, _ = generate_images(model, 6, "prior", seed=1)
     b, _ = generate_images(model, 6, "prior", seed=1)
@@ -115,7 +115,7 @@ def test_plain_vae_baseline_trains_and_generates():
     with pytest.raises(TypeError, match="RHVAE"):
         generate_images(model, 2, "hmc")
     with pytest.raises(ValueError, match="kind"):
-        train_class_rhvae(images[:4], epochs=1, kind="gan")
+        train_class_generator(images[:4], epochs=1, kind="gan")
 
 
 def test_generated_grid_needs_the_study_generators(tmp_path):

@@ -16,7 +16,7 @@ from .digits import (
     digit_classifier,
     digits_generated_grid,
     run_digits_arm,
-    train_class_rhvae,
+    train_class_generator,
     train_digit_classifier,
 )
 from .loss import RHVAEElboLoss
@@ -53,7 +53,7 @@ __all__ = [
     "digit_classifier",
     "digits_generated_grid",
     "run_digits_arm",
-    "train_class_rhvae",
+    "train_class_generator",
     "train_digit_classifier",
     "load_rhvae",
     "RiemannianHamiltonianVAE",

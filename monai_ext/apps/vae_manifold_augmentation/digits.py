@@ -27,11 +27,12 @@ from ...io import atomic_write
 from .loss import RHVAEElboLoss
 from .rhvae import RiemannianHamiltonianMLPVAE, load_rhvae
 from .samplers import generate_images
+from .study import balanced_accuracy, labelled_grid_png
 
 __all__ = [
     "MLPVariationalAutoEncoder",
     "digits_generated_grid",
-    "train_class_rhvae",
+    "train_class_generator",
     "classic_augmentation",
     "digit_classifier",
     "train_digit_classifier",
@@ -68,7 +69,7 @@ class MLPVariationalAutoEncoder(torch.nn.Module):
         return self.decode_forward(z), mu, logvar, z
 
 
-def train_class_rhvae(
+def train_class_generator(
     images: np.ndarray,
     latent_size: int = 10,
     epochs: int = 1000,
@@ -94,11 +95,11 @@ def train_class_rhvae(
         raise ValueError(f"{name}: image values must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}].")
     if kind not in ("rhvae", "vae"):
         raise ValueError(f"kind must be 'rhvae' or 'vae', got {kind!r}.")
-    temperature = temperature if temperature is not None else (0.8 if latent_size <= 2 else 1.5)
     torch.manual_seed(seed)
     if kind == "vae":
         model = MLPVariationalAutoEncoder(tuple(x.shape[1:]), latent_size, RHVAE_DIGIT_SETTINGS["hidden"])
     else:
+        temperature = temperature if temperature is not None else (0.8 if latent_size <= 2 else 1.5)
         model = RiemannianHamiltonianMLPVAE(tuple(x.shape[1:]), latent_size, temperature=temperature, **RHVAE_DIGIT_SETTINGS)
     min_images = getattr(model, "min_centroids", 1)
     if x.shape[0] < min_images:
@@ -169,9 +170,7 @@ def _digit_accuracies(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) ->
     net.eval()
     with torch.no_grad():
         pred = torch.cat([net(b).argmax(1) for b in torch.split(x, 512)])
-    acc = float((pred == y).float().mean())
-    bal = float(np.mean([float((pred[y == c] == c).float().mean()) for c in torch.unique(y)]))
-    return acc, bal
+    return float((pred == y).float().mean()), balanced_accuracy(pred.numpy(), y.numpy())
 
 
 def train_digit_classifier(
@@ -226,7 +225,7 @@ def _class_generators(split: dict, gen_dir: Path, latent_size: int, epochs: int,
         else:
             print(f"  training the class-{c} {kind.upper()} (d = {latent_size}, {epochs} epochs) ...", flush=True)
             images = split["train_images"][split["train_labels"] == c]
-            models[c], history = train_class_rhvae(images, latent_size, epochs, seed=seed * 100 + c, name=f"digit class {c}", kind=kind)
+            models[c], history = train_class_generator(images, latent_size, epochs, seed=seed * 100 + c, name=f"digit class {c}", kind=kind)
             if kind == "rhvae":
                 models[c].save_generator(path)
             else:
@@ -261,9 +260,8 @@ def run_digits_arm(
             images per class from the class RHVAEs: ``prior`` z ~ N(0, I), ``manifold`` HMC on the metric) |
             ``vae`` (prior samples of a plain fully connected VAE per class, the paper's VAE rows).
         generated_only: train on the generated images only (``prior`` / ``manifold`` / ``vae``).
-        work: the study's work folder; the RHVAEs (VAEs) are cached in ``work/rhvae/<balance>_seed<seed>_d<d>_e<epochs>``
-            (``work/vae/...``)
-            and shared by every arm of that draw.
+        work: the study's work folder; the RHVAEs are cached in ``work/rhvae/<balance>_seed<seed>_d<d>_e<epochs>``
+            (the plain VAEs in ``work/vae/...``) and shared by every arm of that draw.
         require_trained: stop with ``RuntimeError`` when an RHVAE's (VAE's) loss did not fall below 60 % of its
             first epoch's (off only for plumbing tests with a few epochs).
     """
@@ -307,8 +305,6 @@ def digits_generated_grid(work: str, out: str, seed: int = 0, balance: str = "ba
     prior samples and RHVAE manifold (HMC) samples; ``per_class`` of each class side by side, pixels ``zoom``
     times. Uses the generators the study cached in ``work`` for the draw (``balance``, ``seed``); raises
     ``FileNotFoundError`` when the study has not trained them yet. Writes ``out`` and returns its path."""
-    from PIL import Image, ImageDraw
-
     split = reduced_digits_split(seed, balance=balance)
     tag = f"{balance}_seed{seed}_d{latent_size}_e{vae_epochs}"
     folders = {"rhvae": Path(work) / "rhvae" / tag, "vae": Path(work) / "vae" / tag}
@@ -322,17 +318,5 @@ def digits_generated_grid(work: str, out: str, seed: int = 0, balance: str = "ba
         rows["VAE prior"].append(generate_images(vae, per_class, "prior", seed=123 + c)[0][:, 0].numpy())
         rows["RHVAE prior"].append(generate_images(rhvae, per_class, "prior", seed=123 + c)[0][:, 0].numpy())
         rows["RHVAE manifold"].append(generate_images(rhvae, per_class, "hmc", seed=123 + c)[0][:, 0].numpy())
-    size, gap, margin = 8 * zoom, 2, 110
-    ncol = NUM_DIGIT_CLASSES * per_class
-    canvas = np.full((len(rows) * (size + gap), margin + ncol * (size + gap) + NUM_DIGIT_CLASSES * 4), 255, np.uint8)
-    for r, tiles in enumerate(rows.values()):
-        for c, images in enumerate(tiles):
-            for k, im in enumerate(images):
-                y, x = r * (size + gap), margin + (c * per_class + k) * (size + gap) + c * 4
-                canvas[y : y + size, x : x + size] = (np.kron(np.clip(im, 0, 1), np.ones((zoom, zoom))) * 255).astype(np.uint8)
-    img = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(img)
-    for r, text in enumerate(rows):
-        draw.text((4, r * (size + gap) + size // 2 - 5), text, fill=0)
-    atomic_write(out, lambda p: img.save(p, format="PNG"))
-    return str(out)
+    flat = [(label, [im for images in tiles for im in images]) for label, tiles in rows.items()]
+    return labelled_grid_png(flat, out, zoom=zoom, group_size=per_class)

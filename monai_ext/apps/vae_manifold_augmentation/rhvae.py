@@ -256,11 +256,6 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
     # ---- encoder / metric network ----
     def encode_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(mu, logvar, L)`` with shapes ``(B, d)``, ``(B, d)``, ``(B, d, d)`` (``L`` lower triangular)."""
-        if self.generation_only:
-            raise RuntimeError(
-                "this RHVAE was saved for generation only (without its metric network): it samples and decodes, but "
-                "cannot encode images or train; use a full checkpoint written by train_vae.yaml."
-            )
         self._check_input(x)
         h = self.intermediate(self.encode(x)).flatten(1)
         low = self._lower_triangular(self.metric_net(h.detach() if self.detach_metric_features else h))
@@ -275,6 +270,12 @@ class RiemannianHamiltonianVAE(VarAutoEncoder):
         return low.index_put((rows, self.tril_index[0][None], self.tril_index[1][None]), out[:, d:])
 
     def _check_input(self, x: torch.Tensor) -> None:
+        """Refuse to encode without a metric network, or images not of ``(B, C, *spatial)``."""
+        if self.generation_only:
+            raise RuntimeError(
+                "this RHVAE was saved for generation only (without its metric network): it samples and decodes, but "
+                "cannot encode images or train; use a full checkpoint written by train_vae.yaml."
+            )
         want = (self.in_channels, *self.in_shape)
         if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != tuple(want):
             raise ValueError(f"RHVAE input: expected shape (B, {', '.join(map(str, want))}), got {tuple(x.shape)}.")
@@ -489,8 +490,6 @@ class RiemannianHamiltonianMLPVAE(RiemannianHamiltonianVAE):
         self.metric_net = nn.Sequential(nn.Flatten(), nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, d + d * (d - 1) // 2))
 
     def encode_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.generation_only:
-            return super().encode_all(x)  # raises the generation-only error
         self._check_input(x)
         h = self.encoder(x)
         return self.mu(h), self.logvar(h), self._lower_triangular(self.metric_net(x))

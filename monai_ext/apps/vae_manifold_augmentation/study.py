@@ -27,14 +27,16 @@ from .dataset import brain_ad_split_lists, class_items
 from .rhvae import load_rhvae
 from .samplers import generate_images
 
-__all__ = ["score_brain_classifier", "check_generated_images", "real_vs_generated_grid", "prepare_brain_ad_benchmark"]
+__all__ = ["score_brain_classifier", "check_generated_images", "real_vs_generated_grid", "prepare_brain_ad_benchmark",
+           "labelled_grid_png", "balanced_accuracy"]
 
 
 def _vae_write_json(path: str | Path, data: Any) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=1) + "\n"))
 
 
-def _balanced_accuracy(pred: np.ndarray, label: np.ndarray) -> float:
+def balanced_accuracy(pred: np.ndarray, label: np.ndarray) -> float:
+    """Mean over the classes present in ``label`` of the share of that class predicted as itself (recall)."""
     return float(np.mean([np.mean(pred[label == c] == c) for c in np.unique(label)]))
 
 
@@ -80,7 +82,7 @@ def score_brain_classifier(
     with torch.no_grad():
         pred = torch.cat([net(images[i:i + 256]).argmax(1) for i in range(0, len(images), 256)]).numpy()
     res = {"model": str(model), "test_data": str(data_dir), "test_subjects_per_class": int(test_per_class),
-           "skip_first": int(skip_first), "balanced_accuracy": _balanced_accuracy(pred, labels)}
+           "skip_first": int(skip_first), "balanced_accuracy": balanced_accuracy(pred, labels)}
     _vae_write_json(out, res)
     return res
 
@@ -160,8 +162,6 @@ def real_vs_generated_grid(dataset_dir: str, generators: Mapping[Any, Any], out:
     """A gray PNG: for each class, one row of ``per_row`` real training images, then one row of prior samples
     and one of manifold (HMC) samples (generation ``seed``) of the class's RHVAE in ``generators``
     (``{class: checkpoint}``; of a list, the first). Writes ``out`` and returns its path."""
-    from PIL import Image, ImageDraw
-
     dl = brain_ad_split_lists(dataset_dir)
     classes = sorted(int(c) for c in generators)
     gens = {int(c): (g[0] if isinstance(g, (list, tuple)) else g) for c, g in generators.items()}
@@ -170,24 +170,33 @@ def real_vs_generated_grid(dataset_dir: str, generators: Mapping[Any, Any], out:
     for name in ("prior", "hmc"):
         generated["manifold" if name == "hmc" else name] = [
             generate_images(load_rhvae(gens[c]), per_row, name, seed=seed)[0][:, 0].numpy() for c in classes]
-    tiles, labels = [], []
+    rows = []
     for k, reals in enumerate(real):
-        tiles.append(reals)
-        labels.append(f"{class_names[classes[k]]} real")
+        rows.append((f"{class_names[classes[k]]} real", list(reals)))
         for name, per_class in generated.items():
-            tiles.append(per_class[k])
-            labels.append(f"{class_names[classes[k]]} {name}")
-    h, w = tiles[0][0].shape
-    ncol = max(len(t) for t in tiles)
+            rows.append((f"{class_names[classes[k]]} {name}", list(per_class[k])))
+    return labelled_grid_png(rows, out)
+
+
+def labelled_grid_png(rows: Sequence[tuple[str, Sequence[np.ndarray]]], out: str | Path, zoom: int = 1,
+                      group_size: int | None = None) -> str:
+    """Write a gray PNG of image rows, each with its label in a left margin: ``rows`` of ``(label, images)``,
+    2D images in [0, 1] of one size, 2 px apart, each pixel ``zoom`` x ``zoom``; with ``group_size``, 4 more
+    pixels after every ``group_size`` images of a row. Returns the path."""
+    from PIL import Image, ImageDraw
+
+    h, w = (n * zoom for n in np.shape(rows[0][1][0]))
+    ncol = max(len(images) for _, images in rows)
+    groups = -(-ncol // group_size) if group_size else 0
     margin = 110
-    canvas = np.ones((len(tiles) * (h + 2), margin + ncol * (w + 2)), dtype=np.uint8) * 255
-    for r, row in enumerate(tiles):
-        for k, im in enumerate(row):
-            y, x = r * (h + 2), margin + k * (w + 2)
-            canvas[y : y + h, x : x + w] = (np.clip(im, 0, 1) * 255).astype(np.uint8)
+    canvas = np.full((len(rows) * (h + 2), margin + ncol * (w + 2) + 4 * groups), 255, dtype=np.uint8)
+    for r, (_, images) in enumerate(rows):
+        for k, im in enumerate(images):
+            y, x = r * (h + 2), margin + k * (w + 2) + (4 * (k // group_size) if group_size else 0)
+            canvas[y : y + h, x : x + w] = (np.kron(np.clip(im, 0, 1), np.ones((zoom, zoom))) * 255).astype(np.uint8)
     img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)
-    for r, text in enumerate(labels):
+    for r, (text, _) in enumerate(rows):
         draw.text((4, r * (h + 2) + h // 2 - 5), text, fill=0)
     atomic_write(out, lambda p: img.save(p, format="PNG"))
     return str(out)

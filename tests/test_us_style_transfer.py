@@ -310,14 +310,15 @@ def test_bundle_stages_tiny(tmp_path):
     run_bundle(BUNDLE, ["evaluate.yaml"], augmentation="traditional", **seg_kw,
                **{k: v for k, v in common.items() if k != "channels"})
     assert (tmp_path / "eval" / "seg_fewshot_traditional_seed0" / "metrics.csv").is_file()
+    # default loss network (random_multiscale: 11 layers) for the Gram term, content encoder for the perceptual term
     run_bundle(BUNDLE, ["train.yaml"], max_epochs=1, batch_size=4, latent_dims=2, content_weights=[0, 1, 1],
-               style_weights=[1, 1, 1], **common)
+               style_weights=[1e6] * 10 + [1], **common)
     model = load_us_style_transfer(tmp_path / "models" / "model.pt")
     assert model.latent_dims == [2, 2, 2]
     # continue from those weights: with lr 0 the parameters stay exactly the trained ones
     cont = tmp_path / "continued.pt"
     run_bundle(BUNDLE, ["train.yaml"], max_epochs=1, batch_size=4, latent_dims=2, content_weights=[0, 1, 1],
-               style_weights=[1, 1, 1], learning_rate=0.0, init_from=str(tmp_path / "models" / "model.pt"),
+               loss_network="content_encoder", style_weights=[1, 1, 1], learning_rate=0.0, init_from=str(tmp_path / "models" / "model.pt"),
                ckpt_path=str(cont), **common)
     continued = load_us_style_transfer(cont)
     for (name, p0), (_, p1) in zip(model.named_parameters(), continued.named_parameters()):
@@ -340,18 +341,32 @@ def test_bundle_stages_tiny(tmp_path):
     assert "test_dice" in text and "test_recall" in text
 
 
-def test_all_styles_segmenter_selected_on_validation(tmp_path):
-    """select_on_validation: validation Dice every epoch; the best epoch's weights are the ones tested and saved."""
+def test_all_styles_segmenter_selected_on_validation(tmp_path, tiny_model_path):
+    """select_on_validation: validation Dice every epoch; the best epoch's weights are the ones tested and saved.
+    The all-styles segmenter then judges the style model's report (content preservation, style fidelity)."""
     from monai_ext.bundle_helpers import run_bundle
     from monai_ext.phantoms import synthesize_us_dataset
 
     data = tmp_path / "data"
     synthesize_us_dataset(data, subjects=4, styles=["gel_phantom", "linear_high_freq"], shape=(64, 64), progress=False)
     out = tmp_path / "judge"
-    run_bundle(BUNDLE, ["evaluate.yaml"], bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32,
-               train_set="all_styles", augmentation="traditional", target_style="gel_phantom", num_target=1,
-               seg_epochs=3, seg_batch_size=4, select_on_validation=True, output_dir=str(out), device="cpu",
-               seg_channels=[8, 16, 32])
+    judge = dict(bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32, train_set="all_styles",
+                 augmentation="traditional", target_style="gel_phantom", num_target=1, seg_epochs=3, seg_batch_size=4,
+                 device="cpu", seg_channels=[8, 16, 32])
+    with pytest.raises(Exception) as no_model:  # the style report needs the style model
+        run_bundle(BUNDLE, ["evaluate.yaml"], output_dir=str(tmp_path / "no_model"), **judge)
+    assert "model.pt" in str(no_model.value.__cause__ or no_model.value)
+    run_bundle(BUNDLE, ["evaluate.yaml"], select_on_validation=True, output_dir=str(out), ckpt_path=str(tiny_model_path),
+               **judge)
+    cp = json.loads((out / "content_preservation.json").read_text())
+    assert cp["restyles_per_image"] == 4 and 0.0 <= cp["dice_content_vs_restyled_mean"] <= 1.0  # 2 references + 2 priors
+    fid = json.loads((out / "style_fidelity.json").read_text())
+    assert fid["pairs"] == 2 and set(fid["per_pair"]) == {f"{a}->{b}" for a in ("gel_phantom", "linear_high_freq")
+                                                          for b in ("gel_phantom", "linear_high_freq")}
+    assert fid["mean_ratio"] > 0 and fid["test_images"] == 2
+    # one test subject: its next subject is itself, so the "oracle" (the content anatomy simulated in the reference
+    # style) is the reference itself
+    assert fid["mean_oracle_ratio"] == 0.0
     best = torch.load(out / "best_val_model.pt", weights_only=True)
     saved = torch.load(out / "segmenter.pt", weights_only=True)  # a plain state dict; provenance in segmenter.json
     assert json.loads((out / "segmenter.json").read_text())["augmentation"] == "traditional"

@@ -23,6 +23,13 @@ from .slice_fid import (
     slicewise_fid,
     train_slice_level_classifier,
 )
+from .speckle_texture import (
+    SPECKLE_STATISTICS,
+    SpeckleStyleFidelity,
+    speckle_distance,
+    speckle_statistics,
+    style_fidelity_ratio,
+)
 from .surface_dice import SpacingAwareSurfaceDiceMetric, spacing_from_affine
 from .uncertainty import (
     case_uncertainty,
@@ -56,6 +63,11 @@ __all__ = [
     "slice_level_inception_score",
     "slicewise_fid",
     "train_slice_level_classifier",
+    "SPECKLE_STATISTICS",
+    "SpeckleStyleFidelity",
+    "speckle_distance",
+    "speckle_statistics",
+    "style_fidelity_ratio",
     "spacing_from_affine",
     "SpacingAwareSurfaceDiceMetric",
 ]

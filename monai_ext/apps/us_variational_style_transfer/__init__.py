@@ -13,6 +13,14 @@ from .losses import (
     gram_matrix,
     random_feature_extractor,
 )
+from .loss_networks import (
+    LOSS_NETWORKS,
+    RandomMultiScaleFilters,
+    USStyleClassifier,
+    random_multiscale_feature_extractor,
+    train_us_style_classifier,
+    us_loss_network,
+)
 from .networks import (
     checkpoint_info_path,
     SwishConvBlock,
@@ -27,7 +35,7 @@ from .networks import (
     load_us_style_transfer,
     save_us_style_checkpoint,
 )
-from .study import content_preservation, score_fewshot_segmenter, us_style_grid
+from .study import content_preservation, score_fewshot_segmenter, style_fidelity, style_report, us_style_grid
 from .transforms import (
     RandStyleTransfer,
     RandStyleTransferD,
@@ -54,6 +62,12 @@ __all__ = [
     "random_feature_extractor",
     "StyleFeatureExtractor",
     "VariationalStyleTransferLoss",
+    "LOSS_NETWORKS",
+    "RandomMultiScaleFilters",
+    "random_multiscale_feature_extractor",
+    "USStyleClassifier",
+    "train_us_style_classifier",
+    "us_loss_network",
     "adaptive_instance_norm",
     "load_us_content_encoder",
     "load_us_style_transfer",
@@ -67,6 +81,8 @@ __all__ = [
     "USVariationalStyleTransfer",
     "content_preservation",
     "score_fewshot_segmenter",
+    "style_fidelity",
+    "style_report",
     "us_style_grid",
     "RandStyleTransfer",
     "RandStyleTransferd",

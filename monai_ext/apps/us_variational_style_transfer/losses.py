@@ -245,10 +245,11 @@ class MultiScaleKLLoss(nn.Module):
 class VariationalStyleTransferLoss(nn.Module):
     """``L = L_p + L_s + kl_weight * KL + identity_weight * L1`` (Sec. 2.4; the identity term is an addition).
 
-    Features of the output are computed once for both feature losses.
+    Features of the output are computed once for both feature losses when they share one extractor.
 
     Args:
-        extractor: feature extractor ``psi`` (:class:`StyleFeatureExtractor`; frozen).
+        extractor: feature extractor ``psi`` (:class:`StyleFeatureExtractor`; frozen) of both terms, or of the
+            style term alone when ``content_extractor`` is given.
         content_weights: per-layer weights of :class:`ContentFeatureLoss`.
         style_weights: per-layer weights of :class:`GramStyleLoss`.
         kl_weight: weight of :class:`MultiScaleKLLoss` (paper: 1).
@@ -256,6 +257,8 @@ class VariationalStyleTransferLoss(nn.Module):
         identity_weight: weight of ``mean |output - content|`` on pairs whose style image is the content image
             itself (the ``identity`` mask of :meth:`forward`); 0 in the paper.
         content_normalize: see :class:`ContentFeatureLoss` ``normalize`` (False in the paper).
+        content_extractor: a second frozen extractor for the perceptual (content) term only, e.g. a network that
+            sees anatomy while ``extractor`` sees texture (None: ``extractor`` for both, as in the paper).
 
     After each call, :attr:`last_terms` holds the float values of the terms (for logging).
     """
@@ -269,9 +272,11 @@ class VariationalStyleTransferLoss(nn.Module):
         kl_form: str = "standard",
         identity_weight: float = 0.0,
         content_normalize: bool = False,
+        content_extractor: nn.Module | None = None,
     ):
         super().__init__()
         self.extractor = extractor
+        self.content_extractor = content_extractor
         self.content_normalize = bool(content_normalize)
         self.content_weights = None if content_weights is None else [float(w) for w in content_weights]
         self.style_weights = None if style_weights is None else [float(w) for w in style_weights]
@@ -290,12 +295,14 @@ class VariationalStyleTransferLoss(nn.Module):
         identity: torch.Tensor | None = None,
     ) -> torch.Tensor:
         fo = self.extractor(output)
+        content_net = self.extractor if self.content_extractor is None else self.content_extractor
+        fo_content = fo if self.content_extractor is None else content_net(output)
         with torch.no_grad():
-            fc = self.extractor(content)
+            fc = content_net(content)
             fs = self.extractor(style)
-        n = len(fo)
-        lp = _feature_distance(fo, fc, _weights(self.content_weights, n, "content_weights"), self.content_normalize)
-        ls = _gram_distance(fo, fs, _weights(self.style_weights, n, "style_weights"))
+        cw = _weights(self.content_weights, len(fo_content), "content_weights")
+        lp = _feature_distance(fo_content, fc, cw, self.content_normalize)
+        ls = _gram_distance(fo, fs, _weights(self.style_weights, len(fo), "style_weights"))
         kl = self.kl(mus, logvars)
         total = lp + ls + self.kl_weight * kl
         terms: dict[str, Any] = {"content_loss": float(lp.detach()), "style_loss": float(ls.detach()), "kl": float(kl.detach())}

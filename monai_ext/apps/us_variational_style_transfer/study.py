@@ -6,6 +6,8 @@
   with a large error);
 - :func:`content_preservation`: do restyled images keep their anatomy? Dice between a judge segmenter's
   segmentation of each test image and of its restyled versions;
+- :func:`style_fidelity`: does the texture move to the reference's? Speckle statistics of restyled images
+  against their style references (:class:`monai_ext.metrics.SpeckleStyleFidelity`);
 - :func:`us_style_grid`: the content x style PNG grid of ``docs/README.md``.
 """
 
@@ -26,10 +28,11 @@ from monai.networks.utils import one_hot
 from ...bundle_helpers import bundle_config_parser
 from ...datalists import ultrasound_style_datalist
 from ...io import atomic_write
+from ...metrics.speckle_texture import SpeckleStyleFidelity
 from ...transforms import LoadUltrasound
 from .transforms import StyleInterpolate, StyleTransfer
 
-__all__ = ["score_fewshot_segmenter", "content_preservation", "us_style_grid"]
+__all__ = ["score_fewshot_segmenter", "content_preservation", "style_fidelity", "style_report", "us_style_grid"]
 
 
 def _load_segmenter(cfg: ConfigParser, ckpt: str | Path) -> torch.nn.Module:
@@ -124,9 +127,16 @@ def content_preservation(
     cfg = bundle_config_parser(config_file, config_overrides)
     ckpts = [segmenter] if isinstance(segmenter, (str, Path)) else list(segmenter)
     nets = [_load_segmenter(cfg, c) for c in ckpts]
-    num_classes = int(cfg["num_classes"])
-    loading = cfg.get_parsed_content("loading")
-    test = cfg.get_parsed_content("datalist_all")["test"]
+    res = _content_preservation(nets, cfg.get_parsed_content("loading"), cfg.get_parsed_content("datalist_all")["test"],
+                                int(cfg["num_classes"]), model, seed)
+    res = {"segmenter": [str(c) for c in ckpts] if len(ckpts) > 1 else str(ckpts[0]),
+           "segmenter_training": segmenter_training, "segmenter_channels": list(cfg["seg_channels"]), **res}
+    _us_write_json(out, res)
+    return res
+
+
+def _content_preservation(nets: Sequence[torch.nn.Module], loading: Any, test: Sequence[Mapping[str, Any]],
+                          num_classes: int, model: str, seed: int) -> dict[str, Any]:
     items = [loading(dict(e)) for e in test]
     styles = sorted({e["style"] for e in test})
     subjects = sorted({e["subject"] for e in test})
@@ -174,10 +184,7 @@ def content_preservation(
                 simulated.append(_dice_fg(seg_content[i], seg_content[by_key[(e["subject"], s)]], num_classes))
                 pool("simulated", seg_content[i], seg_content[by_key[(e["subject"], s)]])
     all_d = [d for v in per_source.values() for d in v]
-    res = {
-        "segmenter": [str(c) for c in ckpts] if len(ckpts) > 1 else str(ckpts[0]),
-        "segmenter_training": segmenter_training,
-        "segmenter_channels": list(cfg["seg_channels"]),
+    return {
         "style_model": str(model),
         "test_images": len(items),
         "restyles_per_image": len(per_source),
@@ -199,7 +206,70 @@ def content_preservation(
         "timings": {"restyle_and_segment_s": round(time.time() - t, 1)},
         "seed": seed,
     }
-    _us_write_json(out, res)
+
+
+def style_report(
+    segmenter: torch.nn.Module,
+    model: str,
+    test: Sequence[Mapping[str, Any]],
+    loading: Any,
+    num_classes: int,
+    report_dataset_dir: str,
+    output_dir: str,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The style model's report of ``configs/evaluate.yaml`` (``train_set: all_styles``): content preservation
+    judged by ``segmenter`` (the all-styles segmenter just trained) on the ``test`` items, and
+    :func:`style_fidelity` on the test split of ``report_dataset_dir``. Writes
+    ``output_dir/content_preservation.json`` and ``output_dir/style_fidelity.json``; returns the headline numbers."""
+    segmenter = segmenter.eval()
+    cp = {"segmenter": "the all-styles segmenter of this run", **_content_preservation(
+        [segmenter.cpu()], loading, test, int(num_classes), model, seed)}
+    _us_write_json(Path(output_dir) / "content_preservation.json", cp)
+    fid = style_fidelity(model, report_dataset_dir, str(Path(output_dir) / "style_fidelity.json"))
+    print(f"content preservation (Dice, content vs restyled) {cp['dice_content_vs_restyled_mean']:.3f}; "
+          f"style fidelity ratio {fid['mean_ratio']:.3f} (0 = reference texture, 1 = unchanged)")
+    return {"content_preservation": cp["dice_content_vs_restyled_mean"], "style_fidelity_ratio": fid["mean_ratio"]}
+
+
+def _test_images(dataset_dir: str, size: int = 64) -> tuple[list[dict[str, Any]], dict[tuple[str, str], torch.Tensor]]:
+    test = ultrasound_style_datalist(dataset_dir, subjects=80, shape=[size, size], seed=0)["test"]
+    load = LoadUltrasound()
+    img = {(e["subject"], e["style"]): torch.nn.functional.interpolate(
+        load(e["image"]).as_tensor()[None].float(), size=(size, size), mode="area")[0] for e in test}
+    return test, img
+
+
+def style_fidelity(model: str, dataset_dir: str, out: str | None = None, spread: float = 0.0) -> dict[str, Any]:
+    """Style fidelity of the style-transfer ``model`` on the test split of the synthetic data set in
+    ``dataset_dir`` (80 subjects, data seed 0, 64 x 64; generated when missing): every test image (12 subjects
+    x 6 styles) restyled with each style, the reference being the next subject's image of that style (posterior
+    mean for ``spread`` 0). Per (content style, reference style) pair, the speckle-statistics distance of
+    the restyled images to their references over that of the content images
+    (:class:`~monai_ext.metrics.SpeckleStyleFidelity`; 0: the reference's texture, 1: unchanged), and the same
+    ratio for the content anatomy simulated in the reference style (``oracle``: what a perfect transfer could
+    reach, the anatomies still differ). ``mean_ratio`` averages the 30 pairs of two different styles. Writes
+    ``out`` (JSON) when given and returns the result."""
+    test, img = _test_images(dataset_dir)
+    styles = sorted({e["style"] for e in test})
+    subjects = sorted({e["subject"] for e in test})
+    t = time.time()
+    st = StyleTransfer(model, device="cpu")
+    metric = SpeckleStyleFidelity()
+    for k, subject in enumerate(subjects):
+        ref_subject = subjects[(k + 1) % len(subjects)]
+        for cs in styles:
+            content = img[(subject, cs)]
+            refs = [img[(ref_subject, rs)] for rs in styles]
+            restyled = [st(content, source="reference", spread=float(spread), style_image=r) for r in refs]
+            metric(restyled, [content] * len(styles), refs, [(cs, rs) for rs in styles],
+                   oracle=[img[(subject, rs)] for rs in styles])
+    res = {"style_model": str(model), "data": str(dataset_dir), "spread": float(spread),
+           "test_images": len(test), **metric.aggregate(), "seconds": round(time.time() - t, 1)}
+    if out is not None:
+        _us_write_json(out, res)
+    print(f"style fidelity of {model}: mean ratio {res['mean_ratio']:.3f} over {res['pairs']} style pairs "
+          f"(simulator's own: {res['mean_oracle_ratio']:.3f}; 1 = texture unchanged)")
     return res
 
 

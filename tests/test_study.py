@@ -200,7 +200,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
 
     expected = {
         "vae_manifold_augmentation": {"study", "single_pair", "per_seed_pair", "digits", "oasis_calibration", "oasis_split"},
-        "us_variational_style_transfer": {"study", "content_preservation"},
+        "us_variational_style_transfer": {"study", "content_preservation", "loss_network"},
         "ctsgan_chest_ct_synthesis": {"study", "inpainting"},
     }
     for bundle, names in expected.items():

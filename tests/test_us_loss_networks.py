@@ -86,3 +86,23 @@ def test_separate_content_extractor_feeds_only_the_perceptual_term():
     with pytest.raises(ValueError, match="content_weights: 4 layer weights given for 2"):
         VariationalStyleTransferLoss(style_net, content_weights=[1] * 4, style_weights=[1] * 5,
                                      content_extractor=StyleFeatureExtractor(content_net))(x, x, x, mus, mus)
+
+
+def test_loss_network_probe_on_tiny_data(tmp_path):
+    """The study step that chose the loss network (configs/study_loss_network.yaml), tiny settings."""
+    import json
+
+    from monai_ext.apps.us_variational_style_transfer import loss_network_probe, prepare_style_classifier
+    from monai_ext.phantoms import synthesize_us_dataset
+
+    data = tmp_path / "data"
+    synthesize_us_dataset(data, subjects=12, styles=["gel_phantom", "handheld_curvilinear"], shape=(64, 64),
+                          progress=False)
+    ckpt = tmp_path / "clf.pt"
+    info = prepare_style_classifier(str(data), str(ckpt), epochs=2)
+    assert ckpt.is_file() and len(info["history"]) == 2 and "val_accuracy" in info["history"][-1]
+    for name in ("random_multiscale", "style_classifier"):
+        res = loss_network_probe(name, str(data), str(tmp_path / f"{name}.json"), style_classifier=str(ckpt), steps=3)
+        assert json.loads((tmp_path / f"{name}.json").read_text())["network"] == name
+        assert 0.0 <= res["retrieval_accuracy"] <= 1.0 and res["pairs"] >= 1 and res["texture_synthesis_ratio"] > 0
+        assert res["mean_abs_change_from_content"] > 0  # the pixels moved towards the reference Gram matrices

@@ -35,7 +35,15 @@ from .networks import (
     load_us_style_transfer,
     save_us_style_checkpoint,
 )
-from .study import content_preservation, score_fewshot_segmenter, style_fidelity, style_report, us_style_grid
+from .study import (
+    content_preservation,
+    loss_network_probe,
+    prepare_style_classifier,
+    score_fewshot_segmenter,
+    style_fidelity,
+    style_report,
+    us_style_grid,
+)
 from .transforms import (
     RandStyleTransfer,
     RandStyleTransferD,
@@ -83,6 +91,8 @@ __all__ = [
     "score_fewshot_segmenter",
     "style_fidelity",
     "style_report",
+    "loss_network_probe",
+    "prepare_style_classifier",
     "us_style_grid",
     "RandStyleTransfer",
     "RandStyleTransferd",

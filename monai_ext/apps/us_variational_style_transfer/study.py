@@ -8,7 +8,9 @@
   segmentation of each test image and of its restyled versions;
 - :func:`style_fidelity`: does the texture move to the reference's? Speckle statistics of restyled images
   against their style references (:class:`monai_ext.metrics.SpeckleStyleFidelity`);
-- :func:`us_style_grid`: the content x style PNG grid of ``docs/README.md``.
+- :func:`us_style_grid`: the content x style PNG grid of ``docs/README.md``;
+- :func:`prepare_style_classifier`, :func:`loss_network_probe`: the measurements that chose the loss network
+  (``configs/study_loss_network.yaml``).
 """
 
 from __future__ import annotations
@@ -30,9 +32,19 @@ from ...datalists import ultrasound_style_datalist
 from ...io import atomic_write
 from ...metrics.speckle_texture import SpeckleStyleFidelity
 from ...transforms import LoadUltrasound
+from .losses import gram_matrix
+from .loss_networks import train_us_style_classifier, us_loss_network
 from .transforms import StyleInterpolate, StyleTransfer
 
-__all__ = ["score_fewshot_segmenter", "content_preservation", "style_fidelity", "style_report", "us_style_grid"]
+__all__ = [
+    "score_fewshot_segmenter",
+    "content_preservation",
+    "style_fidelity",
+    "style_report",
+    "us_style_grid",
+    "prepare_style_classifier",
+    "loss_network_probe",
+]
 
 
 def _load_segmenter(cfg: ConfigParser, ckpt: str | Path) -> torch.nn.Module:
@@ -329,3 +341,106 @@ def us_style_grid(model: str, dataset_dir: str, out: str, scale: int = 2, conten
     atomic_write(out, lambda p: canvas.save(p, format="PNG"))
     print(f"wrote {out} ({W}x{H}); interpolation between {styles[0]} (A) and {styles[-1]} (B) of subject {ref_subject}")
     return str(out)
+
+
+def _split_images(dataset_dir: str, split: str) -> tuple[torch.Tensor, list[Mapping[str, Any]]]:
+    items = ultrasound_style_datalist(dataset_dir, subjects=80, shape=[64, 64], seed=0)[split]
+    load = LoadUltrasound()
+    x = torch.stack([torch.nn.functional.interpolate(load(e["image"]).as_tensor()[None].float(), size=(64, 64),
+                                                     mode="area")[0] for e in items])
+    return x, items
+
+
+def prepare_style_classifier(dataset_dir: str, out: str, epochs: int = 30, seed: int = 0) -> dict[str, Any]:
+    """Train the ``style_classifier`` loss-network candidate (:func:`~.loss_networks.train_us_style_classifier`:
+    style of random 32 x 32 crops) on the training split of the synthetic data set in ``dataset_dir``, validated
+    on its validation split. Writes the checkpoint ``out``; returns its training record."""
+    x, items = _split_images(dataset_dir, "training")
+    vx, vitems = _split_images(dataset_dir, "validation")
+    styles = sorted({e["style"] for e in items})
+    _, info = train_us_style_classifier(x, [styles.index(e["style"]) for e in items], out=out, epochs=epochs,
+                                        seed=seed, val_images=vx, val_styles=[styles.index(e["style"]) for e in vitems])
+    return info
+
+
+def loss_network_probe(
+    network: str,
+    dataset_dir: str,
+    out: str,
+    content_autoencoder: str | None = None,
+    style_classifier: str | None = None,
+    steps: int = 300,
+    learning_rate: float = 0.01,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """How well does the loss network ``network`` (:func:`~.loss_networks.us_loss_network`) see ultrasound texture?
+    Two measurements on the test split of the synthetic data set in ``dataset_dir`` (12 subjects x 6 styles):
+
+    - ``retrieval_accuracy``: the share of test images whose nearest image of another subject, in Gram-matrix
+      distance (every layer, each scaled by its median Gram norm), has the same machine style;
+    - ``texture_synthesis_ratio``: each subject's image in one style (styles cycle over subjects) is optimised
+      pixel by pixel (Adam, ``steps`` steps, ``learning_rate``, values kept in [0, 1]) to match the Gram
+      matrices of the next subject's image in each of the 5 other styles (every layer's term divided by its
+      value at the start), as in Gatys et al.'s texture synthesis; the result is scored with the network-free
+      speckle statistics (:class:`~monai_ext.metrics.SpeckleStyleFidelity`: 0 = the reference's texture,
+      1 = unchanged). What a generator trained with this loss could reach at best.
+
+    Writes ``out`` (JSON) and returns the result."""
+    torch.manual_seed(int(seed))
+    ext = us_loss_network(network, content_autoencoder=content_autoencoder, style_classifier=style_classifier,
+                          seed=int(seed))
+    x, test = _split_images(dataset_dir, "test")
+    styles = sorted({e["style"] for e in test})
+    subjects = sorted({e["subject"] for e in test})
+    key = {(e["subject"], e["style"]): i for i, e in enumerate(test)}
+    t0 = time.time()
+    with torch.no_grad():
+        grams = [gram_matrix(f).flatten(1) for f in ext(x)]
+    dist = sum(torch.cdist(g / g.norm(dim=1).median(), g / g.norm(dim=1).median()) for g in grams).numpy()
+    subj = np.array([e["subject"] for e in test])
+    style = np.array([e["style"] for e in test])
+    dist[subj[:, None] == subj[None, :]] = np.inf
+    retrieval = float(np.mean(style[dist.argmin(1)] == style))
+
+    content_idx, ref_idx, oracle_idx, pairs = [], [], [], []
+    for k, s in enumerate(subjects):
+        cs, ref_subject = styles[k % len(styles)], subjects[(k + 1) % len(subjects)]
+        for rs in styles:
+            if rs != cs:
+                content_idx.append(key[(s, cs)])
+                ref_idx.append(key[(ref_subject, rs)])
+                oracle_idx.append(key[(s, rs)])
+                pairs.append((cs, rs))
+    content, ref = x[content_idx], x[ref_idx]
+    with torch.no_grad():
+        target = [gram_matrix(f) for f in ext(ref)]
+
+    def per_layer(img: torch.Tensor) -> list[torch.Tensor]:
+        return [((gram_matrix(f) - g) ** 2).flatten(1).mean(1) for f, g in zip(ext(img), target)]
+
+    with torch.no_grad():
+        start = [v.mean() + 1e-20 for v in per_layer(content)]
+    img = content.clone().requires_grad_(True)
+    opt = torch.optim.Adam([img], lr=float(learning_rate))
+    for _ in range(int(steps)):
+        loss = sum((v / s0).mean() for v, s0 in zip(per_layer(img), start)) / len(start)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            img.clamp_(0.0, 1.0)
+    fid = SpeckleStyleFidelity()
+    fid(img.detach(), content, ref, pairs, oracle=x[oracle_idx])
+    agg = fid.aggregate()
+    res = {
+        "network": network, "layers": len(grams), "retrieval_accuracy": retrieval,
+        "texture_synthesis_ratio": agg["mean_ratio"],
+        "texture_synthesis_ratio_per_statistic": agg["mean_ratio_per_statistic"],
+        "simulator_ratio": agg["mean_oracle_ratio"],
+        "relative_gram_loss_after": float(loss.detach()),
+        "mean_abs_change_from_content": float((img.detach() - content).abs().mean()),
+        "pairs": len(pairs), "steps": int(steps), "seconds": round(time.time() - t0, 1),
+    }
+    _us_write_json(out, res)
+    print(f"loss network {network}: style retrieval {retrieval:.3f}, texture synthesis ratio {agg['mean_ratio']:.3f}")
+    return res

@@ -244,12 +244,17 @@ def style_report(
     return {"content_preservation": cp["dice_content_vs_restyled_mean"], "style_fidelity_ratio": fid["mean_ratio"]}
 
 
-def _test_images(dataset_dir: str, size: int = 64) -> tuple[list[dict[str, Any]], dict[tuple[str, str], torch.Tensor]]:
-    test = ultrasound_style_datalist(dataset_dir, subjects=80, shape=[size, size], seed=0)["test"]
+def _split_images(dataset_dir: str, split: str) -> tuple[torch.Tensor, list[Mapping[str, Any]]]:
+    items = ultrasound_style_datalist(dataset_dir, subjects=80, shape=[64, 64], seed=0)[split]
     load = LoadUltrasound()
-    img = {(e["subject"], e["style"]): torch.nn.functional.interpolate(
-        load(e["image"]).as_tensor()[None].float(), size=(size, size), mode="area")[0] for e in test}
-    return test, img
+    x = torch.stack([torch.nn.functional.interpolate(load(e["image"]).as_tensor()[None].float(), size=(64, 64),
+                                                     mode="area")[0] for e in items])
+    return x, items
+
+
+def _test_images(dataset_dir: str) -> tuple[list[Mapping[str, Any]], dict[tuple[str, str], torch.Tensor]]:
+    x, test = _split_images(dataset_dir, "test")
+    return test, {(e["subject"], e["style"]): x[i] for i, e in enumerate(test)}
 
 
 def style_fidelity(model: str, dataset_dir: str, out: str | None = None, spread: float = 0.0) -> dict[str, Any]:
@@ -341,14 +346,6 @@ def us_style_grid(model: str, dataset_dir: str, out: str, scale: int = 2, conten
     atomic_write(out, lambda p: canvas.save(p, format="PNG"))
     print(f"wrote {out} ({W}x{H}); interpolation between {styles[0]} (A) and {styles[-1]} (B) of subject {ref_subject}")
     return str(out)
-
-
-def _split_images(dataset_dir: str, split: str) -> tuple[torch.Tensor, list[Mapping[str, Any]]]:
-    items = ultrasound_style_datalist(dataset_dir, subjects=80, shape=[64, 64], seed=0)[split]
-    load = LoadUltrasound()
-    x = torch.stack([torch.nn.functional.interpolate(load(e["image"]).as_tensor()[None].float(), size=(64, 64),
-                                                     mode="area")[0] for e in items])
-    return x, items
 
 
 def prepare_style_classifier(dataset_dir: str, out: str, epochs: int = 30, seed: int = 0) -> dict[str, Any]:

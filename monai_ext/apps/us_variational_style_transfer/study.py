@@ -290,11 +290,14 @@ def style_fidelity(model: str, dataset_dir: str, out: str | None = None, spread:
     return res
 
 
-def us_style_grid(model: str, dataset_dir: str, out: str, scale: int = 2, contents: int = 4) -> str:
+def us_style_grid(model: str, dataset_dir: str, out: str, scale: int = 2, contents: int = 4,
+                  fidelity: bool = True) -> str:
     """PNG grid of the style-transfer ``model``: content x style (each content image restyled with the posterior
     mean of one reference image per machine style), prior samples (spread 1 and 2), and a latent interpolation
     row (t = -0.5 ... 1.5 between two reference styles; t outside [0, 1] extrapolates). Images are test-split
     images of the synthetic data set in ``dataset_dir`` (80 subjects, data seed 0, generated when missing).
+    ``fidelity``: a last line gives, under each style column, the :func:`style_fidelity` ratio of that reference
+    style (mean over the 5 other content styles of all test subjects; 1 = texture unchanged).
     Writes ``out`` and returns its path."""
     from PIL import Image, ImageDraw
 
@@ -326,7 +329,8 @@ def us_style_grid(model: str, dataset_dir: str, out: str, scale: int = 2, conten
 
     h = w = 64 * scale
     margin, top, gap, title_h = 70, 14, 3, 12
-    H = top + len(rows) * (h + gap) + title_h
+    foot_h = 14 if fidelity else 0
+    H = top + len(rows) * (h + gap) + title_h + foot_h
     W = margin + len(col_titles) * (w + gap)
     canvas = Image.new("L", (W, H), 255)
     draw = ImageDraw.Draw(canvas)
@@ -343,6 +347,15 @@ def us_style_grid(model: str, dataset_dir: str, out: str, scale: int = 2, conten
     y_it = top + (len(rows) - 1) * (h + gap)
     for c, t in enumerate(interp_titles):
         draw.text((margin + c * (w + gap) + 2, y_it), t + (" (A)" if abs(ts[c]) < 1e-9 else " (B)" if abs(ts[c] - 1) < 1e-9 else ""), fill=0)
+    if fidelity:
+        fid = style_fidelity(model, dataset_dir)
+        y_foot = H - foot_h + 1
+        draw.text((2, y_foot), "fidelity", fill=0)
+        for c, s in enumerate(styles, start=1):
+            r = np.mean([v["restyled_ratio"]["mean"] for k, v in fid["per_pair"].items()
+                         if k.endswith("->" + s) and not k.startswith(s + "->")])
+            draw.text((margin + c * (w + gap) + 2, y_foot), f"ratio {r:.2f}", fill=0)
+        draw.text((margin + 2, y_foot), f"mean {fid['mean_ratio']:.2f}", fill=0)
     atomic_write(out, lambda p: canvas.save(p, format="PNG"))
     print(f"wrote {out} ({W}x{H}); interpolation between {styles[0]} (A) and {styles[-1]} (B) of subject {ref_subject}")
     return str(out)

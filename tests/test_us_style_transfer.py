@@ -186,6 +186,43 @@ def test_transform_deterministic_by_seed_and_replayable(tiny_model_path):
     assert isinstance(nout, np.ndarray) and np.array_equal(nout, img.numpy())
 
 
+def test_decoder_noise_is_seeded_replayable_and_zero_gain_is_the_plain_model(tmp_path):
+    torch.manual_seed(0)
+    plain = USVariationalStyleTransfer(channels=CH, latent_dims=3).eval()
+    path = tmp_path / "plain.pt"
+    save_us_style_checkpoint(plain, path)
+    noisy = load_us_style_transfer(path, noise=True)  # a model without noise loads with zero gains
+    assert noisy.noise and len(noisy.noise_gains) == len(CH) and not plain.noise and len(plain.noise_gains) == 0
+    x, codes = _img(1)[None], [torch.zeros(1, 3)] * len(CH)
+    with torch.no_grad():
+        feats = noisy.encode_content(x)
+        assert plain.draw_noise(feats) is None
+        assert torch.equal(noisy.decode(feats, codes, noisy.draw_noise(feats, [5])), plain.decode(feats, codes))
+        for g in noisy.noise_gains:
+            g.fill_(0.5)
+        a, b = (noisy.decode(feats, codes, noisy.draw_noise(feats, [s])) for s in (5, 6))
+        assert torch.equal(a, noisy.decode(feats, codes, noisy.draw_noise(feats, [5]))) and not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="2 seeds for 1 images"):
+        noisy.draw_noise(feats, [1, 2])
+    noisy_path = tmp_path / "noisy.pt"
+    save_us_style_checkpoint(noisy, noisy_path)
+    assert json.loads(noisy_path.with_suffix(".json").read_text())["config"]["noise"] is True
+    # the transforms seed the noise from their seed parameter: a recorded restyling replays exactly
+    rand = RandStyleTransfer(noisy_path, prob=1.0, device="cpu")
+    rand.set_random_state(3)
+    out = rand(MetaTensor(_img(2)))
+    params = {k: v for k, v in out.meta["style_transfer"].items() if k != "applied"}
+    st = StyleTransfer(noisy_path, device="cpu")
+    assert torch.equal(torch.as_tensor(out), st(_img(2), **params))
+    assert not torch.allclose(st(_img(2), **params), st(_img(2), **{**params, "seed": params["seed"] + 1}))
+    # training draws fresh noise from the global random state
+    noisy.train()
+    torch.manual_seed(1)
+    o1 = noisy.transfer_with_posterior(x, x)[0]
+    torch.manual_seed(1)
+    assert torch.equal(o1, noisy.transfer_with_posterior(x, x)[0])
+
+
 def test_reference_styles_batch_and_interpolation(tiny_model_path):
     ramp = np.linspace(0, 1, 16, dtype=np.float32)[None, :, None].repeat(16, 2)
     refs = [_img(10).numpy(), 0.3 * ramp]  # two clearly different "styles"

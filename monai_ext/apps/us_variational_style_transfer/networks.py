@@ -29,7 +29,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -267,7 +267,9 @@ class USStyleEncoder(nn.Module):
 
 class USAdaINDecoder(nn.Module):
     """U-Net decoder ``D``: AdaIN on the deepest content features, then per scale: upsample, concat the
-    content skip, ConvBlock, AdaIN with that scale's style statistics; 1x1 conv + sigmoid at the end."""
+    content skip, ConvBlock, AdaIN with that scale's style statistics; 1x1 conv + sigmoid at the end.
+    ``noise_maps`` (optional, finest scale first, each shaped like that scale's features) are added before each
+    AdaIN, as in StyleGAN: a source of new texture that the content features do not hold."""
 
     def __init__(self, spatial_dims: int = 2, out_channels: int = 1, channels: Sequence[int] = (16, 32, 64, 128)):
         super().__init__()
@@ -277,12 +279,23 @@ class USAdaINDecoder(nn.Module):
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         self.head = conv(chans[0], out_channels, kernel_size=1)
 
-    def forward(self, feats: list[torch.Tensor], means: list[torch.Tensor], stds: list[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self,
+        feats: list[torch.Tensor],
+        means: list[torch.Tensor],
+        stds: list[torch.Tensor],
+        noise_maps: Optional[list[torch.Tensor]] = None,
+    ) -> torch.Tensor:
         n = len(feats)
-        x = adaptive_instance_norm(feats[n - 1], means[n - 1], stds[n - 1])
+        x = feats[n - 1]
+        if noise_maps is not None:
+            x = x + noise_maps[n - 1]
+        x = adaptive_instance_norm(x, means[n - 1], stds[n - 1])
         for j, stage in enumerate(self.stages):
             i = n - 2 - j
             x = stage(x, feats[i])
+            if noise_maps is not None:
+                x = x + noise_maps[i]
             x = adaptive_instance_norm(x, means[i], stds[i])
         return torch.sigmoid(self.head(x))
 
@@ -296,6 +309,10 @@ class USVariationalStyleTransfer(nn.Module):
         channels: widths per scale, finest first (paper: 64, 128, 256, 512, 1024). Input sizes must be
             divisible by ``2 ** (len(channels) - 1)`` (:attr:`size_divisor`).
         latent_dims: style latent size per scale.
+        noise: per-pixel Gaussian noise, scaled by a learned gain per channel (initialised to 0, so a model
+            without noise loads and behaves the same), added before every AdaIN of the decoder during training
+            and by the transforms (seeded by their ``seed`` parameter, so restylings replay). ``forward`` and
+            ``decode`` without ``noise_maps`` add none.
 
     ``forward(content, style=None)``: the content image restyled with the posterior mean of ``style``'s
     latents (eval) or a posterior sample (training); with ``style=None``, the prior mean (``z = 0``).
@@ -308,9 +325,12 @@ class USVariationalStyleTransfer(nn.Module):
         in_channels: int = 1,
         channels: Sequence[int] = (16, 32, 64, 128),
         latent_dims: int | Sequence[int] = 8,
+        noise: bool = False,
     ):
         super().__init__()
         chans = _check_channels(channels)
+        self.noise = bool(noise)
+        self.noise_gains = nn.ParameterList([nn.Parameter(torch.zeros(c)) for c in chans] if self.noise else [])
         self.spatial_dims = int(spatial_dims)
         self.in_channels = int(in_channels)
         self.channels = chans
@@ -325,6 +345,8 @@ class USVariationalStyleTransfer(nn.Module):
             "channels": list(chans),
             "latent_dims": list(self.latent_dims),
         }
+        if self.noise:
+            self.config["noise"] = True
 
     # ---------------------------------------------------------------- parts
     def encode_content(self, content: torch.Tensor) -> list[torch.Tensor]:
@@ -335,10 +357,37 @@ class USVariationalStyleTransfer(nn.Module):
         """Per-scale posterior ``(mu_i, logvar_i)`` of ``q(z_i | style)``, each (B, latent_dims[i])."""
         return self.style_encoder(style)
 
-    def decode(self, content_feats: list[torch.Tensor], style_codes: list[torch.Tensor]) -> torch.Tensor:
-        """Image from content features and per-scale style codes ``z_i`` (B, latent_dims[i])."""
+    def decode(
+        self,
+        content_feats: list[torch.Tensor],
+        style_codes: list[torch.Tensor],
+        noise_maps: Optional[list[torch.Tensor]] = None,
+    ) -> torch.Tensor:
+        """Image from content features and per-scale style codes ``z_i`` (B, latent_dims[i]); ``noise_maps``
+        from :meth:`draw_noise` (None: no noise)."""
         means, stds = self.style_encoder.style_statistics(style_codes)
-        return self.decoder(content_feats, means, stds)
+        return self.decoder(content_feats, means, stds, noise_maps)
+
+    @torch.jit.unused
+    def draw_noise(self, content_feats: list[torch.Tensor], seeds: Sequence[int] | None = None) -> list[torch.Tensor] | None:
+        """Scaled noise maps for :meth:`decode` (None for a model without ``noise``): per scale, one N(0, 1) map
+        per image (shared by the channels) times the learned per-channel gain. ``seeds``: one per image (each
+        image's noise then depends on its seed only); None: the global random state (training)."""
+        if not self.noise:
+            return None
+        b = content_feats[0].shape[0]
+        if seeds is not None and len(seeds) != b:
+            raise ValueError(f"draw_noise: {len(seeds)} seeds for {b} images.")
+        gens = None if seeds is None else [torch.Generator().manual_seed(int(s) + 1_000_003) for s in seeds]
+        maps = []
+        for f, gain in zip(content_feats, self.noise_gains):
+            shape = (1, 1) + tuple(f.shape[2:])
+            if gens is None:
+                z = torch.randn((b,) + shape[1:], device=f.device, dtype=f.dtype)
+            else:
+                z = torch.cat([torch.randn(shape, generator=g) for g in gens]).to(f.device, f.dtype)
+            maps.append(z * gain.view((1, -1) + (1,) * (f.dim() - 2)))
+        return maps
 
     @torch.jit.unused
     def sample_style(
@@ -377,7 +426,8 @@ class USVariationalStyleTransfer(nn.Module):
         """Training pass: (output, mus, logvars), ``z`` drawn from ``q(z | style)`` by reparameterisation."""
         mus, logvars = self.encode_style(style)
         codes = [mu + torch.exp(0.5 * lv) * torch.randn_like(mu) for mu, lv in zip(mus, logvars)]
-        return self.decode(self.encode_content(content), codes), mus, logvars
+        feats = self.encode_content(content)
+        return self.decode(feats, codes, self.draw_noise(feats)), mus, logvars
 
     def forward(self, content: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         feats = self.encode_content(content)
@@ -536,6 +586,10 @@ def load_us_style_transfer(
     state, config = _read_state(file, map_location)
     config.update(overrides)
     model = USVariationalStyleTransfer(**config)
+    state = dict(state)
+    for k, v in model.state_dict().items():  # weights of a model without noise: noise gains 0 (the same model)
+        if k.startswith("noise_gains.") and k not in state:
+            state[k] = torch.zeros_like(v)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -238,13 +238,19 @@ def _codes_for(handle: _ModelHandle, params: Mapping[str, Any], style_image: Sty
     ]
 
 
-def _restyle(handle: _ModelHandle, x: torch.Tensor, codes_per_sample: list[list[torch.Tensor]]) -> torch.Tensor:
-    """One forward pass for the batch ``x`` (B, C, *spatial); returns a tensor on ``x``'s device and dtype."""
+def _restyle(handle: _ModelHandle, x: torch.Tensor, codes_per_sample: list[list[torch.Tensor]],
+             seeds: Sequence[int] | None = None) -> torch.Tensor:
+    """One forward pass for the batch ``x`` (B, C, *spatial); returns a tensor on ``x``'s device and dtype.
+    ``seeds``: one per image, for the decoder noise of a model trained with it (default 0 for every image)."""
     model = handle.model
     xin, margins = _pad_for_restyle(x.to(handle.device, torch.float32), int(getattr(model, "size_divisor", 1)))
     codes = [torch.cat([c[k] for c in codes_per_sample], dim=0) for k in range(len(codes_per_sample[0]))]
     with torch.no_grad():
-        out = model.decode(model.encode_content(xin), codes)
+        feats = model.encode_content(xin)
+        noise = None
+        if getattr(model, "noise", False):
+            noise = model.draw_noise(feats, list(seeds) if seeds is not None else [0] * x.shape[0])
+        out = model.decode(feats, codes, noise)
     out = out[(slice(None), slice(None)) + tuple(slice(m, m + s) for m, s in zip(margins, x.shape[2:]))]
     return out.to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
 
@@ -294,7 +300,8 @@ class StyleTransfer(Transform):
         extra = [
             _codes_for(self.handle, {**params, "seed": int(seed) + 7919 * i}, style_image) for i in range(1, x.shape[0])
         ]
-        return _output_like(_restyle(self.handle, x, [codes] + extra), img, single, params)
+        seeds = [int(seed) + 7919 * i for i in range(x.shape[0])]
+        return _output_like(_restyle(self.handle, x, [codes] + extra, seeds), img, single, params)
 
 
 class StyleTransferd(MapTransform):
@@ -395,7 +402,8 @@ class RandStyleTransfer(RandomizableTransform):
         out = x.clone()
         if applied:
             codes = [_codes_for(handle, params_list[i], None) for i in applied]
-            out[applied] = _restyle(handle, x[applied], codes).to(out.dtype)
+            seeds = [int(params_list[i]["seed"]) for i in applied]
+            out[applied] = _restyle(handle, x[applied], codes, seeds).to(out.dtype)
         record = params_list[0] if single else params_list
         return _output_like(out, img, single, record)
 

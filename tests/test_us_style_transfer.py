@@ -473,6 +473,13 @@ def test_restyle_crops_a_real_dicom_to_its_tissue_region(tiny_model_path, tmp_pa
     cropped = restyle_images(tiny_model_path, path, tmp_path / "crop", image_size=[16, 16], device="cpu", crop_to_region=True)
     assert np.asarray(Image.open(full[0])).shape == (480, 640)
     assert np.asarray(Image.open(cropped[0])).shape == tuple(region.shape[-2:])
+    # a PNG style reference is not cropped (it has no ultrasound regions); a DICOM reference is
+    style_png = tmp_path / "style.png"
+    Image.fromarray((np.random.default_rng(0).random((32, 32)) * 255).astype(np.uint8)).save(style_png)
+    for style in (style_png, path):
+        out = restyle_images(tiny_model_path, path, tmp_path / f"ref_{Path(style).suffix[1:]}", image_size=[16, 16],
+                             device="cpu", crop_to_region=True, style_image=style)
+        assert np.asarray(Image.open(out[0])).shape == tuple(region.shape[-2:])
 
 
 @pytest.mark.parametrize("name, shape", [("OBXXXX1A_2frame.dcm", (600, 800)), ("color3d_jpeg_baseline.dcm", (480, 640))])

@@ -44,7 +44,7 @@ from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
 from ...datalists.ultrasound import is_image_file
-from ...io import atomic_write
+from ...io import atomic_write, is_dicom_file
 from ...transforms.load_ultrasound import LoadUltrasound
 from .networks import load_us_style_transfer, resolve_model_file
 
@@ -573,9 +573,9 @@ def restyle_images(
     source = "reference" if style_image is not None else "prior"
     loader = LoadUltrasound(crop_to_region=bool(crop_to_region))
 
-    def _load(path: Any) -> tuple[torch.Tensor, tuple[int, int], list[int]]:
+    def _load(path: Any, load: LoadUltrasound = loader) -> tuple[torch.Tensor, tuple[int, int], list[int]]:
         """The image fitted into ``image_size`` (aspect kept, edge-padded), its own size and the padding."""
-        img = loader(str(path)).as_tensor()
+        img = load(str(path)).as_tensor()
         size = (int(img.shape[-2]), int(img.shape[-1]))
         if image_size is None:
             return img, size, [0, 0, 0, 0]
@@ -597,7 +597,10 @@ def restyle_images(
     if style_image is not None:
         if not Path(style_image).expanduser().is_file():
             raise FileNotFoundError(f"style_image {style_image} not found.")
-        style = _load(Path(style_image).expanduser())[0]
+        style_path = Path(style_image).expanduser()
+        # the style reference is cropped to its tissue region only when it is a DICOM itself (a PNG has no regions)
+        style_loader = loader if crop_to_region and is_dicom_file(style_path) else LoadUltrasound()
+        style = _load(style_path, style_loader)[0]
     written, records = [], []
     for i, f in enumerate(files):
         img, size, pad = _load(f)

@@ -301,12 +301,9 @@ def us_style_grid(model: str, dataset_dir: str, out: str, scale: int = 2, conten
     Writes ``out`` and returns its path."""
     from PIL import Image, ImageDraw
 
-    dl = ultrasound_style_datalist(dataset_dir, subjects=80, shape=[64, 64], seed=0)["test"]
+    dl, img = _test_images(dataset_dir)
     styles = sorted({e["style"] for e in dl})
     subjects = sorted({e["subject"] for e in dl})
-    load = LoadUltrasound()
-    img = {(e["subject"], e["style"]): torch.nn.functional.interpolate(load(e["image"]).as_tensor()[None], size=(64, 64), mode="area")[0]
-           for e in dl}
     st = StyleTransfer(model, device="cpu")
     si = StyleInterpolate(model, device="cpu")
     ref_subject = subjects[-1]

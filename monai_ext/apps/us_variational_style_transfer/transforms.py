@@ -296,12 +296,9 @@ class StyleTransfer(Transform):
         """Restyle ``img`` (C, H, W) or (B, C, H, W) in [0, 1]; returns the same type and shape."""
         x, single = _as_batch(img, self.handle, "image")
         params = self.params(source, seed, spread, style_index)
-        codes = _codes_for(self.handle, params, style_image)
-        extra = [
-            _codes_for(self.handle, {**params, "seed": int(seed) + 7919 * i}, style_image) for i in range(1, x.shape[0])
-        ]
-        seeds = [int(seed) + 7919 * i for i in range(x.shape[0])]
-        return _output_like(_restyle(self.handle, x, [codes] + extra, seeds), img, single, params)
+        seeds = [int(seed) + 7919 * i for i in range(x.shape[0])]  # image i of a batch: its own style draw and noise
+        codes = [_codes_for(self.handle, {**params, "seed": s}, style_image) for s in seeds]
+        return _output_like(_restyle(self.handle, x, codes, seeds), img, single, params)
 
 
 class StyleTransferd(MapTransform):

@@ -156,6 +156,22 @@ def test_vae_manifold_classifier_multi_gpu_train(tmp_path):
         assert len(list((tmp_path / "eval" / "generated" / f"rank{rank}").glob("class1_hmc_*/gen_*.nii.gz"))) == 4
 
 
+def test_label_noise_mean_teacher_multi_gpu_train(tmp_path):
+    from monai_ext.apps.label_noise_bias_study import DualDecoderUNet
+    from monai_ext.phantoms import synthesize_brain_tumor_dataset
+
+    bundle = ROOT / "label_noise_bias_study"
+    data = tmp_path / "data"
+    synthesize_brain_tumor_dataset(data, cases=4, seed=2, progress=False)
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(data), slice_dir=str(tmp_path / "slices"),
+                               num_val=1, num_test=1, synth_cases=4, channels=[4, 8], batch_size=8, max_epochs=2,
+                               model="mt", noise="shift", level=2))
+    assert "Epoch[2]" in log or "Epoch: 2/2" in log
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    DualDecoderUNet(2, 4, 1, channels=(4, 8)).load_state_dict(state)       # no "module." prefix, the plain network
+
+
 def test_no_config_selects_handlers_by_list_position():
     """Handlers are chosen by id or key: a position (``@handlers[:1]``) silently picks another handler when the
     list changes, which under torchrun leaves a collective (the time limit's broadcast) on one rank only."""

@@ -1,12 +1,15 @@
-"""Ignite handlers that MONAI lacks.
+"""Ignite handlers that MONAI lacks (time limit, metric history, mean-teacher EMA).
 """
 
 from __future__ import annotations
 
+from .mean_teacher import MeanTeacherEMA, ema_teacher
 from .metric_history import MetricHistorySaver, read_metric_history
 from .time_limit import TimeLimitHandler
 
 __all__ = [
+    "MeanTeacherEMA",
+    "ema_teacher",
     "MetricHistorySaver",
     "TimeLimitHandler",
     "read_metric_history",

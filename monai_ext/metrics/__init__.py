@@ -6,6 +6,7 @@ from __future__ import annotations
 from .label_volume import ClassVolumeMetric
 from .lung_parenchyma import lung_texture
 from .mask_overlap import mask_dice
+from .pooled_dice import PooledDiceMetric
 from .slice_consistency import (
     adjacent_slice_mad,
     bright_columns,
@@ -42,6 +43,7 @@ from .uncertainty import (
 
 __all__ = [
     "mask_dice",
+    "PooledDiceMetric",
     "case_uncertainty",
     "mc_dropout_probabilities",
     "mc_variance",

@@ -1,0 +1,104 @@
+"""Study helpers of the label-noise bundle: Dice relative to clean training per corruption, as the paper plots it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...io import atomic_write
+
+__all__ = ["read_metrics_csv", "relative_dice_report"]
+
+
+def read_metrics_csv(path: str | Path) -> dict[str, float]:
+    """``name -> value`` of a MONAI ``MetricsSaver`` ``metrics.csv`` (``name,value`` rows)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such metrics file (did the run's evaluate.yaml step finish?).")
+    with path.open() as f:
+        return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) >= 2}
+
+
+def relative_dice_report(
+    runs_dir: str,
+    arms: Mapping[str, Sequence[Any]],
+    seeds: Sequence[int],
+    out: str,
+    metric: str = "test_pooled_dice",
+    title: str = "Dice relative to clean training",
+) -> dict[str, Any]:
+    """Test Dice of every arm as a fraction of its model's clean-training Dice, seed by seed (the paper's y axis).
+
+    Args:
+        runs_dir: the study's run folders ``<arm>_seed<seed>/metrics.csv``.
+        arms: ``arm -> [model, noise, level]``; each model needs an arm with noise ``clean``.
+        seeds: the seeds to read.
+        out: the PNG to write; ``<out without .png>.json`` gets the numbers.
+        metric: the metrics.csv row.
+
+    Returns:
+        ``{"arms": {arm: {"model", "noise", "level", "dice": [...], "relative": [...], "relative_mean",
+        "relative_std"}}, "clean": {model: [...]}}`` (relative = Dice / the same seed's clean Dice of that model).
+    """
+    done = {arm for arm in arms if all((Path(runs_dir) / f"{arm}_seed{int(s)}" / "metrics.csv").is_file() for s in seeds)}
+    if len(done) < len(arms):   # a study run with --arms: report what exists, name the rest
+        print(f"relative_dice_report: runs missing for {sorted(set(arms) - done)}; left out of {out}", flush=True)
+    arms = {arm: spec for arm, spec in arms.items() if arm in done}
+    dice = {arm: [read_metrics_csv(Path(runs_dir) / f"{arm}_seed{int(s)}" / "metrics.csv")[metric] for s in seeds]
+            for arm in arms}
+    clean = {spec[0]: dice[arm] for arm, spec in arms.items() if spec[1] == "clean"}
+    rows: dict[str, Any] = {}
+    for arm, (model, noise, level) in arms.items():
+        if model not in clean:
+            continue
+        rel = [d / c for d, c in zip(dice[arm], clean[model])]
+        rows[arm] = {"model": model, "noise": noise, "level": float(level), "dice": dice[arm], "relative": rel,
+                     "relative_mean": float(np.mean(rel)), "relative_std": float(np.std(rel, ddof=1)) if len(rel) > 1 else 0.0}
+    report = {"metric": metric, "seeds": [int(s) for s in seeds], "arms": rows, "clean": clean,
+              "missing": sorted(set(done) - set(rows))}
+    out_path = Path(out)
+    atomic_write(out_path.with_suffix(".json"), lambda p: p.write_text(json.dumps(report, indent=1)))
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    families = [("warp", "warp sigma (px)"), ("shift", "shift n (px)"), ("crop", "crop"), ("mask fraction", "fraction")]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), sharey=True)
+    models = sorted({r["model"] for r in rows.values()}, key=["seg", "ae", "mt"].index)
+    for ax, (family, xlabel) in zip(axes, families):
+        for m_i, model in enumerate(models):
+            if family == "crop":
+                sel = [(n, r) for n, r in rows.items() if r["model"] == model and r["noise"].startswith("crop")]
+                xs = np.arange(len(sel)) + 0.25 * (m_i - (len(models) - 1) / 2)
+                ax.bar(xs, [r["relative_mean"] for _, r in sel], 0.25, yerr=[r["relative_std"] for _, r in sel],
+                       label=model)
+                ax.set_xticks(np.arange(len(sel)), [r["noise"].replace("crop_", "") for _, r in sel])
+                continue
+            kinds = ["permute", "discard"] if family == "mask fraction" else [family]
+            for kind in kinds:
+                pts = sorted((r["level"], r["relative_mean"], r["relative_std"]) for r in rows.values()
+                             if r["model"] == model and r["noise"] == kind)
+                if not pts:
+                    continue
+                pts = [(0.0, 1.0, 0.0)] + pts
+                x, y, e = zip(*pts)
+                ax.errorbar(x, y, yerr=e, marker="o", capsize=3,
+                            label=f"{model} {kind}" if family == "mask fraction" else model,
+                            linestyle="--" if kind == "discard" else "-")
+        ax.set_xlabel(xlabel)
+        ax.set_title(family)
+        ax.axhline(1.0, color="grey", lw=0.5)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel(f"{metric} / clean")
+    fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(out_path, lambda p: fig.savefig(p, dpi=100))
+    plt.close(fig)
+    return report

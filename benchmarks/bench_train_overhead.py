@@ -6,7 +6,8 @@ SupervisedTrainer with its handlers (stats, TensorBoard, LR schedule, time limit
 Prints iterations per second of each and the ratio bundle / plain (target >= 0.9); on CUDA also the
 peak GPU memory of each, with or without AMP. Bundles: covid19_ct_fewshot_seg (MONAI UNet, default),
 brain_tumor_multiscale_unet and hand_bones_multiscale_unet (MultiScaleSumUNet), liver_tumor_ct_seg (2D MONAI UNet
-on axial slices), each on its synthetic data.
+on axial slices), label_noise_bias_study (its 2D U-Net, model seg, through SemiSupervisedIteration; the plain loop
+runs the same network on the same loader with the soft Dice), each on its synthetic data.
 
     python benchmarks/bench_train_overhead.py [--bundle NAME] [--epochs 4] [--augmentation AUG] [--threads 2]
     python benchmarks/bench_train_overhead.py --device cuda [--amp]
@@ -54,6 +55,7 @@ BUNDLES = {
     "brain_tumor_multiscale_unet": (_brain_data, {"num_val": 1, "num_test": 1}),
     "hand_bones_multiscale_unet": (_hand_data, {"num_val": 1, "num_test": 1}),
     "liver_tumor_ct_seg": (_liver_data, {"num_val": 1, "num_test": 1}),
+    "label_noise_bias_study": (_brain_data, {"num_val": 1, "num_test": 1, "slice_dir": lambda work: f"{work}/slices"}),
 }
 
 
@@ -73,7 +75,7 @@ def build(bundle: str, dataset_dir: str, work: str, augmentation: str, epochs: i
         "val_interval": 10**6,  # no validation: compare training iterations only
         "device": f"$torch.device('{device}')",
         "amp": amp,
-        **BUNDLES[bundle][1],
+        **{k: (v(work) if callable(v) else v) for k, v in BUNDLES[bundle][1].items()},
     }
     if augmentation is not None:
         overrides["augmentation"] = augmentation  # the bundle's choices (covid: none | bigaug | ...; liver: standard | ...)

@@ -10,6 +10,7 @@ a second decoder without long skips (so it cannot copy the input through them) s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import List, Tuple, Union
 
 import torch
 from monai.networks.blocks import Convolution, ResidualUnit
@@ -28,11 +29,14 @@ class _Decoder(nn.Module):
             self.blocks.append(ResidualUnit(spatial_dims, shallow * (2 if skips else 1), shallow, subunits=1))
         self.head = Convolution(spatial_dims, channels[0], out_channels, kernel_size=1, conv_only=True)
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: List[torch.Tensor]) -> torch.Tensor:
         x = features[-1]
-        for up, block, skip in zip(self.ups, self.blocks, features[-2::-1]):
+        n = len(features)
+        for i, (up, block) in enumerate(zip(self.ups, self.blocks)):
             x = up(x)
-            x = block(torch.cat([x, skip], dim=1) if self.skips else x)
+            if self.skips:
+                x = torch.cat([x, features[n - 2 - i]], dim=1)
+            x = block(x)
         return self.head(x)
 
 
@@ -72,13 +76,15 @@ class DualDecoderUNet(nn.Module):
         self.seg_decoder = _Decoder(spatial_dims, channels, out_channels, skips=True)
         self.recon_decoder = _Decoder(spatial_dims, channels, in_channels, skips=False) if reconstruction else None
 
-    def forward(self, x: torch.Tensor, return_reconstruction: bool = False):
+    def forward(
+        self, x: torch.Tensor, return_reconstruction: bool = False
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         if x.ndim < 3 or x.shape[1] != self.in_channels:
-            raise ValueError(f"DualDecoderUNet: expected input (B, {self.in_channels}, spatial...), got {tuple(x.shape)}.")
-        bad = [s for s in x.shape[2:] if s % (2 ** self.depth)]
-        if bad:
-            raise ValueError(f"DualDecoderUNet: spatial sizes {tuple(x.shape[2:])} must be divisible by {2 ** self.depth}.")
-        features = []
+            raise ValueError(f"DualDecoderUNet: expected input (B, {self.in_channels}, spatial...), got {x.shape}.")
+        for size in x.shape[2:]:
+            if size % (2 ** self.depth) != 0:
+                raise ValueError(f"DualDecoderUNet: spatial sizes {x.shape[2:]} must be divisible by {2 ** self.depth}.")
+        features: List[torch.Tensor] = []
         for block in self.encoder:
             x = block(x)
             features.append(x)

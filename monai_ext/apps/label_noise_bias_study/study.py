@@ -14,6 +14,8 @@ from ...io import atomic_write
 
 __all__ = ["read_metrics_csv", "relative_dice_report"]
 
+_CROPS = ["crop_left", "crop_rand05", "crop_rand0"]
+
 
 def read_metrics_csv(path: str | Path) -> dict[str, float]:
     """``name -> value`` of a MONAI ``MetricsSaver`` ``metrics.csv`` (``name,value`` rows)."""
@@ -75,11 +77,10 @@ def relative_dice_report(
     for ax, (family, xlabel) in zip(axes, families):
         for m_i, model in enumerate(models):
             if family == "crop":
-                sel = [(n, r) for n, r in rows.items() if r["model"] == model and r["noise"].startswith("crop")]
-                xs = np.arange(len(sel)) + 0.25 * (m_i - (len(models) - 1) / 2)
-                ax.bar(xs, [r["relative_mean"] for _, r in sel], 0.25, yerr=[r["relative_std"] for _, r in sel],
-                       label=model)
-                ax.set_xticks(np.arange(len(sel)), [r["noise"].replace("crop_", "") for _, r in sel])
+                sel = [r for r in rows.values() if r["model"] == model and r["noise"] in _CROPS]
+                xs = [_CROPS.index(r["noise"]) + 0.25 * (m_i - (len(models) - 1) / 2) for r in sel]
+                ax.bar(xs, [r["relative_mean"] for r in sel], 0.25, yerr=[r["relative_std"] for r in sel], label=model)
+                ax.set_xticks(range(len(_CROPS)), [c.replace("crop_", "") for c in _CROPS])
                 continue
             kinds = ["permute", "discard"] if family == "mask fraction" else [family]
             for kind in kinds:

@@ -22,6 +22,7 @@ from monai.transforms import Compose
 from monai_ext.apps.label_noise_bias_study import (
     DualDecoderUNet,
     SemiSupervisedIteration,
+    augmentation_transforms,
     check_study_switches,
     corrupt_training_list,
     corruption_transforms,
@@ -96,6 +97,9 @@ def test_bad_switches_are_named(noise, level, key):
         check_study_switches(noise, level, "seg")
     with pytest.raises(ValueError, match="model"):
         check_study_switches("clean", 0, "genseg")
+    with pytest.raises(ValueError, match="augmentation must be one of"):
+        augmentation_transforms("elastic", [])
+    assert augmentation_transforms("none", ["t"]) == [] and augmentation_transforms("intensity", ["t"]) == ["t"]
 
 
 def test_corruption_transforms_by_name_touch_only_the_label():
@@ -222,7 +226,7 @@ def test_slices_split_by_patient_with_tumour_and_healthy_slices_at_their_world_p
 def test_bundle_trains_evaluates_and_infers_on_the_input_grid(brats):
     root = brats / "bundle_mt"
     common = {"bundle_root": str(root), "dataset_dir": str(brats / "brats"), "slice_dir": str(brats / "slices"), **TINY}
-    run_bundle(BUNDLE, ["train.yaml"], model="mt", noise="crop_left", **common)
+    run_bundle(BUNDLE, ["train.yaml"], model="mt", noise="crop_left", augmentation="intensity", **common)
     assert (root / "models" / "model.pt").is_file() and any((root / "logs").glob("events.out.tfevents.*"))
     run_bundle(BUNDLE, ["train.yaml", "evaluate.yaml"], model="mt", noise="crop_left", **common)
     rows = dict(csv.reader(open(root / "eval" / "metrics.csv")))

@@ -6,10 +6,12 @@ Bundle: ``bundles/label_noise_bias_study``.
 from __future__ import annotations
 
 from .corruption import (
+    AUGMENTATIONS,
     MODELS,
     NOISE_MODES,
     RECORD_KEY,
     LabelCorruptionRecordd,
+    augmentation_transforms,
     check_noise,
     check_study_switches,
     corrupt_training_list,
@@ -21,6 +23,7 @@ from .study import read_metrics_csv, relative_dice_report
 from .slices import SLICE_LIST_FILE, load_slice_transforms, tumour_slice_datalist
 
 __all__ = [
+    "AUGMENTATIONS",
     "MODELS",
     "NOISE_MODES",
     "RECORD_KEY",
@@ -28,6 +31,7 @@ __all__ = [
     "SLICE_LIST_FILE",
     "DualDecoderUNet",
     "SemiSupervisedIteration",
+    "augmentation_transforms",
     "check_noise",
     "check_study_switches",
     "corrupt_training_list",

@@ -31,10 +31,11 @@ from monai.transforms import MapTransform
 
 from ...transforms import MaskShiftd, RandBSplineMaskWarpd, RandMaskCropd
 
-__all__ = ["MODELS", "NOISE_MODES", "RECORD_KEY", "LabelCorruptionRecordd", "check_noise", "check_study_switches", "corrupt_training_list", "corruption_transforms"]
+__all__ = ["AUGMENTATIONS", "MODELS", "NOISE_MODES", "RECORD_KEY", "LabelCorruptionRecordd", "augmentation_transforms", "check_noise", "check_study_switches", "corrupt_training_list", "corruption_transforms"]
 
 NOISE_MODES: tuple[str, ...] = ("clean", "warp", "shift", "crop_left", "crop_rand05", "crop_rand0", "permute", "discard")
 MODELS: tuple[str, ...] = ("seg", "ae", "mt")
+AUGMENTATIONS: tuple[str, ...] = ("none", "intensity")
 #: the item key where :class:`LabelCorruptionRecordd` puts the corruption records (a JSON string)
 RECORD_KEY = "label_corruption"
 _RECORD_FIELDS = ("mask_warp", "mask_shift", "mask_crop")
@@ -97,6 +98,14 @@ def corruption_transforms(noise: str, level: float, keys: Sequence[str] | str = 
     if noise in _CROP_MODES:
         return [RandMaskCropd(keys=keys, prob=1.0, mode=_CROP_MODES[noise]), record]
     return [record]
+
+
+def augmentation_transforms(augmentation: str, intensity: Sequence) -> list:
+    """The train config's image augmentation by name: ``none`` -> [], ``intensity`` -> ``intensity`` (the config's
+    list of image-only transforms); anything else is a ``ValueError`` naming the choices."""
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"augmentation must be one of {list(AUGMENTATIONS)}, got {augmentation!r}.")
+    return list(intensity) if augmentation == "intensity" else []
 
 
 def corrupt_training_list(

@@ -415,3 +415,72 @@ def test_bad_inputs_raise_value_errors_naming_the_argument():
         MaskShiftd("label", (1, 1))({"label": four})
     with pytest.raises(ValueError, match="target"):
         calibrate_mask_crop_exponent([m], "left", target=1.5)
+
+
+# ----------------------------------------------------------------------------- erosion / dilation
+
+
+def _square(n=32, lo=10, hi=20):
+    m = np.zeros((1, n, n), np.uint8)
+    m[0, lo:hi, lo:hi] = 1
+    return m
+
+
+def test_morphology_dilates_erodes_and_is_the_identity_at_radius_zero():
+    from monai_ext.transforms import MaskMorphology
+
+    m = _square()
+    grown, shrunk = MaskMorphology(2)(m), MaskMorphology(-2)(m)
+    assert grown.sum() > m.sum() > shrunk.sum() and np.all(grown >= m) and np.all(shrunk <= m)
+    assert shrunk.sum() == 36                       # a 10 x 10 square eroded by 2 px on each side
+    np.testing.assert_array_equal(MaskMorphology(0)(m), m)
+    m3 = np.zeros((1, 12, 12, 12), np.uint8)
+    m3[0, 4:8, 4:8, 4:8] = 1
+    assert MaskMorphology(1)(m3).sum() > 64 and MaskMorphology(-1)(m3).sum() == 8
+
+
+def test_random_morphology_is_unbiased_and_biased_modes_are_one_sided():
+    from monai_ext.transforms import MaskMorphology, RandMaskMorphology
+
+    m = _square()
+    rand = RandMaskMorphology(max_radius=2, mode="random").set_random_state(0)
+    radii = []
+    for _ in range(300):
+        out = rand(m)
+        radii.append(rand.last_params["radius"])
+        np.testing.assert_array_equal(out, MaskMorphology(**rand.last_params)(m))   # replay from the record
+    assert set(radii) == {-2, -1, 0, 1, 2} and abs(np.mean(radii)) < 0.25
+    for mode, sign in (("dilate", 1), ("erode", -1)):
+        t = RandMaskMorphology(max_radius=2, mode=mode).set_random_state(1)
+        for _ in range(20):
+            out = t(m)
+            assert t.last_params["radius"] * sign in (1, 2)
+            assert (int(out.sum()) - int(m.sum())) * sign > 0
+
+
+def test_morphology_dict_touches_only_the_label_and_records_on_numpy_and_torch():
+    from monai_ext.transforms import RandMaskMorphologyd
+
+    m = _square()
+    img = np.random.default_rng(0).random((4, 32, 32)).astype(np.float32)
+    t = RandMaskMorphologyd(keys="label", max_radius=2, mode="erode").set_random_state(3)
+    d = t({"image": img, "label": m})
+    assert d["image"] is img and d["label"].sum() < m.sum()
+    assert d["label_meta_dict"]["mask_morphology"][0]["radius"] in (-1, -2)
+    t.set_random_state(3)
+    dt = t({"image": torch.as_tensor(img), "label": MetaTensor(torch.as_tensor(m))})
+    np.testing.assert_array_equal(dt["label"].numpy(), d["label"])
+    assert dt["label"].meta["mask_morphology"] == d["label_meta_dict"]["mask_morphology"]
+
+
+def test_morphology_bad_input_is_named():
+    from monai_ext.transforms import MaskMorphology, RandMaskMorphology
+
+    with pytest.raises(ValueError, match="radius=1.5"):
+        MaskMorphology(1.5)
+    with pytest.raises(ValueError, match="max_radius"):
+        RandMaskMorphology(max_radius=0)
+    with pytest.raises(ValueError, match="mode='open'"):
+        RandMaskMorphology(mode="open")
+    with pytest.raises(ValueError, match="binary mask"):
+        MaskMorphology(1)(_square() * 2)

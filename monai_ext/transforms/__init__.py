@@ -93,6 +93,17 @@ from .mask_crop import (
     mask_crop_calibration_masks,
     mean_removed_fraction,
 )
+from .mask_morphology import (
+    MASK_MORPHOLOGY_MODES,
+    MaskMorphology,
+    MaskMorphologyD,
+    MaskMorphologyd,
+    MaskMorphologyDict,
+    RandMaskMorphology,
+    RandMaskMorphologyD,
+    RandMaskMorphologyd,
+    RandMaskMorphologyDict,
+)
 from .mask_shift import MaskShift, MaskShiftD, MaskShiftd, MaskShiftDict
 from .mask_warp import (
     BSplineMaskWarp,
@@ -140,6 +151,15 @@ from .reload_original import (
 )
 
 __all__ = [
+    "MASK_MORPHOLOGY_MODES",
+    "MaskMorphology",
+    "MaskMorphologyD",
+    "MaskMorphologyd",
+    "MaskMorphologyDict",
+    "RandMaskMorphology",
+    "RandMaskMorphologyD",
+    "RandMaskMorphologyd",
+    "RandMaskMorphologyDict",
     "set_to_background",
     "SegmentationGradCAM",
     "SegmentationGradCAMd",

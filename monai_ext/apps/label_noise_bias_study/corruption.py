@@ -2,20 +2,23 @@
 
 ``noise`` and ``level`` (two top-level keys of the bundle's train.yaml) pick one:
 
-=============== ======================================================= ========================== ========
-noise           what happens to the training masks                      level                      bias
-=============== ======================================================= ========================== ========
-``clean``       nothing                                                 unused                     none
-``warp``        B-spline warp, 3 x 3 control grid, offsets N(0, s^2)    s in pixels                unbiased
-``shift``       every mask moved by n pixels along +x (to the right)    n in pixels                biased
-``crop_left``   the left part of every tumour removed                   unused                     biased
-``crop_rand05`` a random box of 0.5-1 x each tumour's extent removed    unused                     partly
-``crop_rand0``  a random box of 0-1 x each tumour's extent removed      unused                     nearly none
-``permute``     a fraction of the training images gets another's mask  fraction in [0, 1]         -
-``discard``     the same fraction loses its mask (unlabelled)           fraction in [0, 1]         -
-=============== ======================================================= ========================== ========
+================ ===================================================== ====================== ===========
+noise            what happens to the training masks                    level                  bias
+================ ===================================================== ====================== ===========
+``clean``        nothing                                               unused                 none
+``warp``         B-spline warp, 3 x 3 control grid, offsets N(0, s^2)  s in pixels            unbiased
+``shift``        every mask moved by n pixels along +x (to the right)  n in pixels            biased
+``crop_left``    the left part of every tumour removed                 unused                 biased
+``crop_rand05``  a random box of 0.5-1 x each tumour's extent removed  unused                 partly
+``crop_rand0``   a random box of 0-1 x each tumour's extent removed    unused                 nearly none
+``morph_random`` eroded or dilated by a radius uniform in [-r, r] px   r, largest radius (px) unbiased
+``dilate``       dilated by a radius uniform in [1, r] px              r                      biased
+``erode``        eroded by a radius uniform in [1, r] px               r                      biased
+``permute``      a fraction of the training images gets another's mask fraction in [0, 1]     -
+``discard``      the same fraction loses its mask (unlabelled)         fraction in [0, 1]     -
+================ ===================================================== ====================== ===========
 
-Warp, shift and crops are drawn afresh every time a mask is loaded (every epoch), on the fly
+Warp, shift, crops, erosion and dilation are drawn afresh every time a mask is loaded (every epoch), on the fly
 (:func:`corruption_transforms`, MONAI dictionary transforms of :mod:`monai_ext.transforms`); permutation and
 discarding are fixed before training (:func:`corrupt_training_list`, seeded), as in the paper.
 """
@@ -29,16 +32,18 @@ from typing import Any
 
 from monai.transforms import MapTransform
 
-from ...transforms import MaskShiftd, RandBSplineMaskWarpd, RandMaskCropd
+from ...transforms import MaskShiftd, RandBSplineMaskWarpd, RandMaskCropd, RandMaskMorphologyd
 
 __all__ = ["AUGMENTATIONS", "MODELS", "NOISE_MODES", "RECORD_KEY", "LabelCorruptionRecordd", "augmentation_transforms", "check_noise", "check_study_switches", "corrupt_training_list", "corruption_transforms"]
 
-NOISE_MODES: tuple[str, ...] = ("clean", "warp", "shift", "crop_left", "crop_rand05", "crop_rand0", "permute", "discard")
+NOISE_MODES: tuple[str, ...] = (
+    "clean", "warp", "shift", "crop_left", "crop_rand05", "crop_rand0", "morph_random", "dilate", "erode", "permute", "discard",
+)
 MODELS: tuple[str, ...] = ("seg", "ae", "mt")
 AUGMENTATIONS: tuple[str, ...] = ("none", "intensity")
 #: the item key where :class:`LabelCorruptionRecordd` puts the corruption records (a JSON string)
 RECORD_KEY = "label_corruption"
-_RECORD_FIELDS = ("mask_warp", "mask_shift", "mask_crop")
+_RECORD_FIELDS = ("mask_warp", "mask_shift", "mask_crop", "mask_morphology")
 _CROP_MODES = {"crop_left": "left", "crop_rand05": "rand_0.5", "crop_rand0": "rand_0"}
 
 
@@ -51,8 +56,10 @@ def check_noise(noise: str, level: float) -> tuple[str, float]:
         raise ValueError(f"level of noise {noise!r} must be >= 0, got {level!r}.")
     if noise in ("permute", "discard") and level > 1:
         raise ValueError(f"level of noise {noise!r} is the fraction of training masks, in [0, 1]; got {level!r}.")
-    if noise == "shift" and level != int(level):
-        raise ValueError(f"level of noise 'shift' is a whole number of pixels, got {level!r}.")
+    if noise in ("shift", "morph_random", "dilate", "erode") and level != int(level):
+        raise ValueError(f"level of noise {noise!r} is a whole number of pixels, got {level!r}.")
+    if noise in ("morph_random", "dilate", "erode") and level < 1:
+        raise ValueError(f"level of noise {noise!r} is the largest radius in pixels, >= 1; got {level!r}.")
     return noise, level
 
 
@@ -65,7 +72,8 @@ def check_study_switches(noise: str, level: float, model: str) -> None:
 
 
 class LabelCorruptionRecordd(MapTransform):
-    """Moves the corruption records (``meta["mask_warp"]``, ``["mask_shift"]``, ``["mask_crop"]``) of ``data[key]``
+    """Moves the corruption records (``meta["mask_warp"]``, ``["mask_shift"]``, ``["mask_crop"]``,
+    ``["mask_morphology"]``) of ``data[key]``
     into ``data["label_corruption"]`` as one JSON string ``{key: {field: [records]}}``.
 
     The records stay with the item (replayable: ``MaskCrop(**record)`` etc.), but as a string: a crop record holds
@@ -97,6 +105,9 @@ def corruption_transforms(noise: str, level: float, keys: Sequence[str] | str = 
         return [MaskShiftd(keys=keys, shift=(int(level), 0)), record]
     if noise in _CROP_MODES:
         return [RandMaskCropd(keys=keys, prob=1.0, mode=_CROP_MODES[noise]), record]
+    if noise in ("morph_random", "dilate", "erode"):
+        mode = "random" if noise == "morph_random" else noise
+        return [RandMaskMorphologyd(keys=keys, prob=1.0, max_radius=int(level), mode=mode), record]
     return [record]
 
 

@@ -84,7 +84,12 @@ class SemiSupervisedIteration:
             pred = engine.network(x)
         out[Keys.PRED] = pred
         zero = pred.float().sum() * 0.0
-        out["loss_dice"] = self.loss_function(pred[labelled], labels[labelled]).mean() if labelled.any() else zero
+        if bool(labelled.all()):                 # no copy of the batch when every image is labelled (the usual case)
+            out["loss_dice"] = self.loss_function(pred, labels).mean()
+        elif bool(labelled.any()):
+            out["loss_dice"] = self.loss_function(pred[labelled], labels[labelled]).mean()
+        else:
+            out["loss_dice"] = zero
         loss = out["loss_dice"] + self.reconstruction_weight * out.get("loss_reconstruction", zero)
         if self.teacher is not None:
             with torch.no_grad():

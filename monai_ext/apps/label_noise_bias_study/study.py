@@ -14,7 +14,7 @@ from ...io import atomic_write
 
 __all__ = ["read_metrics_csv", "relative_dice_report"]
 
-_CROPS = ["crop_left", "crop_rand05", "crop_rand0"]
+_BARS = {"crop": ["crop_left", "crop_rand05", "crop_rand0"], "erode / dilate": ["morph_random", "dilate", "erode"]}
 
 
 def read_metrics_csv(path: str | Path) -> dict[str, float]:
@@ -71,16 +71,18 @@ def relative_dice_report(
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    families = [("warp", "warp sigma (px)"), ("shift", "shift n (px)"), ("crop", "crop"), ("mask fraction", "fraction")]
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), sharey=True)
+    families = [("warp", "warp sigma (px)"), ("shift", "shift n (px)"), ("crop", "crop"),
+                ("erode / dilate", "radius up to r px"), ("mask fraction", "fraction")]
+    fig, axes = plt.subplots(1, len(families), figsize=(18, 3.6), sharey=True)
     models = sorted({r["model"] for r in rows.values()}, key=["seg", "ae", "mt"].index)
     for ax, (family, xlabel) in zip(axes, families):
         for m_i, model in enumerate(models):
-            if family == "crop":
-                sel = [r for r in rows.values() if r["model"] == model and r["noise"] in _CROPS]
-                xs = [_CROPS.index(r["noise"]) + 0.25 * (m_i - (len(models) - 1) / 2) for r in sel]
+            if family in _BARS:
+                cats = _BARS[family]
+                sel = [r for r in rows.values() if r["model"] == model and r["noise"] in cats]
+                xs = [cats.index(r["noise"]) + 0.25 * (m_i - (len(models) - 1) / 2) for r in sel]
                 ax.bar(xs, [r["relative_mean"] for r in sel], 0.25, yerr=[r["relative_std"] for r in sel], label=model)
-                ax.set_xticks(range(len(_CROPS)), [c.replace("crop_", "") for c in _CROPS])
+                ax.set_xticks(range(len(cats)), [c.replace("crop_", "") for c in cats])
                 continue
             kinds = ["permute", "discard"] if family == "mask fraction" else [family]
             for kind in kinds:

@@ -80,6 +80,8 @@ def relative_dice_report(
             if family in _BARS:
                 cats = _BARS[family]
                 sel = [r for r in rows.values() if r["model"] == model and r["noise"] in cats]
+                if not sel:
+                    continue
                 xs = [cats.index(r["noise"]) + 0.25 * (m_i - (len(models) - 1) / 2) for r in sel]
                 ax.bar(xs, [r["relative_mean"] for r in sel], 0.25, yerr=[r["relative_std"] for r in sel], label=model)
                 ax.set_xticks(range(len(cats)), [c.replace("crop_", "") for c in cats])

@@ -59,6 +59,7 @@ from monai_ext.transforms import (
 
 # module -> the package that re-exports it
 MODULES = {
+    "monai_ext.transforms.binary_mask": "monai_ext.transforms",
     "monai_ext.transforms.body_mask": "monai_ext.transforms",
     "monai_ext.transforms.class_activation": "monai_ext.transforms",
     "monai_ext.transforms.component_majority": "monai_ext.transforms",

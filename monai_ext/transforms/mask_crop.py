@@ -56,6 +56,8 @@ from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 from scipy import ndimage
 
+from .binary_mask import append_mask_record, binary_mask_array, mask_like
+
 __all__ = [
     "MASK_CROP_MODES",
     "MASK_CROP_EXPONENTS",
@@ -90,26 +92,6 @@ _LOW = {"left": 0.0, "rand_0.5": 0.5, "rand_0": 0.0}
 # ----------------------------------------------------------------------------- argument checks
 
 
-def _crop_check_mask(img: Any, name: str = "img") -> np.ndarray:
-    """The spatial part of a channel-first binary mask (1, H, W[, D]) as a boolean numpy array (H, W[, D])."""
-    if not isinstance(img, (np.ndarray, torch.Tensor)):
-        raise ValueError(f"{name}: expected a numpy array or torch tensor, got {type(img).__name__}.")
-    if img.ndim not in (3, 4) or img.shape[0] != 1:
-        raise ValueError(
-            f"{name}: expected a channel-first binary mask with one channel, (1, H, W) or (1, H, W, D), "
-            f"got shape {tuple(img.shape)}."
-        )
-    if isinstance(img, torch.Tensor):
-        t = img.as_tensor() if isinstance(img, MetaTensor) else img
-        arr = t.detach().cpu().numpy()
-    else:
-        arr = img
-    bad = np.setdiff1d(np.unique(arr), [0, 1])
-    if bad.size:
-        raise ValueError(f"{name}: expected a binary mask (values 0 and 1 only), found values {bad[:5].tolist()}.")
-    return arr[0] != 0
-
-
 def _crop_check_mode(mode: Any, allow_none: bool = False) -> str | None:
     if mode is None and allow_none:
         return None
@@ -142,25 +124,6 @@ def _crop_check_boxes(boxes: Any) -> list[list[int]]:
             raise ValueError(f"boxes[{i}]={box!r}: expected 0 <= start <= stop on every axis.")
         out.append(b)
     return out
-
-
-def _crop_like(out: np.ndarray, img: NdarrayOrTensor) -> NdarrayOrTensor:
-    """``out`` (spatial, boolean) as a (1, ...) array of the type, dtype and device of ``img``; a MetaTensor gets
-    a copy of the meta data of ``img``."""
-    out = out[None]
-    if isinstance(img, torch.Tensor):
-        t = torch.as_tensor(out).to(device=img.device, dtype=img.dtype)
-        if isinstance(img, MetaTensor):
-            res = MetaTensor(t)
-            res.copy_meta_from(img)
-            return res
-        return t
-    return out.astype(img.dtype)
-
-
-def _crop_record(img: NdarrayOrTensor, params: dict[str, Any]) -> None:
-    if isinstance(img, MetaTensor):
-        img.meta[META_FIELD] = list(img.meta.get(META_FIELD, [])) + [dict(params)]
 
 
 # ----------------------------------------------------------------------------- boxes
@@ -210,7 +173,7 @@ def _crop_mask(mask: np.ndarray, boxes: Sequence[Sequence[int]]) -> np.ndarray:
 def _crop_mask_list(masks: Any) -> list[np.ndarray]:
     if isinstance(masks, (np.ndarray, torch.Tensor)) and masks.ndim in (4, 5) and masks.shape[1] == 1:
         masks = list(masks)  # a batch (N, 1, H, W[, D])
-    out = [_crop_check_mask(m, f"masks[{i}]") for i, m in enumerate(masks)]
+    out = [binary_mask_array(m, f"masks[{i}]") for i, m in enumerate(masks)]
     out = [m for m in out if m.any()]
     if not out:
         raise ValueError("masks: expected at least one mask with foreground pixels.")
@@ -364,7 +327,7 @@ class MaskCrop(Transform):
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """Zero the boxes of the mask ``img`` (1, H, W[, D]); see the class docstring."""
-        mask = _crop_check_mask(img)
+        mask = binary_mask_array(img)
         nd = mask.ndim
         for i, b in enumerate(self.boxes):
             if len(b) != 2 * nd or any(e > n for e, n in zip(b[nd:], mask.shape)):
@@ -372,14 +335,14 @@ class MaskCrop(Transform):
                     f"boxes[{i}]={b}: does not fit a mask of spatial shape {mask.shape} "
                     f"(expected {2 * nd} values, stop <= size)."
                 )
-        out = _crop_like(_crop_mask(mask, self.boxes), img)
-        _crop_record(out, self.params)
+        out = mask_like(_crop_mask(mask, self.boxes), img)
+        append_mask_record(out, META_FIELD, self.params)
         return out
 
 
 def _crop_apply_to_keys(t: MapTransform, d: dict, crop: MaskCrop, meta_key_postfix: str) -> dict:
     for key in t.key_iterator(d):
-        _crop_check_mask(d[key], f"{key!r}")
+        binary_mask_array(d[key], f"{key!r}")
         d[key] = crop(d[key])
         if not isinstance(d[key], MetaTensor):
             meta_key = f"{key}_{meta_key_postfix}"
@@ -453,7 +416,7 @@ class RandMaskCrop(RandomizableTransform):
     def randomize(self, data: Any = None) -> None:
         """Draw whether to apply and, when applied, one box per connected component of ``data`` (the mask
         (1, H, W[, D])) into :attr:`last_params`."""
-        mask = _crop_check_mask(data, "data")
+        mask = binary_mask_array(data, "data")
         super().randomize(None)
         if not self._do_transform:
             self.last_params = None
@@ -467,7 +430,7 @@ class RandMaskCrop(RandomizableTransform):
 
     def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
         """Crop the tumours of ``img`` by random boxes (see the class docstring)."""
-        _crop_check_mask(img)
+        binary_mask_array(img)
         if randomize:
             self.randomize(img)
         t = self.transform()
@@ -528,7 +491,7 @@ class RandMaskCropd(RandomizableTransform, MapTransform):
         keys = list(self.key_iterator(d))
         if not keys:
             return d
-        _crop_check_mask(d[keys[0]], f"{keys[0]!r}")
+        binary_mask_array(d[keys[0]], f"{keys[0]!r}")
         self.randomize(d[keys[0]])
         t = self.rand_crop.transform()
         if t is None:

@@ -22,12 +22,13 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
-import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 from scipy import ndimage as ndi
+
+from .binary_mask import append_mask_record, binary_mask_array, mask_like
 
 __all__ = [
     "MASK_MORPHOLOGY_MODES",
@@ -43,33 +44,6 @@ __all__ = [
 
 META_FIELD = "mask_morphology"
 MASK_MORPHOLOGY_MODES = ("random", "dilate", "erode")
-
-
-def _morph_check_mask(img: Any, name: str = "img") -> np.ndarray:
-    """The spatial part of a channel-first binary mask (1, H, W[, D]) as a boolean numpy array."""
-    if not isinstance(img, (np.ndarray, torch.Tensor)):
-        raise ValueError(f"{name}: expected a numpy array or torch tensor, got {type(img).__name__}.")
-    if img.ndim not in (3, 4) or img.shape[0] != 1:
-        raise ValueError(f"{name}: expected a channel-first binary mask with one channel, (1, H, W) or (1, H, W, D), "
-                         f"got shape {tuple(img.shape)}.")
-    arr = (img.as_tensor() if isinstance(img, MetaTensor) else img).detach().cpu().numpy() \
-        if isinstance(img, torch.Tensor) else img
-    bad = np.setdiff1d(np.unique(arr), [0, 1])
-    if bad.size:
-        raise ValueError(f"{name}: expected a binary mask (values 0 and 1 only), found values {bad[:5].tolist()}.")
-    return arr[0] != 0
-
-
-def _morph_like(out: np.ndarray, img: NdarrayOrTensor) -> NdarrayOrTensor:
-    out = out[None]
-    if isinstance(img, torch.Tensor):
-        t = torch.as_tensor(out).to(device=img.device, dtype=img.dtype)
-        if isinstance(img, MetaTensor):
-            res = MetaTensor(t)
-            res.copy_meta_from(img)
-            return res
-        return t
-    return out.astype(img.dtype)
 
 
 def _morph_check_radius(radius: Any, name: str = "radius") -> int:
@@ -112,9 +86,8 @@ class MaskMorphology(Transform):
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """Dilate or erode the mask ``img``; see the class docstring."""
-        out = _morph_like(_morph_apply(_morph_check_mask(img), self.radius), img)
-        if isinstance(out, MetaTensor):
-            out.meta[META_FIELD] = list(out.meta.get(META_FIELD, [])) + [self.params]
+        out = mask_like(_morph_apply(binary_mask_array(img), self.radius), img)
+        append_mask_record(out, META_FIELD, self.params)
         return out
 
 
@@ -155,7 +128,7 @@ class RandMaskMorphology(RandomizableTransform):
 
     def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
         """Corrupt the mask ``img`` (or re-apply ``last_params`` with ``randomize=False``)."""
-        _morph_check_mask(img)
+        binary_mask_array(img)
         if randomize:
             self.randomize()
         if self.last_params is None:
@@ -165,7 +138,7 @@ class RandMaskMorphology(RandomizableTransform):
 
 def _morph_dict(t: MapTransform, d: dict, params: dict[str, Any] | None, postfix: str) -> dict:
     for key in t.key_iterator(d):
-        _morph_check_mask(d[key], f"{key!r}")
+        binary_mask_array(d[key], f"{key!r}")
         if params is None:
             continue
         d[key] = MaskMorphology(**params)(d[key])

@@ -19,11 +19,12 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends
+
+from .binary_mask import append_mask_record, binary_mask_array, mask_like
 
 __all__ = ["MaskShift", "MaskShiftd", "MaskShiftD", "MaskShiftDict"]
 
@@ -31,45 +32,6 @@ META_FIELD = "mask_shift"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _shift_check_mask(img: Any, name: str = "img") -> np.ndarray:
-    """The spatial part of a channel-first binary mask (1, H, W[, D]) as a boolean numpy array (H, W[, D])."""
-    if not isinstance(img, (np.ndarray, torch.Tensor)):
-        raise ValueError(f"{name}: expected a numpy array or torch tensor, got {type(img).__name__}.")
-    if img.ndim not in (3, 4) or img.shape[0] != 1:
-        raise ValueError(
-            f"{name}: expected a channel-first binary mask with one channel, (1, H, W) or (1, H, W, D), "
-            f"got shape {tuple(img.shape)}."
-        )
-    if isinstance(img, torch.Tensor):
-        t = img.as_tensor() if isinstance(img, MetaTensor) else img
-        arr = t.detach().cpu().numpy()
-    else:
-        arr = img
-    bad = np.setdiff1d(np.unique(arr), [0, 1])
-    if bad.size:
-        raise ValueError(f"{name}: expected a binary mask (values 0 and 1 only), found values {bad[:5].tolist()}.")
-    return arr[0] != 0
-
-
-def _shift_like(out: np.ndarray, img: NdarrayOrTensor) -> NdarrayOrTensor:
-    """``out`` (spatial, boolean) as a (1, ...) array of the type, dtype and device of ``img``; a MetaTensor gets
-    a copy of the meta data of ``img``."""
-    out = out[None]
-    if isinstance(img, torch.Tensor):
-        t = torch.as_tensor(out).to(device=img.device, dtype=img.dtype)
-        if isinstance(img, MetaTensor):
-            res = MetaTensor(t)
-            res.copy_meta_from(img)
-            return res
-        return t
-    return out.astype(img.dtype)
-
-
-def _shift_record(img: NdarrayOrTensor, params: dict[str, Any]) -> None:
-    if isinstance(img, MetaTensor):
-        img.meta[META_FIELD] = list(img.meta.get(META_FIELD, [])) + [dict(params)]
 
 
 def _check_shift_arg(shift: Any) -> tuple[int, ...]:
@@ -124,14 +86,14 @@ class MaskShift(Transform):
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """Shift the mask ``img`` (1, H, W[, D]); see the class docstring."""
-        mask = _shift_check_mask(img)
+        mask = binary_mask_array(img)
         if len(self.shift) != mask.ndim:
             raise ValueError(
                 f"shift={list(self.shift)}: {len(self.shift)} values for a mask with {mask.ndim} spatial axes "
                 f"(shape {tuple(img.shape)})."
             )
-        out = _shift_like(_shift_mask(mask, self.shift), img)
-        _shift_record(out, self.params)
+        out = mask_like(_shift_mask(mask, self.shift), img)
+        append_mask_record(out, META_FIELD, self.params)
         return out
 
 
@@ -164,7 +126,7 @@ class MaskShiftd(MapTransform):
         """Shift every ``keys`` mask of ``data``; returns a new dict."""
         d = dict(data)
         for key in self.key_iterator(d):
-            _shift_check_mask(d[key], f"{key!r}")
+            binary_mask_array(d[key], f"{key!r}")
             d[key] = self.shifter(d[key])
             if not isinstance(d[key], MetaTensor):
                 meta_key = f"{key}_{self.meta_key_postfix}"

@@ -29,12 +29,13 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 from scipy import ndimage
+
+from .binary_mask import append_mask_record, binary_mask_array, mask_like
 
 __all__ = [
     "BSplineMaskWarp",
@@ -51,26 +52,6 @@ META_FIELD = "mask_warp"
 
 
 # ----------------------------------------------------------------------------- argument checks
-
-
-def _warp_check_mask(img: Any, name: str = "img") -> np.ndarray:
-    """The spatial part of a channel-first binary mask (1, H, W[, D]) as a boolean numpy array (H, W[, D])."""
-    if not isinstance(img, (np.ndarray, torch.Tensor)):
-        raise ValueError(f"{name}: expected a numpy array or torch tensor, got {type(img).__name__}.")
-    if img.ndim not in (3, 4) or img.shape[0] != 1:
-        raise ValueError(
-            f"{name}: expected a channel-first binary mask with one channel, (1, H, W) or (1, H, W, D), "
-            f"got shape {tuple(img.shape)}."
-        )
-    if isinstance(img, torch.Tensor):
-        t = img.as_tensor() if isinstance(img, MetaTensor) else img
-        arr = t.detach().cpu().numpy()
-    else:
-        arr = img
-    bad = np.setdiff1d(np.unique(arr), [0, 1])
-    if bad.size:
-        raise ValueError(f"{name}: expected a binary mask (values 0 and 1 only), found values {bad[:5].tolist()}.")
-    return arr[0] != 0
 
 
 def _warp_check_sigma(sigma: Any) -> float:
@@ -100,25 +81,6 @@ def _warp_check_displacements(displacements: Any) -> np.ndarray:
     if not np.all(np.isfinite(disp)):
         raise ValueError("displacements: expected finite values (pixels).")
     return disp
-
-
-def _warp_like(out: np.ndarray, img: NdarrayOrTensor) -> NdarrayOrTensor:
-    """``out`` (spatial, boolean) as a (1, ...) array of the type, dtype and device of ``img``; a MetaTensor gets
-    a copy of the meta data of ``img``."""
-    out = out[None]
-    if isinstance(img, torch.Tensor):
-        t = torch.as_tensor(out).to(device=img.device, dtype=img.dtype)
-        if isinstance(img, MetaTensor):
-            res = MetaTensor(t)
-            res.copy_meta_from(img)
-            return res
-        return t
-    return out.astype(img.dtype)
-
-
-def _warp_record(img: NdarrayOrTensor, params: dict[str, Any]) -> None:
-    if isinstance(img, MetaTensor):
-        img.meta[META_FIELD] = list(img.meta.get(META_FIELD, [])) + [dict(params)]
 
 
 # ----------------------------------------------------------------------------- the displacement field
@@ -186,20 +148,20 @@ class BSplineMaskWarp(Transform):
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """Warp the mask ``img`` (1, H, W[, D]); see the class docstring."""
-        mask = _warp_check_mask(img)
+        mask = binary_mask_array(img)
         if self.displacements.shape[0] != mask.ndim:
             raise ValueError(
                 f"displacements: shape {self.displacements.shape} is for {self.displacements.shape[0]} spatial "
                 f"axes, the mask has {mask.ndim} (shape {tuple(img.shape)})."
             )
-        out = _warp_like(_warp_mask(mask, self.displacements), img)
-        _warp_record(out, self.params)
+        out = mask_like(_warp_mask(mask, self.displacements), img)
+        append_mask_record(out, META_FIELD, self.params)
         return out
 
 
 def _warp_apply_to_keys(t: MapTransform, d: dict, warp: BSplineMaskWarp, meta_key_postfix: str) -> dict:
     for key in t.key_iterator(d):
-        _warp_check_mask(d[key], f"{key!r}")
+        binary_mask_array(d[key], f"{key!r}")
         d[key] = warp(d[key])
         if not isinstance(d[key], MetaTensor):
             meta_key = f"{key}_{meta_key_postfix}"
@@ -290,7 +252,7 @@ class RandBSplineMaskWarp(RandomizableTransform):
 
     def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
         """Warp ``img`` by a random deformation (see the class docstring)."""
-        _warp_check_mask(img)
+        binary_mask_array(img)
         if randomize:
             self.randomize(img)
         t = self.transform()
@@ -351,7 +313,7 @@ class RandBSplineMaskWarpd(RandomizableTransform, MapTransform):
         keys = list(self.key_iterator(d))
         if not keys:
             return d
-        _warp_check_mask(d[keys[0]], f"{keys[0]!r}")
+        binary_mask_array(d[keys[0]], f"{keys[0]!r}")
         self.randomize(d[keys[0]])
         t = self.rand_warp.transform()
         if t is None:

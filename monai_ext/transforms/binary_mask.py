@@ -1,0 +1,56 @@
+"""What the label-corruption transforms (mask warp, shift, crop, erosion / dilation) share: reading a channel-first
+binary mask, returning a result of the input's type, and recording the applied parameters in the meta data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import NdarrayOrTensor
+from monai.data import MetaTensor
+
+__all__ = ["append_mask_record", "binary_mask_array", "mask_like"]
+
+
+def binary_mask_array(img: Any, name: str = "img") -> np.ndarray:
+    """The spatial part of a channel-first binary mask (1, H, W) or (1, H, W, D) as a boolean numpy array.
+
+    Raises ``ValueError`` naming ``name`` for anything but a numpy array or torch tensor with one channel, 2 or 3
+    spatial axes and values 0 / 1 only.
+    """
+    if not isinstance(img, (np.ndarray, torch.Tensor)):
+        raise ValueError(f"{name}: expected a numpy array or torch tensor, got {type(img).__name__}.")
+    if img.ndim not in (3, 4) or img.shape[0] != 1:
+        raise ValueError(
+            f"{name}: expected a channel-first binary mask with one channel, (1, H, W) or (1, H, W, D), "
+            f"got shape {tuple(img.shape)}."
+        )
+    if isinstance(img, torch.Tensor):
+        arr = (img.as_tensor() if isinstance(img, MetaTensor) else img).detach().cpu().numpy()
+    else:
+        arr = img
+    bad = np.setdiff1d(np.unique(arr), [0, 1])
+    if bad.size:
+        raise ValueError(f"{name}: expected a binary mask (values 0 and 1 only), found values {bad[:5].tolist()}.")
+    return arr[0] != 0
+
+
+def mask_like(out: np.ndarray, img: NdarrayOrTensor) -> NdarrayOrTensor:
+    """``out`` (spatial, boolean) as a (1, ...) array of the type, dtype and device of ``img``; a MetaTensor gets a
+    copy of the meta data of ``img``."""
+    out = out[None]
+    if isinstance(img, torch.Tensor):
+        t = torch.as_tensor(out).to(device=img.device, dtype=img.dtype)
+        if isinstance(img, MetaTensor):
+            res = MetaTensor(t)
+            res.copy_meta_from(img)
+            return res
+        return t
+    return out.astype(img.dtype)
+
+
+def append_mask_record(img: NdarrayOrTensor, field: str, params: dict[str, Any]) -> None:
+    """Append ``params`` to the list ``img.meta[field]`` of a MetaTensor (plain arrays have no meta: no-op)."""
+    if isinstance(img, MetaTensor):
+        img.meta[field] = list(img.meta.get(field, [])) + [dict(params)]

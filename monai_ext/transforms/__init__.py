@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .binary_mask import append_mask_record, binary_mask_array, mask_like
+from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 from .body_mask import (
     MaskOutsideBody,
     MaskOutsideBodyD,
@@ -153,6 +153,7 @@ from .reload_original import (
 
 __all__ = [
     "append_mask_record",
+    "apply_to_mask_keys",
     "binary_mask_array",
     "mask_like",
     "MASK_MORPHOLOGY_MODES",

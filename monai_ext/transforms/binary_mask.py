@@ -1,16 +1,19 @@
 """What the label-corruption transforms (mask warp, shift, crop, erosion / dilation) share: reading a channel-first
-binary mask, returning a result of the input's type, and recording the applied parameters in the meta data."""
+binary mask, returning a result of the input's type, recording the applied parameters in the meta data, and the
+dictionary versions' loop over their keys."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
 import torch
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
+from monai.transforms import MapTransform
 
-__all__ = ["append_mask_record", "binary_mask_array", "mask_like"]
+__all__ = ["append_mask_record", "apply_to_mask_keys", "binary_mask_array", "mask_like"]
 
 
 def binary_mask_array(img: Any, name: str = "img") -> np.ndarray:
@@ -54,3 +57,23 @@ def append_mask_record(img: NdarrayOrTensor, field: str, params: dict[str, Any])
     """Append ``params`` to the list ``img.meta[field]`` of a MetaTensor (plain arrays have no meta: no-op)."""
     if isinstance(img, MetaTensor):
         img.meta[field] = list(img.meta.get(field, [])) + [dict(params)]
+
+
+def apply_to_mask_keys(
+    t: MapTransform, d: dict[Hashable, Any], transform: Any, field: str, meta_key_postfix: str
+) -> dict[Hashable, Any]:
+    """Check every ``t.keys`` mask of ``d`` with :func:`binary_mask_array` and replace it by ``transform(mask)``
+    (``transform`` has a ``params`` record; ``None``: check only). A MetaTensor mask carries the record itself;
+    for a plain array ``transform.params`` is appended to ``d[f"{key}_{meta_key_postfix}"][field]`` (a new dict).
+    Changes and returns ``d``."""
+    for key in t.key_iterator(d):
+        binary_mask_array(d[key], f"{key!r}")
+        if transform is None:
+            continue
+        d[key] = transform(d[key])
+        if not isinstance(d[key], MetaTensor):
+            meta_key = f"{key}_{meta_key_postfix}"
+            meta = dict(d.get(meta_key) or {})
+            meta[field] = list(meta.get(field, [])) + [dict(transform.params)]
+            d[meta_key] = meta
+    return d

@@ -51,12 +51,11 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 from scipy import ndimage
 
-from .binary_mask import append_mask_record, binary_mask_array, mask_like
+from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 
 __all__ = [
     "MASK_CROP_MODES",
@@ -340,18 +339,6 @@ class MaskCrop(Transform):
         return out
 
 
-def _crop_apply_to_keys(t: MapTransform, d: dict, crop: MaskCrop, meta_key_postfix: str) -> dict:
-    for key in t.key_iterator(d):
-        binary_mask_array(d[key], f"{key!r}")
-        d[key] = crop(d[key])
-        if not isinstance(d[key], MetaTensor):
-            meta_key = f"{key}_{meta_key_postfix}"
-            meta = dict(d.get(meta_key) or {})
-            meta[META_FIELD] = list(meta.get(META_FIELD, [])) + [crop.params]
-            d[meta_key] = meta
-    return d
-
-
 class MaskCropd(MapTransform):
     """Dictionary-based :class:`MaskCrop`: zero the same boxes in every ``keys`` mask (the label, not the image).
     Plain arrays get the record in ``data[f"{key}_{meta_key_postfix}"]["mask_crop"]`` (a new dict; the input's
@@ -380,7 +367,7 @@ class MaskCropd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Zero the boxes in every ``keys`` mask of ``data``; returns a new dict."""
-        return _crop_apply_to_keys(self, dict(data), self.crop, self.meta_key_postfix)
+        return apply_to_mask_keys(self, dict(data), self.crop, META_FIELD, self.meta_key_postfix)
 
 
 class RandMaskCrop(RandomizableTransform):
@@ -496,7 +483,7 @@ class RandMaskCropd(RandomizableTransform, MapTransform):
         t = self.rand_crop.transform()
         if t is None:
             return d
-        return _crop_apply_to_keys(self, d, t, self.meta_key_postfix)
+        return apply_to_mask_keys(self, d, t, META_FIELD, self.meta_key_postfix)
 
 
 MaskCropD = MaskCropDict = MaskCropd

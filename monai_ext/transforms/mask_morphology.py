@@ -23,12 +23,11 @@ from typing import Any
 
 import numpy as np
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 from scipy import ndimage as ndi
 
-from .binary_mask import append_mask_record, binary_mask_array, mask_like
+from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 
 __all__ = [
     "MASK_MORPHOLOGY_MODES",
@@ -136,19 +135,6 @@ class RandMaskMorphology(RandomizableTransform):
         return MaskMorphology(**self.last_params)(img)
 
 
-def _morph_dict(t: MapTransform, d: dict, params: dict[str, Any] | None, postfix: str) -> dict:
-    for key in t.key_iterator(d):
-        binary_mask_array(d[key], f"{key!r}")
-        if params is None:
-            continue
-        d[key] = MaskMorphology(**params)(d[key])
-        if not isinstance(d[key], MetaTensor):
-            meta = dict(d.get(f"{key}_{postfix}") or {})
-            meta[META_FIELD] = list(meta.get(META_FIELD, [])) + [dict(params)]
-            d[f"{key}_{postfix}"] = meta
-    return d
-
-
 class MaskMorphologyd(MapTransform):
     """Dictionary-based :class:`MaskMorphology` on every ``keys`` mask (the label, not the image); plain arrays
     get the record in ``data[f"{key}_{meta_key_postfix}"]["mask_morphology"]``."""
@@ -158,16 +144,17 @@ class MaskMorphologyd(MapTransform):
     def __init__(self, keys: KeysCollection, radius: int, meta_key_postfix: str = "meta_dict",
                  allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.params = MaskMorphology(radius).params
+        self.morph = MaskMorphology(radius)
         self.meta_key_postfix = meta_key_postfix
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Dilate or erode every ``keys`` mask of ``data``; returns a new dict."""
-        return _morph_dict(self, dict(data), self.params, self.meta_key_postfix)
+        return apply_to_mask_keys(self, dict(data), self.morph, META_FIELD, self.meta_key_postfix)
 
 
 class RandMaskMorphologyd(RandomizableTransform, MapTransform):
-    """Dictionary-based :class:`RandMaskMorphology`: one radius per call, applied to every ``keys`` mask."""
+    """Dictionary-based :class:`RandMaskMorphology`: one radius per call, applied to every ``keys`` mask; plain
+    arrays get the record in ``data[f"{key}_{meta_key_postfix}"]["mask_morphology"]``."""
 
     backend = MaskMorphology.backend
 
@@ -175,23 +162,33 @@ class RandMaskMorphologyd(RandomizableTransform, MapTransform):
                  meta_key_postfix: str = "meta_dict", allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        self.rand = RandMaskMorphology(1.0, max_radius, mode)
+        self.rand_morph = RandMaskMorphology(prob, max_radius, mode)
         self.meta_key_postfix = meta_key_postfix
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        """Seed both the apply decision and the radius draw."""
+    @property
+    def last_params(self) -> dict[str, Any] | None:
+        """The parameters of the last draw (``None`` when it applied nothing)."""
+        return self.rand_morph.last_params
+
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandMaskMorphologyd:
+        """Seed this transform and its :class:`RandMaskMorphology` (which draws every random number)."""
         super().set_random_state(seed, state)
-        self.rand.set_random_state(seed, state)
+        self.rand_morph.set_random_state(seed, state)
         return self
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw whether to apply and the radius."""
+        self.rand_morph.randomize()
+        self._do_transform = self.rand_morph._do_transform
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Draw one radius (or none, with probability 1 - ``prob``) and apply it to every ``keys`` mask."""
-        self.randomize(None)
-        params = None
-        if self._do_transform:
-            self.rand.randomize()
-            params = self.rand.last_params
-        return _morph_dict(self, dict(data), params, self.meta_key_postfix)
+        self.randomize()
+        params = self.rand_morph.last_params
+        t = None if params is None else MaskMorphology(**params)
+        return apply_to_mask_keys(self, dict(data), t, META_FIELD, self.meta_key_postfix)
 
 
 MaskMorphologyD = MaskMorphologyDict = MaskMorphologyd

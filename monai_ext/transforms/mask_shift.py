@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends
 
-from .binary_mask import append_mask_record, binary_mask_array, mask_like
+from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 
 __all__ = ["MaskShift", "MaskShiftd", "MaskShiftD", "MaskShiftDict"]
 
@@ -124,16 +123,7 @@ class MaskShiftd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Shift every ``keys`` mask of ``data``; returns a new dict."""
-        d = dict(data)
-        for key in self.key_iterator(d):
-            binary_mask_array(d[key], f"{key!r}")
-            d[key] = self.shifter(d[key])
-            if not isinstance(d[key], MetaTensor):
-                meta_key = f"{key}_{self.meta_key_postfix}"
-                meta = dict(d.get(meta_key) or {})
-                meta[META_FIELD] = list(meta.get(META_FIELD, [])) + [self.shifter.params]
-                d[meta_key] = meta
-        return d
+        return apply_to_mask_keys(self, dict(data), self.shifter, META_FIELD, self.meta_key_postfix)
 
 
 MaskShiftD = MaskShiftDict = MaskShiftd

@@ -30,12 +30,11 @@ from typing import Any
 
 import numpy as np
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 from scipy import ndimage
 
-from .binary_mask import append_mask_record, binary_mask_array, mask_like
+from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 
 __all__ = [
     "BSplineMaskWarp",
@@ -159,18 +158,6 @@ class BSplineMaskWarp(Transform):
         return out
 
 
-def _warp_apply_to_keys(t: MapTransform, d: dict, warp: BSplineMaskWarp, meta_key_postfix: str) -> dict:
-    for key in t.key_iterator(d):
-        binary_mask_array(d[key], f"{key!r}")
-        d[key] = warp(d[key])
-        if not isinstance(d[key], MetaTensor):
-            meta_key = f"{key}_{meta_key_postfix}"
-            meta = dict(d.get(meta_key) or {})
-            meta[META_FIELD] = list(meta.get(META_FIELD, [])) + [warp.params]
-            d[meta_key] = meta
-    return d
-
-
 class BSplineMaskWarpd(MapTransform):
     """Dictionary-based :class:`BSplineMaskWarp`: warp every ``keys`` mask (the label, not the image) by the
     same control-point displacements. Plain arrays get the record in
@@ -198,7 +185,7 @@ class BSplineMaskWarpd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Warp every ``keys`` mask of ``data``; returns a new dict."""
-        return _warp_apply_to_keys(self, dict(data), self.warp, self.meta_key_postfix)
+        return apply_to_mask_keys(self, dict(data), self.warp, META_FIELD, self.meta_key_postfix)
 
 
 class RandBSplineMaskWarp(RandomizableTransform):
@@ -318,7 +305,7 @@ class RandBSplineMaskWarpd(RandomizableTransform, MapTransform):
         t = self.rand_warp.transform()
         if t is None:
             return d
-        return _warp_apply_to_keys(self, d, t, self.meta_key_postfix)
+        return apply_to_mask_keys(self, d, t, META_FIELD, self.meta_key_postfix)
 
 
 BSplineMaskWarpD = BSplineMaskWarpDict = BSplineMaskWarpd

@@ -20,17 +20,10 @@ import torch
 from monai.engines.utils import PrepareBatch
 from torch import nn
 
+from ..networks import unwrap_parallel
 from .labelled_batch import labelled_batch_tensors
 
 __all__ = ["FGSMPrepareBatch"]
-
-
-def _unwrap(network: nn.Module) -> nn.Module:
-    """The module inside a (Distributed)DataParallel wrapper: the input-gradient pass is then a plain forward and
-    backward of this process's module (no buffer broadcast, no gradient-reduction bookkeeping of the wrapper)."""
-    if isinstance(network, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        return network.module
-    return network
 
 
 class FGSMPrepareBatch(PrepareBatch):
@@ -110,7 +103,9 @@ class FGSMPrepareBatch(PrepareBatch):
     def input_gradient(self, images: torch.Tensor, labels: torch.Tensor, amp: bool | None = None) -> torch.Tensor:
         """``d loss_function(network(images), labels) / d images`` (same shape as ``images``), leaving the
         network's parameters' ``.grad``, its mode and its buffers as they were. Works under ``torch.no_grad``."""
-        net = _unwrap(self.network)
+        # the module inside a (Distributed)DataParallel wrapper: the input-gradient pass is then a plain forward and
+        # backward of this process's module (no buffer broadcast, no gradient-reduction bookkeeping of the wrapper)
+        net = unwrap_parallel(self.network)
         amp = self.amp if amp is None else amp
         was_training = net.training
         buffers = [b.detach().clone() for b in net.buffers()]

@@ -9,16 +9,14 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
+from ..networks import unwrap_parallel
+
 __all__ = ["MeanTeacherEMA", "ema_teacher"]
-
-
-def _ema_unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else module
 
 
 def ema_teacher(student: nn.Module) -> nn.Module:
     """A frozen copy of ``student`` (DataParallel / DDP unwrapped) in eval mode: the teacher at iteration 0."""
-    teacher = copy.deepcopy(_ema_unwrap(student))
+    teacher = copy.deepcopy(unwrap_parallel(student))
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
@@ -45,7 +43,7 @@ class MeanTeacherEMA:
 
     def _bind(self, engine: Engine) -> None:
         # on STARTED, not in attach: MONAI workflows attach their handlers before they set engine.network
-        student = _ema_unwrap(self.student if self.student is not None else engine.network)  # type: ignore[attr-defined]
+        student = unwrap_parallel(self.student if self.student is not None else engine.network)  # type: ignore[attr-defined]
         t_names = [n for n, _ in self.teacher.named_parameters()]
         s_names = [n for n, _ in student.named_parameters()]
         if t_names != s_names:

@@ -33,6 +33,8 @@ from monai.networks.nets import UNet, VNet
 from monai.networks.utils import freeze_layers
 from torch import nn
 
+from .parallel import unwrap_parallel
+
 __all__ = ["FINETUNE_MODES", "finetune_parameter_names", "load_pretrained"]
 
 #: the fine-tuning modes: every layer, the decoder only, the last block only
@@ -41,11 +43,6 @@ FINETUNE_MODES: tuple[str, ...] = ("all", "decoder", "last")
 logger = logging.getLogger(__name__)
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-
-
-def _unwrap_parallel(network: nn.Module) -> nn.Module:
-    """The module inside a (Distributed)DataParallel wrapper."""
-    return network.module if isinstance(network, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else network
 
 
 def _unet_up_blocks(net: UNet) -> list[nn.Module]:
@@ -70,7 +67,7 @@ def finetune_parameter_names(network: nn.Module, finetune: str = "all") -> list[
     Raises:
         ValueError: an unknown mode, or ``"decoder"`` for a network whose decoder is not known here.
     """
-    net = _unwrap_parallel(network)
+    net = unwrap_parallel(network)
     names = [n for n, _ in net.named_parameters()]
     if _check_mode(finetune) == "all":
         return names
@@ -152,7 +149,7 @@ def load_pretrained(network: nn.Module, path: str | os.PathLike, finetune: str =
         raise FileNotFoundError(
             f"pretrained weights {p}: no such file (expected a .pt state dict, e.g. another bundle's models/model.pt)."
         )
-    net = _unwrap_parallel(network)
+    net = unwrap_parallel(network)
     trainable = finetune_parameter_names(net, mode)
     state = _read_pretrained_state(p)
     own = net.state_dict()

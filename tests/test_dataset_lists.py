@@ -304,3 +304,18 @@ def test_find_images_real_dicom_series():
         pytest.skip(f"shared sample data not found at {series}")
     assert find_images(series) == [str(series.resolve())]
     assert str(series.resolve()) in find_images(series.parent)
+
+
+def test_split_cases_is_seeded_independent_of_listing_order_and_names_the_source():
+    from monai_ext.datalists import split_cases
+
+    cases = [{"case": f"c{i:02d}", "image": f"/d/c{i:02d}.nii.gz"} for i in range(10)]
+    a = split_cases(cases, 2, 3, split_seed=0, source="/d")
+    assert a == split_cases(list(reversed(cases)), 2, 3, split_seed=0, source="/d")
+    assert [len(a[k]) for k in ("testing", "validation", "training")] == [3, 2, 5]
+    assert {c["case"] for k in a for c in a[k]} == {c["case"] for c in cases}
+    assert a != split_cases(cases, 2, 3, split_seed=1, source="/d")
+    with pytest.raises(ValueError, match="/d: 10 case"):
+        split_cases(cases, 5, 5, split_seed=0, source="/d")
+    with pytest.raises(ValueError, match="num_val"):
+        split_cases(cases, -1, 2, split_seed=0, source="/d")

@@ -4,6 +4,7 @@ module per data set layout.
 
 from __future__ import annotations
 
+from .case_split import split_cases
 from .brats import BRATS_CLASSES, BRATS_LABEL_MAPPINGS, BRATS_MODALITIES, brats_datalist
 from .covid19_ct_seg import (
     COVID19_CT_SEG_CASES,
@@ -50,6 +51,7 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "split_cases",
     "digit_class_counts",
     "load_sklearn_digits",
     "reduced_digits_split",

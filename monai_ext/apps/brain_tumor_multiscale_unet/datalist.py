@@ -9,13 +9,13 @@ empty the embedded default is generated there: synthetic BraTS-like cases
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ...datalists.brats import BRATS_MODALITIES, brats_datalist, check_modalities
+from ...datalists.case_split import split_cases
 from ...datalists.msd import msd_datalist
 from ...io import PathLike, ensure_dataset, find_images, folder_has_dicom, folder_listing, strip_nifti_suffix
 from ...phantoms.brain_tumor_mri import synthesize_brain_tumor_dataset
@@ -36,24 +36,6 @@ _SERIES_PATTERNS: tuple[tuple[str, str], ...] = (
 
 def _is_msd_brain(root: Path) -> bool:
     return (root / "dataset.json").is_file() and (root / "imagesTr").is_dir()
-
-
-def _split(cases: list[dict[str, Any]], num_val: int, num_test: int, split_seed: int, root: Path) -> dict:
-    for name, n in (("num_val", num_val), ("num_test", num_test)):
-        if isinstance(n, bool) or int(n) < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {n!r}.")
-    if len(cases) < num_val + num_test + 1:
-        raise ValueError(
-            f"{root}: {len(cases)} case(s), but num_val={num_val} + num_test={num_test} held-out cases and at least "
-            "one training case are needed."
-        )
-    order = sorted(cases, key=lambda c: str(c["image"]))
-    random.Random(int(split_seed)).shuffle(order)
-    return {
-        "testing": order[:num_test],
-        "validation": order[num_test : num_test + num_val],
-        "training": order[num_test + num_val :],
-    }
 
 
 def brain_tumor_datalist(
@@ -102,7 +84,7 @@ def brain_tumor_datalist(
                    "label_mapping": dict(MSD_BRAIN_LABEL_MAPPING)}
     else:
         listing = brats_datalist(root, modalities)
-    out = _split(listing["cases"], num_val, num_test, split_seed, root)
+    out = split_cases(listing["cases"], num_val, num_test, split_seed, root, sort_key=lambda c: str(c["image"]))
     out.update({k: listing[k] for k in ("label_mapping", "modalities", "layout")})
     return out
 

@@ -23,7 +23,6 @@ that names the differences (use another ``slice_dir``).
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from monai.transforms import (
 )
 
 from ...datalists.brats import brats_datalist
+from ...datalists.case_split import split_cases
 from ...io import PathLike, atomic_directory, ensure_dataset
 from ...phantoms.brain_tumor_mri import synthesize_brain_tumor_dataset
 from ...transforms import CheckLabeld, CheckVolumed, LoadContrastsd, LoadScand, MapLabelsd
@@ -121,19 +121,6 @@ def _write_case(case: dict, tf: Compose, folder: Path, settings: dict) -> list[d
     return items
 
 
-def _split_cases(cases: list[dict], num_val: int, num_test: int, split_seed: int, root: Path) -> dict[str, list]:
-    for name, n in (("num_val", num_val), ("num_test", num_test)):
-        if isinstance(n, bool) or int(n) < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {n!r}.")
-    if len(cases) < num_val + num_test + 1:
-        raise ValueError(f"{root}: {len(cases)} case(s), but num_val={num_val} + num_test={num_test} held-out cases "
-                         "and at least one training case are needed.")
-    order = sorted(cases, key=lambda c: c["case"])
-    random.Random(int(split_seed)).shuffle(order)
-    return {"testing": order[:num_test], "validation": order[num_test : num_test + num_val],
-            "training": order[num_test + num_val :]}
-
-
 def _absolute(listing: dict, folder: Path) -> dict[str, Any]:
     out = {k: v for k, v in listing.items() if k not in _SPLITS}
     for split in _SPLITS:
@@ -209,7 +196,7 @@ def tumour_slice_datalist(
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(f"slice_dir {folder} is not empty and has no {SLICE_LIST_FILE}; expected a missing or empty "
                          "folder, or one written by tumour_slice_datalist.")
-    split = _split_cases(listing["cases"], int(num_val), int(num_test), int(split_seed), root)
+    split = split_cases(listing["cases"], int(num_val), int(num_test), int(split_seed), root)
     tf = _volume_transforms(settings["pixdim"], settings["spatial_size"], listing["label_mapping"])
 
     def fill(tmp: Path) -> None:

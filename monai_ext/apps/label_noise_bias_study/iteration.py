@@ -15,6 +15,7 @@ and the loss terms (``loss_dice``, ``loss_reconstruction``, ``loss_consistency``
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Callable
 
 import torch
@@ -112,19 +113,16 @@ class SemiSupervisedIteration:
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=True)
         engine.state.output = {Keys.IMAGE: images, Keys.LABEL: labels}
-        if engine.amp and engine.scaler is not None:
-            with torch.autocast("cuda", **engine.amp_kwargs):
-                out = self._losses(engine, images, labels, labelled)
-            self._record(engine, out)
-            engine.scaler.scale(out[Keys.LOSS]).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        amp = engine.amp and engine.scaler is not None
+        with torch.autocast("cuda", **engine.amp_kwargs) if amp else nullcontext():
+            out = self._losses(engine, images, labels, labelled)
+        self._record(engine, out)
+        (engine.scaler.scale(out[Keys.LOSS]) if amp else out[Keys.LOSS]).backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        if amp:
             engine.scaler.step(engine.optimizer)
             engine.scaler.update()
         else:
-            out = self._losses(engine, images, labels, labelled)
-            self._record(engine, out)
-            out[Keys.LOSS].backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
             engine.optimizer.step()
         # as MONAI's SupervisedTrainer: handlers see the same events, and the output is decollated on MODEL_COMPLETED
         engine.state.output[Keys.LOSS] = out[Keys.LOSS].detach()
@@ -135,6 +133,6 @@ class SemiSupervisedIteration:
     def _record(engine: Any, out: dict) -> None:
         engine.state.output[Keys.PRED] = out[Keys.PRED]
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-        engine.state.output.update({k: v for k, v in out.items() if k != Keys.PRED})
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
+        engine.state.output[Keys.LOSS] = out[Keys.LOSS]
         engine.state.output.update({k: v.detach() for k, v in out.items() if k not in (Keys.PRED, Keys.LOSS)})
+        engine.fire_event(IterationEvents.LOSS_COMPLETED)

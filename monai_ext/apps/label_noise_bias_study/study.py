@@ -38,31 +38,35 @@ def relative_dice_report(
 
     Args:
         runs_dir: the study's run folders ``<arm>_seed<seed>/metrics.csv``.
-        arms: ``arm -> [model, noise, level]``; each model needs an arm with noise ``clean``.
+        arms: ``arm -> [model, noise, level]``; an arm is reported when all its seeds' runs exist and so do those of
+            its model's ``clean`` arm, else it is listed under ``"missing"``.
         seeds: the seeds to read.
         out: the PNG to write; ``<out without .png>.json`` gets the numbers.
         metric: the metrics.csv row.
 
     Returns:
         ``{"arms": {arm: {"model", "noise", "level", "dice": [...], "relative": [...], "relative_mean",
-        "relative_std"}}, "clean": {model: [...]}}`` (relative = Dice / the same seed's clean Dice of that model).
+        "relative_std"}}, "clean": {model: [...]}, "missing": [arm, ...]}`` (relative = Dice / the same seed's
+        clean Dice of that model).
     """
-    done = {arm for arm in arms if all((Path(runs_dir) / f"{arm}_seed{int(s)}" / "metrics.csv").is_file() for s in seeds)}
-    if len(done) < len(arms):   # a study run with --arms: report what exists, name the rest
-        print(f"relative_dice_report: runs missing for {sorted(set(arms) - done)}; left out of {out}", flush=True)
-    arms = {arm: spec for arm, spec in arms.items() if arm in done}
-    dice = {arm: [read_metrics_csv(Path(runs_dir) / f"{arm}_seed{int(s)}" / "metrics.csv")[metric] for s in seeds]
-            for arm in arms}
-    clean = {spec[0]: dice[arm] for arm, spec in arms.items() if spec[1] == "clean"}
+    def metrics_file(arm: str, seed: int) -> Path:
+        return Path(runs_dir) / f"{arm}_seed{int(seed)}" / "metrics.csv"
+
+    done = {arm: spec for arm, spec in arms.items() if all(metrics_file(arm, s).is_file() for s in seeds)}
+    dice = {arm: [read_metrics_csv(metrics_file(arm, s))[metric] for s in seeds] for arm in done}
+    clean = {spec[0]: dice[arm] for arm, spec in done.items() if spec[1] == "clean"}
     rows: dict[str, Any] = {}
-    for arm, (model, noise, level) in arms.items():
+    for arm, (model, noise, level) in done.items():
         if model not in clean:
             continue
         rel = [d / c for d, c in zip(dice[arm], clean[model])]
         rows[arm] = {"model": model, "noise": noise, "level": float(level), "dice": dice[arm], "relative": rel,
                      "relative_mean": float(np.mean(rel)), "relative_std": float(np.std(rel, ddof=1)) if len(rel) > 1 else 0.0}
-    report = {"metric": metric, "seeds": [int(s) for s in seeds], "arms": rows, "clean": clean,
-              "missing": sorted(set(done) - set(rows))}
+    missing = sorted(set(arms) - set(rows))
+    if missing:   # e.g. a study run with --arms: report what exists, name the rest
+        print(f"relative_dice_report: no runs (or no clean runs of their model) for {missing}; left out of {out}",
+              flush=True)
+    report = {"metric": metric, "seeds": [int(s) for s in seeds], "arms": rows, "clean": clean, "missing": missing}
     out_path = Path(out)
     atomic_write(out_path.with_suffix(".json"), lambda p: p.write_text(json.dumps(report, indent=1)))
 

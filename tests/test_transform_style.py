@@ -15,7 +15,7 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends
 
 import monai_ext  # noqa: F401 - loads every module, as a bundle's "$import monai_ext" does
-from monai_ext.apps.liver_tumor_ct_seg import AdjacentSlices
+from monai_ext.transforms import AdjacentSlices, TightSliceBoxes, WorldBoxToSliceBoxes
 from monai_ext.apps.us_variational_style_transfer import (
     RandStyleTransfer,
     StyleInterpolate,
@@ -79,7 +79,8 @@ MODULES = {
     "monai_ext.transforms.nodule_insert": "monai_ext.transforms",
     "monai_ext.transforms.perlin_noise": "monai_ext.transforms",
     "monai_ext.transforms.reload_original": "monai_ext.transforms",
-    "monai_ext.apps.liver_tumor_ct_seg.transforms": "monai_ext.apps.liver_tumor_ct_seg",
+    "monai_ext.transforms.adjacent_slices": "monai_ext.transforms",
+    "monai_ext.transforms.slice_boxes": "monai_ext.transforms",
     "monai_ext.apps.us_variational_style_transfer.transforms": "monai_ext.apps.us_variational_style_transfer",
 }
 LOADERS = {LoadScan, LoadScand, LoadUltrasound, LoadUltrasoundd, LoadContrasts, LoadContrastsd}  # input: file names, not array data
@@ -180,6 +181,8 @@ def _runners(model) -> dict:
         FBPKernel: lambda c: FBPKernel(20.0, 2.0)(c(img)),
         RandFBPKernel: lambda c: RandFBPKernel(prob=1.0).set_random_state(0)(c(img)),
         AdjacentSlices: lambda c: AdjacentSlices(context=2)(c(img)),
+        TightSliceBoxes: lambda c: TightSliceBoxes()(c(lung)),
+        WorldBoxToSliceBoxes: lambda c: WorldBoxToSliceBoxes()(c(img), [2.0, 3.0, 1.0, 20.0, 9.5, 15.0]),
         StyleTransfer: lambda c: StyleTransfer(model, device="cpu")(c(us), seed=1),
         RandStyleTransfer: lambda c: RandStyleTransfer(model, prob=1.0, device="cpu").set_random_state(0)(c(us)),
         StyleInterpolate: lambda c: StyleInterpolate(model, us, us[:, ::-1].copy(), device="cpu")(c(us)),

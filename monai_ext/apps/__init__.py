@@ -6,6 +6,7 @@ share lives in the generic packages below (see docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 from . import (
+    box_supervised_seg,
     brain_tumor_multiscale_unet,
     covid19_ct_fewshot_seg,
     ctsgan_chest_ct_synthesis,
@@ -17,6 +18,7 @@ from . import (
 )
 
 __all__ = [
+    "box_supervised_seg",
     "brain_tumor_multiscale_unet",
     "covid19_ct_fewshot_seg",
     "ctsgan_chest_ct_synthesis",

@@ -1,13 +1,15 @@
-"""Ignite handlers that MONAI lacks (time limit, metric history, mean-teacher EMA).
+"""Ignite handlers that MONAI lacks (time limit, metric history, mean-teacher EMA, log-barrier temperature).
 """
 
 from __future__ import annotations
 
+from .barrier_temperature import BarrierTemperatureHandler
 from .mean_teacher import MeanTeacherEMA, ema_teacher
 from .metric_history import MetricHistorySaver, read_metric_history
 from .time_limit import TimeLimitHandler
 
 __all__ = [
+    "BarrierTemperatureHandler",
     "MeanTeacherEMA",
     "ema_teacher",
     "MetricHistorySaver",

@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+from .box_constraints import BoxSizeConstraintLoss, BoxSupervisedLoss, BoxTightnessPriorLoss, OutsideBoxBackgroundCELoss
 from .dice_hausdorff import DiceHausdorffDTLoss
 from .gradient_penalty import critic_gradient_penalty
+from .log_barrier import LogBarrierExtension
 from .seam_penalty import seam_excess_loss, seam_spikiness
 from .soft_label import SoftLabelDiceCELoss
 from .z_spectrum import bone_z_spectrum_loss, z_spectrum_loss
 
 __all__ = [
+    "BoxSizeConstraintLoss",
+    "BoxSupervisedLoss",
+    "BoxTightnessPriorLoss",
+    "LogBarrierExtension",
+    "OutsideBoxBackgroundCELoss",
     "DiceHausdorffDTLoss",
     "critic_gradient_penalty",
     "seam_excess_loss",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .box_iou import slice_box_iou
 from .label_volume import ClassVolumeMetric
 from .lung_parenchyma import lung_texture
 from .mask_overlap import mask_dice
@@ -42,6 +43,7 @@ from .uncertainty import (
 )
 
 __all__ = [
+    "slice_box_iou",
     "mask_dice",
     "PooledDiceMetric",
     "case_uncertainty",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .adjacent_slices import AdjacentSlices, AdjacentSlicesD, AdjacentSlicesd, AdjacentSlicesDict
 from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 from .body_mask import (
     MaskOutsideBody,
@@ -50,6 +51,19 @@ from .gas_components import (
     RemoveDarkComponentsD,
     RemoveDarkComponentsd,
     RemoveDarkComponentsDict,
+)
+from .slice_boxes import (
+    TightSliceBoxes,
+    TightSliceBoxesD,
+    TightSliceBoxesd,
+    TightSliceBoxesDict,
+    WorldBoxToSliceBoxes,
+    WorldBoxToSliceBoxesD,
+    WorldBoxToSliceBoxesd,
+    WorldBoxToSliceBoxesDict,
+    slice_box_extents,
+    slice_box_mask,
+    world_box_to_voxel_box,
 )
 from .hu_window import hu_to_unit, unit_to_hu
 from .input_checks import (
@@ -152,6 +166,21 @@ from .reload_original import (
 )
 
 __all__ = [
+    "TightSliceBoxes",
+    "TightSliceBoxesD",
+    "TightSliceBoxesd",
+    "TightSliceBoxesDict",
+    "WorldBoxToSliceBoxes",
+    "WorldBoxToSliceBoxesD",
+    "WorldBoxToSliceBoxesd",
+    "WorldBoxToSliceBoxesDict",
+    "slice_box_extents",
+    "slice_box_mask",
+    "world_box_to_voxel_box",
+    "AdjacentSlices",
+    "AdjacentSlicesD",
+    "AdjacentSlicesd",
+    "AdjacentSlicesDict",
     "append_mask_record",
     "apply_to_mask_keys",
     "binary_mask_array",

@@ -1,4 +1,5 @@
-"""2.5D input of the liver-tumour U-Net: each axial slice with its neighbours as channels.
+"""2.5D input of a 2D network: each axial slice with its neighbours as channels (liver-tumour and box-supervised
+segmentation bundles).
 
 :class:`AdjacentSlices` turns a channel-first volume (C, H, W, D) into (C * (2k + 1), H, W, D): channel block ``c``
 holds, for every slice ``z``, the slices ``z - k .. z + k`` of channel ``c`` (the first and last slices repeated

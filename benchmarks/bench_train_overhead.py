@@ -7,7 +7,8 @@ Prints iterations per second of each and the ratio bundle / plain (target >= 0.9
 peak GPU memory of each, with or without AMP. Bundles: covid19_ct_fewshot_seg (MONAI UNet, default),
 brain_tumor_multiscale_unet and hand_bones_multiscale_unet (MultiScaleSumUNet), liver_tumor_ct_seg (2D MONAI UNet
 on axial slices), label_noise_bias_study (its 2D U-Net, model seg, through SemiSupervisedIteration; the plain loop
-runs the same network on the same loader with the soft Dice), each on its synthetic data.
+runs the same network on the same loader with the soft Dice), box_supervised_seg (its 2.5D U-Net with the box losses,
+box_source box3d), each on its synthetic data.
 
     python benchmarks/bench_train_overhead.py [--bundle NAME] [--epochs 4] [--augmentation AUG] [--threads 2]
     python benchmarks/bench_train_overhead.py --device cuda [--amp]
@@ -43,6 +44,12 @@ def _liver_data(out: str, cases: int) -> None:
     synthesize_liver_tumor_dataset(out, cases=cases, seed=0, progress=False)
 
 
+def _box_data(out: str, cases: int) -> None:
+    from monai_ext.apps.box_supervised_seg import synthesize_box_dataset
+
+    synthesize_box_dataset(out, cases=cases, seed=0)
+
+
 def _hand_data(out: str, cases: int) -> None:
     from monai_ext.phantoms import synthesize_hand_dataset
 
@@ -56,6 +63,7 @@ BUNDLES = {
     "hand_bones_multiscale_unet": (_hand_data, {"num_val": 1, "num_test": 1}),
     "liver_tumor_ct_seg": (_liver_data, {"num_val": 1, "num_test": 1}),
     "label_noise_bias_study": (_brain_data, {"num_val": 1, "num_test": 1, "slice_dir": lambda work: f"{work}/slices"}),
+    "box_supervised_seg": (_box_data, {"num_val": 1, "num_test": 1, "num_labelled": 1, "box_source": "box3d"}),
 }
 
 

@@ -40,16 +40,20 @@ def _check_patch_size(patch_size: int) -> int:
     return int(patch_size)
 
 
-def patch_classifier(patch_size: int, channels: Sequence[int] | None = None) -> Classifier:
-    """MONAI ``Classifier`` for (1, p, p) patches with one logit: ``log2(p)`` stride-2 residual stages (16, 32, 64,
-    ... channels, batch norm: instance norm is undefined on the last 1 x 1 maps) down to 1 x 1. ``p`` must be a power of two unless ``channels`` is given."""
-    p = _check_patch_size(patch_size)
+def _check_context(context: int) -> int:
+    if isinstance(context, bool) or int(context) != context or int(context) < 0:
+        raise ValueError(f"context must be a non-negative integer (pixels around each patch), got {context!r}.")
+    return int(context)
+
+
+def patch_classifier(patch_size: int, context: int = 0, channels: Sequence[int] | None = None) -> Classifier:
+    """MONAI ``Classifier`` for (1, s, s) inputs, ``s = patch_size + 2 * context``, with one logit: ``floor(log2(s))``
+    stride-2 residual stages (16, 32, 64, ... channels; batch norm, as instance norm is undefined on the last 1 x 1
+    maps), then a linear layer."""
+    size = _check_patch_size(patch_size) + 2 * _check_context(context)
     if channels is None:
-        depth = int(round(math.log2(p)))
-        if 2**depth != p:
-            raise ValueError(f"patch_size {p} is not a power of two; give the classifier's channels explicitly.")
-        channels = [16 * 2**i for i in range(depth)]
-    return Classifier(in_shape=(1, p, p), classes=1, channels=list(channels), strides=[2] * len(channels), norm="batch")
+        channels = [16 * 2**i for i in range(int(math.floor(math.log2(size))))]
+    return Classifier(in_shape=(1, size, size), classes=1, channels=list(channels), strides=[2] * len(channels), norm="batch")
 
 
 def tile_starts(lo: int, hi: int, patch_size: int, size: int) -> list[int]:
@@ -73,12 +77,15 @@ def tile_box(extent: tuple[int, int, int, int], patch_size: int, shape: Sequence
     return [(a, b) for a in rows for b in cols]
 
 
-def _slice_patches(image: np.ndarray, corners: list[tuple[int, int]], p: int) -> np.ndarray:
-    return np.stack([image[a: a + p, b: b + p] for a, b in corners])
+def _slice_patches(image: np.ndarray, corners: list[tuple[int, int]], p: int, context: int = 0) -> np.ndarray:
+    if context:
+        image = np.pad(image, context, mode="edge")  # corner (a, b) of the tile is (a, b) of its context window
+    size = p + 2 * context
+    return np.stack([image[a: a + size, b: b + size] for a, b in corners])
 
 
 def box_patch_samples(volumes: Sequence[dict[str, Any]], patch_size: int, max_samples: int | None = None,
-                      seed: int = 0) -> list[dict[str, np.ndarray]]:
+                      seed: int = 0, context: int = 0) -> list[dict[str, np.ndarray]]:
     """Training patches of the box classifier from fully labelled volumes.
 
     Args:
@@ -87,11 +94,13 @@ def box_patch_samples(volumes: Sequence[dict[str, Any]], patch_size: int, max_sa
         patch_size: ``p`` (pixels).
         max_samples: keep at most this many patches (a seeded random subset; ``None``: all).
         seed: seed of the subset.
+        context: pixels of image around each tile that the classifier also sees (0: the tile only, the paper);
+            the label is the tile's coverage either way.
 
     Returns:
-        ``[{"image": (1, p, p) float32, "label": (1,) float32 (1 when the object covers > 50 % of the patch)}]``.
+        ``[{"image": (1, p + 2 context, p + 2 context) float32, "label": (1,) float32 (1 when the object covers > 50 % of the patch)}]``.
     """
-    p = _check_patch_size(patch_size)
+    p, margin = _check_patch_size(patch_size), _check_context(context)
     images, labels = [], []
     for vol in volumes:
         image, label = (np.asarray(torch.as_tensor(vol[k]).cpu())[0] for k in ("image", "label"))
@@ -99,7 +108,7 @@ def box_patch_samples(volumes: Sequence[dict[str, Any]], patch_size: int, max_sa
             if extent is None:
                 continue
             corners = tile_box(extent, p, image.shape[:2])
-            images.append(_slice_patches(image[:, :, k], corners, p))
+            images.append(_slice_patches(image[:, :, k], corners, p, margin))
             labels.append(_slice_patches((label[:, :, k] > 0).astype(np.float32), corners, p).mean(axis=(1, 2)) > 0.5)
     if not images:
         raise ValueError("no box slices in the labelled volumes: no patches to train the box classifier on.")
@@ -116,6 +125,7 @@ class SliceBoxCorrector:
     Args:
         network: the patch classifier (one logit per (1, p, p) patch), e.g. :func:`patch_classifier`.
         patch_size: ``p`` (pixels), as in training.
+        context: pixels around each tile the classifier sees, as in training.
         threshold: foreground probability of a patch (default 0.5).
         cluster_fraction: keep positive-tile clusters of at least this fraction of the largest (0: all, the paper).
         device: where the classifier runs.
@@ -127,9 +137,10 @@ class SliceBoxCorrector:
     """
 
     def __init__(self, network: torch.nn.Module, patch_size: int, threshold: float = 0.5,
-                 cluster_fraction: float = 0.0, device: str | torch.device = "cpu", batch_size: int = 4096) -> None:
+                 cluster_fraction: float = 0.0, device: str | torch.device = "cpu", batch_size: int = 4096,
+                 context: int = 0) -> None:
         self.network = network
-        self.patch_size = _check_patch_size(patch_size)
+        self.patch_size, self.context = _check_patch_size(patch_size), _check_context(context)
         if not 0.0 < float(threshold) < 1.0:
             raise ValueError(f"threshold must be a probability in (0, 1), got {threshold!r}.")
         if not 0.0 <= float(cluster_fraction) <= 1.0:
@@ -166,7 +177,7 @@ class SliceBoxCorrector:
         for k, extent in enumerate(extents):
             if extent is not None:
                 corners[k] = tile_box(extent, p, img.shape[1:3])
-                patches.append(_slice_patches(img[0, :, :, k], corners[k], p))
+                patches.append(_slice_patches(img[0, :, :, k], corners[k], p, self.context))
         prob = self._probabilities(np.concatenate(patches)) if patches else np.zeros(0)
         corrected: list[tuple[int, int, int, int] | None] = [None] * len(extents)
         dropped, i = [], 0

@@ -100,24 +100,26 @@ def load_box_volume(case: dict[str, Any], pixdim: Sequence[float], window: Seque
 
 
 def load_box_corrector(path: PathLike, patch_size: int, device: str | torch.device = "cpu", threshold: float = 0.5,
-                       cluster_fraction: float = 0.5) -> SliceBoxCorrector:
+                       cluster_fraction: float = 0.5, context: int = 0) -> SliceBoxCorrector:
     """The trained box corrector (weights of ``train_box_corrector.yaml``); a missing file or weights of another
     patch size are errors that name the file."""
     if not Path(path).expanduser().is_file():
         raise FileNotFoundError(f"{path}: no box-corrector weights; run configs/train_box_corrector.yaml first "
-                                "(with the same num_labelled and patch_size).")
-    net = load_weights(patch_classifier(patch_size), path).to(device)
-    return SliceBoxCorrector(net, patch_size, threshold=threshold, cluster_fraction=cluster_fraction, device=device)
+                                "(with the same num_labelled, patch_size and corrector_context).")
+    net = load_weights(patch_classifier(patch_size, context), path).to(device)
+    return SliceBoxCorrector(net, patch_size, threshold=threshold, cluster_fraction=cluster_fraction, device=device,
+                             context=context)
 
 
 def corrector_training_patches(cases: Sequence[dict[str, Any]], patch_size: int, pixdim: Sequence[float],
-                               window: Sequence[float], max_samples: int | None = 60000, seed: int = 0) -> list[dict]:
+                               window: Sequence[float], max_samples: int | None = 60000, seed: int = 0,
+                               context: int = 0) -> list[dict]:
     """The box classifier's training patches from the fully labelled cases (``labelled: True``) of a datalist."""
     labelled = [c for c in cases if c.get("labelled")]
     if not labelled:
         raise ValueError("no fully labelled training case (num_labelled = 0): the box corrector needs some.")
     volumes = [load_box_volume(c, pixdim, window) for c in labelled]
-    samples = box_patch_samples(volumes, patch_size, max_samples=max_samples, seed=seed)
+    samples = box_patch_samples(volumes, patch_size, max_samples=max_samples, seed=seed, context=context)
     positive = sum(float(s["label"][0]) for s in samples)
     print(f"box corrector: {len(samples)} patches of {patch_size} px from {len(labelled)} labelled case(s), "
           f"{positive / len(samples):.0%} foreground", flush=True)
@@ -159,9 +161,9 @@ def box_training_slices(
         slice_size: in-plane size (H, W) of every sample: centred crop or pad (the image padded with its edge).
         corrector: the box corrector (``box_source="corrected"`` only).
         background_fraction: slices without target per slice with one, spread evenly over those available.
-        report_path: a JSON file for the boxes' quality: per-slice IoU of each case's training boxes against its
-            tight boxes (only cases that are not fully labelled: what the correction changed), the slices kept and
-            dropped.
+        report_path: a JSON file for the boxes' quality: per-slice IoU of the boxes of each case's training target
+            (the box, or the mask's extent) against its tight boxes, for the cases that are not fully labelled (what
+            the correction changes; 1 for ``tight`` and ``full``), and the slices dropped.
     """
     if box_source not in BOX_SOURCES:
         raise ValueError(f"box_source must be one of {list(BOX_SOURCES)}, got {box_source!r}.")
@@ -182,7 +184,7 @@ def box_training_slices(
             target = np.asarray(d["box"], np.uint8)
         else:
             target, dropped = corrector(d["image"], d["box"])
-        if box_source in ("box3d", "corrected") and not case.get("labelled"):
+        if not case.get("labelled"):
             iou = slice_box_iou(target, d["tight"])
             report["cases"][case["case"]] = {"mean_iou": float(np.nanmean(iou)), "slices": int(np.sum(~np.isnan(iou))),
                                              "dropped": len(dropped)}

@@ -301,6 +301,17 @@ def test_bundle_corrects_boxes_trains_evaluates_and_infers_on_the_input_grid(liv
     assert set(np.unique(seg.get_fdata())) <= {0.0, 1.0}
 
 
+def test_bundle_keeps_the_best_validation_model_when_asked(liver, tmp_path):
+    common = {"bundle_root": str(tmp_path), "dataset_dir": str(liver / "data"), **TINY}
+    run_bundle(BUNDLE, ["train.yaml"], box_source="tight", keep_model="best_val", **{**common, "max_epochs": 2})
+    assert (tmp_path / "models" / "model.pt").is_file() and (tmp_path / "models" / "model_final.pt").is_file()
+    history = (tmp_path / "eval" / "metric_history.csv").read_text().splitlines()
+    assert len(history) == 3                                   # header + 2 validation rounds
+    with pytest.raises(Exception) as e:
+        run_bundle(BUNDLE, ["train.yaml"], box_source="tight", keep_model="best", **common)
+    assert "keep_model must be final or best_val" in error_text(e)
+
+
 def test_bundle_names_a_box_outside_the_image_a_bad_switch_and_missing_corrector_weights(liver, tmp_path):
     common = {"bundle_root": str(tmp_path), "dataset_dir": str(liver / "data"), **TINY}
     with pytest.raises(Exception) as e:

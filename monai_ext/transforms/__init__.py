@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from .adjacent_slices import AdjacentSlices, AdjacentSlicesD, AdjacentSlicesd, AdjacentSlicesDict
-from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
+from .binary_mask import RandMaskKeysMixin, append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 from .body_mask import (
     MaskOutsideBody,
     MaskOutsideBodyD,
@@ -181,6 +181,7 @@ __all__ = [
     "AdjacentSlicesD",
     "AdjacentSlicesd",
     "AdjacentSlicesDict",
+    "RandMaskKeysMixin",
     "append_mask_record",
     "apply_to_mask_keys",
     "binary_mask_array",

@@ -1,10 +1,10 @@
 """What the label-corruption transforms (mask warp, shift, crop, erosion / dilation) share: reading a channel-first
-binary mask, returning a result of the input's type, recording the applied parameters in the meta data, and the
-dictionary versions' loop over their keys."""
+binary mask, returning a result of the input's type, recording the applied parameters in the meta data, the
+dictionary versions' loop over their keys, and what the random dictionary versions do around their array version."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-__all__ = ["append_mask_record", "apply_to_mask_keys", "binary_mask_array", "mask_like"]
+__all__ = ["RandMaskKeysMixin", "append_mask_record", "apply_to_mask_keys", "binary_mask_array", "mask_like"]
 
 
 def binary_mask_array(img: Any, name: str = "img") -> np.ndarray:
@@ -77,3 +77,44 @@ def apply_to_mask_keys(
             meta[field] = list(meta.get(field, [])) + [dict(transform.params)]
             d[meta_key] = meta
     return d
+
+
+class RandMaskKeysMixin:
+    """The random dictionary versions of the mask corruptions (``RandBSplineMaskWarpd``, ``RandMaskCropd``,
+    ``RandMaskMorphologyd``): one draw of the array version ``self.rand`` per call, from the first ``keys`` mask
+    present, and its deterministic transform (``self.rand.transform()``) applied to every ``keys`` mask with
+    :func:`apply_to_mask_keys` (records in ``self.meta_field``). Every mask is checked, applied or not.
+
+    A class using it also derives from ``RandomizableTransform`` and ``MapTransform`` (in that order, after this
+    one) and sets ``rand``, ``meta_field`` and ``meta_key_postfix``.
+    """
+
+    rand: Any
+    meta_field: str
+    meta_key_postfix: str
+
+    @property
+    def last_params(self) -> dict[str, Any] | None:
+        """The parameters of the last draw (``None`` when it applied nothing)."""
+        return self.rand.last_params
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        """Seed this transform and its array version (which draws every random number); returns ``self``."""
+        super().set_random_state(seed, state)  # type: ignore[misc]
+        self.rand.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw whether to apply and the parameters; ``data``: the mask the array version draws from."""
+        self.rand.randomize(data)
+        self._do_transform = self.rand._do_transform
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Corrupt every ``keys`` mask of ``data`` by one random draw; returns a new dict."""
+        d = dict(data)
+        keys = list(self.key_iterator(d))  # type: ignore[attr-defined]
+        if not keys:
+            return d
+        binary_mask_array(d[keys[0]], f"{keys[0]!r}")
+        self.randomize(d[keys[0]])
+        return apply_to_mask_keys(self, d, self.rand.transform(), self.meta_field, self.meta_key_postfix)

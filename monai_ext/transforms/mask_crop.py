@@ -55,7 +55,7 @@ from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 from scipy import ndimage
 
-from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
+from .binary_mask import RandMaskKeysMixin, append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 
 __all__ = [
     "MASK_CROP_MODES",
@@ -424,7 +424,7 @@ class RandMaskCrop(RandomizableTransform):
         return img if t is None else t(img)
 
 
-class RandMaskCropd(RandomizableTransform, MapTransform):
+class RandMaskCropd(RandMaskKeysMixin, RandomizableTransform, MapTransform):
     """Dictionary-based :class:`RandMaskCrop`: with probability ``prob`` draw the boxes from the components of
     the first ``keys`` mask present and zero them in every ``keys`` mask (the label, not the image). Records as
     :class:`MaskCropd`; the drawn parameters are in :attr:`last_params`.
@@ -451,39 +451,8 @@ class RandMaskCropd(RandomizableTransform, MapTransform):
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        self.rand_crop = RandMaskCrop(prob, mode, exponent)
-        self.meta_key_postfix = meta_key_postfix
-
-    @property
-    def last_params(self) -> dict[str, Any] | None:
-        """The parameters of the last draw (``None`` when it applied nothing)."""
-        return self.rand_crop.last_params
-
-    def set_random_state(
-        self, seed: int | None = None, state: np.random.RandomState | None = None
-    ) -> RandMaskCropd:
-        """Seed this transform and its :class:`RandMaskCrop` (which draws every random number)."""
-        super().set_random_state(seed, state)
-        self.rand_crop.set_random_state(seed, state)
-        return self
-
-    def randomize(self, data: Any = None) -> None:
-        """Draw whether to apply and the boxes; ``data``: the mask (1, H, W[, D]) whose components are cropped."""
-        self.rand_crop.randomize(data)
-        self._do_transform = self.rand_crop._do_transform
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
-        """Crop every ``keys`` mask of ``data`` by one random set of boxes; returns a new dict."""
-        d = dict(data)
-        keys = list(self.key_iterator(d))
-        if not keys:
-            return d
-        binary_mask_array(d[keys[0]], f"{keys[0]!r}")
-        self.randomize(d[keys[0]])
-        t = self.rand_crop.transform()
-        if t is None:
-            return d
-        return apply_to_mask_keys(self, d, t, META_FIELD, self.meta_key_postfix)
+        self.rand = RandMaskCrop(prob, mode, exponent)
+        self.meta_field, self.meta_key_postfix = META_FIELD, meta_key_postfix
 
 
 MaskCropD = MaskCropDict = MaskCropd

@@ -27,7 +27,7 @@ from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 from scipy import ndimage as ndi
 
-from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
+from .binary_mask import RandMaskKeysMixin, append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 
 __all__ = [
     "MASK_MORPHOLOGY_MODES",
@@ -125,14 +125,17 @@ class RandMaskMorphology(RandomizableTransform):
         r = int(self.R.randint(low, self.max_radius + 1))
         self.last_params = {"radius": -r if self.mode == "erode" else r}
 
+    def transform(self) -> MaskMorphology | None:
+        """The :class:`MaskMorphology` of :attr:`last_params` (``None`` when the last draw applies nothing)."""
+        return None if self.last_params is None else MaskMorphology(**self.last_params)
+
     def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
         """Corrupt the mask ``img`` (or re-apply ``last_params`` with ``randomize=False``)."""
         binary_mask_array(img)
         if randomize:
             self.randomize()
-        if self.last_params is None:
-            return img
-        return MaskMorphology(**self.last_params)(img)
+        t = self.transform()
+        return img if t is None else t(img)
 
 
 class MaskMorphologyd(MapTransform):
@@ -152,7 +155,7 @@ class MaskMorphologyd(MapTransform):
         return apply_to_mask_keys(self, dict(data), self.morph, META_FIELD, self.meta_key_postfix)
 
 
-class RandMaskMorphologyd(RandomizableTransform, MapTransform):
+class RandMaskMorphologyd(RandMaskKeysMixin, RandomizableTransform, MapTransform):
     """Dictionary-based :class:`RandMaskMorphology`: one radius per call, applied to every ``keys`` mask; plain
     arrays get the record in ``data[f"{key}_{meta_key_postfix}"]["mask_morphology"]``."""
 
@@ -162,33 +165,8 @@ class RandMaskMorphologyd(RandomizableTransform, MapTransform):
                  meta_key_postfix: str = "meta_dict", allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        self.rand_morph = RandMaskMorphology(prob, max_radius, mode)
-        self.meta_key_postfix = meta_key_postfix
-
-    @property
-    def last_params(self) -> dict[str, Any] | None:
-        """The parameters of the last draw (``None`` when it applied nothing)."""
-        return self.rand_morph.last_params
-
-    def set_random_state(
-        self, seed: int | None = None, state: np.random.RandomState | None = None
-    ) -> RandMaskMorphologyd:
-        """Seed this transform and its :class:`RandMaskMorphology` (which draws every random number)."""
-        super().set_random_state(seed, state)
-        self.rand_morph.set_random_state(seed, state)
-        return self
-
-    def randomize(self, data: Any = None) -> None:
-        """Draw whether to apply and the radius."""
-        self.rand_morph.randomize()
-        self._do_transform = self.rand_morph._do_transform
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
-        """Draw one radius (or none, with probability 1 - ``prob``) and apply it to every ``keys`` mask."""
-        self.randomize()
-        params = self.rand_morph.last_params
-        t = None if params is None else MaskMorphology(**params)
-        return apply_to_mask_keys(self, dict(data), t, META_FIELD, self.meta_key_postfix)
+        self.rand = RandMaskMorphology(prob, max_radius, mode)
+        self.meta_field, self.meta_key_postfix = META_FIELD, meta_key_postfix
 
 
 MaskMorphologyD = MaskMorphologyDict = MaskMorphologyd

@@ -34,7 +34,7 @@ from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 from scipy import ndimage
 
-from .binary_mask import append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
+from .binary_mask import RandMaskKeysMixin, append_mask_record, apply_to_mask_keys, binary_mask_array, mask_like
 
 __all__ = [
     "BSplineMaskWarp",
@@ -246,7 +246,7 @@ class RandBSplineMaskWarp(RandomizableTransform):
         return img if t is None else t(img)
 
 
-class RandBSplineMaskWarpd(RandomizableTransform, MapTransform):
+class RandBSplineMaskWarpd(RandMaskKeysMixin, RandomizableTransform, MapTransform):
     """Dictionary-based :class:`RandBSplineMaskWarp`: with probability ``prob`` warp every ``keys`` mask (the
     label, not the image) by one random deformation (the same control-point displacements for all keys).
     Records as :class:`BSplineMaskWarpd`; the drawn parameters are in :attr:`last_params`.
@@ -273,39 +273,8 @@ class RandBSplineMaskWarpd(RandomizableTransform, MapTransform):
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        self.rand_warp = RandBSplineMaskWarp(prob, sigma, grid_size)
-        self.meta_key_postfix = meta_key_postfix
-
-    @property
-    def last_params(self) -> dict[str, Any] | None:
-        """The parameters of the last draw (``None`` when it applied nothing)."""
-        return self.rand_warp.last_params
-
-    def set_random_state(
-        self, seed: int | None = None, state: np.random.RandomState | None = None
-    ) -> RandBSplineMaskWarpd:
-        """Seed this transform and its :class:`RandBSplineMaskWarp` (which draws every random number)."""
-        super().set_random_state(seed, state)
-        self.rand_warp.set_random_state(seed, state)
-        return self
-
-    def randomize(self, data: Any = None) -> None:
-        """Draw whether to apply and the displacements; ``data``: a mask or its number of spatial axes."""
-        self.rand_warp.randomize(data)
-        self._do_transform = self.rand_warp._do_transform
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
-        """Warp every ``keys`` mask of ``data`` by one random deformation; returns a new dict."""
-        d = dict(data)
-        keys = list(self.key_iterator(d))
-        if not keys:
-            return d
-        binary_mask_array(d[keys[0]], f"{keys[0]!r}")
-        self.randomize(d[keys[0]])
-        t = self.rand_warp.transform()
-        if t is None:
-            return d
-        return apply_to_mask_keys(self, d, t, META_FIELD, self.meta_key_postfix)
+        self.rand = RandBSplineMaskWarp(prob, sigma, grid_size)
+        self.meta_field, self.meta_key_postfix = META_FIELD, meta_key_postfix
 
 
 BSplineMaskWarpD = BSplineMaskWarpDict = BSplineMaskWarpd

@@ -29,7 +29,7 @@ from .labelled_pairs import (
     resolve_label_mapping,
 )
 from .lidc_idri import lidc_idri_datalist, lidc_xml_files, read_lidc_nodules
-from .lits import LITS_LABELS, lits_datalist
+from .lits import LITS_LABELS, liver_ct_cases, lits_datalist
 from .msd import msd_datalist
 from .nlst import nlst_datalist
 from .oasis import (
@@ -81,6 +81,7 @@ __all__ = [
     "lidc_xml_files",
     "read_lidc_nodules",
     "LITS_LABELS",
+    "liver_ct_cases",
     "lits_datalist",
     "msd_datalist",
     "nlst_datalist",

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ..io import PathLike, folder_listing
+from .labelled_pairs import labelled_pairs_datalist
 from .msd import msd_datalist
 
-__all__ = ["LITS_LABELS", "lits_datalist"]
+__all__ = ["LITS_LABELS", "liver_ct_cases", "lits_datalist"]
 
 #: label values of LiTS and MSD Task03
 LITS_LABELS: dict[int, str] = {0: "background", 1: "liver", 2: "tumour"}
@@ -89,3 +90,18 @@ def lits_datalist(dataset_dir: PathLike, require_label: bool = True) -> dict[str
     cases = [{"image": str(volumes[n][0]), "label": str(segmentations[n][0]) if n in segmentations else None,
               "case": f"volume-{n}"} for n in sorted(volumes)]
     return {"cases": cases, "layout": "lits", "labels": dict(LITS_LABELS)}
+
+
+def liver_ct_cases(root: PathLike) -> tuple[list[dict[str, Any]], str]:
+    """The labelled liver CT cases of a folder, ``({"image", "label", ...} items, a description of the source)``:
+    LiTS or MSD Task03 (:func:`lits_datalist`), else image / label folders
+    (:func:`monai_ext.datalists.labelled_pairs_datalist`). When neither is there, the LiTS error (which lists the
+    folder's content) is raised."""
+    root = Path(root)
+    try:
+        return lits_datalist(root)["cases"], str(root)
+    except FileNotFoundError as lits_error:
+        try:
+            return labelled_pairs_datalist(root)["testing"], f"{root} (image/label folders)"
+        except FileNotFoundError:
+            raise lits_error from None

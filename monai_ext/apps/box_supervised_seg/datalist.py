@@ -1,9 +1,8 @@
 """The cases of the box-supervised bundle: split, labelled subset and one 3D box per case.
 
-Recognised in ``dataset_dir``: MSD Task03_Liver (``dataset.json``) or LiTS (``volume-N.nii`` + ``segmentation-N.nii``;
-:func:`monai_ext.datalists.lits_datalist`), else image / label folders
-(:func:`monai_ext.datalists.labelled_pairs_datalist`). When ``dataset_dir`` is missing or empty, the embedded default
-is generated there first: synthetic abdominal CT with liver labels
+Recognised in ``dataset_dir`` (:func:`monai_ext.datalists.liver_ct_cases`): MSD Task03_Liver (``dataset.json``) or
+LiTS (``volume-N.nii`` + ``segmentation-N.nii``), else image / label folders. When ``dataset_dir`` is missing or
+empty, the embedded default is generated there first: synthetic abdominal CT with liver labels
 (:func:`monai_ext.phantoms.synthesize_liver_tumor_dataset`; the liver is the non-convex organ to segment) and
 ``boxes_3d.csv``, the tight 3D box of each liver.
 """
@@ -14,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...datalists.case_split import split_cases
-from ...datalists.labelled_pairs import labelled_pairs_datalist
-from ...datalists.lits import lits_datalist
+from ...datalists.lits import liver_ct_cases
 from ...io import PathLike, ensure_dataset
 from ...phantoms.liver_tumor_ct import synthesize_liver_tumor_dataset
 from ...phantoms.seeds import check_seed
@@ -67,13 +65,7 @@ def box_seg_datalist(
         dataset_dir, lambda d: synthesize_box_dataset(d, cases=synth_cases, seed=synth_seed),
         f"{synth_cases} synthetic abdominal CT phantoms with 3D liver boxes (seed {synth_seed})",
     ).resolve()
-    try:
-        pairs = lits_datalist(root)["cases"]
-    except FileNotFoundError as lits_error:
-        try:
-            pairs = labelled_pairs_datalist(root)["testing"]
-        except FileNotFoundError:
-            raise lits_error from None
+    pairs, _ = liver_ct_cases(root)
     cases = [{"case": case_name(c["image"]), "image": str(c["image"]), "label": str(c["label"])} for c in pairs]
     split = split_cases(cases, num_val, num_test, split_seed, root)
     training = split["training"]

@@ -29,6 +29,7 @@ from monai.transforms import (
     Compose,
     EnsureChannelFirstd,
     Orientationd,
+    ResizeWithPadOrCrop,
     ScaleIntensityRanged,
     Spacingd,
 )
@@ -126,22 +127,6 @@ def corrector_training_patches(cases: Sequence[dict[str, Any]], patch_size: int,
     return samples
 
 
-def _pad_or_crop(arrays: dict[str, np.ndarray], size: Sequence[int]) -> dict[str, np.ndarray]:
-    out = {}
-    for key, a in arrays.items():
-        for axis, n in ((1, int(size[0])), (2, int(size[1]))):
-            cur = a.shape[axis]
-            if cur > n:
-                start = (cur - n) // 2
-                a = np.take(a, np.arange(start, start + n), axis=axis)
-            elif cur < n:
-                pad = [(0, 0)] * a.ndim
-                pad[axis] = ((n - cur) // 2, n - cur - (n - cur) // 2)
-                a = np.pad(a, pad, mode="edge" if key == "image" else "constant")
-        out[key] = a
-    return out
-
-
 def box_training_slices(
     cases: Sequence[dict[str, Any]],
     box_source: str,
@@ -188,7 +173,9 @@ def box_training_slices(
             iou = slice_box_iou(target, d["tight"])
             report["cases"][case["case"]] = {"mean_iou": float(np.nanmean(iou)), "slices": int(np.sum(~np.isnan(iou))),
                                              "dropped": len(dropped)}
-        arrays = _pad_or_crop({"image": np.asarray(stack(d["image"]), np.float32), "label": target}, slice_size)
+        size = [int(slice_size[0]), int(slice_size[1]), -1]
+        arrays = {"image": np.asarray(ResizeWithPadOrCrop(size, mode="edge")(stack(d["image"])), np.float32),
+                  "label": np.asarray(ResizeWithPadOrCrop(size)(target))}
         with_target = [k for k in range(target.shape[-1]) if arrays["label"][..., k].any()]
         empty = [k for k in range(target.shape[-1]) if k not in with_target and k not in dropped]
         n_bg = min(len(empty), int(round(float(background_fraction) * len(with_target))))

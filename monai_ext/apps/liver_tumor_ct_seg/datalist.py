@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...datalists.labelled_pairs import labelled_pairs_datalist
-from ...datalists.lits import lits_datalist
+from ...datalists.lits import liver_ct_cases
 from ...io import PathLike, ensure_dataset
 from ...phantoms.liver_tumor_ct import synthesize_liver_tumor_dataset
 from ...phantoms.seeds import check_seed
@@ -57,13 +56,7 @@ def liver_tumor_datalist(
         f"{synth_cases} synthetic liver-tumour CT phantoms (seed {synth_seed}, contrast {synth_contrast})",
         enabled=synthesize_if_missing,
     ).resolve()
-    try:
-        cases, source = lits_datalist(root)["cases"], str(root)
-    except FileNotFoundError as lits_error:
-        try:
-            cases, source = labelled_pairs_datalist(root)["testing"], f"{root} (image/label folders)"
-        except FileNotFoundError:
-            raise lits_error from None
+    cases, source = liver_ct_cases(root)
     pairs = sorted((str(c["image"]), str(c["label"])) for c in cases)
     held_out = n_test + n_val
     if len(pairs) < held_out + (n_train or 1):

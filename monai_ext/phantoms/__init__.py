@@ -22,6 +22,7 @@ from .brain_tumor_mri import (
     generate_brain_tumor_case,
     render_brain_tumor_case,
     sample_brain_tumor_params,
+    ensure_brain_tumor_dataset,
     synthesize_brain_tumor_dataset,
 )
 from .chest_ct import (
@@ -102,6 +103,7 @@ __all__ = [
     "generate_brain_tumor_case",
     "render_brain_tumor_case",
     "sample_brain_tumor_params",
+    "ensure_brain_tumor_dataset",
     "synthesize_brain_tumor_dataset",
     "ChestCTCase",
     "generate_chest_ct",

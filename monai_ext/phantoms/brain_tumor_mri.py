@@ -64,7 +64,7 @@ from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
 from scipy.special import expit, ndtri
 
-from ..io import atomic_directory, folder_listing
+from ..io import PathLike, atomic_directory, ensure_dataset, folder_listing
 from .brain_mri import mni152_tissue_maps, mr_bias_and_noise
 from .grid import check_phantom_grid
 from .nifti_writer import save_phantom_nifti
@@ -75,6 +75,7 @@ __all__ = [
     "BRAIN_TUMOR_LABELS",
     "BrainTumorCase",
     "brain_tumor_affine",
+    "ensure_brain_tumor_dataset",
     "generate_brain_tumor_case",
     "render_brain_tumor_case",
     "sample_brain_tumor_params",
@@ -713,3 +714,15 @@ def synthesize_brain_tumor_dataset(
         {"case": e["case"], "image": [str(out / f) for f in e["image"]], "label": str(out / e["label"])}
         for e in items
     ]
+
+
+def ensure_brain_tumor_dataset(dataset_dir: PathLike, cases: int, seed: int = 0, enabled: bool = True) -> Path:
+    """``dataset_dir`` (resolved), after writing ``cases`` synthetic cases into it (:func:`synthesize_brain_tumor_dataset`,
+    data seed ``seed``) when it is missing or empty and ``enabled``: the embedded default of the brain-tumour bundles
+    (:func:`monai_ext.io.ensure_dataset`, whose errors it raises)."""
+    return ensure_dataset(
+        dataset_dir,
+        lambda d: synthesize_brain_tumor_dataset(d, cases=cases, seed=seed),
+        f"{cases} synthetic brain-tumour MR cases (FLAIR, T1, T1c, T2)",
+        enabled=enabled,
+    ).resolve()

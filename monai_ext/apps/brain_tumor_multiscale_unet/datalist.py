@@ -17,8 +17,8 @@ from typing import Any
 from ...datalists.brats import BRATS_MODALITIES, brats_datalist, check_modalities
 from ...datalists.case_split import split_cases
 from ...datalists.msd import msd_datalist
-from ...io import PathLike, ensure_dataset, find_images, folder_has_dicom, folder_listing, strip_nifti_suffix
-from ...phantoms.brain_tumor_mri import synthesize_brain_tumor_dataset
+from ...io import PathLike, find_images, folder_has_dicom, folder_listing, strip_nifti_suffix
+from ...phantoms.brain_tumor_mri import ensure_brain_tumor_dataset
 
 __all__ = ["MSD_BRAIN_LABEL_MAPPING", "brain_tumor_datalist", "brain_tumor_inference_datalist"]
 
@@ -71,12 +71,7 @@ def brain_tumor_datalist(
         FileNotFoundError: no data set in ``dataset_dir`` (and nothing generated).
         ValueError: a case misses a selected contrast or its label, or too few cases for the split.
     """
-    root = ensure_dataset(
-        dataset_dir,
-        lambda d: synthesize_brain_tumor_dataset(d, cases=synth_cases, seed=synth_seed),
-        f"{synth_cases} synthetic brain-tumour MR cases (FLAIR, T1, T1c, T2)",
-        enabled=synthesize_if_missing,
-    ).resolve()
+    root = ensure_brain_tumor_dataset(dataset_dir, synth_cases, synth_seed, enabled=synthesize_if_missing)
     if _is_msd_brain(root):
         items = msd_datalist(root)["training"]
         cases = [{"case": strip_nifti_suffix(Path(i["image"]).name), **i} for i in items]

@@ -43,8 +43,8 @@ from monai.transforms import (
 
 from ...datalists.brats import brats_datalist
 from ...datalists.case_split import split_cases
-from ...io import PathLike, atomic_directory, ensure_dataset
-from ...phantoms.brain_tumor_mri import synthesize_brain_tumor_dataset
+from ...io import PathLike, atomic_directory
+from ...phantoms.brain_tumor_mri import ensure_brain_tumor_dataset
 from ...transforms import CheckLabeld, CheckVolumed, LoadContrastsd, LoadScand, MapLabelsd
 
 __all__ = ["SLICE_LIST_FILE", "load_slice_transforms", "tumour_slice_datalist"]
@@ -171,12 +171,7 @@ def tumour_slice_datalist(
         raise ValueError(f"healthy_per_diseased must be >= 0, got {healthy_per_diseased!r}.")
     if len(spatial_size) != 2 or min(int(s) for s in spatial_size) < 16:
         raise ValueError(f"spatial_size must be two sizes >= 16 pixels, got {spatial_size!r}.")
-    root = ensure_dataset(
-        dataset_dir,
-        lambda d: synthesize_brain_tumor_dataset(d, cases=synth_cases, seed=synth_seed),
-        f"{synth_cases} synthetic brain-tumour MR cases (FLAIR, T1, T1c, T2)",
-        enabled=synthesize_if_missing,
-    ).resolve()
+    root = ensure_brain_tumor_dataset(dataset_dir, synth_cases, synth_seed, enabled=synthesize_if_missing)
     listing = brats_datalist(root, ["flair", "t1", "t1c", "t2"])
     settings = {
         "source": str(root), "num_val": int(num_val), "num_test": int(num_test), "split_seed": int(split_seed),

@@ -55,9 +55,10 @@ __all__ = [
 BOX_SOURCES = ("box3d", "corrected", "tight", "full")
 
 
-def check_box_switches(box_source: str, num_labelled: int, patch_size: int) -> None:
+def check_box_switches(box_source: str, num_labelled: int, patch_size: int, keep_model: str = "final") -> None:
     """Fail early, naming the setting, on a ``box_source`` that is not one of :data:`BOX_SOURCES`, a negative
-    ``num_labelled`` (or 0 with corrected boxes) or a patch size under 2 px."""
+    ``num_labelled`` (or 0 with corrected boxes), a patch size under 2 px or a ``keep_model`` other than
+    ``final`` / ``best_val``."""
     if box_source not in BOX_SOURCES:
         raise ValueError(f"box_source must be one of {list(BOX_SOURCES)}, got {box_source!r}.")
     if isinstance(num_labelled, bool) or int(num_labelled) != num_labelled or int(num_labelled) < 0:
@@ -66,6 +67,8 @@ def check_box_switches(box_source: str, num_labelled: int, patch_size: int) -> N
         raise ValueError("box_source 'corrected' needs fully labelled volumes for the box corrector: num_labelled >= 1.")
     if isinstance(patch_size, bool) or int(patch_size) != patch_size or int(patch_size) < 2:
         raise ValueError(f"patch_size must be an integer >= 2 (pixels), got {patch_size!r}.")
+    if keep_model not in ("final", "best_val"):
+        raise ValueError(f"keep_model must be final or best_val, got {keep_model!r}.")
 
 
 def volume_transforms(pixdim: Sequence[float], window_min: float, window_max: float, with_label: bool = True) -> list:

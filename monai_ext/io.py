@@ -25,6 +25,7 @@ __all__ = [
     "folder_listing",
     "is_dicom_file",
     "number_from_json_key",
+    "read_metrics_rows",
     "require_file",
     "strip_nifti_suffix",
 ]
@@ -45,6 +46,18 @@ def number_from_json_key(value: Any) -> Any:
             return value
         return int(f) if f.is_integer() else f
     return value
+
+
+def read_metrics_rows(path: PathLike) -> dict[str, str]:
+    """``name -> value`` (text) of a metrics file as MONAI's ``MetricsSaver`` writes it: one ``name,value`` row per
+    metric (tab-separated rows, as older MONAI versions wrote, are read too). The file must exist."""
+    rows: dict[str, str] = {}
+    with open(path, newline="") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t" if "\t" in line and "," not in line else ",")
+            if len(parts) >= 2:
+                rows[parts[0].strip()] = parts[1].strip()
+    return rows
 
 
 def require_file(path: str | Path, what: str = "file") -> Path:

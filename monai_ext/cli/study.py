@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..io import atomic_write
+from ..io import atomic_write, read_metrics_rows
 
 __all__ = [
     "StudyError",
@@ -291,12 +291,7 @@ def read_run_metric(run_dir: str | Path, name: str, source: Mapping[str, Any]) -
     if not path.is_file():
         raise StudyError(f"metric {name!r}: {path} not found (the run's configs did not write it).")
     if path.suffix == ".csv":
-        rows = {}
-        with open(path, newline="") as f:
-            for line in f:
-                parts = line.rstrip("\n").split("\t" if "\t" in line and "," not in line else ",")
-                if len(parts) >= 2:
-                    rows[parts[0].strip()] = parts[1].strip()
+        rows = read_metrics_rows(path)
         if key not in rows:
             raise StudyError(f"metric {name!r}: no row {key!r} in {path}; it holds {sorted(rows)}.")
         value = rows[key]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ...io import atomic_write
+from ...io import atomic_write, read_metrics_rows
 
 __all__ = ["read_metrics_csv", "relative_dice_report"]
 
@@ -22,8 +21,7 @@ def read_metrics_csv(path: str | Path) -> dict[str, float]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such metrics file (did the run's evaluate.yaml step finish?).")
-    with path.open() as f:
-        return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) >= 2}
+    return {name: float(value) for name, value in read_metrics_rows(path).items()}
 
 
 def relative_dice_report(

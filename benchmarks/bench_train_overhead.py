@@ -8,7 +8,8 @@ peak GPU memory of each, with or without AMP. Bundles: covid19_ct_fewshot_seg (M
 brain_tumor_multiscale_unet and hand_bones_multiscale_unet (MultiScaleSumUNet), liver_tumor_ct_seg (2D MONAI UNet
 on axial slices), label_noise_bias_study (its 2D U-Net, model seg, through SemiSupervisedIteration; the plain loop
 runs the same network on the same loader with the soft Dice), box_supervised_seg (its 2.5D U-Net with the box losses,
-box_source box3d), each on its synthetic data.
+box_source box3d), multiplanar_unet_sparse (the MP U-Net on sparse oblique planes, ignore-masked CE), each on its
+synthetic data.
 
     python benchmarks/bench_train_overhead.py [--bundle NAME] [--epochs 4] [--augmentation AUG] [--threads 2]
     python benchmarks/bench_train_overhead.py --device cuda [--amp]
@@ -56,6 +57,12 @@ def _hand_data(out: str, cases: int) -> None:
     synthesize_hand_dataset(out, cases=cases, seed=0, progress=False)
 
 
+def _em_data(out: str, cases: int) -> None:
+    from monai_ext.phantoms import synthesize_em_mitochondria_dataset
+
+    synthesize_em_mitochondria_dataset(out, cases=max(cases, 4), seed=0, progress=False)
+
+
 #: bundle -> (writes its synthetic data, config overrides of the benchmark)
 BUNDLES = {
     "covid19_ct_fewshot_seg": (_covid_data, {}),
@@ -64,6 +71,7 @@ BUNDLES = {
     "liver_tumor_ct_seg": (_liver_data, {"num_val": 1, "num_test": 1}),
     "label_noise_bias_study": (_brain_data, {"num_val": 1, "num_test": 1, "slice_dir": lambda work: f"{work}/slices"}),
     "box_supervised_seg": (_box_data, {"num_val": 1, "num_test": 1, "num_labelled": 1, "box_source": "box3d"}),
+    "multiplanar_unet_sparse": (_em_data, {"num_val": 1, "num_test": 1}),
 }
 
 

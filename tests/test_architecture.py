@@ -22,6 +22,7 @@ SUBPACKAGES = [
     "monai_ext.metrics",
     "monai_ext.losses",
     "monai_ext.networks",
+    "monai_ext.inferers",
     "monai_ext.engines",
     "monai_ext.handlers",
     "monai_ext.apps",

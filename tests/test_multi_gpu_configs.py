@@ -202,3 +202,19 @@ def test_box_supervised_multi_gpu_train(tmp_path):
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     UNet(2, 3, 1, channels=(4, 8, 8, 8), strides=(2, 2, 2), num_res_units=2, norm="batch").load_state_dict(state)
     assert json.loads((tmp_path / "eval" / "box_quality.json").read_text())["box_source"] == "box3d"
+
+
+def test_multiplanar_unet_sparse_multi_gpu_train(tmp_path):
+    from monai_ext.phantoms import synthesize_em_mitochondria_dataset
+
+    bundle = ROOT / "multiplanar_unet_sparse"
+    data = tmp_path / "data"
+    synthesize_em_mitochondria_dataset(data, cases=5, shape=(24, 24, 24), progress=False)
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(data), num_val=2, num_test=1,
+                               num_annotated=3, num_training_planes=8, mp_features=[4, 4, 8, 8, 8, 4],
+                               max_epochs=2, iterations_per_epoch=3, val_interval=1))
+    assert log.count("Epoch: 2/2, Iter: 1/3") == 1, "losses are logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert state and not any(k.startswith("module.") for k in state)
+    assert json.loads((tmp_path / "eval" / "annotation.json").read_text())["num_training_planes"] == 8

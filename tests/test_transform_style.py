@@ -43,6 +43,7 @@ from monai_ext.transforms import (
     NoduleErased,
     NoduleInsert,
     NoduleInsertd,
+    ObliquePlane,
     PerlinNoise,
     RandBSplineMaskWarp,
     RandFBPKernel,
@@ -50,11 +51,14 @@ from monai_ext.transforms import (
     RandMaskMorphology,
     RandNoduleInsert,
     RandNoduleInsertd,
+    RandObliquePlane,
     RandPerlinNoise,
+    RandSparsePlaneAnnotation,
     ReloadOriginal,
     RemoveDarkComponents,
     ScanInputError,
     SegmentationGradCAM,
+    SparsePlaneAnnotation,
 )
 
 # module -> the package that re-exports it
@@ -77,7 +81,9 @@ MODULES = {
     "monai_ext.transforms.nodule_erase": "monai_ext.transforms",
     "monai_ext.transforms.nodule_geometry": "monai_ext.transforms",
     "monai_ext.transforms.nodule_insert": "monai_ext.transforms",
+    "monai_ext.transforms.oblique_plane": "monai_ext.transforms",
     "monai_ext.transforms.perlin_noise": "monai_ext.transforms",
+    "monai_ext.transforms.sparse_planes": "monai_ext.transforms",
     "monai_ext.transforms.reload_original": "monai_ext.transforms",
     "monai_ext.transforms.adjacent_slices": "monai_ext.transforms",
     "monai_ext.transforms.slice_boxes": "monai_ext.transforms",
@@ -187,6 +193,10 @@ def _runners(model) -> dict:
         RandStyleTransfer: lambda c: RandStyleTransfer(model, prob=1.0, device="cpu").set_random_state(0)(c(us)),
         StyleInterpolate: lambda c: StyleInterpolate(model, us, us[:, ::-1].copy(), device="cpu")(c(us)),
         SegmentationGradCAM: lambda c: SegmentationGradCAM(seg_net, "0", class_index=1)(c(img / 1000.0)),
+        ObliquePlane: lambda c: ObliquePlane(np.eye(3)[:, [2, 0, 1]], center=[13.0, 14.0, 9.5], size=24)(c(img)),
+        RandObliquePlane: lambda c: RandObliquePlane(size=20).set_random_state(0)(c(img)),
+        SparsePlaneAnnotation: lambda c: SparsePlaneAnnotation([{"rotation": np.eye(3).tolist(), "center": [14, 14, 10]}])(c(lung)),
+        RandSparsePlaneAnnotation: lambda c: RandSparsePlaneAnnotation(2).set_random_state(0)(c(lung)),
     }
 
 

@@ -13,6 +13,7 @@ from . import (
     hand_bones_multiscale_unet,
     label_noise_bias_study,
     liver_tumor_ct_seg,
+    multiplanar_unet_sparse,
     us_variational_style_transfer,
     vae_manifold_augmentation,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "hand_bones_multiscale_unet",
     "label_noise_bias_study",
     "liver_tumor_ct_seg",
+    "multiplanar_unet_sparse",
     "us_variational_style_transfer",
     "vae_manifold_augmentation",
 ]

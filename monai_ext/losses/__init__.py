@@ -6,6 +6,7 @@ from __future__ import annotations
 from .box_constraints import BoxSizeConstraintLoss, BoxSupervisedLoss, BoxTightnessPriorLoss, OutsideBoxBackgroundCELoss
 from .dice_hausdorff import DiceHausdorffDTLoss
 from .gradient_penalty import critic_gradient_penalty
+from .ignore_masked_ce import IgnoreMaskedCELoss
 from .log_barrier import LogBarrierExtension
 from .seam_penalty import seam_excess_loss, seam_spikiness
 from .soft_label import SoftLabelDiceCELoss
@@ -15,6 +16,7 @@ __all__ = [
     "BoxSizeConstraintLoss",
     "BoxSupervisedLoss",
     "BoxTightnessPriorLoss",
+    "IgnoreMaskedCELoss",
     "LogBarrierExtension",
     "OutsideBoxBackgroundCELoss",
     "DiceHausdorffDTLoss",

@@ -1,5 +1,5 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI, liver-tumour CT), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -24,6 +24,12 @@ from .brain_tumor_mri import (
     sample_brain_tumor_params,
     ensure_brain_tumor_dataset,
     synthesize_brain_tumor_dataset,
+)
+from .em_mitochondria import (
+    EM_MITOCHONDRIA_LABELS,
+    em_affine,
+    generate_em_mitochondria_case,
+    synthesize_em_mitochondria_dataset,
 )
 from .chest_ct import (
     HU_RANGE,
@@ -89,6 +95,10 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "EM_MITOCHONDRIA_LABELS",
+    "em_affine",
+    "generate_em_mitochondria_case",
+    "synthesize_em_mitochondria_dataset",
     "brain_subject_affine",
     "generate_brain_subject",
     "mni152_t1",

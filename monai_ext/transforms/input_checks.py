@@ -353,7 +353,9 @@ class CheckVolume(Transform):
       The message says what the values look like and suggests a rescale ``HU = stored * slope + intercept``:
       raw stored values without the DICOM rescale intercept (minimum >= 0, maximum > 1000) -> slope 1,
       intercept -1024; a window-levelled 8-bit image ([0, 255]) or an image scaled to [0, 1] -> the rescale
-      that undoes the lung window W1500 L-600 (if that was the export window).
+      that undoes the lung window W1500 L-600 (if that was the export window);
+    - with ``max_anisotropy``: the voxel sizes (from a MetaTensor's affine) differ by at most this factor
+      (largest / smallest), for methods that need (nearly) isotropic voxels.
 
     Args:
         num_channels: expected number of channels, ``None`` for any.
@@ -367,6 +369,8 @@ class CheckVolume(Transform):
             config keys and so command-line options ``--hu_slope`` / ``--hu_intercept``); the HU error
             message then tells the user to set them, with suggested values. ``None``: the message says to
             give the CT in HU or to turn the check off.
+        max_anisotropy: largest / smallest voxel size allowed (e.g. 1.1), ``None`` for no check; needs a
+            MetaTensor (plain arrays carry no spacing and are not checked).
 
     Raises:
         ScanInputError: (a ``ValueError``) naming the file (``meta["filename_or_obj"]``), the shape or
@@ -384,6 +388,7 @@ class CheckVolume(Transform):
         hu_max_minimum: float = -500.0,
         hu_min_span: float = 100.0,
         hu_rescale_keys: Sequence[str] | None = None,
+        max_anisotropy: float | None = None,
     ) -> None:
         if spatial_dims < 1:
             raise ValueError(f"spatial_dims must be >= 1, got {spatial_dims}.")
@@ -398,6 +403,9 @@ class CheckVolume(Transform):
             if len(hu_rescale_keys) != 2:
                 raise ValueError(f"hu_rescale_keys must name two settings (slope, intercept), got {hu_rescale_keys}.")
         self.hu_rescale_keys = hu_rescale_keys
+        if max_anisotropy is not None and not float(max_anisotropy) >= 1.0:
+            raise ValueError(f"max_anisotropy must be >= 1 (largest / smallest voxel size), got {max_anisotropy!r}.")
+        self.max_anisotropy = None if max_anisotropy is None else float(max_anisotropy)
 
     def __call__(self, img: NdarrayOrTensor, meta: Mapping | None = None) -> NdarrayOrTensor:
         """
@@ -455,6 +463,16 @@ class CheckVolume(Transform):
                 single = " - a single slice or 2D image, not a 3D volume" if any(s == 1 for _, s, _ in small) else ""
                 raise ScanInputError(
                     f"{where}: spatial shape {spatial} too small: {desc}{single}.",
+                    filename=filename,
+                )
+        if self.max_anisotropy is not None and isinstance(img, MetaTensor):
+            affine = np.asarray(img.affine, dtype=np.float64)
+            sizes = np.linalg.norm(affine[:sd, :sd], axis=0)
+            if sizes.min() <= 0 or sizes.max() / sizes.min() > self.max_anisotropy:
+                raise ScanInputError(
+                    f"{where}: voxel sizes {', '.join(f'{v:.4g}' for v in sizes)} differ by more than a factor "
+                    f"{self.max_anisotropy:g}; expected (nearly) isotropic voxels: resample the image first (e.g. "
+                    "set pixdim to one isotropic voxel size).",
                     filename=filename,
                 )
         if self.hu_range_check:
@@ -516,8 +534,8 @@ class CheckVolumed(MapTransform):
 
     Args:
         keys: keys of the images to check.
-        num_channels, spatial_dims, min_size, hu_range_check, hu_max_minimum, hu_min_span, hu_rescale_keys: see
-            :py:class:`CheckVolume`.
+        num_channels, spatial_dims, min_size, hu_range_check, hu_max_minimum, hu_min_span, hu_rescale_keys,
+            max_anisotropy: see :py:class:`CheckVolume`.
         meta_key_postfix: postfix of the metadata dict key (for non-``MetaTensor`` data).
         allow_missing_keys: don't raise if a key is missing.
     """
@@ -536,10 +554,12 @@ class CheckVolumed(MapTransform):
         hu_rescale_keys: Sequence[str] | None = None,
         meta_key_postfix: str = DEFAULT_POST_FIX,
         allow_missing_keys: bool = False,
+        max_anisotropy: float | None = None,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.checker = CheckVolume(
-            num_channels, spatial_dims, min_size, hu_range_check, hu_max_minimum, hu_min_span, hu_rescale_keys
+            num_channels, spatial_dims, min_size, hu_range_check, hu_max_minimum, hu_min_span, hu_rescale_keys,
+            max_anisotropy,
         )
         self.meta_key_postfix = meta_key_postfix
 

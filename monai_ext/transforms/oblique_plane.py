@@ -37,6 +37,7 @@ __all__ = [
     "RandObliquePlaned",
     "RandObliquePlaneD",
     "RandObliquePlaneDict",
+    "SamplerRandomizable",
     "check_rotation",
     "plane_coordinates",
     "random_rotation",
@@ -224,6 +225,23 @@ class RandObliquePlane(Randomizable, Transform):
         return plane(img)
 
 
+class SamplerRandomizable(Randomizable):
+    """Base of a dictionary transform whose array version, ``self.sampler``, draws every random number: seeding
+    seeds the sampler with this transform's state, ``randomize`` is the sampler's draw."""
+
+    sampler: Randomizable
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        """Seed this transform and its sampler; returns ``self``."""
+        super().set_random_state(seed, state)
+        self.sampler.set_random_state(state=self.R)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        """One draw of the sampler."""
+        self.sampler.randomize()
+
+
 def _per_key(value: Any, n: int, name: str) -> tuple:
     vals = ensure_tuple_rep(value, n)
     if len(vals) != n:
@@ -254,7 +272,7 @@ class ObliquePlaned(MapTransform):
         return d
 
 
-class RandObliquePlaned(Randomizable, MapTransform):
+class RandObliquePlaned(SamplerRandomizable, MapTransform):
     """Dictionary-based :class:`RandObliquePlane`: one random plane per call, resampled from every ``keys`` volume
     (same spatial shape) with a ``mode`` and ``padding_value`` per key; the plane record is in ``last_params``
     and in ``meta["oblique_plane"]`` of MetaTensor outputs."""
@@ -269,16 +287,6 @@ class RandObliquePlaned(Randomizable, MapTransform):
         self.pads = _per_key(padding_value, len(self.keys), "padding_value")
         self.sampler = RandObliquePlane(size, orientation, center_range)
         self.last_params: dict[str, Any] | None = None
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        """Seed this transform and its plane sampler."""
-        super().set_random_state(seed, state)
-        self.sampler.set_random_state(state=self.R)
-        return self
-
-    def randomize(self, data: Any = None) -> None:
-        """Draw one plane."""
-        self.sampler.randomize()
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Replace every ``keys`` volume by the plane drawn for this call; returns a new dict."""

@@ -28,7 +28,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import TransformBackends
 
-from .oblique_plane import ORIENTATIONS, check_rotation, random_rotation
+from .oblique_plane import ORIENTATIONS, SamplerRandomizable, check_rotation, random_rotation
 
 __all__ = [
     "RandSparsePlaneAnnotation",
@@ -185,7 +185,7 @@ class SparsePlaneAnnotationd(MapTransform):
         return d
 
 
-class RandSparsePlaneAnnotationd(Randomizable, MapTransform):
+class RandSparsePlaneAnnotationd(SamplerRandomizable, MapTransform):
     """Dictionary-based :class:`RandSparsePlaneAnnotation`: the same random planes for every ``keys`` label; the
     planes are also written to ``data[planes_key]`` (a list of plane records) so that a later step can resample
     the annotated planes themselves (``None``: not written)."""
@@ -199,16 +199,6 @@ class RandSparsePlaneAnnotationd(Randomizable, MapTransform):
         self.sampler = RandSparsePlaneAnnotation(num_planes, orientation, center_range, half_thickness, ignore_value)
         self.planes_key = planes_key
         self.last_params: dict[str, Any] | None = None
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
-        """Seed this transform and its plane sampler."""
-        super().set_random_state(seed, state)
-        self.sampler.set_random_state(state=self.R)
-        return self
-
-    def randomize(self, data: Any = None) -> None:
-        """Draw the planes."""
-        self.sampler.randomize()
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Replace every ``keys`` label by its sparse version on the planes drawn for this call."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["bundle_config_parser", "locate_bundle_root", "config_error", "config_flag", "shared_data_dir", "run_bundle", "rank0_first", "load_weights"]
+__all__ = ["bundle_config_parser", "locate_bundle_root", "config_error", "config_flag", "check_best_model_schedule", "shared_data_dir", "run_bundle", "rank0_first", "load_weights"]
 
 
 
@@ -45,6 +45,17 @@ def config_flag(value, name: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
         return value.strip().lower() in ("true", "yes", "1")
     raise ValueError(f"{name} must be true or false, got {value!r}.")
+
+
+def check_best_model_schedule(max_epochs: int, val_interval: int) -> None:
+    """For a config that keeps the best validation model as ``models/model.pt``: ``ValueError`` when no validation
+    would run (``val_interval`` > ``max_epochs``, or either below 1), since then that file is never written."""
+    for name, v in (("max_epochs", max_epochs), ("val_interval", val_interval)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    if val_interval > max_epochs:
+        raise ValueError(f"val_interval={val_interval} > max_epochs={max_epochs}: no validation would run, so no best "
+                         "validation model (models/model.pt) would be written; lower val_interval.")
 
 
 def shared_data_dir() -> Path | None:

@@ -20,6 +20,7 @@ from monai.data import MetaTensor
 from monai_ext.apps.box_supervised_seg import (
     SliceBoxCorrector,
     box_seg_datalist,
+    check_box_switches,
     label_box_mm,
     read_box_file,
     synthesize_box_dataset,
@@ -310,6 +311,9 @@ def test_bundle_keeps_the_best_validation_model_when_asked(liver, tmp_path):
     with pytest.raises(Exception) as e:
         run_bundle(BUNDLE, ["train.yaml"], box_source="tight", keep_model="best", **common)
     assert "keep_model must be final or best_val" in error_text(e)
+    with pytest.raises(ValueError, match="no validation would run"):
+        check_box_switches("tight", 1, 4, "best_val", max_epochs=2, val_interval=5)
+    check_box_switches("tight", 1, 4, "final", max_epochs=2, val_interval=5)   # the last model is written anyway
 
 
 def test_bundle_names_a_box_outside_the_image_a_bad_switch_and_missing_corrector_weights(liver, tmp_path):

@@ -210,6 +210,8 @@ def test_switches_anisotropic_voxels_and_two_channel_images_are_named(em, tmp_pa
         check_sparse_switches("unet2d", "sparse", 4, 0)
     with pytest.raises(ValueError, match="num_annotated"):
         check_sparse_switches("mp", "sparse", 0, 0)
+    with pytest.raises(ValueError, match="no validation would run"):
+        check_sparse_switches("mp", "sparse", 4, 0, max_epochs=2, val_interval=4)
     src = nib.load(next((em / "data" / "imagesTr").glob("*.nii.gz")))
     aff = src.affine.copy()
     aff[2, 2] *= 3

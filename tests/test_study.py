@@ -202,6 +202,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "vae_manifold_augmentation": {"study", "single_pair", "per_seed_pair", "digits", "oasis_calibration", "oasis_split"},
         "us_variational_style_transfer": {"study", "content_preservation", "loss_network"},
         "ctsgan_chest_ct_synthesis": {"study", "inpainting"},
+        "box_supervised_seg": {"study", "best_val"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

@@ -34,7 +34,7 @@ from monai.transforms import (
     Spacingd,
 )
 
-from ...bundle_helpers import load_weights
+from ...bundle_helpers import check_best_model_schedule, load_weights
 from ...io import PathLike, atomic_write
 from ...metrics.box_iou import slice_box_iou
 from ...transforms import CheckLabeld, CheckVolumed, LoadScand
@@ -55,10 +55,11 @@ __all__ = [
 BOX_SOURCES = ("box3d", "corrected", "tight", "full")
 
 
-def check_box_switches(box_source: str, num_labelled: int, patch_size: int, keep_model: str = "final") -> None:
+def check_box_switches(box_source: str, num_labelled: int, patch_size: int, keep_model: str = "final",
+                       max_epochs: int | None = None, val_interval: int | None = None) -> None:
     """Fail early, naming the setting, on a ``box_source`` that is not one of :data:`BOX_SOURCES`, a negative
-    ``num_labelled`` (or 0 with corrected boxes), a patch size under 2 px or a ``keep_model`` other than
-    ``final`` / ``best_val``."""
+    ``num_labelled`` (or 0 with corrected boxes), a patch size under 2 px, a ``keep_model`` other than
+    ``final`` / ``best_val``, or ``best_val`` with no validation in ``max_epochs`` (when both are given)."""
     if box_source not in BOX_SOURCES:
         raise ValueError(f"box_source must be one of {list(BOX_SOURCES)}, got {box_source!r}.")
     if isinstance(num_labelled, bool) or int(num_labelled) != num_labelled or int(num_labelled) < 0:
@@ -69,6 +70,8 @@ def check_box_switches(box_source: str, num_labelled: int, patch_size: int, keep
         raise ValueError(f"patch_size must be an integer >= 2 (pixels), got {patch_size!r}.")
     if keep_model not in ("final", "best_val"):
         raise ValueError(f"keep_model must be final or best_val, got {keep_model!r}.")
+    if keep_model == "best_val" and max_epochs is not None and val_interval is not None:
+        check_best_model_schedule(max_epochs, val_interval)
 
 
 def volume_transforms(pixdim: Sequence[float], window_min: float, window_max: float, with_label: bool = True) -> list:

@@ -33,6 +33,7 @@ from monai.transforms import (
     Spacingd,
 )
 
+from ...bundle_helpers import check_best_model_schedule
 from ...io import PathLike, atomic_write
 from ...phantoms.seeds import derive_seed
 from ...transforms import (
@@ -67,8 +68,10 @@ IGNORE = -1.0
 MAX_ANISOTROPY = 1.1
 
 
-def check_sparse_switches(model: str, annotation: str, num_annotated: int, num_training_planes: int) -> None:
-    """``ValueError`` naming the setting for an unknown model or annotation, n_a < 1 or n_t < 0."""
+def check_sparse_switches(model: str, annotation: str, num_annotated: int, num_training_planes: int,
+                          max_epochs: int | None = None, val_interval: int | None = None) -> None:
+    """``ValueError`` naming the setting for an unknown model or annotation, n_a < 1 or n_t < 0, or (when given) a
+    schedule with no validation, which would write no best model."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}.")
     if annotation not in ANNOTATIONS:
@@ -79,6 +82,8 @@ def check_sparse_switches(model: str, annotation: str, num_annotated: int, num_t
     if annotation == "dense" and model == "mp" and num_training_planes < 1:
         raise ValueError("annotation=dense trains the MP U-Net on num_training_planes fully labelled planes per "
                          "volume: set num_training_planes >= 1.")
+    if max_epochs is not None and val_interval is not None:
+        check_best_model_schedule(max_epochs, val_interval)
 
 
 def sparse_volume_transforms(pixdim: Sequence[float] | None = None, with_label: bool = True, track_meta: bool = False) -> list:

@@ -134,6 +134,21 @@ def test_ignore_masked_ce_averages_annotated_pixels_and_gives_ignored_ones_no_gr
         IgnoreMaskedCELoss()(logits, target + 5)
 
 
+def test_ignore_masked_ce_can_weight_the_rare_foreground():
+    logits = torch.zeros(1, 1, 4, 4)
+    target = torch.full((1, 1, 4, 4), -1.0)
+    target[0, 0, 0] = 1.0                                   # 4 foreground, 8 background annotated pixels
+    target[0, 0, 1:3] = 0.0
+    plain = float(IgnoreMaskedCELoss()(logits, target))
+    balanced = float(IgnoreMaskedCELoss(pos_weight="balanced")(logits, target))
+    assert balanced == pytest.approx(plain * (4 * 2 + 8) / 12)  # foreground weighted 8 / 4 = 2
+    assert float(IgnoreMaskedCELoss(pos_weight=2.0)(logits, target)) == pytest.approx(balanced)
+    with pytest.raises(ValueError, match="pos_weight"):
+        IgnoreMaskedCELoss(pos_weight="inverse")
+    with pytest.raises(ValueError, match="one output channel"):
+        IgnoreMaskedCELoss(pos_weight=2.0)(torch.zeros(1, 3, 4, 4), target.clamp(min=0))
+
+
 def test_multi_planar_inferer_predicts_every_voxel_from_its_rotated_views():
     vol = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 20, 24, 16), 5, 1, 2) * 4 - 2
     inferer = MultiPlanarInferer(num_views=3, seed=1)

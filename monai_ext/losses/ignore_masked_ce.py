@@ -20,6 +20,10 @@ class IgnoreMaskedCELoss(_Loss):
 
     Args:
         ignore_index: the target value of voxels that are not annotated.
+        pos_weight: one output channel only: the weight of foreground voxels in the binary cross-entropy
+            (``torch``'s ``pos_weight``); ``"balanced"``: background / foreground count of the batch's annotated
+            voxels (1 without foreground), at most ``max_pos_weight``; ``None``: 1 (the paper's loss).
+        max_pos_weight: the cap of the balanced weight.
 
     Call ``loss(input, target)``: ``input`` logits (B, C, *spatial), 2D or 3D; ``target`` class indices
     (B, 1, *spatial) or (B, *spatial), ``ignore_index`` where not annotated. One output channel: binary
@@ -29,9 +33,15 @@ class IgnoreMaskedCELoss(_Loss):
     outside 0 .. C-1 (0 / 1 for one channel).
     """
 
-    def __init__(self, ignore_index: int = -1) -> None:
+    def __init__(self, ignore_index: int = -1, pos_weight: float | str | None = None, max_pos_weight: float = 100.0) -> None:
         super().__init__()
         self.ignore_index = int(ignore_index)
+        if isinstance(pos_weight, str) and pos_weight != "balanced":
+            raise ValueError(f"pos_weight must be a positive number, 'balanced' or None, got {pos_weight!r}.")
+        if pos_weight is not None and not isinstance(pos_weight, str) and not float(pos_weight) > 0:
+            raise ValueError(f"pos_weight must be a positive number, 'balanced' or None, got {pos_weight!r}.")
+        self.pos_weight = pos_weight
+        self.max_pos_weight = float(max_pos_weight)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The mean cross-entropy of the annotated voxels of ``input`` (B, C, *spatial)."""
@@ -52,6 +62,16 @@ class IgnoreMaskedCELoss(_Loss):
         if not bool(annotated.any()):
             return input.sum() * 0.0
         if input.shape[1] == 1:
-            logits = input[:, 0][annotated]
-            return F.binary_cross_entropy_with_logits(logits.float(), values.float())
+            logits, values = input[:, 0][annotated].float(), values.float()
+            weight = None
+            if self.pos_weight == "balanced":
+                n_pos = values.sum()
+                ratio = (values.numel() - n_pos) / n_pos if float(n_pos) > 0 else torch.ones((), device=values.device)
+                weight = ratio.clamp(1.0, self.max_pos_weight)
+            elif self.pos_weight is not None:
+                weight = torch.tensor(float(self.pos_weight), device=values.device)
+            return F.binary_cross_entropy_with_logits(logits, values, pos_weight=weight)
+        if self.pos_weight is not None:
+            raise ValueError("pos_weight is for one output channel (binary cross-entropy); got "
+                             f"{input.shape[1]} channels.")
         return F.cross_entropy(input.float(), target, ignore_index=self.ignore_index)

@@ -16,7 +16,7 @@ import torch
 from monai.data import MetaTensor
 from monai.inferers import Inferer, SliceInferer
 
-from ..transforms.oblique_plane import ORIENTATIONS, random_rotation, sample_at_coordinates
+from ..transforms.oblique_plane import random_rotation, sample_at_coordinates
 
 __all__ = ["MultiPlanarInferer", "rotated_cube_coordinates"]
 
@@ -64,11 +64,10 @@ class MultiPlanarInferer(Inferer):
         super().__init__()
         if isinstance(num_views, bool) or int(num_views) != num_views or int(num_views) < 1:
             raise ValueError(f"num_views must be a positive integer, got {num_views!r}.")
-        if orientation not in ORIENTATIONS:
-            raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}.")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}.")
         rng = np.random.RandomState(int(seed))
+        # random_rotation rejects an unknown orientation
         self.rotations = [random_rotation(rng, orientation) for _ in range(int(num_views))]
         self.activation = activation
         self.padding_value = float(padding_value)

@@ -55,6 +55,7 @@ import torch
 from monai.config import DtypeLike, KeysCollection, NdarrayOrTensor
 from monai.data import ITKReader, MetaTensor
 from monai.data.image_reader import ImageReader
+from monai.data.utils import affine_to_spacing
 from monai.transforms import LoadImage, LoadImaged, MapTransform, Transform
 from monai.utils import (
     TransformBackends,
@@ -466,8 +467,7 @@ class CheckVolume(Transform):
                     filename=filename,
                 )
         if self.max_anisotropy is not None and isinstance(img, MetaTensor):
-            affine = np.asarray(img.affine, dtype=np.float64)
-            sizes = np.linalg.norm(affine[:sd, :sd], axis=0)
+            sizes = np.asarray(affine_to_spacing(img.affine, r=sd), dtype=np.float64)
             if sizes.min() <= 0 or sizes.max() / sizes.min() > self.max_anisotropy:
                 raise ScanInputError(
                     f"{where}: voxel sizes {', '.join(f'{v:.4g}' for v in sizes)} differ by more than a factor "

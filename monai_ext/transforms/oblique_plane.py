@@ -38,7 +38,10 @@ __all__ = [
     "RandObliquePlaneD",
     "RandObliquePlaneDict",
     "SamplerRandomizable",
+    "check_plane_sampling",
     "check_rotation",
+    "draw_plane",
+    "offset_center",
     "plane_coordinates",
     "random_rotation",
     "sample_at_coordinates",
@@ -61,6 +64,29 @@ def random_rotation(rng: np.random.RandomState, orientation: str = "any") -> np.
             rot[:, 2] *= -1.0
         return rot
     return Rotation.random(random_state=rng).as_matrix()
+
+
+def check_plane_sampling(orientation: str, center_range: float) -> float:
+    """``ValueError`` naming the setting for an unknown ``orientation`` or a ``center_range`` outside [0, 1]; returns
+    ``center_range`` as a float."""
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}.")
+    if not 0.0 <= float(center_range) <= 1.0:
+        raise ValueError(f"center_range must be in [0, 1], got {center_range!r}.")
+    return float(center_range)
+
+
+def draw_plane(rng: np.random.RandomState, orientation: str, center_range: float) -> tuple[np.ndarray, np.ndarray]:
+    """One random plane: its rotation (:func:`random_rotation`) and its centre's offset from the volume's centre, per
+    axis uniform in ``[-center_range, center_range]`` as a fraction of the half size (:func:`offset_center`)."""
+    return random_rotation(rng, orientation), rng.uniform(-center_range, center_range, size=3)
+
+
+def offset_center(shape: Sequence[int], offset: np.ndarray) -> np.ndarray:
+    """Voxel coordinates of the centre ``offset`` (fractions of the half size per axis) away from the centre of a
+    volume of spatial ``shape``."""
+    half = (np.asarray(shape, dtype=np.float64) - 1.0) / 2.0
+    return half + np.asarray(offset, dtype=np.float64) * half
 
 
 def check_rotation(rotation: Any, name: str = "rotation") -> np.ndarray:
@@ -188,13 +214,9 @@ class RandObliquePlane(Randomizable, Transform):
 
     def __init__(self, size: Sequence[int] | int | None = None, orientation: str = "any", center_range: float = 0.5,
                  mode: str = "bilinear", padding_value: float = 0.0) -> None:
-        if orientation not in ORIENTATIONS:
-            raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}.")
-        if not 0.0 <= float(center_range) <= 1.0:
-            raise ValueError(f"center_range must be in [0, 1], got {center_range!r}.")
+        self.center_range = check_plane_sampling(orientation, center_range)
         self.size = _check_size(size)
         self.orientation = orientation
-        self.center_range = float(center_range)
         self.mode = mode
         self.padding_value = float(padding_value)
         self.last_params: dict[str, Any] | None = None
@@ -203,15 +225,13 @@ class RandObliquePlane(Randomizable, Transform):
 
     def randomize(self, data: Any = None) -> None:
         """Draw the rotation and the centre offset (a fraction of the half size per axis)."""
-        self._rotation = random_rotation(self.R, self.orientation)
-        self._offset = self.R.uniform(-self.center_range, self.center_range, size=3)
+        self._rotation, self._offset = draw_plane(self.R, self.orientation, self.center_range)
 
     def sampled_plane(self, shape: Sequence[int]) -> ObliquePlane:
         """The deterministic transform of the last draw for a volume of spatial ``shape``."""
         if self._rotation is None:
             raise RuntimeError("call randomize() first.")
-        half = (np.asarray(shape, dtype=np.float64) - 1.0) / 2.0
-        return ObliquePlane(self._rotation, center=half + self._offset * half, size=self.size or int(max(shape)),
+        return ObliquePlane(self._rotation, center=offset_center(shape, self._offset), size=self.size or int(max(shape)),
                             mode=self.mode, padding_value=self.padding_value)
 
     def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:

@@ -28,7 +28,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import TransformBackends
 
-from .oblique_plane import ORIENTATIONS, SamplerRandomizable, check_rotation, random_rotation
+from .oblique_plane import SamplerRandomizable, check_plane_sampling, check_rotation, draw_plane, offset_center
 
 __all__ = [
     "RandSparsePlaneAnnotation",
@@ -136,13 +136,9 @@ class RandSparsePlaneAnnotation(Randomizable, Transform):
                  half_thickness: float = 0.5, ignore_value: float = -1.0) -> None:
         if isinstance(num_planes, bool) or int(num_planes) != num_planes or int(num_planes) < 1:
             raise ValueError(f"num_planes must be a positive integer, got {num_planes!r}.")
-        if orientation not in ORIENTATIONS:
-            raise ValueError(f"orientation must be one of {ORIENTATIONS}, got {orientation!r}.")
-        if not 0.0 <= float(center_range) <= 1.0:
-            raise ValueError(f"center_range must be in [0, 1], got {center_range!r}.")
+        self.center_range = check_plane_sampling(orientation, center_range)
         self.num_planes = int(num_planes)
         self.orientation = orientation
-        self.center_range = float(center_range)
         self.half_thickness = float(half_thickness)
         self.ignore_value = float(ignore_value)
         self.last_params: dict[str, Any] | None = None
@@ -150,13 +146,11 @@ class RandSparsePlaneAnnotation(Randomizable, Transform):
 
     def randomize(self, data: Any = None) -> None:
         """Draw the planes' rotations and centre offsets."""
-        self._draws = [(random_rotation(self.R, self.orientation),
-                        self.R.uniform(-self.center_range, self.center_range, size=3)) for _ in range(self.num_planes)]
+        self._draws = [draw_plane(self.R, self.orientation, self.center_range) for _ in range(self.num_planes)]
 
     def sampled_planes(self, shape: Sequence[int]) -> list[dict[str, Any]]:
         """The plane records of the last draw for a volume of spatial ``shape``."""
-        half = (np.asarray(shape, dtype=np.float64) - 1.0) / 2.0
-        return [{"rotation": rot.tolist(), "center": (half + off * half).tolist()} for rot, off in self._draws]
+        return [{"rotation": rot.tolist(), "center": offset_center(shape, off).tolist()} for rot, off in self._draws]
 
     def __call__(self, label: NdarrayOrTensor, randomize: bool = True) -> NdarrayOrTensor:
         """The sparse version of ``label`` (1, X, Y, Z) on freshly drawn planes."""

@@ -130,35 +130,33 @@ def _annotate(volume: dict[str, Any], num_annotated: int, seed: int) -> dict[str
 
 
 def sparse_plane_samples(volumes: Sequence[dict[str, Any]], num_annotated: int, num_training_planes: int, seed: int,
-                         annotation: str = "sparse", plane_size: int | None = None,
-                         center_range: float = 0.5) -> list[dict[str, Any]]:
+                         annotation: str = "sparse", plane_size: int | None = None, center_range: float = 0.5,
+                         sparse_volumes: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The 2D samples of the MP U-Net: ``num_training_planes`` random planes (labels only where they cross the
     annotated planes of their volume, -1 elsewhere; with ``annotation="dense"`` complete); with
-    ``num_training_planes = 0`` the ``num_annotated`` annotated planes themselves (labels complete). Annotated planes
-    are dealt over the ``volumes`` by :func:`planes_per_volume`, training planes over the volumes that have
-    annotated planes. Items ``{"image", "label"}`` (1, H, W) float32 plus ``"kind"`` (``annotated`` |
-    ``training``), ``"case"`` and ``"plane"`` (the plane record, for replay)."""
+    ``num_training_planes = 0`` the ``num_annotated`` annotated planes themselves (labels complete). The annotation
+    is :func:`sparse_volume_samples` of the same arguments (``sparse_volumes``: that result, when already made);
+    training planes are dealt over the volumes that have annotated planes. Items ``{"image", "label"}``
+    (1, H, W) float32 plus ``"kind"`` (``annotated`` | ``training``), ``"case"`` and ``"plane"`` (the plane record,
+    for replay)."""
+    if sparse_volumes is None:
+        sparse_volumes = sparse_volume_samples(volumes, num_annotated, seed, annotation)
     samples = []
-    n_ann = planes_per_volume(num_annotated, len(volumes))
     # training planes go to the volumes that have annotated planes (as in the paper's one training volume, where
     # every training plane can cross one); dense: to every volume
-    with_planes = [i for i in range(len(volumes)) if annotation == "dense" or n_ann[i] > 0]
+    with_planes = [i for i, sv in enumerate(sparse_volumes) if annotation == "dense" or sv["planes"]]
     n_train = [0] * len(volumes)
     for i, n in zip(with_planes, planes_per_volume(num_training_planes, len(with_planes))):
         n_train[i] = n
-    for i, vol in enumerate(volumes):
+    for i, (vol, sv) in enumerate(zip(volumes, sparse_volumes)):
         size = plane_size or int(max(vol["image"].shape[1:]))
         full = {"image": vol["image"], "label": vol["label"]}
-        if annotation == "dense":
-            source = full
-        else:
-            sparse = _annotate(vol, n_ann[i], derive_seed(seed, 1, i))
-            for plane in sparse["annotation_planes"] if num_training_planes == 0 else []:
-                d = ObliquePlaned(["image", "label"], plane["rotation"], plane["center"], size,
-                                  mode=["bilinear", "nearest"], padding_value=[0.0, IGNORE])(full)
-                samples.append({"image": d["image"], "label": d["label"], "kind": "annotated", "case": vol["case"],
-                                "plane": plane})
-            source = {"image": vol["image"], "label": sparse["label"]}
+        for plane in sv["planes"] if num_training_planes == 0 else []:
+            d = ObliquePlaned(["image", "label"], plane["rotation"], plane["center"], size,
+                              mode=["bilinear", "nearest"], padding_value=[0.0, IGNORE])(full)
+            samples.append({"image": d["image"], "label": d["label"], "kind": "annotated", "case": vol["case"],
+                            "plane": plane})
+        source = {"image": vol["image"], "label": sv["label"]}
         sampler = RandObliquePlaned(["image", "label"], size, center_range=center_range, mode=["bilinear", "nearest"],
                                     padding_value=[0.0, IGNORE]).set_random_state(derive_seed(seed, 2, i))
         for _ in range(n_train[i]):
@@ -170,9 +168,10 @@ def sparse_plane_samples(volumes: Sequence[dict[str, Any]], num_annotated: int, 
 
 def sparse_volume_samples(volumes: Sequence[dict[str, Any]], num_annotated: int, seed: int,
                           annotation: str = "sparse") -> list[dict[str, Any]]:
-    """The 3D U-Net's samples: per volume ``{"image", "label" (sparse: -1 off the annotated planes), "weight"
-    (1 where annotated, a small floor elsewhere, for crops that hold annotations), "case", "planes"}``; the same
-    annotated planes as :func:`sparse_plane_samples` with the same seed (``num_annotated`` over all volumes)."""
+    """The annotation of a run and the 3D U-Net's samples: per volume ``{"image", "label" (sparse: -1 off the
+    annotated planes; dense: the label), "weight" (1 where annotated, a small floor elsewhere, for crops that hold
+    annotations), "case", "planes" (the annotated planes)}``, ``num_annotated`` planes dealt over the volumes by
+    :func:`planes_per_volume`."""
     out = []
     n_ann = planes_per_volume(num_annotated, len(volumes))
     for i, vol in enumerate(volumes):
@@ -208,7 +207,8 @@ def sparse_training_data(cases: Sequence[dict[str, Any]], model: str, annotation
     if model == "unet3d":
         samples = vol_samples
     else:
-        samples = sparse_plane_samples(volumes, num_annotated, num_training_planes, seed, annotation, plane_size)
+        samples = sparse_plane_samples(volumes, num_annotated, num_training_planes, seed, annotation, plane_size,
+                                       sparse_volumes=vol_samples)
         px, total = _labelled_fraction(samples)
         report.update(planes=len(samples), labelled_plane_pixels=px, labelled_plane_pixel_fraction=px / max(total, 1))
     print(f"multiplanar_unet_sparse: {model} on {len(volumes)} volume(s), {annotation} annotation, n_a={num_annotated}, "

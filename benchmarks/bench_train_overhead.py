@@ -8,8 +8,9 @@ peak GPU memory of each, with or without AMP. Bundles: covid19_ct_fewshot_seg (M
 brain_tumor_multiscale_unet and hand_bones_multiscale_unet (MultiScaleSumUNet), liver_tumor_ct_seg (2D MONAI UNet
 on axial slices), label_noise_bias_study (its 2D U-Net, model seg, through SemiSupervisedIteration; the plain loop
 runs the same network on the same loader with the soft Dice), box_supervised_seg (its 2.5D U-Net with the box losses,
-box_source box3d), multiplanar_unet_sparse (the MP U-Net on sparse oblique planes, ignore-masked CE), each on its
-synthetic data.
+box_source box3d), multiplanar_unet_sparse (the MP U-Net on sparse oblique planes, ignore-masked CE),
+cacl_weak_segmentation (CaCL's VQ-VAE and classifier; the plain loop runs the same combined and classifier steps with
+the same loss functions), each on its synthetic data.
 
     python benchmarks/bench_train_overhead.py [--bundle NAME] [--epochs 4] [--augmentation AUG] [--threads 2]
     python benchmarks/bench_train_overhead.py --device cuda [--amp]
@@ -63,6 +64,12 @@ def _em_data(out: str, cases: int) -> None:
     synthesize_em_mitochondria_dataset(out, cases=max(cases, 4), seed=0, progress=False)
 
 
+def _ihc_data(out: str, cases: int) -> None:
+    from monai_ext.phantoms import synthesize_ihc_dataset
+
+    synthesize_ihc_dataset(out, slides=max(cases, 8), patches_per_slide=16, seed=0, progress=False)
+
+
 #: bundle -> (writes its synthetic data, config overrides of the benchmark)
 BUNDLES = {
     "covid19_ct_fewshot_seg": (_covid_data, {}),
@@ -72,6 +79,7 @@ BUNDLES = {
     "label_noise_bias_study": (_brain_data, {"num_val": 1, "num_test": 1, "slice_dir": lambda work: f"{work}/slices"}),
     "box_supervised_seg": (_box_data, {"num_val": 1, "num_test": 1, "num_labelled": 1, "box_source": "box3d"}),
     "multiplanar_unet_sparse": (_em_data, {"num_val": 1, "num_test": 1}),
+    "cacl_weak_segmentation": (_ihc_data, {}),
 }
 
 
@@ -99,7 +107,58 @@ def build(bundle: str, dataset_dir: str, work: str, augmentation: str, epochs: i
     return parser
 
 
+def time_plain_cacl(parser, epochs: int) -> tuple[float, int]:
+    """CaCL's iteration (combined step, classifier step every classifier_interval iterations) in a plain loop."""
+    import torch.nn.functional as F
+
+    from monai_ext.apps.cacl_weak_segmentation import (
+        cacl_commitment_loss,
+        cacl_reconstruction_loss,
+        class_code_margin_loss,
+    )
+    from monai_ext.engines import HistoryImagePool
+
+    net, cls = parser.get_parsed_content("network"), parser.get_parsed_content("classifier")
+    opt, c_opt = parser.get_parsed_content("optimizer"), parser.get_parsed_content("classifier_optimizer")
+    loader, device = parser.get_parsed_content("train#dataloader"), parser.get_parsed_content("device")
+    interval = int(parser["classifier_interval"])
+    pools = HistoryImagePool(64, seed=1), HistoryImagePool(64, seed=2)
+    iters, start, step = 0, None, 0
+    for epoch in range(epochs + 1):
+        if epoch == 1:
+            start = time.perf_counter()
+        for batch in loader:
+            img = batch["image"]
+            x = (img.as_tensor() if hasattr(img, "as_tensor") else img).to(device).float()
+            pos = batch["label"].to(device).bool()
+            q = net.encode_quantize(x, pos)
+            r_p, r_n = net.decode(q.e_p), net.decode(q.e_n)
+            cls.requires_grad_(False)
+            t_p = torch.where(pos, 0, 1).long()
+            mapping = F.cross_entropy(cls(r_p), t_p) + F.cross_entropy(cls(r_n), torch.full_like(t_p, 1))
+            cls.requires_grad_(True)
+            loss = (mapping + 0.25 * cacl_commitment_loss(q, pos) + 100.0 * cacl_reconstruction_loss(x, r_p, r_n, pos)
+                    + 50.0 * class_code_margin_loss(q, pos))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % interval == 0:
+                fp = pools[0].query(r_p.detach()[pos]) if bool(pos.any()) else r_p[:0].detach()
+                fn = pools[1].query(r_n.detach())
+                target = torch.cat([torch.where(pos, 0, 1), torch.full((len(fp),), 2, device=device),
+                                    torch.full((len(fn),), 3, device=device)]).long()
+                c_opt.zero_grad(set_to_none=True)
+                F.cross_entropy(cls(torch.cat([x, fp, fn])), target).backward()
+                c_opt.step()
+            step += 1
+            iters += epoch >= 1
+    _sync(device)
+    return time.perf_counter() - start, iters
+
+
 def time_plain(parser, epochs: int, amp: bool) -> tuple[float, int]:
+    if "classifier_interval" in parser.config:
+        return time_plain_cacl(parser, epochs)
     net, loss_fn, opt = parser.get_parsed_content("network"), parser.get_parsed_content("loss"), parser.get_parsed_content("optimizer")
     loader = parser.get_parsed_content("train#dataloader")
     device = parser.get_parsed_content("device")

@@ -218,3 +218,20 @@ def test_multiplanar_unet_sparse_multi_gpu_train(tmp_path):
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert state and not any(k.startswith("module.") for k in state)
     assert json.loads((tmp_path / "eval" / "annotation.json").read_text())["num_training_planes"] == 8
+
+
+def test_cacl_multi_gpu_train(tmp_path):
+    from monai_ext.apps.cacl_weak_segmentation import CaCLNet
+    from monai_ext.phantoms import synthesize_ihc_dataset
+
+    bundle = ROOT / "cacl_weak_segmentation"
+    data = tmp_path / "data"
+    synthesize_ihc_dataset(data, slides=8, patches_per_slide=6, size=32, progress=False)
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(data), val_fraction=0.25, test_fraction=0.25,
+                               channels=[8, 16], num_res_channels=[8, 16], num_res_layers=1, batch_size=4,
+                               max_epochs=2, val_interval=1, classifier_interval=1))
+    assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert state and not any(k.startswith("module.") for k in state)
+    CaCLNet(channels=(8, 16), num_res_channels=(8, 16), num_res_layers=1).load_state_dict(state)

@@ -15,7 +15,7 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends
 
 import monai_ext  # noqa: F401 - loads every module, as a bundle's "$import monai_ext" does
-from monai_ext.transforms import AdjacentSlices, TightSliceBoxes, WorldBoxToSliceBoxes
+from monai_ext.transforms import AdjacentSlices, StainDeconvolution, TightSliceBoxes, WorldBoxToSliceBoxes
 from monai_ext.apps.us_variational_style_transfer import (
     RandStyleTransfer,
     StyleInterpolate,
@@ -87,6 +87,7 @@ MODULES = {
     "monai_ext.transforms.reload_original": "monai_ext.transforms",
     "monai_ext.transforms.adjacent_slices": "monai_ext.transforms",
     "monai_ext.transforms.slice_boxes": "monai_ext.transforms",
+    "monai_ext.transforms.stain_deconvolution": "monai_ext.transforms",
     "monai_ext.apps.us_variational_style_transfer.transforms": "monai_ext.apps.us_variational_style_transfer",
 }
 LOADERS = {LoadScan, LoadScand, LoadUltrasound, LoadUltrasoundd, LoadContrasts, LoadContrastsd}  # input: file names, not array data
@@ -161,6 +162,7 @@ def _runners(model) -> dict:
     pred = np.zeros((2, 8, 8, 8), np.float32)
     pred[1] = 1.0
     us = np.random.default_rng(1).random((1, 16, 16)).astype(np.float32)
+    rgb = np.random.default_rng(2).integers(0, 256, (3, 12, 10)).astype(np.uint8)
     centre = dict(centre=[14.0, 14.0, 10.0], diameter_mm=6.0, centre_frame="voxel", pixdim=1.0)
     torch.manual_seed(0)
     seg_net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv3d(4, 3, 1))
@@ -197,6 +199,7 @@ def _runners(model) -> dict:
         RandObliquePlane: lambda c: RandObliquePlane(size=20).set_random_state(0)(c(img)),
         SparsePlaneAnnotation: lambda c: SparsePlaneAnnotation([{"rotation": np.eye(3).tolist(), "center": [14, 14, 10]}])(c(lung)),
         RandSparsePlaneAnnotation: lambda c: RandSparsePlaneAnnotation(2).set_random_state(0)(c(lung)),
+        StainDeconvolution: lambda c: StainDeconvolution(("haematoxylin", "dab"))(c(rgb)),
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import (
     box_supervised_seg,
     brain_tumor_multiscale_unet,
+    cacl_weak_segmentation,
     covid19_ct_fewshot_seg,
     ctsgan_chest_ct_synthesis,
     hand_bones_multiscale_unet,
@@ -21,6 +22,7 @@ from . import (
 __all__ = [
     "box_supervised_seg",
     "brain_tumor_multiscale_unet",
+    "cacl_weak_segmentation",
     "covid19_ct_fewshot_seg",
     "ctsgan_chest_ct_synthesis",
     "hand_bones_multiscale_unet",

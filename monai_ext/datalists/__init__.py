@@ -28,6 +28,7 @@ from .labelled_pairs import (
     labelled_pairs_datalist,
     resolve_label_mapping,
 )
+from .labelled_patches import PATCH_IMAGE_SUFFIXES, labelled_patch_datalist, read_patch_labels
 from .lidc_idri import lidc_idri_datalist, lidc_xml_files, read_lidc_nodules
 from .lits import LITS_LABELS, liver_ct_cases, lits_datalist
 from .msd import msd_datalist
@@ -51,6 +52,9 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "PATCH_IMAGE_SUFFIXES",
+    "labelled_patch_datalist",
+    "read_patch_labels",
     "split_cases",
     "digit_class_counts",
     "load_sklearn_digits",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .box_iou import slice_box_iou
+from .empty_aware_overlap import EMPTY_AWARE_METRICS, EmptyAwareOverlapMetric, empty_aware_overlap
 from .label_volume import ClassVolumeMetric
 from .lung_parenchyma import lung_texture
 from .mask_overlap import mask_dice
@@ -53,6 +54,9 @@ __all__ = [
     "predictive_entropy",
     "rank_by_uncertainty",
     "ClassVolumeMetric",
+    "EMPTY_AWARE_METRICS",
+    "EmptyAwareOverlapMetric",
+    "empty_aware_overlap",
     "lung_texture",
     "adjacent_slice_mad",
     "bright_columns",

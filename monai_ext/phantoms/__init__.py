@@ -1,5 +1,5 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -68,6 +68,13 @@ from .hand_mri import (
     sample_hand_params,
     synthesize_hand_dataset,
 )
+from .ihc_duodenum import (
+    IHC_LABELS_CSV,
+    IHC_STAIN_VECTORS,
+    generate_ihc_patch,
+    sample_ihc_slide,
+    synthesize_ihc_dataset,
+)
 from .liver_tumor_ct import (
     LIVER_TUMOR_CONTRASTS,
     LIVER_TUMOR_DEFAULT_SHAPE,
@@ -95,6 +102,11 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "IHC_LABELS_CSV",
+    "IHC_STAIN_VECTORS",
+    "generate_ihc_patch",
+    "sample_ihc_slide",
+    "synthesize_ihc_dataset",
     "EM_MITOCHONDRIA_LABELS",
     "em_affine",
     "generate_em_mitochondria_case",

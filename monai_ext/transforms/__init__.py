@@ -187,6 +187,13 @@ from .perlin_noise import (
     RandPerlinNoiseDict,
     fractal_perlin_noise,
 )
+from .stain_deconvolution import (
+    HED_STAINS,
+    StainDeconvolution,
+    StainDeconvolutionD,
+    StainDeconvolutiond,
+    StainDeconvolutionDict,
+)
 from .reload_original import (
     ReloadOriginal,
     ReloadOriginalD,
@@ -371,4 +378,9 @@ __all__ = [
     "SparsePlaneAnnotationD",
     "SparsePlaneAnnotationDict",
     "annotated_plane_mask",
+    "HED_STAINS",
+    "StainDeconvolution",
+    "StainDeconvolutionD",
+    "StainDeconvolutiond",
+    "StainDeconvolutionDict",
 ]

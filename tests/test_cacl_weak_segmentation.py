@@ -30,7 +30,7 @@ from monai_ext.apps.cacl_weak_segmentation import (
 from monai_ext.bundle_helpers import run_bundle
 from monai_ext.datalists import labelled_patch_datalist, read_patch_labels
 from monai_ext.engines import HistoryImagePool
-from monai_ext.metrics import EmptyAwareOverlapMetric, empty_aware_overlap
+from monai_ext.metrics import EmptyAwareOverlapMetric, empty_aware_overlap_scores
 from monai_ext.phantoms import generate_ihc_patch, sample_ihc_slide, synthesize_ihc_dataset
 from monai_ext.transforms import StainDeconvolution, StainDeconvolutiond
 
@@ -176,7 +176,7 @@ def test_empty_aware_overlap_follows_the_papers_rule_and_matches_monai_dice():
     p = torch.zeros_like(y)
     p[0, 0, :2] = 1                                          # 12 of 18 found, no false positive
     p[3, 0, 0, 0] = 1                                        # one pixel on a negative patch
-    s = empty_aware_overlap(p, y)
+    s = empty_aware_overlap_scores(p, y)
     assert torch.allclose(s[0], torch.tensor([24 / 30, 12 / 18, 1.0]))
     assert torch.equal(s[1], torch.zeros(3)) and torch.equal(s[2], torch.ones(3)) and torch.equal(s[3], torch.zeros(3))
     ref = DiceMetric(include_background=True, ignore_empty=False, reduction="none")(p, y)

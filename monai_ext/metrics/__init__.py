@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from .box_iou import slice_box_iou
-from .empty_aware_overlap import EMPTY_AWARE_METRICS, EmptyAwareOverlapMetric, empty_aware_overlap
+from .empty_aware_overlap import EMPTY_AWARE_METRICS, EmptyAwareOverlapMetric, empty_aware_overlap_scores
 from .label_volume import ClassVolumeMetric
 from .lung_parenchyma import lung_texture
 from .mask_overlap import mask_dice
@@ -56,7 +56,7 @@ __all__ = [
     "ClassVolumeMetric",
     "EMPTY_AWARE_METRICS",
     "EmptyAwareOverlapMetric",
-    "empty_aware_overlap",
+    "empty_aware_overlap_scores",
     "lung_texture",
     "adjacent_slice_mad",
     "bright_columns",

@@ -14,12 +14,12 @@ from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
-__all__ = ["EMPTY_AWARE_METRICS", "EmptyAwareOverlapMetric", "empty_aware_overlap"]
+__all__ = ["EMPTY_AWARE_METRICS", "EmptyAwareOverlapMetric", "empty_aware_overlap_scores"]
 
 EMPTY_AWARE_METRICS = ("dice", "recall", "precision")
 
 
-def empty_aware_overlap(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def empty_aware_overlap_scores(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(B, 3) float: Dice, recall, precision per image of binary masks ``y_pred`` and ``y`` (B, 1, ...), any values
     > 0.5 being foreground."""
     if y_pred.shape != y.shape:
@@ -57,7 +57,7 @@ class EmptyAwareOverlapMetric(CumulativeIterationMetric):
         if y is None:
             raise ValueError("EmptyAwareOverlapMetric needs the reference masks y.")
         k = EMPTY_AWARE_METRICS.index(self.metric_name)
-        return empty_aware_overlap(torch.as_tensor(y_pred), torch.as_tensor(y).to(torch.as_tensor(y_pred).device))[:, k : k + 1]
+        return empty_aware_overlap_scores(torch.as_tensor(y_pred), torch.as_tensor(y).to(torch.as_tensor(y_pred).device))[:, k : k + 1]
 
     def aggregate(self, reduction: MetricReduction | str | None = None) -> torch.Tensor:
         data = self.get_buffer()

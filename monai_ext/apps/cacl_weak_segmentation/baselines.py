@@ -20,7 +20,7 @@ from monai.visualize import GradCAM
 from torch import nn
 
 from ...io import atomic_write
-from ...metrics.empty_aware_overlap import EMPTY_AWARE_METRICS, empty_aware_overlap
+from ...metrics.empty_aware_overlap import EMPTY_AWARE_METRICS, empty_aware_overlap_scores
 from ...transforms.mask_morphology import MaskMorphology
 from ...transforms.stain_deconvolution import StainDeconvolution
 
@@ -49,10 +49,10 @@ def gradcam_maps(classifier: nn.Module, images: torch.Tensor, target_layer: str,
 
 
 def overlap_summary(pred: torch.Tensor, ref: torch.Tensor, labels: Sequence[int] | None = None) -> dict[str, float]:
-    """Mean Dice / recall / precision (the empty-reference rule, :func:`monai_ext.metrics.empty_aware_overlap`) of
-    binary masks (N, 1, H, W), over all patches, and Dice over the positive and negative patches (by ``labels``,
-    else by whether the reference is empty)."""
-    scores = empty_aware_overlap(pred.float(), ref.float())
+    """Mean Dice / recall / precision (the empty-reference rule,
+    :func:`monai_ext.metrics.empty_aware_overlap_scores`) of binary masks (N, 1, H, W), over all patches, and Dice
+    over the positive and negative patches (by ``labels``, else by whether the reference is empty)."""
+    scores = empty_aware_overlap_scores(pred.float(), ref.float())
     pos = (torch.as_tensor(labels).bool() if labels is not None else (ref.flatten(1) > 0.5).any(1)).cpu()
     out = {m: float(scores[:, k].mean()) for k, m in enumerate(EMPTY_AWARE_METRICS)}
     out["dice_positive"] = float(scores[pos, 0].mean()) if bool(pos.any()) else float("nan")

@@ -33,8 +33,6 @@ class CodebookQuantization(dict):
 
 
 class ClassAwareCodebookQuantizer(nn.Module):
-    __jit_unused_properties__ = ["class_channels"]
-    __jit_ignored_attributes__ = ["_generator"]
 
     """Shared + class-specific codebook with EMA updates.
 
@@ -57,6 +55,9 @@ class ClassAwareCodebookQuantizer(nn.Module):
     can die early in training. Under ``torch.distributed`` the EMA statistics are summed over the ranks and rank 0's
     restarts are broadcast, so every rank keeps the same codebook.
     """
+
+    __jit_unused_properties__ = ["class_channels"]
+    __jit_ignored_attributes__ = ["_generator"]
 
     def __init__(self, num_shared: int = 27, num_class: int = 5, embedding_dim: int = 64, shared_channels: int = 32,
                  decay: float = 0.98, epsilon: float = 1e-5, dead_code_threshold: float = 0.5) -> None:

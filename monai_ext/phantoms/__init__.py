@@ -1,10 +1,17 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, adaptive-optics cone mosaics in pairs of visits), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
 from __future__ import annotations
 
+from .ao_cone_mosaic import (
+    generate_cone_pair,
+    random_visit_affine,
+    render_cone_visit,
+    sample_cone_mosaic,
+    synthesize_cone_dataset,
+)
 from .brain_mri import (
     brain_subject_affine,
     generate_brain_subject,
@@ -102,6 +109,11 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "generate_cone_pair",
+    "random_visit_affine",
+    "render_cone_visit",
+    "sample_cone_mosaic",
+    "synthesize_cone_dataset",
     "IHC_LABELS_CSV",
     "IHC_STAIN_VECTORS",
     "generate_ihc_patch",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .box_iou import slice_box_iou
 from .empty_aware_overlap import EMPTY_AWARE_METRICS, EmptyAwareOverlapMetric, empty_aware_overlap_scores
+from .instance_overlap import INSTANCE_SHAPE_SCORES, instance_overlap_scores, match_instances
 from .label_volume import ClassVolumeMetric
 from .lung_parenchyma import lung_texture
 from .mask_overlap import mask_dice
@@ -54,6 +55,9 @@ __all__ = [
     "predictive_entropy",
     "rank_by_uncertainty",
     "ClassVolumeMetric",
+    "INSTANCE_SHAPE_SCORES",
+    "instance_overlap_scores",
+    "match_instances",
     "EMPTY_AWARE_METRICS",
     "EmptyAwareOverlapMetric",
     "empty_aware_overlap_scores",

@@ -15,7 +15,14 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends
 
 import monai_ext  # noqa: F401 - loads every module, as a bundle's "$import monai_ext" does
-from monai_ext.transforms import AdjacentSlices, StainDeconvolution, TightSliceBoxes, WorldBoxToSliceBoxes
+from monai_ext.transforms import (
+    AdjacentSlices,
+    CellTargets,
+    CentroidSeededWatershed,
+    StainDeconvolution,
+    TightSliceBoxes,
+    WorldBoxToSliceBoxes,
+)
 from monai_ext.apps.us_variational_style_transfer import (
     RandStyleTransfer,
     StyleInterpolate,
@@ -65,6 +72,7 @@ from monai_ext.transforms import (
 MODULES = {
     "monai_ext.transforms.binary_mask": "monai_ext.transforms",
     "monai_ext.transforms.body_mask": "monai_ext.transforms",
+    "monai_ext.transforms.cell_maps": "monai_ext.transforms",
     "monai_ext.transforms.class_activation": "monai_ext.transforms",
     "monai_ext.transforms.component_majority": "monai_ext.transforms",
     "monai_ext.transforms.fbp_kernel": "monai_ext.transforms",
@@ -163,6 +171,8 @@ def _runners(model) -> dict:
     pred[1] = 1.0
     us = np.random.default_rng(1).random((1, 16, 16)).astype(np.float32)
     rgb = np.random.default_rng(2).integers(0, 256, (3, 12, 10)).astype(np.uint8)
+    cells = np.zeros((1, 12, 12), np.int32)
+    cells[0, 1:6, 1:6], cells[0, 1:6, 6:11], cells[0, 7:11, 2:9] = 1, 2, 3   # two touching cells and one apart
     centre = dict(centre=[14.0, 14.0, 10.0], diameter_mm=6.0, centre_frame="voxel", pixdim=1.0)
     torch.manual_seed(0)
     seg_net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv3d(4, 3, 1))
@@ -200,6 +210,8 @@ def _runners(model) -> dict:
         SparsePlaneAnnotation: lambda c: SparsePlaneAnnotation([{"rotation": np.eye(3).tolist(), "center": [14, 14, 10]}])(c(lung)),
         RandSparsePlaneAnnotation: lambda c: RandSparsePlaneAnnotation(2).set_random_state(0)(c(lung)),
         StainDeconvolution: lambda c: StainDeconvolution(("haematoxylin", "dab"))(c(rgb)),
+        CellTargets: lambda c: CellTargets(1.0)(c(cells)),
+        CentroidSeededWatershed: lambda c: CentroidSeededWatershed(region_threshold=0.5)(c(CellTargets(1.0)(cells))),
     }
 
 

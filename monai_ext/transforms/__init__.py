@@ -19,6 +19,16 @@ from .class_activation import (
     SegmentationGradCAMd,
     SegmentationGradCAMDict,
 )
+from .cell_maps import (
+    CellTargets,
+    CellTargetsD,
+    CellTargetsd,
+    CellTargetsDict,
+    CentroidSeededWatershed,
+    CentroidSeededWatershedD,
+    CentroidSeededWatershedd,
+    CentroidSeededWatershedDict,
+)
 from .component_majority import (
     ComponentMajorityLabel,
     ComponentMajorityLabelD,
@@ -383,4 +393,12 @@ __all__ = [
     "StainDeconvolutionD",
     "StainDeconvolutiond",
     "StainDeconvolutionDict",
+    "CellTargets",
+    "CellTargetsD",
+    "CellTargetsd",
+    "CellTargetsDict",
+    "CentroidSeededWatershed",
+    "CentroidSeededWatershedD",
+    "CentroidSeededWatershedd",
+    "CentroidSeededWatershedDict",
 ]

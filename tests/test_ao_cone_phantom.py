@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from monai_ext.phantoms import (
     generate_cone_pair,
@@ -28,7 +29,7 @@ def test_cones_sit_on_a_hexagonal_lattice_with_separate_labels():
     expected = 96 * 96 / (12.0**2 * np.sqrt(3) / 2)           # cones per image area of a hexagonal lattice
     assert 0.8 * expected < len(ids) < 1.2 * expected
     centres = np.array(ndimage.center_of_mass(np.ones_like(labels), labels, ids))
-    d, _ = __import__("scipy.spatial", fromlist=["cKDTree"]).cKDTree(centres).query(centres, k=2)
+    d, _ = cKDTree(centres).query(centres, k=2)
     assert 9.0 < np.median(d[:, 1]) < 15.0                    # nearest neighbour about one spacing away
     assert image[labels > 0].mean() > image[labels == 0].mean() + 0.2   # bright cones on a dark background
 

@@ -58,7 +58,7 @@ arms:
   b: {offset: 0.6}
   c: {offset: 0.6, _seeds: [0, 1]}
 comparisons: [[c, b]]
-overrides: {output_dir: "{run_dir}", seed: "{seed}"}
+overrides: {output_dir: "{run_dir}", seed: "{seed}", where: "{bundle}/configs"}
 prepare:
   - configs: [run.yaml]
     for_each: {k: [1, 2]}
@@ -160,6 +160,11 @@ def test_study_runs_resumes_and_compares(tiny_bundle, tmp_path, capsys):
     assert res["per_run"]["score"] == {"a": {"1": pytest.approx(0.71)}, "b": {"1": pytest.approx(0.61)}}
     res = run_study(tiny_bundle, work=work, sets={"offset": 1.0}, arms=["b"], seeds=[0])
     assert res["per_run"]["score"]["b"]["0"] == pytest.approx(1.0)
+    # the same bundle in another checkout resumes the same runs (its path is recorded as {bundle})
+    assert record["settings"][0]["overrides"]["where"] == "{bundle}/configs"
+    moved = shutil.copytree(tiny_bundle, tmp_path / "elsewhere" / "tiny_bundle")
+    run_study(moved, work=work, arms=["a"], seeds=[0, 2])
+    assert capsys.readouterr().out.count("done before") == 2
 
 
 def test_study_errors_are_clear(tiny_bundle, tmp_path, capsys):

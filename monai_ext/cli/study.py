@@ -45,7 +45,8 @@ bundle's ``docs/`` with ``--docs``), the vars, the ``for_each`` names, and in ru
 Several studies may share one work folder (data, generated images); their runs and results stay apart.
 
 Config steps go through MONAI's bundle runner (:func:`monai_ext.bundle_helpers.run_bundle`, in this process).
-A run whose ``study_run.json`` exists with the same settings is not run again (resumable); results go to
+A run whose ``study_run.json`` exists with the same settings is not run again (resumable; the bundle folder's own
+path counts as ``{bundle}``, so a copy of the checkout elsewhere resumes too); results go to
 ``<work>/<study file stem>.json`` and ``.md`` and, with ``--docs``, to the bundle's ``docs/<study file stem>.json``
 and ``.md``. Every arm is compared with the baseline over the seeds both have: mean difference with its 95 %
 confidence interval (t distribution), paired t-test and Wilcoxon signed-rank test (scipy).
@@ -421,6 +422,20 @@ def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
 
+def _without_location(x: Any, bundle_dir: Path) -> Any:
+    """``x`` with the bundle folder's absolute path written as ``{bundle}`` in every string: a run's recorded
+    settings then do not depend on where the checkout lives (a study resumed from another copy of the repository
+    does not re-run what is done)."""
+    root = str(bundle_dir)
+    if isinstance(x, str):
+        return x.replace(root, "{bundle}")
+    if isinstance(x, list):
+        return [_without_location(v, bundle_dir) for v in x]
+    if isinstance(x, dict):
+        return {k: _without_location(v, bundle_dir) for k, v in x.items()}
+    return x
+
+
 def _call(dotted: str) -> Any:
     module, _, fn = dotted.rpartition(".")
     try:
@@ -549,7 +564,7 @@ def run_study(
                 resolved.append({"configs": step["configs"], "overrides": ov})
             else:
                 resolved.append({"call": step["call"], "args": substitute(dict(step.get("args") or {}), run_names)})
-        settings = _jsonable(resolved)
+        settings = _without_location(_jsonable(resolved), bundle_dir)
         record_path = run_dir / RUN_RECORD
         if record_path.is_file():
             record = json.loads(record_path.read_text())

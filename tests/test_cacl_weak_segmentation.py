@@ -266,6 +266,15 @@ def test_bundle_trains_evaluates_and_writes_masks_on_the_input_grid(ihc, tmp_pat
                **NET)
     mask = np.asarray(Image.open(out / f"{image.stem}_mask.png"))
     assert mask.shape == (32, 32) and set(np.unique(mask)) <= {0, 255}
+    mixed = tmp_path / "mixed_sizes"                   # real patches come in any size, odd ones included
+    mixed.mkdir()
+    rgb8 = np.asarray(Image.open(image))
+    Image.fromarray(rgb8[:31, :29].copy()).save(mixed / "odd.png")
+    Image.fromarray(rgb8).save(mixed / "even.png")
+    run_bundle(BUNDLE, ["inference.yaml"], bundle_root=str(tmp_path), dataset_dir=str(mixed),
+               output_dir=str(tmp_path / "mixed_out"), **NET)
+    assert np.asarray(Image.open(tmp_path / "mixed_out" / "odd_mask.png")).shape == (31, 29)
+    assert np.asarray(Image.open(tmp_path / "mixed_out" / "even_mask.png")).shape == (32, 32)
     net = CaCLNet(channels=(8, 16), num_res_channels=(8, 16), num_res_layers=1)
     net.load_state_dict(torch.load(tmp_path / "models" / "model.pt", weights_only=True))
     rgb = np.asarray(Image.open(image), np.float32) / 255.0

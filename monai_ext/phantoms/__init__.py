@@ -93,6 +93,7 @@ from .liver_tumor_ct import (
     synthesize_liver_tumor_dataset,
 )
 from .nifti_writer import save_phantom_nifti
+from .random_field import smooth_random_field
 from .seeds import check_seed, derive_seed
 from .ultrasound import (
     DISPLAY_CEILING_DB,
@@ -109,6 +110,7 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "smooth_random_field",
     "generate_cone_pair",
     "random_visit_affine",
     "render_cone_visit",

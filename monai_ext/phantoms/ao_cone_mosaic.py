@@ -26,6 +26,7 @@ from scipy.spatial import cKDTree
 
 from ..io import atomic_directory
 from .nifti_writer import save_phantom_nifti
+from .random_field import smooth_random_field
 from .seeds import check_seed, derive_seed
 
 __all__ = [
@@ -110,7 +111,7 @@ def render_cone_visit(mosaic: dict[str, np.ndarray], size: int, affine: np.ndarr
     region = np.zeros((size, size), bool)
     dimmed: list[int] = []
     if noisy:
-        field = ndimage.gaussian_filter(rng.normal(size=(size, size)), size / 10.0, mode="wrap")
+        field = smooth_random_field(rng, (size, size), size / 10.0)
         frac = rng.uniform(0.15, 0.35)
         region = field > np.quantile(field, 1.0 - frac)
         seen = idx[np.all((centres[idx] >= 0) & (centres[idx] <= size - 1), axis=1)]   # centre in the image

@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..io import atomic_directory
+from .random_field import smooth_random_field
 from .seeds import check_seed, derive_seed
 
 __all__ = [
@@ -66,12 +67,6 @@ def sample_ihc_slide(rng: np.random.Generator, positive: bool) -> dict[str, Any]
         "background_dab": float(rng.uniform(0.0, 0.12)),
         "white": float(rng.uniform(0.90, 0.98)),
     }
-
-
-def _unit_random_field(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Zero-mean, unit-spread smooth random field."""
-    f = ndimage.gaussian_filter(rng.normal(size=shape), sigma, mode="wrap")
-    return (f - f.mean()) / (f.std() + 1e-8)
 
 
 def _segment_distance(yy: np.ndarray, xx: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
@@ -124,7 +119,7 @@ def generate_ihc_patch(seed: int, slide: dict[str, Any], size: int = 64,
             half = rng.uniform(20.0, 60.0)
             d = np.array([np.cos(a), np.sin(a)]) * half
             dist = np.minimum(dist, _segment_distance(yy, xx, c - d, c + d) - radius)
-        dist = dist + 1.5 * _unit_random_field(rng, shape, 4.0)
+        dist = dist + 1.5 * smooth_random_field(rng, shape, 4.0)
     tissue = dist < 0.0
     depth = np.clip(-dist, 0.0, None)
     epithelium = tissue & (depth < 6.0)
@@ -134,21 +129,20 @@ def generate_ihc_patch(seed: int, slide: dict[str, Any], size: int = 64,
     if kind == "deep":
         border[:] = False
 
-    h = np.zeros(shape)
     e = np.where(tissue, 0.35, 0.0) + np.where(epithelium, 0.15, 0.0)
-    e = e * (1.0 + 0.25 * _unit_random_field(rng, shape, 2.0)) * tissue
+    e = e * (1.0 + 0.25 * smooth_random_field(rng, shape, 2.0)) * tissue
     nuclei_epi = _disks(rng, shape, epithelium & (depth > 2.0) & (depth < 5.0), int(epithelium.sum() / 10), (1.2, 1.8), 1.8)
     nuclei_lp = _disks(rng, shape, lamina, int(lamina.sum() / 45), (1.0, 1.6))
     h = 0.9 * np.maximum(nuclei_epi, nuclei_lp) + 0.05 * tissue
     goblet = _disks(rng, shape, epithelium & (depth > 1.5), int(rng.poisson(epithelium.sum() / 250)), (1.5, 2.5))
     e = e * (1.0 - 0.8 * goblet)
     immune = _disks(rng, shape, lamina, int(rng.poisson(slide["immune_cells_per_patch"] * lamina.mean() * 3.0)), (1.5, 2.5))
-    dab = slide["background_dab"] * tissue * (1.0 + 0.3 * _unit_random_field(rng, shape, 3.0))
+    dab = slide["background_dab"] * tissue * (1.0 + 0.3 * smooth_random_field(rng, shape, 3.0))
     dab = dab + 1.0 * immune
-    dab = dab + slide.get("cytoplasm_dab", 0.0) * epithelium * (1.0 + 0.3 * _unit_random_field(rng, shape, 2.0))
+    dab = dab + slide.get("cytoplasm_dab", 0.0) * epithelium * (1.0 + 0.3 * smooth_random_field(rng, shape, 2.0))
     stained_border = border & (slide["border_dab"] > 0)
     if stained_border.any():
-        patchy = np.clip(0.75 + 0.35 * _unit_random_field(rng, shape, 3.0), 0.25, 1.3)
+        patchy = np.clip(0.75 + 0.35 * smooth_random_field(rng, shape, 3.0), 0.25, 1.3)
         dab = dab + slide["border_dab"] * patchy * stained_border
     mask = stained_border.astype(np.uint8)
     if int(mask.sum()) < min_positive_px:

@@ -63,6 +63,7 @@ from scipy import fft as _fft
 from scipy import ndimage
 
 from ..io import atomic_write
+from .random_field import smooth_random_field
 from .seeds import derive_seed
 
 __all__ = [
@@ -318,12 +319,6 @@ def _cartesian_to_polar(h: int, w: int, r0: float) -> tuple[np.ndarray, np.ndarr
 # ------------------------------------------------------------------------------------------ anatomy
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float | Sequence[float]) -> np.ndarray:
-    """Zero-mean, unit-std Gaussian random field with correlation length ``sigma`` (pixels)."""
-    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
-    return (field - field.mean()) / (field.std() + 1e-12)
-
-
 def _wavy_boundary(rng: np.random.Generator, w: int, mean_row: float, amplitude: float) -> np.ndarray:
     """Row of a gently undulating horizontal tissue interface at every column."""
     x = np.arange(w) / w
@@ -405,15 +400,15 @@ def generate_us_anatomy(
     in_muscle = (rows >= fat_end[None, :]) & (rows < muscle_end[None, :])
     deep = rows >= muscle_end[None, :]
 
-    septa = np.exp(-np.abs(_smooth_noise(rng, (h, w), 0.035 * size)) / 0.12)  # thin bright lines
+    septa = np.exp(-np.abs(smooth_random_field(rng, (h, w), 0.035 * size)) / 0.12)  # thin bright lines
     echo[in_fat] = (0.35 + 2.5 * septa)[in_fat]
     atten[in_fat] = 0.8
     fibre_tilt = rng.uniform(-0.15, 0.15)
-    fibres = _smooth_noise(rng, (h, w), (0.004 * size + 0.3, 0.08 * size))  # elongated laterally
+    fibres = smooth_random_field(rng, (h, w), (0.004 * size + 0.3, 0.08 * size))  # elongated laterally
     fibres = ndimage.rotate(fibres, math.degrees(fibre_tilt), reshape=False, mode="wrap", order=1)
     echo[in_muscle] = (0.75 * np.exp(0.55 * fibres))[in_muscle]
     atten[in_muscle] = 1.1
-    echo[deep] = (np.exp(0.35 * _smooth_noise(rng, (h, w), 0.08 * size)) * rng.uniform(0.9, 1.3))[deep]
+    echo[deep] = (np.exp(0.35 * smooth_random_field(rng, (h, w), 0.08 * size)) * rng.uniform(0.9, 1.3))[deep]
     echo[in_skin] = 4.0
     for boundary, strength in ((fat_end, 7.0), (muscle_end, 5.0)):  # fascia: specular interfaces
         dist = np.abs(rows - boundary[None, :])
@@ -482,7 +477,7 @@ def generate_us_anatomy(
         else:
             hyper = bool(rng.random() < 0.35)
             level = rng.uniform(4.0, 7.0) if hyper else rng.uniform(0.12, 0.3)
-            texture = np.exp(0.45 * _smooth_noise(rng, (h, w), 0.02 * size))
+            texture = np.exp(0.45 * smooth_random_field(rng, (h, w), 0.02 * size))
             record.update(label=3, subtype="hyperechoic" if hyper else "hypoechoic", echogenicity=round(float(level), 3))
             if hyper:  # thin hypoechoic halo, as around many hyperechoic lesions
                 echo[wall] = np.minimum(echo[wall], 0.2)

@@ -9,7 +9,15 @@ baselines of the paper's Table 1 (colour deconvolution, Grad-CAM). Generic piece
 
 from __future__ import annotations
 
-from .baselines import BASELINES, best_threshold, dab_maps, evaluate_baseline, gradcam_maps, overlap_summary
+from .baselines import (
+    BASELINES,
+    best_threshold,
+    dab_maps,
+    evaluate_baseline,
+    gradcam_maps,
+    load_scored_patches,
+    overlap_summary,
+)
 from .datalist import cacl_datalist, check_rgb_patches, evaluation_items, patch_images
 from .inferer import CodebookMaskInferer
 from .losses import (
@@ -51,6 +59,7 @@ __all__ = [
     "evaluation_items",
     "gradcam_maps",
     "image_labels",
+    "load_scored_patches",
     "overlap_summary",
     "patch_images",
     "perturbation_check",

@@ -24,7 +24,15 @@ from ...metrics.empty_aware_overlap import EMPTY_AWARE_METRICS, empty_aware_over
 from ...transforms.mask_morphology import MaskMorphology
 from ...transforms.stain_deconvolution import StainDeconvolution
 
-__all__ = ["BASELINES", "best_threshold", "dab_maps", "evaluate_baseline", "gradcam_maps", "overlap_summary"]
+__all__ = [
+    "BASELINES",
+    "best_threshold",
+    "dab_maps",
+    "evaluate_baseline",
+    "gradcam_maps",
+    "load_scored_patches",
+    "overlap_summary",
+]
 
 #: the baselines of :func:`evaluate_baseline`
 BASELINES = ("colour_deconvolution", "gradcam", "empty_mask")
@@ -80,6 +88,21 @@ def best_threshold(maps: torch.Tensor, ref: torch.Tensor, labels: Sequence[int] 
     return best
 
 
+def load_scored_patches(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """``(images (N, 3, H, W) in [0, 1], reference masks (N, 1, H, W) in {0, 1}, image labels)`` of
+    :func:`~monai_ext.apps.cacl_weak_segmentation.evaluation_items` (the loading of evaluate.yaml: 8-bit RGB scaled
+    to [0, 1], masks thresholded at 0.5). Raises ``ValueError`` naming a patch that is not 3-channel."""
+    load = Compose([LoadImaged(["image", "label"], image_only=True), EnsureChannelFirstd(["image", "label"]),
+                    ScaleIntensityRanged("image", 0.0, 255.0, 0.0, 1.0, clip=True), AsDiscreted("label", threshold=0.5)])
+    data = [load(dict(i)) for i in items]
+    for d, i in zip(data, items):
+        if d["image"].shape[0] != 3:
+            raise ValueError(f"{i['image']}: {d['image'].shape[0]} channel(s); RGB patches expected.")
+    images = torch.stack([torch.as_tensor(d["image"]).float() for d in data])
+    ref = torch.stack([torch.as_tensor(d["label"]).float() for d in data])
+    return images, ref, [int(i["class"]) for i in items]
+
+
 def evaluate_baseline(method: str, items: list[dict], output_dir: str, classifier: nn.Module | None = None,
                       target_layer: str = "layer4", dilation: int = 0, num_thresholds: int = 200) -> dict[str, float]:
     """Score a baseline on test patches and write ``output_dir/metrics.csv`` (``test_dice``, ``test_recall``,
@@ -96,15 +119,7 @@ def evaluate_baseline(method: str, items: list[dict], output_dir: str, classifie
         raise ValueError(f"method must be one of {BASELINES}, got {method!r}.")
     if method == "gradcam" and classifier is None:
         raise ValueError("method gradcam needs the trained classifier (configs/train_classifier.yaml).")
-    load = Compose([LoadImaged(["image", "label"], image_only=True), EnsureChannelFirstd(["image", "label"]),
-                    ScaleIntensityRanged("image", 0.0, 255.0, 0.0, 1.0, clip=True), AsDiscreted("label", threshold=0.5)])
-    data = [load(dict(i)) for i in items]
-    for d, i in zip(data, items):
-        if d["image"].shape[0] != 3:
-            raise ValueError(f"{i['image']}: {d['image'].shape[0]} channel(s); RGB patches expected.")
-    images = torch.stack([torch.as_tensor(d["image"]).float() for d in data])
-    ref = torch.stack([torch.as_tensor(d["label"]).float() for d in data])
-    labels = [int(i["class"]) for i in items]
+    images, ref, labels = load_scored_patches(items)
     if method == "empty_mask":
         maps = torch.zeros_like(ref)
     elif method == "colour_deconvolution":

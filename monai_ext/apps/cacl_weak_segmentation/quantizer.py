@@ -18,6 +18,11 @@ from ...engines.distributed import is_distributed
 __all__ = ["ClassAwareCodebookQuantizer", "CodebookQuantization"]
 
 
+def _squared_distances(flat: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """(N, K) squared Euclidean distances between the rows of ``flat`` (N, D) and ``codes`` (K, D)."""
+    return flat.pow(2).sum(1, keepdim=True) - 2.0 * flat @ codes.t() + codes.pow(2).sum(1)[None]
+
+
 class CodebookQuantization(dict):
     """What :meth:`ClassAwareCodebookQuantizer.forward` returns (a dict with attribute access):
 
@@ -90,8 +95,7 @@ class ClassAwareCodebookQuantizer(nn.Module):
 
     def _nearest(self, flat: torch.Tensor, num_codes: int, codes: torch.Tensor | None = None) -> torch.Tensor:
         codes = (self.codes if codes is None else codes)[:num_codes]
-        dist2 = flat.pow(2).sum(1, keepdim=True) - 2.0 * flat @ codes.t() + codes.pow(2).sum(1)[None]
-        return dist2.argmin(1)
+        return _squared_distances(flat, codes).argmin(1)
 
     def quantize_p(self, z: torch.Tensor) -> torch.Tensor:
         """The S + C quantisation e_P of features ``z`` (B, D, h, w), without gradient or code update: what the
@@ -99,8 +103,7 @@ class ClassAwareCodebookQuantizer(nn.Module):
         b, d, h, w = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, d)
         codes = self.codes.to(flat.dtype)
-        dist2 = flat.pow(2).sum(1, keepdim=True) - 2.0 * flat @ codes.t() + codes.pow(2).sum(1)[None]
-        return codes[dist2.argmin(1)].reshape(b, h, w, d).permute(0, 3, 1, 2)
+        return codes[_squared_distances(flat, codes).argmin(1)].reshape(b, h, w, d).permute(0, 3, 1, 2)
 
     @torch.no_grad()
     def _candidates(self, flat: torch.Tensor, positive_rows: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
@@ -163,7 +166,8 @@ class ClassAwareCodebookQuantizer(nn.Module):
         if z.ndim != 4 or z.shape[1] != self.embedding_dim:
             raise ValueError(f"features of shape (B, {self.embedding_dim}, h, w) expected, got {tuple(z.shape)}.")
         b, d, h, w = z.shape
-        flat = z.detach().float().permute(0, 2, 3, 1).reshape(-1, d)
+        zf = z.float().permute(0, 2, 3, 1).reshape(-1, d)
+        flat = zf.detach()
         if self.training:
             if positive is None:
                 raise ValueError("ClassAwareCodebookQuantizer: the image labels (positive) are needed in training.")
@@ -175,12 +179,11 @@ class ClassAwareCodebookQuantizer(nn.Module):
                 self._restart(flat, pos_rows, torch.ones_like(self.cluster_size, dtype=torch.bool))
                 self.initialised.fill_(True)
         codes = self.codes.detach().clone()              # the codes of this batch's choice (updated below)
-        zf = z.float().permute(0, 2, 3, 1).reshape(-1, d)
-        d2 = zf.pow(2).sum(1, keepdim=True) - 2.0 * zf @ codes.t() + codes.pow(2).sum(1)[None]
+        d2 = _squared_distances(zf, codes)
         index_n = d2.detach()[:, : self.num_shared].argmin(1)
         index_p = d2.detach().argmin(1)
         margin = d2[:, : self.num_shared].amin(1) - d2[:, self.num_shared :].amin(1)
-        margin = (margin / zf.detach().pow(2).sum(1).mean().clamp_min(1e-8)).reshape(b, h, w)
+        margin = (margin / flat.pow(2).sum(1).mean().clamp_min(1e-8)).reshape(b, h, w)
         if self.training:
             # positives update the codes e_P picks (S and C); negatives the codes e_N picks (S only)
             self._ema_update(flat, torch.where(pos_rows, index_p, index_n), bool(pos_img.any()))

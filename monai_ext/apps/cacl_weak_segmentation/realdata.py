@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.transforms import AsDiscreted, Compose, EnsureChannelFirstd, LoadImaged, ScaleIntensityRanged
 from scipy import ndimage
 
 from ...io import PathLike, atomic_write
-from .baselines import dab_maps, overlap_summary
+from .baselines import dab_maps, load_scored_patches, overlap_summary
 from .network import CaCLNet
 
 __all__ = ["perturbation_check", "real_ihc_check"]
@@ -90,12 +89,7 @@ def perturbation_check(net: CaCLNet, items: list[dict], out_file: PathLike, seed
     sd 0.02 and 0.05 (intensities in [0, 1]), a Gaussian blur of sd 1 px, and a 2x upsampling (the patch seen at
     twice the magnification, 1 um pixels; the mask is downsampled back by nearest neighbour). Writes ``out_file``
     (JSON)."""
-    load = Compose([LoadImaged(["image", "label"], image_only=True), EnsureChannelFirstd(["image", "label"]),
-                    ScaleIntensityRanged("image", 0.0, 255.0, 0.0, 1.0, clip=True), AsDiscreted("label", threshold=0.5)])
-    data = [load(dict(i)) for i in items]
-    x = torch.stack([torch.as_tensor(d["image"]).float() for d in data])
-    ref = torch.stack([torch.as_tensor(d["label"]).float() for d in data])
-    labels = [int(i["class"]) for i in items]
+    x, ref, labels = load_scored_patches(items)
     gen = torch.Generator().manual_seed(int(seed))
     net.eval()
     variants = {

@@ -10,7 +10,8 @@ on axial slices), label_noise_bias_study (its 2D U-Net, model seg, through SemiS
 runs the same network on the same loader with the soft Dice), box_supervised_seg (its 2.5D U-Net with the box losses,
 box_source box3d), multiplanar_unet_sparse (the MP U-Net on sparse oblique planes, ignore-masked CE),
 cacl_weak_segmentation (CaCL's VQ-VAE and classifier; the plain loop runs the same combined and classifier steps with
-the same loss functions), each on its synthetic data.
+the same loss functions), ao_cone_label_transfer (its 2-output U-Net on cone-mosaic patches, Dice + BCE), each on its
+synthetic data.
 
     python benchmarks/bench_train_overhead.py [--bundle NAME] [--epochs 4] [--augmentation AUG] [--threads 2]
     python benchmarks/bench_train_overhead.py --device cuda [--amp]
@@ -70,6 +71,12 @@ def _ihc_data(out: str, cases: int) -> None:
     synthesize_ihc_dataset(out, slides=max(cases, 8), patches_per_slide=16, seed=0, progress=False)
 
 
+def _cone_data(out: str, cases: int) -> None:
+    from monai_ext.phantoms import synthesize_cone_dataset
+
+    synthesize_cone_dataset(out, labelled=max(cases, 4) * 4, pairs=1, test=1, seed=0, progress=False)
+
+
 #: bundle -> (writes its synthetic data, config overrides of the benchmark)
 BUNDLES = {
     "covid19_ct_fewshot_seg": (_covid_data, {}),
@@ -80,6 +87,7 @@ BUNDLES = {
     "box_supervised_seg": (_box_data, {"num_val": 1, "num_test": 1, "num_labelled": 1, "box_source": "box3d"}),
     "multiplanar_unet_sparse": (_em_data, {"num_val": 1, "num_test": 1}),
     "cacl_weak_segmentation": (_ihc_data, {}),
+    "ao_cone_label_transfer": (_cone_data, {"num_val": 2}),
 }
 
 

@@ -235,3 +235,19 @@ def test_cacl_multi_gpu_train(tmp_path):
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert state and not any(k.startswith("module.") for k in state)
     CaCLNet(channels=(8, 16), num_res_channels=(8, 16), num_res_layers=1).load_state_dict(state)
+
+
+def test_ao_cone_label_transfer_multi_gpu_train(tmp_path):
+    from monai_ext.apps.ao_cone_label_transfer import ConeMapUNet
+    from monai_ext.phantoms import synthesize_cone_dataset
+
+    bundle = ROOT / "ao_cone_label_transfer"
+    data = tmp_path / "data"
+    synthesize_cone_dataset(data, labelled=8, pairs=1, test=1, size=64, progress=False)
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(data), num_val=2, features=[4, 4, 8, 8, 8, 4],
+                               patch_size=[32, 32], batch_size=2, max_epochs=2, val_interval=1))
+    assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert state and not any(k.startswith("module.") for k in state)
+    ConeMapUNet(features=(4, 4, 8, 8, 8, 4)).load_state_dict(state)

@@ -208,6 +208,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "us_variational_style_transfer": {"study", "content_preservation", "loss_network"},
         "ctsgan_chest_ct_synthesis": {"study", "inpainting"},
         "box_supervised_seg": {"study", "best_val"},
+        "ao_cone_label_transfer": {"study"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

@@ -6,6 +6,7 @@ share lives in the generic packages below (see docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 from . import (
+    ao_cone_label_transfer,
     box_supervised_seg,
     brain_tumor_multiscale_unet,
     cacl_weak_segmentation,
@@ -20,6 +21,7 @@ from . import (
 )
 
 __all__ = [
+    "ao_cone_label_transfer",
     "box_supervised_seg",
     "brain_tumor_multiscale_unet",
     "cacl_weak_segmentation",

@@ -32,7 +32,7 @@ def _nifti_by_name(folder: Path) -> dict[str, str]:
         if folder.is_dir() else {}
 
 
-def _labelled(images: Path, labels: Path) -> list[dict[str, Any]]:
+def _labelled_visits(images: Path, labels: Path) -> list[dict[str, Any]]:
     imgs, labs = _nifti_by_name(images), _nifti_by_name(labels)
     if not imgs:
         raise FileNotFoundError(f"{images}: no NIfTI images (*.nii.gz) found; found: {folder_listing(images)}")
@@ -85,13 +85,13 @@ def cone_datalist(dataset_dir: PathLike, pseudo_label_dir: str = "", num_val: in
         f"a synthetic AO cone-mosaic set ({synth_labelled} labelled visits, {synth_pairs} pairs, {synth_test} test; "
         f"seed {synth_seed})",
     ).resolve()
-    split = split_cases(_labelled(root / "labelled" / "images", root / "labelled" / "labels"), int(num_val), 0,
+    split = split_cases(_labelled_visits(root / "labelled" / "images", root / "labelled" / "labels"), int(num_val), 0,
                         int(split_seed), root)
     record = json.loads((root / "dataset.json").read_text()) if (root / "dataset.json").is_file() else {}
     testing = []
     if (root / "test" / "images").is_dir():
         n_noisy = record.get("test_noisy")
-        for k, item in enumerate(_labelled(root / "test" / "images", root / "test" / "labels")):
+        for k, item in enumerate(_labelled_visits(root / "test" / "images", root / "test" / "labels")):
             testing.append({**item, "noisy": None if n_noisy is None else k < int(n_noisy)})
     training = list(split["training"])
     if pseudo_label_dir:

@@ -328,12 +328,12 @@ def test_inference_refuses_a_real_3d_scan_naming_it(tmp_path):
 
 
 def test_perturbation_check_scores_every_perturbation(cones, tmp_path):
-    from monai_ext.apps.ao_cone_label_transfer import PERTURBATIONS, perturbation_check
+    from monai_ext.apps.ao_cone_label_transfer import CONE_PERTURBATIONS, cone_perturbation_check
 
     net = tmp_path / "model.pt"
     torch.save(ConeMapUNet(features=TINY["features"]).state_dict(), net)
-    out = perturbation_check(net, cones, tmp_path / "check.json", features=TINY["features"], rotations=(5,))
-    assert set(out["segmentation"]) == set(PERTURBATIONS) and set(out["alignment"]) == {"5 deg"}
+    out = cone_perturbation_check(net, cones, tmp_path / "check.json", features=TINY["features"], rotations=(5,))
+    assert set(out["segmentation"]) == set(CONE_PERTURBATIONS) and set(out["alignment"]) == {"5 deg"}
     assert json.loads((tmp_path / "check.json").read_text()) == out
     assert set(out["segmentation"]["as is"]) == {"dice_noisy", "dice_clean", "recall_noisy", "recall_clean"}
 

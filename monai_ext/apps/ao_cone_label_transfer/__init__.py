@@ -20,7 +20,7 @@ from .matching import (
     topology_pairs,
 )
 from .network import ConeMapUNet
-from .robustness import PERTURBATIONS, perturbation_check
+from .robustness import CONE_PERTURBATIONS, cone_perturbation_check
 from .study import ROUND_TABLE_SCORES, rounds_report
 from .scoring import CONE_SCORES, cone_image_scores, score_cone_segmentation
 from .transfer import SIZE_STATISTICS, transfer_cell_labels, warp_instance_labels
@@ -28,8 +28,8 @@ from .transfer_round import TRANSFER_MODES, ConeLabelTransferRound, segment_visi
 
 __all__ = [
     "CHAIN_MODES",
+    "CONE_PERTURBATIONS",
     "CONE_SCORES",
-    "PERTURBATIONS",
     "ROUND_TABLE_SCORES",
     "SIZE_STATISTICS",
     "TRANSFER_MODES",
@@ -46,7 +46,7 @@ __all__ = [
     "iterate_label_transfer",
     "match_cells",
     "matching_energy",
-    "perturbation_check",
+    "cone_perturbation_check",
     "pseudo_label_items",
     "rounds_report",
     "score_cone_segmentation",

@@ -24,7 +24,7 @@ from .network import ConeMapUNet
 from .scoring import cone_image_scores
 from .transfer_round import segment_visit
 
-__all__ = ["PERTURBATIONS", "perturbation_check"]
+__all__ = ["CONE_PERTURBATIONS", "cone_perturbation_check"]
 
 
 def _zoom(factor: float) -> Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]:
@@ -32,7 +32,7 @@ def _zoom(factor: float) -> Callable[[np.ndarray, np.ndarray, np.random.Generato
 
 
 #: name -> (image, labels, rng) -> (image, labels); the image as stored (float in [0, 1] for the phantom)
-PERTURBATIONS: dict[str, Callable] = {
+CONE_PERTURBATIONS: dict[str, Callable] = {
     "as is": lambda img, lab, rng: (img, lab),
     "8-bit": lambda img, lab, rng: (np.round(img * 255).astype(np.uint8), lab),
     "16-bit x 4000": lambda img, lab, rng: (np.round(img * 4000).astype(np.uint16), lab),
@@ -44,10 +44,10 @@ PERTURBATIONS: dict[str, Callable] = {
 }
 
 
-def perturbation_check(ckpt_path: PathLike, dataset_dir: PathLike, output_file: PathLike,
+def cone_perturbation_check(ckpt_path: PathLike, dataset_dir: PathLike, output_file: PathLike,
                        features: Sequence[int] = (16, 32, 64, 128, 128, 16), rotations: Sequence[float] = (3, 10, 20),
                        seed: int = 0) -> dict[str, Any]:
-    """Score the model ``ckpt_path`` on the test visits of ``dataset_dir`` under each of :data:`PERTURBATIONS` (Dice
+    """Score the model ``ckpt_path`` on the test visits of ``dataset_dir`` under each of :data:`CONE_PERTURBATIONS` (Dice
     and detection recall, noisy and clean visits apart), and the alignment (RANSAC on the model's cell centres) on
     phantom pairs rotated by ``rotations`` degrees; writes ``output_file`` (JSON) and returns it."""
     net = load_weights(ConeMapUNet(features=features), ckpt_path).eval()
@@ -60,7 +60,7 @@ def perturbation_check(ckpt_path: PathLike, dataset_dir: PathLike, output_file: 
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"segmentation": {}, "alignment": {}}
     tmp = Path(output_file).with_suffix(".tmp.nii.gz")
-    for name, perturb in PERTURBATIONS.items():
+    for name, perturb in CONE_PERTURBATIONS.items():
         scores: dict[str, list[float]] = {"dice_noisy": [], "dice_clean": [], "recall_noisy": [], "recall_clean": []}
         for k, path in enumerate(images):
             img = np.asarray(nib.load(str(path)).dataobj)

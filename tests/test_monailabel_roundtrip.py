@@ -39,7 +39,7 @@ def _study_image(bundle: str, shared_data, out_dir) -> "pathlib.Path":
     T1, T1c, T2) or a hand MR phantom."""
     from pathlib import Path
 
-    if bundle == "brain_tumor_multiscale_unet":
+    if bundle in ("brain_tumor_multiscale_unet", "label_noise_bias_study"):
         from monai_ext.phantoms import generate_brain_tumor_case
 
         case = generate_brain_tumor_case(7)
@@ -65,7 +65,10 @@ def test_infer_endpoint_returns_a_label_volume_on_the_input_grid(tmp_path, share
 
     meta = json.loads((resolve_bundle(bundle) / "configs" / "metadata.json").read_text())
     pred = next(o for o in meta["network_data_format"]["outputs"].values() if o.get("format") == "segmentation")
-    class_names = [v for k, v in sorted(pred["channel_def"].items()) if k != "0"]
+    # softmax outputs: channel 0 is the background, the others the classes; a one-channel (sigmoid) output is one class
+    one_channel = int(pred.get("num_channels", len(pred["channel_def"]))) == 1
+    class_names = [] if one_channel else [v for k, v in sorted(pred["channel_def"].items()) if k != "0"]
+    num_labels = 1 if one_channel else len(class_names)
 
     studies = tmp_path / "studies"
     studies.mkdir()
@@ -97,7 +100,7 @@ def test_infer_endpoint_returns_a_label_volume_on_the_input_grid(tmp_path, share
         assert seg.shape == src.shape[:3]
         np.testing.assert_allclose(seg.affine, src.affine, atol=1e-3)
         values = set(np.unique(np.asarray(seg.dataobj)).astype(int).tolist())
-        assert values <= set(range(len(class_names) + 1)) and len(values) > 1
+        assert values <= set(range(num_labels + 1)) and len(values) > 1
         if bundle == "covid19_ct_fewshot_seg":
             assert {1, 2} <= values  # both lung bases found
     finally:

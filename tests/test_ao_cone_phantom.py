@@ -1,4 +1,4 @@
-"""The adaptive-optics cone-mosaic phantom (pairs of visits under a known affine, one of them noisy): the planned
+"""The adaptive-optics cone-mosaic phantom (pairs of visits under a known affine, one of them noisy): the
 embedded data of the AO label-transfer bundle (issue 36)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Adaptive-optics (AO) retinal images of the cone photoreceptor mosaic, imaged twice: the planned embedded data of
+"""Adaptive-optics (AO) retinal images of the cone photoreceptor mosaic, imaged twice: the embedded data of
 the AO label-transfer method (Liu, Aguilera, Liu & Tam, "Automated iterative label transfer improves segmentation of
 noisy cells in adaptive optics retinal images", DGM4MICCAI/DALI 2021; issue 36).
 
@@ -97,8 +97,8 @@ def render_cone_visit(mosaic: dict[str, np.ndarray], size: int, affine: np.ndarr
     (0 background); ``affine``: 3 x 3, the first visit's (row, col, 1) -> this visit's (identity: the first visit).
     ``noisy``: 1-3 smooth regions (together 30-50 % of the image) get noise of sd 0.15-0.25, a motion blur of 5-9 px
     and 50-80 % of their cones dimmed to 0.2-0.45 of their reflectivity (still labelled). Calibrated so that a U-Net
-    trained on clean visits loses about 10 points of Dice on noisy ones (the AO bundle, docs/experiments.md). ``record``: the noisy-region
-    fraction and the dimmed cones (labels).
+    trained on clean visits loses about 10 points of Dice on noisy ones (bundles/ao_cone_label_transfer,
+    docs/experiments.md). ``record``: the noisy-region fraction and the dimmed cones (labels).
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     m = np.eye(3) if affine is None else np.asarray(affine, float)
@@ -163,7 +163,7 @@ def generate_cone_pair(seed: int, size: int = 128, spacing: float = 12.0) -> dic
 def synthesize_cone_dataset(out_dir: str | os.PathLike, labelled: int = 40, pairs: int = 20, test: int = 30,
                             test_noisy_fraction: float = 2 / 3, size: int = 128, spacing: float = 12.0, seed: int = 0,
                             progress: bool = True) -> dict[str, Any]:
-    """Write the three parts of the planned AO data set to ``out_dir``:
+    """Write the three parts of the AO data set to ``out_dir``:
 
     - ``labelled/images``, ``labelled/labels``: ``labelled`` clean single visits with instance labels (the manually
       marked training set of the paper);

@@ -251,3 +251,30 @@ def test_ao_cone_label_transfer_multi_gpu_train(tmp_path):
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert state and not any(k.startswith("module.") for k in state)
     ConeMapUNet(features=(4, 4, 8, 8, 8, 4)).load_state_dict(state)
+
+
+def test_every_multi_gpu_config_ends_with_end_distributed_releasing_its_ddp_network():
+    """A DDP wrapper alive at interpreter exit let a rank abort now and then at teardown (bundle_helpers.end_distributed)."""
+    import yaml
+
+    for cfg in sorted(ROOT.glob("*/configs/multi_gpu_train.yaml")):
+        spec = yaml.safe_load(cfg.read_text())
+        wraps_ddp = isinstance(spec.get("network"), dict) and spec["network"].get("_target_", "").endswith(
+            "DistributedDataParallel")
+        expected = "$monai_ext.bundle_helpers.end_distributed(@network)" if wraps_ddp else \
+            "$monai_ext.bundle_helpers.end_distributed()"
+        assert spec.get("finalize") == [expected], cfg
+
+
+def test_end_distributed_destroys_the_group_and_releases_ddp(tmp_path):
+    import torch.distributed as dist
+
+    from monai_ext.bundle_helpers import end_distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    net = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 1))
+    net(torch.randn(4, 3)).sum().backward()
+    end_distributed(net, torch.nn.Linear(2, 2))
+    assert not dist.is_initialized()
+    assert not {"reducer", "logger", "process_group"} & set(net.__dict__)
+    end_distributed()                                                   # nothing initialised: no error

@@ -26,6 +26,7 @@ __all__ = [
     "is_dicom_file",
     "number_from_json_key",
     "read_metrics_rows",
+    "require_empty_folder",
     "require_file",
     "strip_nifti_suffix",
 ]
@@ -99,6 +100,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     return path
 
 
+def _is_filled(folder: Path) -> bool:
+    """``folder`` exists and is not an empty folder (a file, or a folder with something in it)."""
+    return folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
+
+
+def require_empty_folder(folder: PathLike, what: str = "out_dir") -> Path:
+    """``folder`` as a ``Path`` (``~`` expanded) when it is missing or an empty folder, for a writer that fills it
+    once; ``FileExistsError`` naming it (as ``what``) otherwise."""
+    out = Path(folder).expanduser()
+    if _is_filled(out):
+        raise FileExistsError(f"{what} {out} exists and is not an empty folder; refusing to overwrite it.")
+    return out
+
+
 def atomic_directory(folder: str | Path, fill: Callable[[Path], object]) -> bool:
     """Call ``fill(tmp)`` on a temporary sibling folder, then rename it to ``folder``, which may be missing or an
     empty folder (e.g. the empty ``dataset_dir`` a user made). If ``folder`` got content in the meantime (a
@@ -109,7 +124,7 @@ def atomic_directory(folder: str | Path, fill: Callable[[Path], object]) -> bool
     tmp = _temporary_sibling(folder, "", lambda p: p.mkdir())
     try:
         fill(tmp)
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if _is_filled(folder):
             return False
         try:
             os.replace(tmp, folder)  # onto a missing or empty folder

@@ -103,3 +103,16 @@ def test_short_target_resolves_when_monai_ext_is_imported_by_the_config_only():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("DiceHausdorffDTLoss")
+
+
+def test_mask_dice_of_two_masks_and_of_two_empty_ones():
+    from monai_ext.metrics import mask_dice
+
+    a = np.zeros((4, 4), bool)
+    b = a.copy()
+    a[:2] = True
+    b[1:3] = True
+    assert mask_dice(a, b) == pytest.approx(0.5)
+    assert np.isnan(mask_dice(a & False, b & False)) and mask_dice(a & False, b & False, empty=1.0) == 1.0
+    with pytest.raises(ValueError, match="shapes"):
+        mask_dice(a, b[:2])

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from ..io import atomic_directory
+from ..io import atomic_directory, require_empty_folder
 from .nifti_writer import save_phantom_nifti
 from .random_field import smooth_random_field
 from .seeds import check_seed, derive_seed
@@ -186,9 +186,7 @@ def synthesize_cone_dataset(out_dir: str | os.PathLike, labelled: int = 40, pair
         raise ValueError(f"test_noisy_fraction must be in [0, 1], got {test_noisy_fraction!r}.")
     size, spacing = _check_size_spacing(size, spacing)
     check_seed(seed)
-    out = Path(out_dir).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"out_dir {out} exists and is not an empty folder; refusing to overwrite it.")
+    out = require_empty_folder(out_dir)
     eye = np.eye(4)
     description: dict[str, Any] = {}
 

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.spatial.transform import Rotation
 
-from ..io import atomic_directory
+from ..io import atomic_directory, require_empty_folder
 from .grid import check_phantom_grid
 from .msd_description import msd_phantom_description
 from .nifti_writer import save_phantom_nifti
@@ -160,9 +160,7 @@ def synthesize_em_mitochondria_dataset(out_dir: str | os.PathLike, cases: int = 
         raise ValueError(f"cases must be a positive integer, got {cases!r}.")
     check_seed(seed)
     shp, spc = check_phantom_grid(shape, float(spacing_nm) / NM_PER_MM, (16, 256), (1e-6, 1e-4), scalar_spacing=True)
-    out = Path(out_dir).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"out_dir {out} exists and is not an empty folder; refusing to overwrite it.")
+    out = require_empty_folder(out_dir)
     affine = em_affine([s * NM_PER_MM for s in spc])
     dataset: dict[str, Any] = {}
 

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..io import atomic_directory
+from ..io import atomic_directory, require_empty_folder
 from .grid import check_phantom_grid
 from .msd_description import msd_phantom_description
 from .nifti_writer import save_phantom_nifti
@@ -786,9 +786,7 @@ def synthesize_hand_dataset(
         raise ValueError(f"cases must be a positive integer, got {cases!r}.")
     check_seed(seed)
     shp, spc = _check_grid(shape, spacing)
-    out = Path(out_dir).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"out_dir {out} exists and is not an empty folder; refusing to overwrite it.")
+    out = require_empty_folder(out_dir)
     n = int(cases)
     affine = hand_affine(shp, spc)
     dataset: dict[str, Any] = {}

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ..io import atomic_directory
+from ..io import atomic_directory, require_empty_folder
 from .random_field import smooth_random_field
 from .seeds import check_seed, derive_seed
 
@@ -185,9 +185,7 @@ def synthesize_ihc_dataset(out_dir: str | os.PathLike, slides: int = 24, patches
     check_seed(seed)
     from PIL import Image
 
-    out = Path(out_dir).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"out_dir {out} exists and is not an empty folder; refusing to overwrite it.")
+    out = require_empty_folder(out_dir)
     n_pos = int(round(float(positive_fraction) * int(slides)))
     description: dict[str, Any] = {}
 

@@ -8,7 +8,7 @@ pieces live by kind: :mod:`monai_ext.phantoms.ao_cone_mosaic`, :mod:`monai_ext.t
 
 from __future__ import annotations
 
-from .alignment import affine_point_error, estimate_visit_affine
+from .alignment import affine_point_error, estimate_visit_affine, rotation_about_centre
 from .datalist import cone_datalist, cone_pairs, pseudo_label_items
 from .iteration import CHAIN_MODES, iterate_label_transfer
 from .matching import (
@@ -48,6 +48,7 @@ __all__ = [
     "matching_energy",
     "cone_perturbation_check",
     "pseudo_label_items",
+    "rotation_about_centre",
     "rounds_report",
     "score_cone_segmentation",
     "segment_visit",

@@ -13,7 +13,7 @@ from skimage.measure import ransac
 from skimage.registration import phase_cross_correlation
 from skimage.transform import AffineTransform
 
-__all__ = ["estimate_visit_affine", "affine_point_error"]
+__all__ = ["estimate_visit_affine", "affine_point_error", "rotation_about_centre"]
 
 
 def _nearest_pairs(moved: np.ndarray, points2: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +30,8 @@ def _least_squares_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def _rotation_about_centre(angle_deg: float, shape: tuple[int, ...]) -> np.ndarray:
+def rotation_about_centre(angle_deg: float, shape: tuple[int, ...]) -> np.ndarray:
+    """The 3 x 3 matrix turning (row, col, 1) by ``angle_deg`` degrees about the centre of an image of ``shape``."""
     a = np.deg2rad(angle_deg)
     c = (np.asarray(shape[:2], float) - 1.0) / 2.0
     m = np.eye(3)
@@ -39,19 +40,19 @@ def _rotation_about_centre(angle_deg: float, shape: tuple[int, ...]) -> np.ndarr
     return m
 
 
-def _start(image1: np.ndarray | None, image2: np.ndarray | None, angle: float) -> np.ndarray:
-    """Visit 1 rotated by ``angle`` degrees about the image centre, then shifted by the phase correlation of the
-    rotated image with visit 2 (no shift without images)."""
-    m = _rotation_about_centre(angle, np.shape(image1) if image1 is not None else (1, 1))
+def _phase_start(image1: np.ndarray | None, image2: np.ndarray | None, angle: float) -> tuple[np.ndarray, float]:
+    """``(start, error)``: visit 1 turned by ``angle`` degrees about the image centre, then shifted by the phase
+    correlation of the turned image with visit 2, and that correlation's error (no shift and NaN without images)."""
+    m = rotation_about_centre(angle, np.shape(image1) if image1 is not None else (1, 1))
     if image1 is None or image2 is None:
-        return m
+        return m, float("nan")
     moving = np.asarray(image1, float)
     if angle:
         inv = np.linalg.inv(m)
         moving = ndimage.affine_transform(moving, inv[:2, :2], offset=inv[:2, 2], order=1, mode="nearest")
-    shift, _, _ = phase_cross_correlation(np.asarray(image2, float), moving, normalization=None)
+    shift, error, _ = phase_cross_correlation(np.asarray(image2, float), moving, normalization=None)
     m[:2, 2] += shift
-    return m
+    return m, float(error)
 
 
 def _fit_from(start: np.ndarray, p1: np.ndarray, p2: np.ndarray, spacing: float, seed: int
@@ -102,26 +103,18 @@ def estimate_visit_affine(points1: np.ndarray, points2: np.ndarray, image1: np.n
     if image1 is not None and image2 is not None and np.shape(image1) != np.shape(image2):
         raise ValueError(f"the two visits must have the same shape, got {np.shape(image1)} and {np.shape(image2)}.")
     enough = min_inlier_fraction * min(len(p1), len(p2))
-    fit, info = _fit_from(_start(image1, image2, 0.0), p1, p2, spacing, seed)
+    fit, info = _fit_from(_phase_start(image1, image2, 0.0)[0], p1, p2, spacing, seed)
     info["rotation_search"] = False
     if info["inliers"] < enough and image1 is not None and image2 is not None and max_rotation_deg > 0:
         angles = [a for a in np.arange(-max_rotation_deg, max_rotation_deg + 1e-9, 2.0) if a != 0]
-        ranked = sorted(angles, key=lambda a: _phase_error(image1, image2, a))[:3]
-        for angle in ranked:
-            other, other_info = _fit_from(_start(image1, image2, angle), p1, p2, spacing, seed)
+        ranked = sorted((_phase_start(image1, image2, a) for a in angles), key=lambda start: start[1])[:3]
+        for start, _ in ranked:
+            other, other_info = _fit_from(start, p1, p2, spacing, seed)
             if other_info["inliers"] > info["inliers"]:
                 fit, info = other, other_info
         info["rotation_search"] = True
     info["reliable"] = bool(info["inliers"] >= enough and info["inliers"] > 0)
     return fit, info
-
-
-def _phase_error(image1: np.ndarray, image2: np.ndarray, angle: float) -> float:
-    m = _rotation_about_centre(angle, np.shape(image1))
-    inv = np.linalg.inv(m)
-    moving = ndimage.affine_transform(np.asarray(image1, float), inv[:2, :2], offset=inv[:2, 2], order=1, mode="nearest")
-    _, error, _ = phase_cross_correlation(np.asarray(image2, float), moving, normalization=None)
-    return float(error)
 
 
 def affine_point_error(estimated: np.ndarray, true: np.ndarray, shape: tuple[int, int]) -> float:

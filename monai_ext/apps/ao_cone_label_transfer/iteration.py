@@ -23,10 +23,6 @@ __all__ = ["CHAIN_MODES", "iterate_label_transfer"]
 CHAIN_MODES = (*TRANSFER_MODES, "none")
 
 
-def _done(path: Path) -> bool:
-    return path.is_file()
-
-
 def iterate_label_transfer(bundle: PathLike, work_dir: PathLike, rounds: int = 5, mode: str = "transfer",
                            baseline_epochs: int = 60, round_epochs: int = 20, overrides: Mapping[str, Any] | None = None,
                            final_ckpt: str | None = None, initial_ckpt: str = "") -> list[dict[str, Any]]:
@@ -58,21 +54,21 @@ def iterate_label_transfer(bundle: PathLike, work_dir: PathLike, rounds: int = 5
         rk = work / f"round_{k}"
         prev = work / f"round_{k - 1}" / "model_final.pt"
         pseudo = rk / "pseudo_labels"
-        if k > 0 and mode != "none" and not _done(pseudo / "round.json"):
+        if k > 0 and mode != "none" and not (pseudo / "round.json").is_file():
             run_bundle(bundle, ["train.yaml", "transfer.yaml"],
                        **{**ov, "ckpt_path": str(prev), "round_dir": str(pseudo), "transfer_mode": mode})
-        if not _done(rk / "model_final.pt"):
+        if not (rk / "model_final.pt").is_file():
             run_bundle(bundle, ["train.yaml"], **{
                 **ov, "ckpt_dir": str(rk), "output_dir": str(rk), "log_dir": str(rk / "logs"),
                 "max_epochs": baseline_epochs if k == 0 else round_epochs, "init_ckpt": str(prev) if k > 0 else initial_ckpt,
                 "pseudo_label_dir": str(pseudo) if k > 0 and mode != "none" else ""})
-        if not _done(rk / "eval" / "metrics.csv"):
+        if not (rk / "eval" / "metrics.csv").is_file():
             run_bundle(bundle, ["train.yaml", "evaluate.yaml"],
                        **{**ov, "ckpt_path": str(rk / "model_final.pt"), "output_dir": str(rk / "eval")})
         row: dict[str, Any] = {"round": k}
-        if _done(rk / "eval" / "metrics.csv"):
+        if (rk / "eval" / "metrics.csv").is_file():
             row.update({key: float(v) for key, v in read_metrics_rows(rk / "eval" / "metrics.csv").items()})
-        if _done(pseudo / "round.json"):
+        if (pseudo / "round.json").is_file():
             summary = json.loads((pseudo / "round.json").read_text())["summary"]
             row.update({f"transfer_{key}": v for key, v in summary.items() if isinstance(v, (int, float))})
         rows.append(row)

@@ -19,7 +19,7 @@ from ...bundle_helpers import load_weights
 from ...io import PathLike, atomic_write
 from ...phantoms.ao_cone_mosaic import generate_cone_pair
 from ...transforms.cell_maps import CentroidSeededWatershed
-from .alignment import affine_point_error, estimate_visit_affine
+from .alignment import affine_point_error, estimate_visit_affine, rotation_about_centre
 from .network import ConeMapUNet
 from .scoring import cone_image_scores
 from .transfer_round import segment_visit
@@ -60,12 +60,12 @@ def cone_perturbation_check(ckpt_path: PathLike, dataset_dir: PathLike, output_f
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"segmentation": {}, "alignment": {}}
     tmp = Path(output_file).with_suffix(".tmp.nii.gz")
+    visits = [(np.asarray(nib.load(str(path)).dataobj),
+               np.asarray(nib.load(str(path).replace("/images/", "/labels/")).dataobj)) for path in images]
     for name, perturb in CONE_PERTURBATIONS.items():
         scores: dict[str, list[float]] = {"dice_noisy": [], "dice_clean": [], "recall_noisy": [], "recall_clean": []}
-        for k, path in enumerate(images):
-            img = np.asarray(nib.load(str(path)).dataobj)
-            lab = np.asarray(nib.load(str(path).replace("/images/", "/labels/")).dataobj)
-            img, lab = perturb(img, lab, rng)
+        for k, (image, labels) in enumerate(visits):
+            img, lab = perturb(image, labels, rng)
             nib.save(nib.Nifti1Image(img, np.eye(4)), str(tmp))
             pred, _, _ = segment_visit(net, loading({"image": str(tmp)})["image"], watershed)
             s = cone_image_scores(pred, lab)
@@ -79,15 +79,11 @@ def cone_perturbation_check(ckpt_path: PathLike, dataset_dir: PathLike, output_f
         errors = []
         for i in range(5):
             pair = generate_cone_pair(1000 + i)
-            c = np.full(2, 63.5)
-            a = np.deg2rad(deg)
-            rot = np.eye(3)
-            rot[:2, :2] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
-            rot[:2, 2] = c - rot[:2, :2] @ c
+            rot = rotation_about_centre(deg, pair["images"][1].shape)
             inv = np.linalg.inv(rot)
             moved = ndimage.affine_transform(pair["images"][1], inv[:2, :2], offset=inv[:2, 2], order=1)
-            visits = [torch.as_tensor(v[None]) for v in (pair["images"][0], moved)]
-            (_, c1, _), (_, c2, _) = (segment_visit(net, v, watershed) for v in visits)
+            turned = [torch.as_tensor(v[None]) for v in (pair["images"][0], moved)]
+            (_, c1, _), (_, c2, _) = (segment_visit(net, v, watershed) for v in turned)
             est, _ = estimate_visit_affine(c1, c2, pair["images"][0], moved)
             errors.append(affine_point_error(est, rot @ pair["affine"], (128, 128)))
         out["alignment"][f"{deg:g} deg"] = {"mean_error_px": round(float(np.mean(errors)), 3),

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...io import PathLike, atomic_write, strip_nifti_suffix
 from ...metrics.instance_overlap import instance_overlap_scores
+from ...metrics.mask_overlap import mask_dice
 
 __all__ = ["CONE_SCORES", "cone_image_scores", "score_cone_segmentation"]
 
@@ -28,10 +29,10 @@ CONE_SCORES = ("dice", "area_overlap", "area_difference_pct", "asd", "rsd", "msd
 def cone_image_scores(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """:data:`CONE_SCORES` of one image's instance labels ``pred`` against ``ref`` (same shape, 0 background)."""
     p, r = np.asarray(pred) > 0, np.asarray(ref) > 0
-    inter, total, union = (p & r).sum(), p.sum() + r.sum(), (p | r).sum()
+    inter, union = (p & r).sum(), (p | r).sum()
     cells = instance_overlap_scores(pred, ref)
     prec, rec = cells["precision"], cells["recall"]
-    return {"dice": float(2 * inter / total) if total else 1.0, "area_overlap": float(inter / union) if union else 1.0,
+    return {"dice": mask_dice(p, r, empty=1.0), "area_overlap": float(inter / union) if union else 1.0,
             "area_difference_pct": float(100.0 * abs(int(p.sum()) - int(r.sum())) / r.sum()) if r.any() else float("nan"),
             "asd": cells["asd"], "rsd": cells["rsd"], "msd": cells["msd"], "cell_dice": cells["dice"],
             "detection_precision": prec, "detection_recall": rec,

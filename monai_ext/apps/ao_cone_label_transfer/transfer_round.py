@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from ...io import PathLike, atomic_directory
 from ...metrics.instance_overlap import match_instances
+from ...metrics.mask_overlap import mask_dice
 from ...transforms.cell_maps import CentroidSeededWatershed
 from .alignment import affine_point_error, estimate_visit_affine
 from .matching import cell_feature_blocks, match_cells
@@ -45,9 +46,12 @@ def segment_visit(network: torch.nn.Module, image: torch.Tensor, watershed: Cent
     return labels, centres, feats[0, :, :h, :w].cpu().numpy()
 
 
-def _pixel_dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = a.sum() + b.sum()
-    return float(2.0 * (a & b).sum() / s) if s else 1.0
+def _match_precision(refs: Sequence[np.ndarray], c1: np.ndarray, c2: np.ndarray, matches: np.ndarray) -> float:
+    """Share of the matches whose two centres lie on the same true cell (the visits' true labels ``refs`` at them)."""
+    if not len(matches):
+        return float("nan")
+    at = [ref[tuple(np.round(c[matches[:, k]]).astype(int).T)] for k, (ref, c) in enumerate(zip(refs, (c1, c2)))]
+    return round(float(np.mean((at[0] == at[1]) & (at[0] > 0))), 4)
 
 
 class ConeLabelTransferRound:
@@ -129,6 +133,8 @@ class ConeLabelTransferRound:
             (lab1, c1, f1), (lab2, c2, f2) = (segment_visit(self.network, im, self.watershed, self.device)
                                               for im in images[p["pair"]])
             row: dict[str, Any] = {"pair": p["pair"], "cells_v1": int(len(c1)), "cells_v2": int(len(c2))}
+            refs = None if reference_dir is None else [
+                np.asarray(nib.load(str(Path(reference_dir) / f"{p['pair']}_v{v}.nii.gz")).dataobj) for v in (1, 2)]
             if self.mode == "self_training":
                 new1, new2 = lab1, lab2
             else:
@@ -154,15 +160,15 @@ class ConeLabelTransferRound:
                 row.update(matches=int(len(matches)), candidates=info["candidates"],
                            replaced=rec1["replaced"] + rec2["replaced"], removed=rec1["removed"] + rec2["removed"],
                            added=rec1["added"] + rec2["added"], energy=round(info["energy"], 3))
-                if reference_dir is not None:
-                    row["match_precision"] = self._match_precision(p["pair"], reference_dir, c1, c2, matches)
-            if reference_dir is not None:
-                for v, (before, after) in enumerate(((lab1, new1), (lab2, new2)), start=1):
-                    ref = np.asarray(nib.load(str(Path(reference_dir) / f"{p['pair']}_v{v}.nii.gz")).dataobj)
-                    row[f"dice_before_v{v}"] = round(_pixel_dice(before > 0, ref > 0), 4)
-                    row[f"dice_after_v{v}"] = round(_pixel_dice(after > 0, ref > 0), 4)
-                    row[f"recall_before_v{v}"] = round(len(match_instances(before, ref)) / max(len(np.unique(ref)) - 1, 1), 4)
-                    row[f"recall_after_v{v}"] = round(len(match_instances(after, ref)) / max(len(np.unique(ref)) - 1, 1), 4)
+                if refs is not None:
+                    row["match_precision"] = _match_precision(refs, c1, c2, matches)
+            if refs is not None:
+                for v, (before, after, ref) in enumerate(((lab1, new1, refs[0]), (lab2, new2, refs[1])), start=1):
+                    cells = max(len(np.unique(ref)) - 1, 1)
+                    row[f"dice_before_v{v}"] = round(mask_dice(before > 0, ref > 0, empty=1.0), 4)
+                    row[f"dice_after_v{v}"] = round(mask_dice(after > 0, ref > 0, empty=1.0), 4)
+                    row[f"recall_before_v{v}"] = round(len(match_instances(before, ref)) / cells, 4)
+                    row[f"recall_after_v{v}"] = round(len(match_instances(after, ref)) / cells, 4)
             written[p["pair"]] = (new1, new2)
             rows.append(row)
             if self.progress:
@@ -183,18 +189,10 @@ class ConeLabelTransferRound:
             for p in pairs:
                 for v, lab in enumerate(written.get(p["pair"], ()), start=1):
                     affine = nib.load(p[f"image{v}"]).affine
-                    nib.save(nib.Nifti1Image(np.asarray(lab, np.int32), affine), str(tmp / "labels" / f"{p['pair']}_v{v}.nii.gz"))
+                    nib.save(nib.Nifti1Image(np.asarray(lab, np.int32), affine),
+                             str(tmp / "labels" / f"{p['pair']}_v{v}.nii.gz"))
             (tmp / "round.json").write_text(json.dumps({"summary": summary, "pairs": rows}, indent=1) + "\n")
 
         if not atomic_directory(out, fill):
             raise FileExistsError(f"{out} appeared while this round was written; kept the other writer's.")
         return summary
-
-    @staticmethod
-    def _match_precision(pair: str, reference_dir: PathLike, c1: np.ndarray, c2: np.ndarray, matches: np.ndarray) -> float:
-        """Share of the matches whose two centres lie on the same true cell (true labels at the centres)."""
-        if not len(matches):
-            return float("nan")
-        refs = [np.asarray(nib.load(str(Path(reference_dir) / f"{pair}_v{v}.nii.gz")).dataobj) for v in (1, 2)]
-        at = [ref[tuple(np.round(c[matches[:, k]]).astype(int).T)] for k, (ref, c) in enumerate(zip(refs, (c1, c2)))]
-        return round(float(np.mean((at[0] == at[1]) & (at[0] > 0))), 4)

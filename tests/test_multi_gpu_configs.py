@@ -253,11 +253,30 @@ def test_ao_cone_label_transfer_multi_gpu_train(tmp_path):
     ConeMapUNet(features=(4, 4, 8, 8, 8, 4)).load_state_dict(state)
 
 
+def test_brainnetgan_multi_gpu_train_gan_and_classifier(tmp_path):
+    """The GAN (explicit gradient averaging of three networks) and the classifier (DDP) on two CPU ranks."""
+    from monai_ext.networks import DenseGraphConvClassifier
+    from monai_ext.phantoms import synthesize_connectome_dataset
+
+    bundle = ROOT / "brainnetgan_connectome"
+    data = tmp_path / "data"
+    synthesize_connectome_dataset(data, per_class=10, progress=False)
+    common = dict(bundle_root=str(tmp_path), dataset_dir=str(data), batch_size=4, latent_dim=8, g_hidden=[16, 32])
+    log = torchrun_bundle(bundle, ["train_gan.yaml", "multi_gpu_train_gan.yaml"],
+                          dict(common, max_epochs=2, d_e2e=[4], d_e2n=8, d_n2g=8, d_fc=[8], d_train_steps=2))
+    assert log.count("Train completed, saved final checkpoint") == 2, "rank 0 alone saves the generator and the state"
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"], dict(common, max_epochs=2))
+    assert log.count("Epoch[2] Metrics -- val_accuracy") == 1, "validation is logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert state and not any(k.startswith("module.") for k in state)
+    DenseGraphConvClassifier(90, 2).load_state_dict(state)
+
+
 def test_every_multi_gpu_config_ends_with_end_distributed_releasing_its_ddp_network():
     """A DDP wrapper alive at interpreter exit let a rank abort now and then at teardown (bundle_helpers.end_distributed)."""
     import yaml
 
-    for cfg in sorted(ROOT.glob("*/configs/multi_gpu_train.yaml")):
+    for cfg in sorted(ROOT.glob("*/configs/multi_gpu_train*.yaml")):
         spec = yaml.safe_load(cfg.read_text())
         wraps_ddp = isinstance(spec.get("network"), dict) and spec["network"].get("_target_", "").endswith(
             "DistributedDataParallel")

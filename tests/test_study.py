@@ -209,6 +209,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "ctsgan_chest_ct_synthesis": {"study", "inpainting"},
         "box_supervised_seg": {"study", "best_val"},
         "ao_cone_label_transfer": {"study"},
+        "brainnetgan_connectome": {"study", "graph_features"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

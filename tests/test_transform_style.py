@@ -34,6 +34,9 @@ from monai_ext.transforms import (
     CheckVolume,
     ComponentMajorityLabel,
     FBPKernel,
+    LoadConnectome,
+    LoadConnectomed,
+    ScaleConnectome,
     LoadContrasts,
     LoadContrastsd,
     LoadScan,
@@ -75,6 +78,7 @@ MODULES = {
     "monai_ext.transforms.cell_maps": "monai_ext.transforms",
     "monai_ext.transforms.class_activation": "monai_ext.transforms",
     "monai_ext.transforms.component_majority": "monai_ext.transforms",
+    "monai_ext.transforms.connectome": "monai_ext.transforms",
     "monai_ext.transforms.fbp_kernel": "monai_ext.transforms",
     "monai_ext.transforms.gas_components": "monai_ext.transforms",
     "monai_ext.transforms.hu_window": "monai_ext.transforms",
@@ -98,7 +102,8 @@ MODULES = {
     "monai_ext.transforms.stain_deconvolution": "monai_ext.transforms",
     "monai_ext.apps.us_variational_style_transfer.transforms": "monai_ext.apps.us_variational_style_transfer",
 }
-LOADERS = {LoadScan, LoadScand, LoadUltrasound, LoadUltrasoundd, LoadContrasts, LoadContrastsd}  # input: file names, not array data
+LOADERS = {LoadScan, LoadScand, LoadUltrasound, LoadUltrasoundd, LoadContrasts, LoadContrastsd, LoadConnectome,
+           LoadConnectomed}  # input: file names, not array data
 
 
 def _defined(modname: str) -> dict:
@@ -211,6 +216,7 @@ def _runners(model) -> dict:
         RandSparsePlaneAnnotation: lambda c: RandSparsePlaneAnnotation(2).set_random_state(0)(c(lung)),
         StainDeconvolution: lambda c: StainDeconvolution(("haematoxylin", "dab"))(c(rgb)),
         CellTargets: lambda c: CellTargets(1.0)(c(cells)),
+        ScaleConnectome: lambda c: ScaleConnectome()(c(np.abs(img[:, :8, :8, 0] + img[:, :8, :8, 0].transpose(0, 2, 1)))),
         CentroidSeededWatershed: lambda c: CentroidSeededWatershed(region_threshold=0.5)(c(CellTargets(1.0)(cells))),
     }
 

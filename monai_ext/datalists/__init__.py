@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .case_split import split_cases
 from .brats import BRATS_CLASSES, BRATS_LABEL_MAPPINGS, BRATS_MODALITIES, brats_datalist
+from .connectome import CONNECTOME_LABELS_CSV, connectome_datalist, connectome_files, read_connectome_labels
 from .covid19_ct_seg import (
     COVID19_CT_SEG_CASES,
     COVID19_CT_SEG_FOLDS,
@@ -52,6 +53,10 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "CONNECTOME_LABELS_CSV",
+    "connectome_datalist",
+    "connectome_files",
+    "read_connectome_labels",
     "PATCH_IMAGE_SUFFIXES",
     "labelled_patch_datalist",
     "read_patch_labels",

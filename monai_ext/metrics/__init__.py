@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .box_iou import slice_box_iou
 from .empty_aware_overlap import EMPTY_AWARE_METRICS, EmptyAwareOverlapMetric, empty_aware_overlap_scores
+from .graph_features import GRAPH_FEATURES, GraphFeatureDivergence, connectome_graph_features, histogram_kl
 from .instance_overlap import INSTANCE_SHAPE_SCORES, instance_overlap_scores, match_instances
 from .label_volume import ClassVolumeMetric
 from .lung_parenchyma import lung_texture
@@ -45,6 +46,10 @@ from .uncertainty import (
 )
 
 __all__ = [
+    "GRAPH_FEATURES",
+    "GraphFeatureDivergence",
+    "connectome_graph_features",
+    "histogram_kl",
     "slice_box_iou",
     "mask_dice",
     "PooledDiceMetric",

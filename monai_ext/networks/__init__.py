@@ -4,8 +4,11 @@ The methods' own networks live in ``monai_ext.apps.<method>``.
 
 from __future__ import annotations
 
+from .brainnetcnn import BrainNetCNN, EdgeToEdgeConv, EdgeToNodeConv, NodeToGraphConv
+from .graph_conv import DenseGraphConv, DenseGraphConvClassifier
 from .multiscale_unet import MultiScaleSumUNet
 from .parallel import unwrap_parallel
 from .transfer import FINETUNE_MODES, finetune_parameter_names, load_pretrained
 
-__all__ = ["FINETUNE_MODES", "MultiScaleSumUNet", "finetune_parameter_names", "load_pretrained", "unwrap_parallel"]
+__all__ = ["BrainNetCNN", "DenseGraphConv", "DenseGraphConvClassifier", "EdgeToEdgeConv", "EdgeToNodeConv",
+           "NodeToGraphConv", "FINETUNE_MODES", "MultiScaleSumUNet", "finetune_parameter_names", "load_pretrained", "unwrap_parallel"]

@@ -1,5 +1,5 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, adaptive-optics cone mosaics in pairs of visits), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, adaptive-optics cone mosaics in pairs of visits, structural brain connectomes), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -11,6 +11,12 @@ from .ao_cone_mosaic import (
     render_cone_visit,
     sample_cone_mosaic,
     synthesize_cone_dataset,
+)
+from .connectome import (
+    CONNECTOME_CLASSES,
+    connectome_atlas,
+    sample_connectome,
+    synthesize_connectome_dataset,
 )
 from .brain_mri import (
     brain_subject_affine,
@@ -111,6 +117,10 @@ from .ultrasound import (
 
 __all__ = [
     "smooth_random_field",
+    "CONNECTOME_CLASSES",
+    "connectome_atlas",
+    "sample_connectome",
+    "synthesize_connectome_dataset",
     "generate_cone_pair",
     "random_visit_affine",
     "render_cone_visit",

@@ -29,6 +29,21 @@ from .cell_maps import (
     CentroidSeededWatershedd,
     CentroidSeededWatershedDict,
 )
+from .connectome import (
+    CONNECTOME_SUFFIXES,
+    ConnectomeInputError,
+    LoadConnectome,
+    LoadConnectomeD,
+    LoadConnectomed,
+    LoadConnectomeDict,
+    ScaleConnectome,
+    ScaleConnectomeD,
+    ScaleConnectomed,
+    ScaleConnectomeDict,
+    symmetric_gather_index,
+    symmetric_to_upper_triangle,
+    upper_triangle_to_symmetric,
+)
 from .component_majority import (
     ComponentMajorityLabel,
     ComponentMajorityLabelD,
@@ -212,6 +227,19 @@ from .reload_original import (
 )
 
 __all__ = [
+    "CONNECTOME_SUFFIXES",
+    "ConnectomeInputError",
+    "LoadConnectome",
+    "LoadConnectomeD",
+    "LoadConnectomed",
+    "LoadConnectomeDict",
+    "ScaleConnectome",
+    "ScaleConnectomeD",
+    "ScaleConnectomed",
+    "ScaleConnectomeDict",
+    "symmetric_gather_index",
+    "symmetric_to_upper_triangle",
+    "upper_triangle_to_symmetric",
     "TightSliceBoxes",
     "TightSliceBoxesD",
     "TightSliceBoxesd",

@@ -16,6 +16,7 @@ from typing import Any, Callable, Union
 
 __all__ = [
     "NIFTI_SUFFIXES",
+    "CONNECTOME_SUFFIXES",
     "PathLike",
     "atomic_directory",
     "atomic_write",
@@ -33,6 +34,8 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+# connectivity matrices: NumPy arrays or text (comma-, tab- or space-separated) N x N tables
+CONNECTOME_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
 
 logger = logging.getLogger(__name__)
 

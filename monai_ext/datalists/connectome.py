@@ -12,25 +12,24 @@ from __future__ import annotations
 
 import csv
 import os
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..io import folder_listing
+from ..io import CONNECTOME_SUFFIXES, folder_listing
+from .case_split import split_cases
 
 __all__ = ["CONNECTOME_LABELS_CSV", "connectome_files", "read_connectome_labels", "connectome_datalist"]
 
 CONNECTOME_LABELS_CSV = "labels.csv"
-_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
 
 
 def _matrix_file(root: Path, subject: str) -> Path | None:
     given = root / subject
-    if given.suffix.lower() in _SUFFIXES and given.is_file():
+    if given.suffix.lower() in CONNECTOME_SUFFIXES and given.is_file():
         return given
     for folder in (root / "matrices", root):
-        for suffix in _SUFFIXES:
+        for suffix in CONNECTOME_SUFFIXES:
             p = folder / f"{subject}{suffix}"
             if p.is_file():
                 return p
@@ -51,9 +50,9 @@ def connectome_files(path: str | os.PathLike) -> list[dict[str, str]]:
         raise FileNotFoundError(f"{root}: no such file or folder of connectivity matrices.")
     folder = root / "matrices" if (root / "matrices").is_dir() else root
     files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower() in _SUFFIXES and p.name != CONNECTOME_LABELS_CSV)
+                   if p.is_file() and p.suffix.lower() in CONNECTOME_SUFFIXES and p.name != CONNECTOME_LABELS_CSV)
     if not files:
-        raise FileNotFoundError(f"{folder}: no connectivity matrix files ({', '.join(_SUFFIXES)}). "
+        raise FileNotFoundError(f"{folder}: no connectivity matrix files ({', '.join(CONNECTOME_SUFFIXES)}). "
                                 f"Found: {folder_listing(folder)}")
     return [{"matrix": str(p.resolve()), "subject": p.stem} for p in files]
 
@@ -120,13 +119,10 @@ def connectome_datalist(dataset_dir: str | os.PathLike, classes: Sequence[str] =
     items = read_connectome_labels(dataset_dir, classes, labels_csv)
     out: dict[str, list[dict[str, Any]]] = {"training": [], "validation": [], "testing": []}
     for index, name in enumerate(classes):
-        members = sorted((it for it in items if it["label"] == index), key=lambda it: it["subject"])
+        members = [it for it in items if it["label"] == index]
         n_val, n_test = (max(1, round(f * len(members))) if f > 0 else 0 for f in (vf, tf))
-        if len(members) < n_val + n_test + 1:
-            raise ValueError(f"{dataset_dir}: class {name!r} has {len(members)} subject(s); the split needs at least "
-                             f"{n_val + n_test + 1} (validation {n_val}, test {n_test}, training 1).")
-        random.Random(int(split_seed) * 7919 + index).shuffle(members)
-        out["testing"] += members[:n_test]
-        out["validation"] += members[n_test:n_test + n_val]
-        out["training"] += members[n_test + n_val:]
+        parts = split_cases(members, n_val, n_test, int(split_seed) * 7919 + index, f"{dataset_dir}, class {name!r}",
+                            sort_key=lambda it: it["subject"])
+        for part, chosen in parts.items():
+            out[part] += chosen
     return out

@@ -30,7 +30,6 @@ from .cell_maps import (
     CentroidSeededWatershedDict,
 )
 from .connectome import (
-    CONNECTOME_SUFFIXES,
     ConnectomeInputError,
     LoadConnectome,
     LoadConnectomeD,
@@ -40,7 +39,6 @@ from .connectome import (
     ScaleConnectomeD,
     ScaleConnectomed,
     ScaleConnectomeDict,
-    symmetric_gather_index,
     symmetric_to_upper_triangle,
     upper_triangle_to_symmetric,
 )
@@ -227,7 +225,6 @@ from .reload_original import (
 )
 
 __all__ = [
-    "CONNECTOME_SUFFIXES",
     "ConnectomeInputError",
     "LoadConnectome",
     "LoadConnectomeD",
@@ -237,7 +234,6 @@ __all__ = [
     "ScaleConnectomeD",
     "ScaleConnectomed",
     "ScaleConnectomeDict",
-    "symmetric_gather_index",
     "symmetric_to_upper_triangle",
     "upper_triangle_to_symmetric",
     "TightSliceBoxes",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Mapping
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,10 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
+from ..io import CONNECTOME_SUFFIXES
+
 __all__ = [
-    "CONNECTOME_SUFFIXES",
     "ConnectomeInputError",
-    "symmetric_gather_index",
     "upper_triangle_to_symmetric",
     "symmetric_to_upper_triangle",
     "LoadConnectome",
@@ -35,9 +36,6 @@ __all__ = [
     "ScaleConnectomeD",
     "ScaleConnectomeDict",
 ]
-
-CONNECTOME_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
-
 
 class ConnectomeInputError(ValueError):
     """A connectivity matrix that cannot be used: unreadable, not square, of the wrong size, not symmetric, negative
@@ -51,11 +49,12 @@ def _num_nodes(length: int) -> int:
     return n
 
 
-def symmetric_gather_index(num_nodes: int, device: torch.device | str | None = None) -> torch.Tensor:
+@lru_cache(maxsize=16)
+def _symmetric_gather_index(n: int, device: torch.device) -> torch.Tensor:
     """Index ``(N * N,)``: entry ``(i, j)`` of the symmetric matrix is entry ``index[i * N + j]`` of an upper-triangle
     vector (row-major, diagonal excluded) with a 0 appended at position ``N (N - 1) / 2`` (the diagonal). Mirroring is
-    then one gather (``index_select``), several times faster than writing both triangles."""
-    n = int(num_nodes)
+    then one gather (``index_select``), several times faster than writing both triangles. Built once per size and
+    device (the generator mirrors every forward pass)."""
     length = n * (n - 1) // 2
     rows, cols = torch.triu_indices(n, n, 1, device=device)
     index = torch.full((n * n,), length, dtype=torch.long, device=device)
@@ -63,15 +62,23 @@ def symmetric_gather_index(num_nodes: int, device: torch.device | str | None = N
     return index
 
 
-def upper_triangle_to_symmetric(values: torch.Tensor, num_nodes: int | None = None) -> torch.Tensor:
+def upper_triangle_to_symmetric(values: torch.Tensor, num_nodes: int | None = None,
+                                out: torch.Tensor | None = None) -> torch.Tensor:
     """Mirror upper-triangle vectors ``(..., N (N - 1) / 2)`` (row-major order, diagonal excluded, as
-    ``numpy.triu_indices(N, 1)``) into symmetric matrices ``(..., N, N)`` with a zero diagonal. Differentiable."""
+    ``numpy.triu_indices(N, 1)``) into symmetric matrices ``(..., N, N)`` with a zero diagonal. Differentiable.
+
+    ``out``: a contiguous ``(..., N, N)`` tensor on ``values``' device to write the matrices into (no copy; not
+    differentiable), e.g. a slice of a preallocated output."""
     n = _num_nodes(values.shape[-1]) if num_nodes is None else int(num_nodes)
     if values.shape[-1] != n * (n - 1) // 2:
         raise ConnectomeInputError(f"{values.shape[-1]} values given; N = {n} nodes need {n * (n - 1) // 2}.")
     flat = values.reshape(-1, values.shape[-1])
     padded = torch.cat([flat, flat.new_zeros(flat.shape[0], 1)], dim=1)
-    return padded.index_select(1, symmetric_gather_index(n, values.device)).reshape(*values.shape[:-1], n, n)
+    index = _symmetric_gather_index(n, values.device)
+    if out is None:
+        return padded.index_select(1, index).reshape(*values.shape[:-1], n, n)
+    torch.index_select(padded, 1, index, out=out.view(-1, n * n))
+    return out
 
 
 def symmetric_to_upper_triangle(matrix: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,6 @@ from ...io import atomic_directory, require_empty_folder
 from ...transforms.connectome import (
     LoadConnectome,
     ScaleConnectome,
-    symmetric_gather_index,
     symmetric_to_upper_triangle,
     upper_triangle_to_symmetric,
 )
@@ -32,6 +31,7 @@ __all__ = [
     "load_connectome_set",
     "gan_connectomes",
     "oversampled_connectomes",
+    "fake_connectome_set",
     "connectome_training_set",
     "write_generated_connectomes",
 ]
@@ -68,16 +68,14 @@ def gan_connectomes(generator: ConnectomeGenerator | str | os.PathLike, counts: 
     labels = torch.cat([torch.full((int(n),), int(c), dtype=torch.long) for c, n in sorted(counts.items())])
     rng = torch.Generator().manual_seed(int(seed))
     n = generator.num_nodes
-    index = symmetric_gather_index(n, next(generator.parameters()).device)
-    out = torch.empty(len(labels), n * n)
+    out = torch.empty(len(labels), 1, n, n)
     with torch.no_grad():
         for start in range(0, len(labels), int(batch_size)):
             part = labels[start:start + int(batch_size)]
-            v = generator.upper_triangle(generator.condition(part, rng))
-            padded = torch.cat([v, v.new_zeros(len(v), 1)], dim=1)
+            v = generator.upper_triangle(generator.condition(part, rng)).cpu()
             # mirrored straight into the output (what generator.sample does, without two more copies)
-            torch.index_select(padded.cpu(), 1, index.cpu(), out=out[start:start + len(part)])
-    return out.reshape(len(labels), 1, n, n).numpy(), labels.numpy()
+            upper_triangle_to_symmetric(v, n, out=out[start:start + len(part)])
+    return out.numpy(), labels.numpy()
 
 
 def oversampled_connectomes(x: np.ndarray, y: np.ndarray, counts: Mapping[int, int], method: str = "smote",
@@ -108,7 +106,23 @@ def oversampled_connectomes(x: np.ndarray, y: np.ndarray, counts: Mapping[int, i
         raise RuntimeError(f"{method.upper()} could not generate connectomes: {e}") from e
     new_vec, new_y = vec_res[len(vec):], np.asarray(y_res[len(vec):], dtype=np.int64)
     mats = upper_triangle_to_symmetric(torch.as_tensor(new_vec, dtype=torch.float32), n).unsqueeze(1).numpy()
-    return mats.astype(np.float32), new_y
+    return mats, new_y
+
+
+def fake_connectome_set(x: np.ndarray, y: np.ndarray, augmentation: str, generator: str | os.PathLike | None = None,
+                        seed: int = 0, fake_ratio: float = 1.0, num_nodes: int = 90,
+                        generator_kwargs: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``fake_ratio`` generated matrices per real one of each class, from ``augmentation`` (``"gan"`` with the
+    ``generator`` weights, ``"smote"`` or ``"adasyn"`` on the real matrices ``x`` ``(B, 1, N, N)`` with labels ``y``):
+    ``(M, 1, N, N)`` float32 and their labels."""
+    counts = {c: int(round(float(fake_ratio) * n)) for c, n in _counts(y, int(y.max()) + 1).items()}
+    if augmentation == "gan":
+        if generator is None:
+            raise ValueError("augmentation 'gan' needs the generator weights (generator_path).")
+        return gan_connectomes(generator, counts, seed, num_nodes=num_nodes, **dict(generator_kwargs or {}))
+    if augmentation in ("smote", "adasyn"):
+        return oversampled_connectomes(x, y, counts, augmentation, seed)
+    raise ValueError(f"augmentation must be 'gan', 'smote' or 'adasyn' to generate matrices, got {augmentation!r}.")
 
 
 def connectome_training_set(items: Sequence[Mapping[str, Any]], mode: str = "real", augmentation: str = "none",
@@ -139,13 +153,7 @@ def connectome_training_set(items: Sequence[Mapping[str, Any]], mode: str = "rea
     out = [{"matrix": m, "label": int(c), "source": "real"} for m, c in zip(x, y)] if mode != "fake" else []
     if augmentation == "none":
         return out
-    counts = {c: int(round(float(fake_ratio) * n)) for c, n in _counts(y, int(y.max()) + 1).items()}
-    if augmentation == "gan":
-        if generator is None:
-            raise ValueError("augmentation 'gan' needs the generator weights (generator_path).")
-        fx, fy = gan_connectomes(generator, counts, seed, num_nodes=num_nodes, **dict(generator_kwargs or {}))
-    else:
-        fx, fy = oversampled_connectomes(x, y, counts, augmentation, seed)
+    fx, fy = fake_connectome_set(x, y, augmentation, generator, seed, fake_ratio, num_nodes, generator_kwargs)
     return out + [{"matrix": m, "label": int(c), "source": augmentation} for m, c in zip(fx, fy)]
 
 

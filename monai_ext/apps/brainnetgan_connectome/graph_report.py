@@ -15,7 +15,7 @@ import numpy as np
 from ...datalists.connectome import connectome_datalist
 from ...io import atomic_write
 from ...metrics.graph_features import GraphFeatureDivergence, connectome_graph_features
-from .augmentation import connectome_training_set, load_connectome_set
+from .augmentation import fake_connectome_set, load_connectome_set
 
 __all__ = ["fake_set_divergence"]
 
@@ -36,16 +36,14 @@ def fake_set_divergence(dataset_dir: str | os.PathLike, out: str | os.PathLike, 
     """
     items = connectome_datalist(dataset_dir, classes, split_seed=split_seed)["training"]
     x, y = load_connectome_set(items)
-    fake = connectome_training_set(items, "fake", augmentation, generator, seed=seed,
-                                   generator_kwargs={"num_classes": len(classes), **dict(generator_kwargs or {})})
-    fx = np.stack([f["matrix"] for f in fake])
-    fy = np.asarray([f["label"] for f in fake])
+    fx, fy = fake_connectome_set(x, y, augmentation, generator, seed,
+                                 generator_kwargs={"num_classes": len(classes), **dict(generator_kwargs or {})})
     divergence = GraphFeatureDivergence(threshold=threshold)
     result: dict[str, Any] = {}
-    k = None if max_per_class is None else int(max_per_class)
+    limit = None if max_per_class is None else int(max_per_class)
     for c, name in enumerate(classes):
-        real_f = connectome_graph_features(x[y == c][:k], threshold)
-        fake_f = connectome_graph_features(fx[fy == c][:k], threshold)
+        real_f = connectome_graph_features(x[y == c][:limit], threshold)
+        fake_f = connectome_graph_features(fx[fy == c][:limit], threshold)
         result[name] = divergence.compare(real_f, fake_f)
     result["mean"] = {k: float(np.mean([result[n][k] for n in classes])) for k in result[classes[0]]}
     atomic_write(out, lambda p: p.write_text(json.dumps(result, indent=1)))

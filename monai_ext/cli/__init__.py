@@ -9,6 +9,8 @@ Commands:
     verify BUNDLE | --all     the Model Zoo checks (layout, metadata, network shapes, TorchScript export)
     package BUNDLE [--out DIR]  the Model Zoo zip (checks first), loadable by monai.bundle.download/load
     label-app BUNDLE --studies DIR [--python PY] [--run]   serve a bundle with MONAI Label, offline
+    gan-report --real_train DIR --real_test DIR --synthetic DIR --out DIR
+                              judge a generator: two-sample CNN, feature distances, memorisation, mode collapse
     study BUNDLE [STUDY] [--arms A ..] [--seeds S ..] [--work DIR] [--set KEY=VALUE ..] [--docs]
                               run a study the bundle declares (configs/study*.yaml): arms x seeds, paired tests
 """
@@ -160,6 +162,21 @@ def consistency_command(
         sys.exit(1)
 
 
+def gan_report_command(
+    real_train: str, real_test: str, synthetic: str, out: str, title: str | None = None, size: int = 64,
+    slices: str = "middle3", intensity_range: str | None = None, epochs: int = 20, max_images: int = 128, seed: int = 0,
+    device: str | None = None,
+) -> None:
+    """Judge a generator's images (SYNTHETIC) against the real images it learnt from (REAL_TRAIN) and held-out real
+    ones (REAL_TEST): real-vs-synthetic CNN (recall, specificity), Frechet and Mahalanobis distances in its features,
+    MS-SSIM memorisation and mode-collapse checks, template matching. Writes report.json, report.md and figures into
+    OUT. --intensity_range "lo,hi" (default: 0.5-99.5 percentiles of REAL_TRAIN); --slices middle|middle3|all."""
+    from .gan_report import run_gan_report
+
+    run_gan_report(real_train, real_test, synthetic, out, title=title, size=size, slices=slices, intensity_range=intensity_range,
+               epochs=epochs, max_images=max_images, seed=seed, device=device)
+
+
 def study_command(*argv: str) -> None:
     """Run a study a bundle declares (``configs/study.yaml`` or ``configs/study_<name>.yaml``); see
     ``python -m monai_ext study --help`` and ``monai_ext.cli.study``."""
@@ -180,6 +197,7 @@ COMMANDS = {
     "label-app": label_app_command,
     "study": study_command,
     "consistency": consistency_command,
+    "gan-report": gan_report_command,
 }
 
 

@@ -1,5 +1,5 @@
 """Training-engine helpers that MONAI lacks, generic across methods (distributed averaging, gradient guard, mixup
-and FGSM adversarial batches, a history pool of generated images).
+and FGSM adversarial batches, a history pool of generated images), the classifier two-sample test and GAN evaluation report.
 """
 
 from __future__ import annotations
@@ -10,8 +10,15 @@ from .gradient_guard import GradientGuard
 from .history_pool import HistoryImagePool
 from .labelled_batch import labelled_batch_tensors
 from .mixup import MixupPrepareBatch, mixup_partners
+from .gan_evaluation import GAN_REPORT_FLAGS, gan_evaluation_report, gan_report_markdown
+from .two_sample_test import classifier_two_sample_test, network_features
 
 __all__ = [
+    "GAN_REPORT_FLAGS",
+    "gan_evaluation_report",
+    "gan_report_markdown",
+    "classifier_two_sample_test",
+    "network_features",
     "average_gradients",
     "broadcast_module",
     "is_distributed",

@@ -44,8 +44,17 @@ from .uncertainty import (
     predictive_entropy,
     rank_by_uncertainty,
 )
+from .mahalanobis import MahalanobisDistanceMetric
+from .max_ms_ssim import MS_SSIM_SCALE_WEIGHTS, MaxMSSSIMSimilarity
+from .template_matching import TemplateMatchingScore, image_mosaic
 
 __all__ = [
+    "MahalanobisDistanceMetric",
+    "MS_SSIM_SCALE_WEIGHTS",
+    "MaxMSSSIMSimilarity",
+    "TemplateMatchingScore",
+    "image_mosaic",
+
     "GRAPH_FEATURES",
     "GraphFeatureDivergence",
     "connectome_graph_features",

@@ -9,6 +9,9 @@ from .graph_conv import DenseGraphConv, DenseGraphConvClassifier
 from .multiscale_unet import MultiScaleSumUNet
 from .parallel import unwrap_parallel
 from .transfer import FINETUNE_MODES, finetune_parameter_names, load_pretrained
+from .two_sample_cnn import TwoSampleDiscriminatorCNN
 
-__all__ = ["BrainNetCNN", "DenseGraphConv", "DenseGraphConvClassifier", "EdgeToEdgeConv", "EdgeToNodeConv",
+__all__ = [
+    "TwoSampleDiscriminatorCNN",
+"BrainNetCNN", "DenseGraphConv", "DenseGraphConvClassifier", "EdgeToEdgeConv", "EdgeToNodeConv",
            "NodeToGraphConv", "FINETUNE_MODES", "MultiScaleSumUNet", "finetune_parameter_names", "load_pretrained", "unwrap_parallel"]

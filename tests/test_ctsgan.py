@@ -391,6 +391,16 @@ def test_train_starts_from_a_generator_with_new_critics(trained_root, tiny_datas
     assert _adam_steps(critics) == 2 * 2  # d_train_steps critic steps per iteration
 
 
+def test_gan_evaluation_config(trained_root, tiny_dataset):
+    settings = dict(TINY_TRAIN, bundle_root=str(trained_root), dataset_dir=str(tiny_dataset), num_generated=2,
+                    gan_report_epochs=1, min_iterations=2, repeats=1, max_images=8, ms_ssim_scales=1, ms_ssim_kernel=3)
+    run_bundle(BUNDLE, ["train.yaml", "evaluate_gan.yaml"], **settings)
+    report = json.loads((trained_root / "eval" / "gan_report" / "report.json").read_text())
+    # axial slices: 3 training and 2 held-out phantoms, 2 generated volumes, 10 slices each
+    assert report["counts"] == {**report["counts"], "real_train": 30, "real_test": 20, "synthetic": 20}
+    assert report["image_shape"] == [1, 16, 16] and report["settings"]["grouped"] == {"real_train": True, "synthetic": True}
+
+
 def test_inference_writes_volumes(trained_root):
     out = trained_root / "gen"
     args = dict(TINY, bundle_root=str(trained_root), output_dir=str(out), num_volumes=3, seed=5)

@@ -15,7 +15,7 @@ from monai_ext.engines import gan_evaluation_report, gan_report_markdown
 from monai_ext.metrics import MahalanobisDistanceMetric, MaxMSSSIMSimilarity, TemplateMatchingScore, image_mosaic
 from monai_ext.networks import TwoSampleDiscriminatorCNN
 
-SMALL = dict(epochs=5, min_iterations=150, channels=(8, 16, 32, 64), feature_dim=32, max_images=64, ms_ssim_kernel=5)
+SMALL = dict(epochs=5, min_iterations=150, repeats=1, channels=(8, 16, 32, 64), feature_dim=32, max_images=64, ms_ssim_kernel=5)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,12 @@ def test_max_ms_ssim_finds_the_copy_and_skips_itself():
     assert (within < 0.5).all()
     twins = torch.cat([ref[:3], ref[:1]])
     assert metric(twins)[[0, 3]].tolist() == pytest.approx([1.0, 1.0])
+    slices = torch.cat([ref[:2], ref[:2] + 0.001, ref[2:4]]).clamp(0, 1)  # volume 0: two near-copies of volume 1
+    volume_ids = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert (metric(slices, groups=volume_ids)[:4] > 0.99).all()  # across volumes they count
+    assert (metric(slices, groups=torch.tensor([0, 1, 0, 1, 2, 2]))[:4] < 0.5).all()  # within one volume they do not
+    with pytest.raises(ValueError, match="another group"):
+        metric(slices, groups=torch.zeros(6))
     with pytest.raises(ValueError, match="too small"):
         MaxMSSSIMSimilarity(kernel_size=11, num_scales=5)(ref)
     with pytest.raises(ValueError, match="differ in shape"):

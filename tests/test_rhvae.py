@@ -295,12 +295,12 @@ def test_dataset_errors(tmp_path):
 # ---- bundle ------------------------------------------------------------------------------------------------------
 
 
-def _tiny_dataset(root: Path, n_train: int = 4) -> Path:
+def _tiny_dataset(root: Path, n_train: int = 4, n_test: int = 2) -> Path:
     data = root / "data"
     rng = np.random.default_rng(0)
     ds = {}
     yy, xx = np.mgrid[:64, :64] / 64 - 0.5
-    for split, n in (("training", n_train), ("validation", 2), ("test", 2)):
+    for split, n in (("training", n_train), ("validation", 2), ("test", n_test)):
         ds[split] = []
         for c in (0, 1):
             for i in range(n):
@@ -317,7 +317,7 @@ def _tiny_dataset(root: Path, n_train: int = 4) -> Path:
 def test_bundle_configs_run(tmp_path):
     from monai_ext.bundle_helpers import run_bundle
 
-    data = _tiny_dataset(tmp_path)
+    data = _tiny_dataset(tmp_path, n_test=4)
     common = dict(bundle_root=str(tmp_path), dataset_dir=str(data))
     for c in (0, 1):
         for seed in (0, 1):  # a pool of two RHVAEs per class
@@ -328,6 +328,14 @@ def test_bundle_configs_run(tmp_path):
     folders = sorted((tmp_path / "eval" / "generated").glob("class1_hmc_*"))
     assert [len(list(f.glob("gen_*.nii.gz"))) for f in folders] in ([2, 1], [1, 2])  # 3 images split over 2 RHVAEs
     assert nib.load(str(next(folders[0].glob("gen_*.nii.gz")))).shape == (64, 64)
+    gan = dict(gen_class=1, num_samples=8, epochs=1, min_iterations=2, repeats=1, max_images=4, **pool, **common)
+    run_bundle(BUNDLE, ["evaluate_gan.yaml"], **gan)
+    report = json.loads((tmp_path / "eval" / "gan_report_class1_hmc" / "report.json").read_text())
+    assert report["counts"] == {**report["counts"], "real_train": 4, "real_test": 4, "synthetic": 8}
+    assert set(report["flags"]) == {"told_apart", "memorisation", "mode_collapse", "less_diverse_than_real"}
+    with pytest.raises(Exception) as err:  # the report folder is written once, never overwritten
+        run_bundle(BUNDLE, ["evaluate_gan.yaml"], **gan)
+    assert "not an empty folder" in _error_chain(err.value)
     train = dict(max_epochs=1, iters_per_epoch=2, batch_size=4, num_generated_per_class=4, **pool, **common)
     run_bundle(BUNDLE, ["train.yaml"], train_mode="real+generated", **train)
     assert (tmp_path / "models" / "model.pt").is_file()

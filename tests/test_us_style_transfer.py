@@ -371,6 +371,11 @@ def test_bundle_stages_tiny(tmp_path):
     records = json.loads((out_dir / "restyle.json").read_text())
     assert len(records) == 20 and records[0]["source"] == "reference"
     assert not list(out_dir.glob(".*tmp*"))
+    run_bundle(BUNDLE, ["evaluate_gan.yaml"], epochs=1, min_iterations=2, repeats=1, max_images=4,
+               **{k: v for k, v in common.items() if k not in ("channels", "image_size")})
+    report = json.loads((tmp_path / "eval" / "gan_report" / "report.json").read_text())
+    held_out = report["counts"]["real_test"]  # validation + test images, each restyled once
+    assert report["counts"]["synthetic"] == held_out >= 4 and report["counts"]["real_train"] >= held_out
     run_bundle(BUNDLE, ["evaluate.yaml"], augmentation="style_transfer", **seg_kw,
                **{k: v for k, v in common.items() if k != "channels"})
     csv = tmp_path / "eval" / "seg_fewshot_style_transfer_seed0" / "metrics.csv"

@@ -20,7 +20,7 @@ from ..io import atomic_directory, require_empty_folder
 from ..metrics.mahalanobis import MahalanobisDistanceMetric
 from ..metrics.max_ms_ssim import MaxMSSSIMSimilarity
 from ..metrics.template_matching import TemplateMatchingScore
-from .two_sample_test import classifier_two_sample_test
+from .two_sample_test import classifier_two_sample_test, network_features
 
 __all__ = ["GAN_REPORT_FLAGS", "gan_evaluation_report", "gan_report_markdown"]
 
@@ -45,6 +45,20 @@ def _subset(x: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
     return x if len(x) <= n else x[torch.as_tensor(np.sort(rng.choice(len(x), n, replace=False)))]
 
 
+def _subset_with_groups(x: torch.Tensor, groups: torch.Tensor | None, n: int, rng: np.random.Generator):
+    idx = torch.arange(len(x)) if len(x) <= n else torch.as_tensor(np.sort(rng.choice(len(x), n, replace=False)))
+    return x[idx], (None if groups is None else groups[idx])
+
+
+def _groups(groups, x: torch.Tensor, what: str) -> torch.Tensor | None:
+    if groups is None:
+        return None
+    g = torch.as_tensor(groups).reshape(-1)
+    if len(g) != len(x):
+        raise ValueError(f"{what}: {len(g)} group ids for {len(x)} images.")
+    return g
+
+
 def _summary(v: torch.Tensor) -> dict:
     a = v.numpy().astype(np.float64)
     return {"median": float(np.median(a)), "q05": float(np.quantile(a, 0.05)), "q95": float(np.quantile(a, 0.95)),
@@ -55,6 +69,16 @@ def _fraction_above(values: torch.Tensor, reference: torch.Tensor, floor: float)
     """The threshold ``max(floor, 99th percentile of reference)`` and the fraction of ``values`` at or above it."""
     threshold = max(float(floor), float(np.quantile(reference.numpy(), 0.99)))
     return float((values >= threshold - 1e-6).float().mean()), threshold
+
+
+def _mean_sd(rows: list[dict]) -> dict:
+    """Mean of each key over ``rows`` plus ``<key>_sd`` (sample SD; 0 for one row)."""
+    out = {}
+    for key in rows[0]:
+        v = np.array([r[key] for r in rows], dtype=np.float64)
+        out[key] = float(v.mean())
+        out[key + "_sd"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    return out
 
 
 def _ellipse(ax, points: np.ndarray, colour: str) -> None:
@@ -95,7 +119,7 @@ def _figures(folder: Path, features: dict, similarity: dict, title: str) -> None
                        ("real_train_vs_real_train", "real vs real (train)"), ("real_test_vs_real_train", "real held out vs real train")):
         ax.hist(similarity[key].numpy(), bins=bins, histtype="step", lw=2, label=label, density=True)
     ax.set_xlabel("per image: highest MS-SSIM to the other set")
-    ax.set_title(f"{title}: memorisation (about 1 vs train) and collapse (high among synthetic)", fontsize=9)
+    ax.set_title(f"{title}: highest MS-SSIM per image", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / "ms_ssim.png", dpi=100)
@@ -107,9 +131,12 @@ def gan_evaluation_report(
     real_test: torch.Tensor,
     synthetic: torch.Tensor,
     out_dir: str | Path | None = None,
+    real_train_groups: torch.Tensor | None = None,
+    synthetic_groups: torch.Tensor | None = None,
     title: str = "generator",
     epochs: int = 20,
     min_iterations: int = 200,
+    repeats: int = 3,
     batch_size: int = 64,
     lr: float = 1e-3,
     channels: tuple[int, ...] = (32, 64, 128, 256),
@@ -129,10 +156,11 @@ def gan_evaluation_report(
 
     - Two-sample test: the synthetic images are split in two halves (a training and a test sample); the CNN
       learns ``real_train`` vs the first half and is tested on ``real_test`` vs the second; both sides are
-      subsampled to equal counts. Reports recall (synthetic recognised), specificity, accuracy and ROC AUC.
-    - In the CNN's penultimate features: Frechet distance (MONAI ``FIDMetric``) and mean Mahalanobis distance of
-      the synthetic test images to the held-out real ones, each next to the same distance of (an equal number of)
-      real training images, the real reference.
+      subsampled to equal counts. Reports recall (synthetic recognised), specificity, accuracy and ROC AUC,
+      mean and SD over ``repeats`` runs (new split and CNN initialisation each; the paper: 50 runs).
+    - In the CNN's penultimate features, on sets it never trained on: Frechet distance (MONAI ``FIDMetric``)
+      and mean Mahalanobis distance of synthetic test images to one random half of the held-out real images,
+      next to the same distance of the other half (the real reference, same count); mean and SD over runs.
     - Structure on ``max_images`` images per set: per image the highest MS-SSIM (``ms_ssim_scales`` scales,
       ``ms_ssim_kernel``-pixel window) synthetic vs synthetic and real train vs real train (within the set), and
       synthetic vs real train and real held-out vs real train (against up to ``max_reference`` training
@@ -147,6 +175,10 @@ def gan_evaluation_report(
 
     With ``out_dir`` (missing or empty) it writes ``report.json``, ``report.md``, ``feature_pca.png`` and
     ``ms_ssim.png`` there, all or nothing. Returns the report (JSON-serialisable numbers and flags).
+
+    ``real_train_groups`` / ``synthetic_groups``: one id per image (e.g. the volume a slice comes from); the
+    within-set MS-SSIM then skips pairs of one group, so that neighbouring slices of a volume are not counted as
+    near-duplicates (needed when the two sets hold different numbers of slices per volume).
     """
     real_train = _unit_images(real_train, "real_train")
     real_test = _unit_images(real_test, "real_test")
@@ -154,37 +186,54 @@ def gan_evaluation_report(
     for name, x in (("real_test", real_test), ("synthetic", synthetic)):
         if x.shape[1:] != real_train.shape[1:]:
             raise ValueError(f"{name}: images of shape {tuple(x.shape[1:])}, expected {tuple(real_train.shape[1:])} as real_train.")
+    train_groups = _groups(real_train_groups, real_train, "real_train_groups")
+    syn_groups = _groups(synthetic_groups, synthetic, "synthetic_groups")
     target = require_empty_folder(out_dir, "out_dir") if out_dir is not None else None
     rng = np.random.default_rng(seed)
 
-    order = torch.as_tensor(rng.permutation(len(synthetic)))
-    syn_train, syn_test = synthetic[order[: len(order) // 2]], synthetic[order[len(order) // 2 :]]
-    n_train, n_test = min(len(real_train), len(syn_train)), min(len(real_test), len(syn_test))
-    test = classifier_two_sample_test(
-        _subset(real_train, n_train, rng), _subset(syn_train, n_train, rng), _subset(real_test, n_test, rng),
-        _subset(syn_test, n_test, rng), epochs=epochs, min_iterations=min_iterations, batch_size=batch_size, lr=lr, channels=channels,
-        feature_dim=feature_dim, seed=seed, device=device,
-    )
-    feats = test["features"]
-    real_ref = _subset(feats["real_train"], len(feats["synthetic_test"]), rng)
+    runs, run_distances, feats = [], [], None
     fid, mahalanobis = FIDMetric(), MahalanobisDistanceMetric()
-    with warnings.catch_warnings():  # scipy's sqrtm warns on the singular covariances of dead (LeakyReLU) features
-        warnings.simplefilter("ignore")
-        distances = {
-            "frechet_synthetic": float(fid(feats["synthetic_test"], feats["real_test"])),
-            "frechet_real_reference": float(fid(real_ref, feats["real_test"])),
-            "mahalanobis_synthetic": float(mahalanobis(feats["synthetic_test"], feats["real_test"])),
-            "mahalanobis_real_reference": float(mahalanobis(real_ref, feats["real_test"])),
-        }
+    for k in range(int(repeats)):
+        order = torch.as_tensor(rng.permutation(len(synthetic)))
+        syn_train, syn_test = synthetic[order[: len(order) // 2]], synthetic[order[len(order) // 2 :]]
+        n_train, n_test = min(len(real_train), len(syn_train)), min(len(real_test), len(syn_test))
+        test = classifier_two_sample_test(
+            _subset(real_train, n_train, rng), _subset(syn_train, n_train, rng), _subset(real_test, n_test, rng),
+            _subset(syn_test, n_test, rng), epochs=epochs, min_iterations=min_iterations, batch_size=batch_size, lr=lr,
+            channels=channels, feature_dim=feature_dim, seed=seed + k, device=device,
+        )
+        runs.append({key: test[key] for key in ("recall_synthetic", "specificity_real", "accuracy", "roc_auc")})
+        dev = next(test["network"].parameters()).device
+        f = {"real_test": network_features(test["network"], real_test, dev)[0],  # every held-out image, not the subsample
+             "synthetic_test": network_features(test["network"], syn_test, dev)[0]}
+        feats = feats or f
+        # distances between sets the CNN never trained on: held-out real half A is the reference distribution,
+        # held-out real half B (real reference) and as many synthetic test images are compared with it
+        half = torch.as_tensor(rng.permutation(len(f["real_test"])))
+        ref_a, ref_b = f["real_test"][half[: len(half) // 2]], f["real_test"][half[len(half) // 2 :]]
+        syn_b = _subset(f["synthetic_test"], len(ref_b), rng)
+        with warnings.catch_warnings():  # scipy's sqrtm warns on singular covariances (fewer samples than features)
+            warnings.simplefilter("ignore")
+            run_distances.append({
+                "frechet_synthetic": float(fid(syn_b, ref_a)),
+                "frechet_real_reference": float(fid(ref_b, ref_a)),
+                "mahalanobis_synthetic": float(mahalanobis(syn_b, ref_a)),
+                "mahalanobis_real_reference": float(mahalanobis(ref_b, ref_a)),
+            })
+        print(f"two-sample test {k + 1}/{repeats}: recall {runs[-1]['recall_synthetic']:.3f}, specificity "
+              f"{runs[-1]['specificity_real']:.3f}, AUC {runs[-1]['roc_auc']:.3f}", flush=True)
+    two_sample = _mean_sd(runs)
+    distances = _mean_sd(run_distances)
 
     n = min(int(max_images), len(synthetic), len(real_train), len(real_test))
-    syn_s, train_s, test_s = _subset(synthetic, n, rng), _subset(real_train, n, rng), _subset(real_test, n, rng)
+    (syn_s, syn_g), (train_s, train_g) = _subset_with_groups(synthetic, syn_groups, n, rng), _subset_with_groups(real_train, train_groups, n, rng)
+    test_s = _subset(real_test, n, rng)
     reference = _subset(real_train, int(max_reference), rng)  # memorisation: against (up to max_reference) training images
     ms_ssim = MaxMSSSIMSimilarity(spatial_dims=2, kernel_size=ms_ssim_kernel, num_scales=ms_ssim_scales)
     similarity = {
-        "synthetic_vs_synthetic": ms_ssim(syn_s),
+        "synthetic_vs_synthetic": ms_ssim(syn_s, groups=syn_g),
         "synthetic_vs_real_train": ms_ssim(syn_s, reference),
-        "real_train_vs_real_train": ms_ssim(train_s),
+        "real_train_vs_real_train": ms_ssim(train_s, groups=train_g),
         "real_test_vs_real_train": ms_ssim(test_s, reference),
     }
     matching = TemplateMatchingScore()
@@ -197,7 +246,8 @@ def gan_evaluation_report(
                    "two_sample_train_per_side": n_train, "two_sample_test_per_side": n_test, "structure_per_set": n,
                    "memorisation_reference": len(reference)},
         "image_shape": list(real_train.shape[1:]),
-        "two_sample_test": {k: test[k] for k in ("recall_synthetic", "specificity_real", "accuracy", "roc_auc", "epochs")},
+        "two_sample_test": two_sample,
+        "two_sample_runs": runs,
         "feature_distances": distances,
         "ms_ssim": {k: _summary(v) for k, v in similarity.items()},
         "template_matching": {k: _summary(v) for k, v in template.items()},
@@ -206,16 +256,17 @@ def gan_evaluation_report(
         "collapsed_fraction": collapsed,
         "collapse_threshold": collapse_threshold,
         "flags": {
-            "told_apart": test["roc_auc"] >= told_apart_auc,
+            "told_apart": two_sample["roc_auc"] >= told_apart_auc,
             "memorisation": memorised >= flag_fraction,
             "mode_collapse": collapsed >= flag_fraction,
             "less_diverse_than_real": float(similarity["synthetic_vs_synthetic"].median())
             > float(similarity["real_train_vs_real_train"].median()),
         },
-        "settings": {"epochs": int(epochs), "min_iterations": int(min_iterations), "batch_size": int(batch_size), "lr": float(lr), "channels": list(channels),
+        "settings": {"epochs": int(epochs), "min_iterations": int(min_iterations), "repeats": int(repeats), "batch_size": int(batch_size), "lr": float(lr), "channels": list(channels),
                      "feature_dim": int(feature_dim), "max_images": int(max_images),
                      "max_reference": int(max_reference), "ms_ssim_scales": int(ms_ssim_scales), "ms_ssim_kernel": int(ms_ssim_kernel),
-                     "copy_threshold": float(copy_threshold), "flag_fraction": float(flag_fraction), "seed": int(seed)},
+                     "copy_threshold": float(copy_threshold), "flag_fraction": float(flag_fraction), "seed": int(seed),
+                     "grouped": {"real_train": train_groups is not None, "synthetic": syn_groups is not None}},
     }
     if target is not None:
         def fill(folder: Path) -> None:
@@ -232,11 +283,16 @@ def gan_evaluation_report(
 def gan_report_markdown(report: dict) -> str:
     """The report as a Markdown table: each number next to its real-data reference, then the flags."""
     t, d, s, m = report["two_sample_test"], report["feature_distances"], report["ms_ssim"], report["template_matching"]
+    def pm(group: dict, key: str, fmt: str = ".3f") -> str:
+        return f"{group[key]:{fmt}} +- {group[key + '_sd']:{fmt}}"
+
+    runs = report["settings"]["repeats"]
     rows = [
-        ("two-sample CNN: recall of synthetic / specificity", f"{t['recall_synthetic']:.3f} / {t['specificity_real']:.3f}", "0.5 / 0.5 (chance)"),
-        ("two-sample CNN: accuracy, ROC AUC", f"{t['accuracy']:.3f}, {t['roc_auc']:.3f}", "0.5, 0.5"),
-        ("Frechet distance to held-out real (CNN features)", f"{d['frechet_synthetic']:.3g}", f"{d['frechet_real_reference']:.3g} (real train)"),
-        ("mean Mahalanobis distance to held-out real", f"{d['mahalanobis_synthetic']:.3g}", f"{d['mahalanobis_real_reference']:.3g} (real train)"),
+        (f"two-sample CNN: recall of synthetic / specificity ({runs} runs)",
+         f"{pm(t, 'recall_synthetic')} / {pm(t, 'specificity_real')}", "0.5 / 0.5 (chance)"),
+        ("two-sample CNN: accuracy, ROC AUC", f"{pm(t, 'accuracy')}, {pm(t, 'roc_auc')}", "0.5, 0.5"),
+        ("Frechet distance to held-out real (CNN features)", pm(d, "frechet_synthetic", ".3g"), f"{pm(d, 'frechet_real_reference', '.3g')} (held-out real)"),
+        ("mean Mahalanobis distance to held-out real", pm(d, "mahalanobis_synthetic", ".3g"), f"{pm(d, 'mahalanobis_real_reference', '.3g')} (held-out real)"),
         ("median max MS-SSIM to real train (memorisation: about 1)", f"{s['synthetic_vs_real_train']['median']:.3f}", f"{s['real_test_vs_real_train']['median']:.3f} (held-out real)"),
         ("median max MS-SSIM among themselves (collapse: high)", f"{s['synthetic_vs_synthetic']['median']:.3f}", f"{s['real_train_vs_real_train']['median']:.3f} (real vs real)"),
         ("median template match (NCC) in real-train mosaic", f"{m['synthetic_vs_real_train']['median']:.3f}", f"{m['real_test_vs_real_train']['median']:.3f} (held-out real)"),

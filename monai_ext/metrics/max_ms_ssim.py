@@ -66,8 +66,13 @@ class MaxMSSSIMSimilarity:
             )
         return images
 
-    def nearest(self, query: torch.Tensor, reference: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(values, indices)``: per query image the highest MS-SSIM to a reference image and that image's index."""
+    def nearest(
+        self, query: torch.Tensor, reference: torch.Tensor | None = None, groups: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(values, indices)``: per query image the highest MS-SSIM to a reference image and that image's index.
+
+        ``groups`` (within-set comparison only, ``(N,)`` integers): images of one group (e.g. slices of one volume)
+        are not compared with each other, so neighbouring slices do not count as near-duplicates."""
         query = self._check(query, "query")
         exclude_self = reference is None
         reference = query if reference is None else self._check(reference, "reference")
@@ -89,8 +94,17 @@ class MaxMSSSIMSimilarity:
             scores[i, j] = s.reshape(-1).cpu().float()
         if exclude_self:
             scores.fill_diagonal_(float("-inf"))
+            if groups is not None:
+                groups = torch.as_tensor(groups).reshape(-1)
+                if len(groups) != n:
+                    raise ValueError(f"groups: {len(groups)} ids for {n} images.")
+                scores[groups[:, None] == groups[None, :]] = float("-inf")
+                if torch.isinf(scores).all(dim=1).any():
+                    raise ValueError("groups: every image needs at least one image of another group to compare with.")
+        elif groups is not None:
+            raise ValueError("groups apply only to the within-set comparison (reference=None).")
         values, indices = scores.max(dim=1)
         return values, indices
 
-    def __call__(self, query: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        return self.nearest(query, reference)[0]
+    def __call__(self, query: torch.Tensor, reference: torch.Tensor | None = None, groups: torch.Tensor | None = None) -> torch.Tensor:
+        return self.nearest(query, reference, groups)[0]

@@ -41,6 +41,7 @@ __all__ = [
     "content_preservation",
     "style_fidelity",
     "style_report",
+    "restyled_image_sets",
     "us_style_grid",
     "prepare_style_classifier",
     "loss_network_probe",
@@ -288,6 +289,27 @@ def style_fidelity(model: str, dataset_dir: str, out: str | None = None, spread:
     print(f"style fidelity of {model}: mean ratio {res['mean_ratio']:.3f} over {res['pairs']} style pairs "
           f"(simulator's own: {res['mean_oracle_ratio']:.3f}; 1 = texture unchanged)")
     return res
+
+
+def restyled_image_sets(model: str, dataset_dir: str, spread: float = 0.0, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The three image sets of the GAN evaluation suite (:func:`monai_ext.engines.gan_evaluation_report`) for the
+    style-transfer ``model`` on the synthetic data set in ``dataset_dir`` (80 subjects, data seed 0, 64 x 64):
+    ``real_train`` = the training split (every style), ``real_test`` = the validation and test splits, and
+    ``synthetic`` = every held-out image restyled (``spread`` 0: posterior mean) with the style of a randomly drawn
+    training image of another style, so the synthetic set has held-out anatomy in the real styles' proportions.
+    All ``(N, 1, 64, 64)`` in [0, 1]."""
+    real_train, train = _split_images(dataset_dir, "training")
+    held = [_split_images(dataset_dir, split) for split in ("validation", "test")]
+    real_test = torch.cat([x for x, _ in held])
+    held_items = [e for _, items in held for e in items]
+    rng = np.random.default_rng(seed)
+    st = StyleTransfer(model, device="cpu")
+    synthetic = []
+    for k, e in enumerate(held_items):
+        others = [i for i, t in enumerate(train) if t["style"] != e["style"]]
+        ref = real_train[others[int(rng.integers(len(others)))]]
+        synthetic.append(torch.as_tensor(st(real_test[k], source="reference", spread=float(spread), seed=seed + k, style_image=ref)))
+    return {"real_train": real_train, "real_test": real_test, "synthetic": torch.stack(synthetic).float().clamp(0, 1)}
 
 
 def us_style_grid(model: str, dataset_dir: str, out: str, scale: int = 2, contents: int = 4,

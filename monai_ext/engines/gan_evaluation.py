@@ -93,7 +93,7 @@ def _ellipse(ax, points: np.ndarray, colour: str) -> None:
                          fill=False, color=colour, lw=2))
 
 
-def _save(plt, fig, ax, xlabel: str, title: str, path: Path) -> None:
+def _save_figure(plt, fig, ax, xlabel: str, title: str, path: Path) -> None:
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
@@ -116,13 +116,13 @@ def _figures(folder: Path, features: dict, similarity: dict, title: str) -> None
         ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.5, color=colour, label=label)
         _ellipse(ax, pts, colour)
     ax.set_ylabel("PC 2")
-    _save(plt, fig, ax, "PC 1 (fitted on real)", f"{title}: two-sample CNN features, 1-SD ellipses", folder / "feature_pca.png")
+    _save_figure(plt, fig, ax, "PC 1 (fitted on real)", f"{title}: two-sample CNN features, 1-SD ellipses", folder / "feature_pca.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1, 51)
     for key, label in (("synthetic_vs_synthetic", "synthetic vs synthetic"), ("synthetic_vs_real_train", "synthetic vs real train"),
                        ("real_train_vs_real_train", "real vs real (train)"), ("real_test_vs_real_train", "real held out vs real train")):
         ax.hist(similarity[key].numpy(), bins=bins, histtype="step", lw=2, label=label, density=True)
-    _save(plt, fig, ax, "per image: highest MS-SSIM to the other set", f"{title}: highest MS-SSIM per image", folder / "ms_ssim.png")
+    _save_figure(plt, fig, ax, "per image: highest MS-SSIM to the other set", f"{title}: highest MS-SSIM per image", folder / "ms_ssim.png")
 
 
 def gan_evaluation_report(

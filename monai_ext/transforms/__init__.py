@@ -153,6 +153,17 @@ from .mask_warp import (
     RandBSplineMaskWarpd,
     RandBSplineMaskWarpDict,
 )
+from .needle_reverberation import (
+    needle_centreline,
+    NeedleReverberation,
+    NeedleReverberationd,
+    NeedleReverberationD,
+    NeedleReverberationDict,
+    RandNeedleReverberation,
+    RandNeedleReverberationd,
+    RandNeedleReverberationD,
+    RandNeedleReverberationDict,
+)
 from .nodule_erase import NoduleErase, NoduleEraseD, NoduleErased, NoduleEraseDict
 from .nodule_geometry import (
     NODULE_SHAPES,
@@ -225,6 +236,16 @@ from .reload_original import (
 )
 
 __all__ = [
+    "needle_centreline",
+    "NeedleReverberation",
+    "NeedleReverberationd",
+    "NeedleReverberationD",
+    "NeedleReverberationDict",
+    "RandNeedleReverberation",
+    "RandNeedleReverberationd",
+    "RandNeedleReverberationD",
+    "RandNeedleReverberationDict",
+
     "ConnectomeInputError",
     "LoadConnectome",
     "LoadConnectomeD",

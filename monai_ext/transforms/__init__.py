@@ -69,6 +69,16 @@ from .fbp_kernel import (
     fourier_kernel_slices,
     radon_slices,
 )
+from .free_form_mask import (
+    FreeFormMask,
+    FreeFormMaskd,
+    FreeFormMaskD,
+    FreeFormMaskDict,
+    RandFreeFormMask,
+    RandFreeFormMaskd,
+    RandFreeFormMaskD,
+    RandFreeFormMaskDict,
+)
 from .gas_components import (
     RemoveDarkComponents,
     RemoveDarkComponentsD,
@@ -154,6 +164,7 @@ from .mask_warp import (
     RandBSplineMaskWarpDict,
 )
 from .needle_reverberation import (
+    polyline_distance,
     needle_centreline,
     NeedleReverberation,
     NeedleReverberationd,
@@ -236,6 +247,16 @@ from .reload_original import (
 )
 
 __all__ = [
+    "FreeFormMask",
+    "FreeFormMaskd",
+    "FreeFormMaskD",
+    "FreeFormMaskDict",
+    "RandFreeFormMask",
+    "RandFreeFormMaskd",
+    "RandFreeFormMaskD",
+    "RandFreeFormMaskDict",
+    "polyline_distance",
+
     "needle_centreline",
     "NeedleReverberation",
     "NeedleReverberationd",

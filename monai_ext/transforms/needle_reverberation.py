@@ -25,6 +25,7 @@ from monai.utils import TransformBackends
 
 __all__ = [
     "needle_centreline",
+    "polyline_distance",
     "NeedleReverberation",
     "NeedleReverberationd",
     "NeedleReverberationD",
@@ -59,18 +60,34 @@ def _check_us_image(img: NdarrayOrTensor, name: str = "img") -> None:
         raise ValueError(f"{name}: expected a channel-first 2D ultrasound image (C, H, W), got shape {tuple(img.shape)}.")
 
 
-def _line_profile(points: np.ndarray, shape: Sequence[int], sigma: float, device: torch.device) -> torch.Tensor:
-    """``exp(-d^2 / 2 sigma^2)`` of each pixel's distance ``d`` to the nearest point, 0 beyond ``3 sigma``."""
+def polyline_distance(points: np.ndarray, shape: Sequence[int], device: torch.device | str | None = None,
+                      step: float = 0.5) -> torch.Tensor:
+    """Distance (pixels) of every pixel of a 2D grid ``shape`` (H, W) to a polyline through ``points`` ``(P, 2)``
+    (row, column): the segments are sampled every ``step`` pixels. Float32 ``(H, W)`` tensor on ``device``."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) > 1:
+        dense = [pts[:1]]
+        for a, b in zip(pts[:-1], pts[1:]):
+            n = max(int(np.ceil(np.linalg.norm(b - a) / step)), 1)
+            dense.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
+        pts = np.concatenate(dense)
+    dev = torch.device(device or "cpu")
     h, w = int(shape[0]), int(shape[1])
-    pts = torch.as_tensor(points, dtype=torch.float32, device=device)
-    grid = torch.stack(torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"), -1)
+    p = torch.as_tensor(pts, dtype=torch.float32, device=dev)
+    grid = torch.stack(torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij"), -1)
     grid = grid.reshape(-1, 2).float()
-    d2 = torch.empty(h * w, device=device)
+    d = torch.empty(h * w, device=dev)
     for start in range(0, h * w, 8192):
-        d2[start : start + 8192] = torch.cdist(grid[start : start + 8192], pts).amin(dim=1).square()
+        d[start : start + 8192] = torch.cdist(grid[start : start + 8192], p).amin(dim=1)
+    return d.reshape(h, w)
+
+
+def _line_profile(points: np.ndarray, shape: Sequence[int], sigma: float, device: torch.device) -> torch.Tensor:
+    """``exp(-d^2 / 2 sigma^2)`` of each pixel's distance ``d`` to the centreline, 0 beyond ``3 sigma``."""
+    d2 = polyline_distance(points, shape, device).square()
     prof = torch.exp(-d2 / (2 * sigma**2))
     prof[d2 > (3 * sigma) ** 2] = 0
-    return prof.reshape(h, w)
+    return prof
 
 
 def _shift_down(x: torch.Tensor, rows: int) -> torch.Tensor:
@@ -151,7 +168,10 @@ class NeedleReverberation(Transform):
         for a, b in self.dropout:
             visible &= ~((frac >= a) & (frac <= b))
         whole = _line_profile(self.points, shape, sigma, device)
-        shown = _line_profile(self.points[visible], shape, sigma, device) if visible.any() else torch.zeros_like(whole)
+        shown = torch.zeros_like(whole)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], visible.astype(int), [0]])))
+        for a, b in zip(edges[::2], edges[1::2]):  # each visible run on its own: a gap is not bridged
+            shown = torch.maximum(shown, _line_profile(self.points[a:b], shape, sigma, device))
         echoes = [_shift_down(shown, int(round(k * self.echo_spacing))) * self.echo_decay**k for k in range(1, self.num_echoes + 1)]
         return whole, shown, echoes
 

@@ -4,6 +4,7 @@ The methods' own networks live in ``monai_ext.apps.<method>``.
 
 from __future__ import annotations
 
+from .cbam import CBAMBlock, ConvNormSwishCBAM
 from .brainnetcnn import BrainNetCNN, EdgeToEdgeConv, EdgeToNodeConv, NodeToGraphConv
 from .graph_conv import DenseGraphConv, DenseGraphConvClassifier
 from .multiscale_unet import MultiScaleSumUNet
@@ -12,6 +13,8 @@ from .transfer import FINETUNE_MODES, finetune_parameter_names, load_pretrained
 from .two_sample_cnn import TwoSampleDiscriminatorCNN
 
 __all__ = [
+    "CBAMBlock",
+    "ConvNormSwishCBAM",
     "TwoSampleDiscriminatorCNN",
 "BrainNetCNN", "DenseGraphConv", "DenseGraphConvClassifier", "EdgeToEdgeConv", "EdgeToNodeConv",
            "NodeToGraphConv", "FINETUNE_MODES", "MultiScaleSumUNet", "finetune_parameter_names", "load_pretrained", "unwrap_parallel"]

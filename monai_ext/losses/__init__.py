@@ -7,7 +7,7 @@ from .box_constraints import BoxSizeConstraintLoss, BoxSupervisedLoss, BoxTightn
 from .dice_hausdorff import DiceHausdorffDTLoss
 from .gradient_penalty import critic_gradient_penalty
 from .ignore_masked_ce import IgnoreMaskedCELoss
-from .laplacian_pyramid import DistanceWeightedLaplacianPyramidLoss, gaussian_pyramid, laplacian_pyramid
+from .pyramid_reconstruction import DistanceWeightedLaplacianPyramidLoss, gaussian_pyramid, laplacian_pyramid
 from .log_barrier import LogBarrierExtension
 from .residual_gaussian_kl import ResidualGaussianKLLoss
 from .seam_penalty import seam_excess_loss, seam_spikiness

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .box_iou import slice_box_iou
 from .empty_aware_overlap import EMPTY_AWARE_METRICS, EmptyAwareOverlapMetric, empty_aware_overlap_scores
 from .graph_features import GRAPH_FEATURES, GraphFeatureDivergence, connectome_graph_features, histogram_kl
+from .inpainting_region import InpaintingRegionMetric, completion_spread, hole_bounding_box, region_envelope_snr
 from .instance_overlap import INSTANCE_SHAPE_SCORES, instance_overlap_scores, match_instances
 from .label_volume import ClassVolumeMetric
 from .lung_parenchyma import lung_texture
@@ -49,6 +50,10 @@ from .max_ms_ssim import MS_SSIM_SCALE_WEIGHTS, MaxMSSSIMSimilarity
 from .template_matching import TemplateMatchingScore, image_mosaic
 
 __all__ = [
+    "InpaintingRegionMetric",
+    "completion_spread",
+    "hole_bounding_box",
+    "region_envelope_snr",
     "MahalanobisDistanceMetric",
     "MS_SSIM_SCALE_WEIGHTS",
     "MaxMSSSIMSimilarity",

@@ -147,6 +147,7 @@ def gan_evaluation_report(
     copy_threshold: float = 0.95,
     flag_fraction: float = 0.1,
     told_apart_auc: float = 0.9,
+    diversity_margin: float = 0.02,
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> dict:
@@ -168,9 +169,10 @@ def gan_evaluation_report(
     - Flags: ``memorisation`` when at least ``flag_fraction`` of the synthetic images are as close to a training
       image as ``max(copy_threshold, 99th percentile of held-out real images)``; ``mode_collapse`` when that many
       are as close to another synthetic image as ``max(copy_threshold, 99th percentile of real vs real)``;
-      ``less_diverse_than_real`` when the median synthetic-vs-synthetic MS-SSIM exceeds the real-vs-real one (the
-      paper's criterion); ``told_apart`` when the two-sample test's ROC AUC reaches ``told_apart_auc`` (threshold-free: a
-      CNN trained on a few hundred images is often not calibrated at 0.5).
+      ``less_diverse_than_real`` when the median synthetic-vs-synthetic MS-SSIM exceeds the real-vs-real one by
+      more than ``diversity_margin`` (the paper's criterion, with a margin for sampling noise); ``told_apart``
+      when the two-sample test's ROC AUC reaches ``told_apart_auc`` (threshold-free: a CNN trained on a few
+      hundred images is often not calibrated at 0.5).
 
     With ``out_dir`` (missing or empty) it writes ``report.json``, ``report.md``, ``feature_pca.png`` and
     ``ms_ssim.png`` there, all or nothing. Returns the report (JSON-serialisable numbers and flags).
@@ -259,12 +261,13 @@ def gan_evaluation_report(
             "memorisation": memorised >= flag_fraction,
             "mode_collapse": collapsed >= flag_fraction,
             "less_diverse_than_real": float(similarity["synthetic_vs_synthetic"].median())
-            > float(similarity["real_train_vs_real_train"].median()),
+            > float(similarity["real_train_vs_real_train"].median()) + float(diversity_margin),
         },
         "settings": {"epochs": int(epochs), "min_iterations": int(min_iterations), "repeats": int(repeats), "batch_size": int(batch_size), "lr": float(lr), "channels": list(channels),
                      "feature_dim": int(feature_dim), "max_images": int(max_images),
                      "max_reference": int(max_reference), "ms_ssim_scales": int(ms_ssim_scales), "ms_ssim_kernel": int(ms_ssim_kernel),
-                     "copy_threshold": float(copy_threshold), "flag_fraction": float(flag_fraction), "seed": int(seed),
+                     "copy_threshold": float(copy_threshold), "flag_fraction": float(flag_fraction),
+                     "diversity_margin": float(diversity_margin), "seed": int(seed),
                      "grouped": {"real_train": train_groups is not None, "synthetic": syn_groups is not None}},
     }
     if target is not None:

@@ -239,6 +239,7 @@ from .stain_deconvolution import (
     StainDeconvolutiond,
     StainDeconvolutionDict,
 )
+from .random_delegate import RandArrayDelegateMixin
 from .reload_original import (
     ReloadOriginal,
     ReloadOriginalD,
@@ -247,6 +248,7 @@ from .reload_original import (
 )
 
 __all__ = [
+    "RandArrayDelegateMixin",
     "FreeFormMask",
     "FreeFormMaskd",
     "FreeFormMaskD",

@@ -22,6 +22,7 @@ from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 
 from .needle_reverberation import polyline_distance
+from .random_delegate import RandArrayDelegateMixin
 
 __all__ = [
     "FreeFormMask",
@@ -165,7 +166,7 @@ class RandFreeFormMask(RandomizableTransform):
         return FreeFormMask(**(self.last_params or {"strokes": []}))(img)
 
 
-class RandFreeFormMaskd(RandomizableTransform, MapTransform):
+class RandFreeFormMaskd(RandArrayDelegateMixin, RandomizableTransform, MapTransform):
     """Dictionary-based :class:`RandFreeFormMask`: a random hole mask on the grid of ``keys`` under ``mask_key``."""
 
     backend = RandFreeFormMask.backend
@@ -174,19 +175,8 @@ class RandFreeFormMaskd(RandomizableTransform, MapTransform):
                  allow_missing_keys: bool = False, **ranges: Any) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        self.rand_mask = RandFreeFormMask(prob=1.0, **ranges)
+        self.rand = RandFreeFormMask(prob=1.0, **ranges)
         self.mask_key, self.meta_key_postfix = mask_key, meta_key_postfix
-
-    @property
-    def last_params(self) -> dict[str, Any] | None:
-        """The strokes of the last draw, ``None`` when it applied nothing."""
-        return self.rand_mask.last_params if self._do_transform else None
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandFreeFormMaskd:
-        """Seed this transform and its array transform (as MONAI's random transforms)."""
-        super().set_random_state(seed, state)
-        self.rand_mask.set_random_state(seed, state)
-        return self
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Add a random hole mask for the first ``keys`` image; returns a new dict."""
@@ -197,7 +187,7 @@ class RandFreeFormMaskd(RandomizableTransform, MapTransform):
         _check_2d(d[keys[0]], f"{keys[0]!r}")
         self.randomize(None)
         if self._do_transform:
-            self.rand_mask.randomize(d[keys[0]].shape[1:])
+            self.rand.randomize(d[keys[0]].shape[1:])
         return _add_mask(self, d, FreeFormMask(**(self.last_params or {"strokes": []})), self.mask_key, self.meta_key_postfix)
 
 

@@ -23,6 +23,8 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 
+from .random_delegate import RandArrayDelegateMixin
+
 __all__ = [
     "needle_centreline",
     "polyline_distance",
@@ -326,7 +328,7 @@ class RandNeedleReverberation(RandomizableTransform):
         return img if t is None else t(img)
 
 
-class RandNeedleReverberationd(RandomizableTransform, MapTransform):
+class RandNeedleReverberationd(RandArrayDelegateMixin, RandomizableTransform, MapTransform):
     """Dictionary-based :class:`RandNeedleReverberation`: one random needle in every ``keys`` image, masks as
     :class:`NeedleReverberationd` (all zero when the draw applies nothing, so batches keep their keys)."""
 
@@ -337,19 +339,8 @@ class RandNeedleReverberationd(RandomizableTransform, MapTransform):
                  allow_missing_keys: bool = False, **ranges: Any) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        self.rand_needle = RandNeedleReverberation(prob=1.0, **ranges)
+        self.rand = RandNeedleReverberation(prob=1.0, **ranges)
         self.needle_mask_key, self.artifact_mask_key, self.meta_key_postfix = needle_mask_key, artifact_mask_key, meta_key_postfix
-
-    @property
-    def last_params(self) -> dict[str, Any] | None:
-        """The record of the last draw, ``None`` when it applied nothing."""
-        return self.rand_needle.last_params if self._do_transform else None
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandNeedleReverberationd:
-        """Seed this transform and its array transform (as MONAI's random transforms)."""
-        super().set_random_state(seed, state)
-        self.rand_needle.set_random_state(seed, state)
-        return self
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Draw one random needle into every ``keys`` image and add the masks; returns a new dict."""
@@ -360,8 +351,8 @@ class RandNeedleReverberationd(RandomizableTransform, MapTransform):
         _check_us_image(d[keys[0]], f"{keys[0]!r}")
         self.randomize(None)
         if self._do_transform:
-            self.rand_needle.randomize(d[keys[0]].shape[1:])
-            return _draw_needle_into_keys(self, d, self.rand_needle.transform(), self.needle_mask_key, self.artifact_mask_key,
+            self.rand.randomize(d[keys[0]].shape[1:])
+            return _draw_needle_into_keys(self, d, self.rand.transform(), self.needle_mask_key, self.artifact_mask_key,
                                   self.meta_key_postfix)
         first = d[keys[0]]
         for mkey in (self.needle_mask_key, self.artifact_mask_key):

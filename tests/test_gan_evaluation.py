@@ -147,7 +147,8 @@ def _write_sets(root, g):
 def test_cli_loads_folders(tmp_path):
     _write_sets(tmp_path, torch.Generator().manual_seed(4))
     assert load_image_slices(tmp_path / "train", size=32, slices="middle3").shape == (6 + 3, 1, 32, 32)
-    assert load_image_slices(tmp_path / "train", size=32, slices="all").shape == (6 + 9, 1, 32, 32)
+    images, groups = load_image_slices(tmp_path / "train", size=32, slices="all", return_groups=True)
+    assert images.shape == (6 + 9, 1, 32, 32) and groups.tolist() == list(range(6)) + [6] * 9  # PNGs, then the volume
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.nii.gz").write_bytes(b"not a nifti")
     with pytest.raises(ValueError, match=r"synthetic: cannot read .*x\.nii\.gz"):
@@ -164,3 +165,4 @@ def test_cli_loads_folders(tmp_path):
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["counts"] == {**report["counts"], "real_train": 9, "real_test": 6, "synthetic": 6}
+    assert report["settings"]["grouped"] == {"real_train": True, "synthetic": False}  # 3 slices of one volume

@@ -32,17 +32,20 @@ def _files(source: str | Path, what: str) -> list[Path]:
     return files
 
 
-def load_image_slices(source: str | Path, size: int = 64, slices: str = "middle3", what: str = "images") -> torch.Tensor:
+def load_image_slices(source: str | Path, size: int = 64, slices: str = "middle3", what: str = "images",
+                      return_groups: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``(N, 1, size, size)`` raw intensities of the images in ``source`` (a folder, searched recursively, or one
     file): 2D images as they are, volumes as their middle axial slice (``middle``), three middle slices
-    (``middle3``) or every slice (``all``), colour channels averaged."""
+    (``middle3``) or every slice (``all``), colour channels averaged. ``return_groups``: also the ``(N,)`` index
+    of the file each slice comes from (slices of one volume are not compared in the collapse check)."""
     from monai.transforms import LoadImage, Resize
 
     if slices not in SLICE_MODES:
         raise ValueError(f"slices must be one of {', '.join(SLICE_MODES)}, got {slices!r}.")
     load, resize = LoadImage(image_only=True, ensure_channel_first=True), Resize((int(size), int(size)), mode="area")
     out: list[torch.Tensor] = []
-    for f in _files(source, what):
+    groups: list[int] = []
+    for index, f in enumerate(_files(source, what)):
         try:
             img = torch.as_tensor(np.asarray(load(str(f))), dtype=torch.float32)
         except Exception as e:
@@ -59,7 +62,16 @@ def load_image_slices(source: str | Path, size: int = 64, slices: str = "middle3
         else:
             raise ValueError(f"{what}: {f} has shape {tuple(img.shape)}; expected a 2D image or a 3D volume.")
         out += [torch.as_tensor(np.asarray(resize(s)), dtype=torch.float32) for s in stack]
-    return torch.stack(out)
+        groups += [index] * len(stack)
+    images = torch.stack(out)
+    return (images, torch.tensor(groups)) if return_groups else images
+
+
+def _groups_or_none(groups: torch.Tensor) -> torch.Tensor | None:
+    """File ids as collapse-check groups, unless every image is its own file or one file holds them all (then
+    within-set pairs would be all allowed or all excluded, and grouping means nothing)."""
+    n = int(groups.unique().numel())
+    return groups if 1 < n < len(groups) else None
 
 
 def run_gan_report(
@@ -82,8 +94,9 @@ def run_gan_report(
     from ..io import require_empty_folder
 
     require_empty_folder(out, "out")
-    sets = {name: load_image_slices(src, size, slices, name) for name, src in
-            (("real_train", real_train), ("real_test", real_test), ("synthetic", synthetic))}
+    loaded = {name: load_image_slices(src, size, slices, name, return_groups=True) for name, src in
+              (("real_train", real_train), ("real_test", real_test), ("synthetic", synthetic))}
+    sets = {k: v[0] for k, v in loaded.items()}
     if intensity_range is None:
         lo, hi = (float(v) for v in np.quantile(sets["real_train"].numpy(), [0.005, 0.995]))
     else:
@@ -97,5 +110,6 @@ def run_gan_report(
     print(f"gan-report: {', '.join(f'{len(v)} {k}' for k, v in scaled.items())} images of {size} x {size}, window [{lo:.4g}, {hi:.4g}]")
     return gan_evaluation_report(
         scaled["real_train"], scaled["real_test"], scaled["synthetic"], out_dir=out,
+        real_train_groups=_groups_or_none(loaded["real_train"][1]), synthetic_groups=_groups_or_none(loaded["synthetic"][1]),
         title=title or Path(synthetic).expanduser().name, epochs=epochs, max_images=max_images, seed=seed, device=device,
     )

@@ -11,6 +11,7 @@ from .instance_overlap import INSTANCE_SHAPE_SCORES, instance_overlap_scores, ma
 from .label_volume import ClassVolumeMetric
 from .lung_parenchyma import lung_texture
 from .mask_overlap import mask_dice
+from .needle_tracking import fit_needle, needle_errors
 from .pooled_dice import PooledDiceMetric
 from .slice_consistency import (
     adjacent_slice_mad,
@@ -50,6 +51,8 @@ from .max_ms_ssim import MS_SSIM_SCALE_WEIGHTS, MaxMSSSIMSimilarity
 from .template_matching import TemplateMatchingScore, image_mosaic
 
 __all__ = [
+    "fit_needle",
+    "needle_errors",
     "InpaintingRegionMetric",
     "completion_spread",
     "hole_bounding_box",

@@ -101,6 +101,7 @@ MODULES = {
     "monai_ext.transforms.nodule_insert": "monai_ext.transforms",
     "monai_ext.transforms.oblique_plane": "monai_ext.transforms",
     "monai_ext.transforms.perlin_noise": "monai_ext.transforms",
+    "monai_ext.transforms.polyline": "monai_ext.transforms",
     "monai_ext.transforms.random_delegate": "monai_ext.transforms",
     "monai_ext.transforms.sparse_planes": "monai_ext.transforms",
     "monai_ext.transforms.reload_original": "monai_ext.transforms",

@@ -41,13 +41,13 @@ def _unit_images(x: torch.Tensor, what: str) -> torch.Tensor:
     return x.clamp(0, 1)
 
 
+def _subset_index(size: int, n: int, rng: np.random.Generator) -> torch.Tensor:
+    """Sorted indices of ``n`` of ``size`` items drawn without replacement (all of them when ``size <= n``)."""
+    return torch.arange(size) if size <= n else torch.as_tensor(np.sort(rng.choice(size, n, replace=False)))
+
+
 def _subset(x: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
-    return x if len(x) <= n else x[torch.as_tensor(np.sort(rng.choice(len(x), n, replace=False)))]
-
-
-def _subset_with_groups(x: torch.Tensor, groups: torch.Tensor | None, n: int, rng: np.random.Generator):
-    idx = torch.arange(len(x)) if len(x) <= n else torch.as_tensor(np.sort(rng.choice(len(x), n, replace=False)))
-    return x[idx], (None if groups is None else groups[idx])
+    return x[_subset_index(len(x), n, rng)]
 
 
 def _groups(groups, x: torch.Tensor, what: str) -> torch.Tensor | None:
@@ -227,8 +227,10 @@ def gan_evaluation_report(
     distances = _mean_sd(run_distances)
 
     n = min(int(max_images), len(synthetic), len(real_train), len(real_test))
-    (syn_s, syn_g), (train_s, train_g) = _subset_with_groups(synthetic, syn_groups, n, rng), _subset_with_groups(real_train, train_groups, n, rng)
-    test_s = _subset(real_test, n, rng)
+    syn_i, train_i = _subset_index(len(synthetic), n, rng), _subset_index(len(real_train), n, rng)
+    syn_s, train_s, test_s = synthetic[syn_i], real_train[train_i], _subset(real_test, n, rng)
+    syn_g = None if syn_groups is None else syn_groups[syn_i]
+    train_g = None if train_groups is None else train_groups[train_i]
     reference = _subset(real_train, int(max_reference), rng)  # memorisation: against (up to max_reference) training images
     ms_ssim = MaxMSSSIMSimilarity(spatial_dims=2, kernel_size=ms_ssim_kernel, num_scales=ms_ssim_scales)
     similarity = {

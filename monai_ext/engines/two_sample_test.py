@@ -68,7 +68,7 @@ def classifier_two_sample_test(
 
     Returns ``{"recall_synthetic", "specificity_real", "accuracy", "roc_auc"}`` (floats; a perfect generator gives
     0.5, 0.5, 0.5, 0.5 on balanced sets, a useless one 1.0 each) plus ``"features"``
-    (``{"real_train", "real_test", "synthetic_test"}`` penultimate features) and the trained ``"network"``.
+    (``{"real_test", "synthetic_test"}`` penultimate features) and the trained ``"network"``.
     """
     real_train = _images(real_train, "real_train")
     synthetic_train = _images(synthetic_train, "synthetic_train", real_train)
@@ -94,7 +94,6 @@ def classifier_two_sample_test(
         set_determinism(seed=None)
     feats_real, p_real = network_features(network, real_test, device)
     feats_syn, p_syn = network_features(network, synthetic_test, device)
-    feats_train, _ = network_features(network, real_train, device)
     recall = float((p_syn >= 0.5).float().mean())
     specificity = float((p_real < 0.5).float().mean())
     scores = torch.cat([p_real, p_syn])
@@ -105,6 +104,6 @@ def classifier_two_sample_test(
         "accuracy": float(((scores >= 0.5).float() == truth).float().mean()),
         "roc_auc": float(compute_roc_auc(scores, truth)),
         "epochs": epochs,
-        "features": {"real_train": feats_train, "real_test": feats_real, "synthetic_test": feats_syn},
+        "features": {"real_test": feats_real, "synthetic_test": feats_syn},
         "network": network,
     }

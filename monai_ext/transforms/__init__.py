@@ -164,7 +164,6 @@ from .mask_warp import (
     RandBSplineMaskWarpDict,
 )
 from .needle_reverberation import (
-    polyline_distance,
     needle_centreline,
     NeedleReverberation,
     NeedleReverberationd,
@@ -239,6 +238,7 @@ from .stain_deconvolution import (
     StainDeconvolutiond,
     StainDeconvolutionDict,
 )
+from .polyline import polyline_distance
 from .random_delegate import RandArrayDelegateMixin
 from .reload_original import (
     ReloadOriginal,

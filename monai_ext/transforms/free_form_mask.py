@@ -21,7 +21,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 
-from .needle_reverberation import polyline_distance
+from .polyline import polyline_distance
 from .random_delegate import RandArrayDelegateMixin
 
 __all__ = [
@@ -181,13 +181,8 @@ class RandFreeFormMaskd(RandArrayDelegateMixin, RandomizableTransform, MapTransf
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Add a random hole mask for the first ``keys`` image; returns a new dict."""
         d = dict(data)
-        keys = list(self.key_iterator(d))
-        if not keys:
+        if self.draw_for_first_key(d, _check_2d) is None:
             return d
-        _check_2d(d[keys[0]], f"{keys[0]!r}")
-        self.randomize(None)
-        if self._do_transform:
-            self.rand.randomize(d[keys[0]].shape[1:])
         return _add_mask(self, d, FreeFormMask(**(self.last_params or {"strokes": []})), self.mask_key, self.meta_key_postfix)
 
 

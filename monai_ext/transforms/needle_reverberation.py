@@ -23,11 +23,11 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 
+from .polyline import polyline_distance
 from .random_delegate import RandArrayDelegateMixin
 
 __all__ = [
     "needle_centreline",
-    "polyline_distance",
     "NeedleReverberation",
     "NeedleReverberationd",
     "NeedleReverberationD",
@@ -60,28 +60,6 @@ def needle_centreline(entry: Sequence[float], angle_deg: float, length: float, c
 def _check_us_image(img: NdarrayOrTensor, name: str = "img") -> None:
     if img.ndim != 3:
         raise ValueError(f"{name}: expected a channel-first 2D ultrasound image (C, H, W), got shape {tuple(img.shape)}.")
-
-
-def polyline_distance(points: np.ndarray, shape: Sequence[int], device: torch.device | str | None = None,
-                      step: float = 0.5) -> torch.Tensor:
-    """Distance (pixels) of every pixel of a 2D grid ``shape`` (H, W) to a polyline through ``points`` ``(P, 2)``
-    (row, column): the segments are sampled every ``step`` pixels. Float32 ``(H, W)`` tensor on ``device``."""
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if len(pts) > 1:
-        dense = [pts[:1]]
-        for a, b in zip(pts[:-1], pts[1:]):
-            n = max(int(np.ceil(np.linalg.norm(b - a) / step)), 1)
-            dense.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
-        pts = np.concatenate(dense)
-    dev = torch.device(device or "cpu")
-    h, w = int(shape[0]), int(shape[1])
-    p = torch.as_tensor(pts, dtype=torch.float32, device=dev)
-    grid = torch.stack(torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij"), -1)
-    grid = grid.reshape(-1, 2).float()
-    d = torch.empty(h * w, device=dev)
-    for start in range(0, h * w, 8192):
-        d[start : start + 8192] = torch.cdist(grid[start : start + 8192], p).amin(dim=1)
-    return d.reshape(h, w)
 
 
 def _line_profile(points: np.ndarray, shape: Sequence[int], sigma: float, device: torch.device) -> torch.Tensor:
@@ -154,6 +132,7 @@ class NeedleReverberation(Transform):
         self.num_echoes, self.echo_spacing, self.echo_decay = int(num_echoes), float(echo_spacing), float(echo_decay)
         self.dropout = [[float(a), float(b)] for a, b in dropout]
         self.points = needle_centreline(self.entry, self.angle_deg, self.length, self.curvature)
+        self._last_profiles: tuple[tuple, tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]] | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -164,17 +143,26 @@ class NeedleReverberation(Transform):
                 "dropout": [list(s) for s in self.dropout]}
 
     def _profiles(self, shape: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``(whole needle, visible needle, echoes)`` profiles on a grid, kept for the last grid and device (the
+        keys of one sample and its masks share them); read-only."""
+        key = (tuple(int(n) for n in shape), str(device))
+        if self._last_profiles is not None and self._last_profiles[0] == key:
+            return self._last_profiles[1]
         sigma = self.thickness / (2 * np.sqrt(2 * np.log(2)))
         frac = np.linspace(0, 1, len(self.points))
         visible = np.ones(len(self.points), bool)
         for a, b in self.dropout:
             visible &= ~((frac >= a) & (frac <= b))
         whole = _line_profile(self.points, shape, sigma, device)
-        shown = torch.zeros_like(whole)
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], visible.astype(int), [0]])))
-        for a, b in zip(edges[::2], edges[1::2]):  # each visible run on its own: a gap is not bridged
-            shown = torch.maximum(shown, _line_profile(self.points[a:b], shape, sigma, device))
+        if visible.all():
+            shown = whole
+        else:
+            shown = torch.zeros_like(whole)
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], visible.astype(int), [0]])))
+            for a, b in zip(edges[::2], edges[1::2]):  # each visible run on its own: a gap is not bridged
+                shown = torch.maximum(shown, _line_profile(self.points[a:b], shape, sigma, device))
         echoes = [_shift_down(shown, int(round(k * self.echo_spacing))) * self.echo_decay**k for k in range(1, self.num_echoes + 1)]
+        self._last_profiles = (key, (whole, shown, echoes))
         return whole, shown, echoes
 
     def masks(self, spatial_shape: Sequence[int], device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,16 +333,13 @@ class RandNeedleReverberationd(RandArrayDelegateMixin, RandomizableTransform, Ma
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Draw one random needle into every ``keys`` image and add the masks; returns a new dict."""
         d = dict(data)
-        keys = list(self.key_iterator(d))
-        if not keys:
+        key = self.draw_for_first_key(d, _check_us_image)
+        if key is None:
             return d
-        _check_us_image(d[keys[0]], f"{keys[0]!r}")
-        self.randomize(None)
         if self._do_transform:
-            self.rand.randomize(d[keys[0]].shape[1:])
             return _draw_needle_into_keys(self, d, self.rand.transform(), self.needle_mask_key, self.artifact_mask_key,
-                                  self.meta_key_postfix)
-        first = d[keys[0]]
+                                          self.meta_key_postfix)
+        first = d[key]
         for mkey in (self.needle_mask_key, self.artifact_mask_key):
             if mkey:
                 z = torch.zeros((1, *first.shape[1:]), device=first.device if isinstance(first, torch.Tensor) else None)

@@ -3,6 +3,7 @@ the array version's record as its own (MONAI's ``RandGaussianNoised`` wraps ``Ra
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -27,3 +28,15 @@ class RandArrayDelegateMixin:
         super().set_random_state(seed, state)  # type: ignore[misc]
         self.rand.set_random_state(seed, state)
         return self
+
+    def draw_for_first_key(self, d: dict, check: Callable[[Any, str], None]) -> Hashable | None:
+        """Check the first ``keys`` item of ``d`` with ``check(item, name)``, draw whether to apply and, when
+        applied, the array version's parameters for that item's spatial shape; returns the key (``None``: no key)."""
+        keys = list(self.key_iterator(d))  # type: ignore[attr-defined]
+        if not keys:
+            return None
+        check(d[keys[0]], f"{keys[0]!r}")
+        self.randomize(None)  # type: ignore[attr-defined]
+        if self._do_transform:
+            self.rand.randomize(d[keys[0]].shape[1:])
+        return keys[0]

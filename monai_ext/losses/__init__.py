@@ -5,6 +5,16 @@ from __future__ import annotations
 
 from .box_constraints import BoxSizeConstraintLoss, BoxSupervisedLoss, BoxTightnessPriorLoss, OutsideBoxBackgroundCELoss
 from .dice_hausdorff import DiceHausdorffDTLoss
+from .feature_statistics import (
+    ContentFeatureLoss,
+    GramStyleLoss,
+    StyleFeatureExtractor,
+    feature_distance,
+    gram_distance,
+    gram_matrix,
+    layer_weights,
+    random_feature_extractor,
+)
 from .gradient_penalty import critic_gradient_penalty
 from .ignore_masked_ce import IgnoreMaskedCELoss
 from .pyramid_reconstruction import DistanceWeightedLaplacianPyramidLoss, gaussian_pyramid, laplacian_pyramid
@@ -15,6 +25,14 @@ from .soft_label import SoftLabelDiceCELoss
 from .z_spectrum import bone_z_spectrum_loss, z_spectrum_loss
 
 __all__ = [
+    "ContentFeatureLoss",
+    "GramStyleLoss",
+    "StyleFeatureExtractor",
+    "feature_distance",
+    "gram_distance",
+    "gram_matrix",
+    "layer_weights",
+    "random_feature_extractor",
     "DistanceWeightedLaplacianPyramidLoss",
     "gaussian_pyramid",
     "laplacian_pyramid",

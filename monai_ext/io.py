@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 __all__ = [
+    "save_weights",
+    "weights_info_path",
     "NIFTI_SUFFIXES",
     "CONNECTOME_SUFFIXES",
     "PathLike",
@@ -102,6 +104,26 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         raise
     return path
 
+
+
+def weights_info_path(path: str | Path) -> Path:
+    """The JSON file beside a weight file that holds its architecture and provenance (``model.pt`` -> ``model.json``)."""
+    return Path(path).with_suffix(".json")
+
+
+def save_weights(module: Any, path: str | Path, **info: Any) -> str:
+    """Write the module's state dict to ``path`` (what MONAI's ``ckpt_export``, the Model Zoo CI and
+    ``monai.bundle.load`` read as the weights of ``network_def``) and ``{"config": module.config, **info}`` to the
+    JSON beside it (:func:`weights_info_path`), both atomically. ``info`` values should be plain Python types
+    (others are written as text). Returns the weight file's path."""
+    import json
+
+    import torch
+
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    text = json.dumps({"config": dict(getattr(module, "config", {}) or {}), **info}, indent=1, default=str)
+    atomic_write(weights_info_path(path), lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    return str(atomic_write(path, lambda tmp: torch.save(state, tmp)))
 
 def _is_filled(folder: Path) -> bool:
     """``folder`` exists and is not an empty folder (a file, or a folder with something in it)."""

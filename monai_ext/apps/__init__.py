@@ -17,6 +17,7 @@ from . import (
     label_noise_bias_study,
     liver_tumor_ct_seg,
     multiplanar_unet_sparse,
+    us_inpainting_hpi,
     us_variational_style_transfer,
     vae_manifold_augmentation,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "label_noise_bias_study",
     "liver_tumor_ct_seg",
     "multiplanar_unet_sparse",
+    "us_inpainting_hpi",
     "us_variational_style_transfer",
     "vae_manifold_augmentation",
 ]

@@ -41,7 +41,7 @@ from ...engines.distributed import (
     broadcast_module,
     is_distributed,
 )
-from ...io import atomic_write
+from ...io import save_weights, weights_info_path
 
 __all__ = [
     "SwishConvBlock",
@@ -526,20 +526,14 @@ class USStyleTransferIteration:
 
 def checkpoint_info_path(path: PathLike) -> Path:
     """The JSON file beside a weight file that holds its architecture and provenance (``model.pt`` ->
-    ``model.json``)."""
-    return Path(path).with_suffix(".json")
+    ``model.json``; :func:`monai_ext.io.weights_info_path`)."""
+    return weights_info_path(path)
 
 
 def save_us_style_checkpoint(module: nn.Module, path: PathLike, **info: Any) -> str:
-    """Write the module's state dict to ``path`` (what MONAI's ``ckpt_export``, the Model Zoo CI and
-    ``monai.bundle.load`` read as the weights of ``network_def``) and ``{"config": module.config, **info}`` to the
-    JSON beside it (:func:`checkpoint_info_path`), both atomically. ``info`` values should be plain Python types
-    (others are written as text). Returns the weight file's path."""
-    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-    meta = {"config": dict(getattr(module, "config", {}) or {}), **info}
-    text = json.dumps(meta, indent=1, default=str)
-    atomic_write(checkpoint_info_path(path), lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
-    return str(atomic_write(path, lambda tmp: torch.save(state, tmp)))
+    """Write the module's state dict to ``path`` and ``{"config": module.config, **info}`` to the JSON beside it,
+    both atomically (:func:`monai_ext.io.save_weights`). Returns the weight file's path."""
+    return save_weights(module, path, **info)
 
 
 def resolve_model_file(path: PathLike) -> Path:

@@ -137,6 +137,21 @@ def test_us_style_transfer_multi_gpu_train(tmp_path):
     assert model.latent_dims == [2, 2, 2]
 
 
+def test_us_inpainting_hpi_multi_gpu_train(tmp_path):
+    """Both ranks train HPI with gradients averaged by its iteration; rank 0 alone keeps the best epoch and writes."""
+    from test_us_inpainting_hpi import TINY
+
+    from monai_ext.apps.us_inpainting_hpi import load_hpi_network
+
+    bundle = ROOT / "us_inpainting_hpi"
+    tiny = {k: v for k, v in TINY.items() if k != "device"}
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(tiny, bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"), batch_size=2))
+    assert log.count("Epoch[2] Metrics -- val_psnr") == 1, "validation is logged by rank 0 only"
+    net = load_hpi_network(tmp_path / "models" / "model.pt")
+    assert net.latent_channels == 2 and not any(k.startswith("module.") for k in net.state_dict())
+
+
 def test_vae_manifold_classifier_multi_gpu_train(tmp_path):
     from test_rhvae import _tiny_dataset
 

@@ -210,6 +210,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "box_supervised_seg": {"study", "best_val"},
         "ao_cone_label_transfer": {"study"},
         "brainnetgan_connectome": {"study", "graph_features"},
+        "us_inpainting_hpi": {"study"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

@@ -88,7 +88,7 @@ def inpaint(method: str, image: torch.Tensor, hole_mask: torch.Tensor, network: 
     return network(x).cpu()
 
 
-def _summary(values: Sequence[float]) -> tuple[float, float]:
+def _finite_mean_sd(values: Sequence[float]) -> tuple[float, float]:
     v = [float(x) for x in values if math.isfinite(float(x))]
     if not v:
         return float("nan"), float("nan")
@@ -134,7 +134,7 @@ def evaluate_inpainting(method: str, free_form: Sequence[dict[str, Any]], needle
                               "temperature": float(temperature) if method == "hpi" else 0.0}
     for k, v in per.items():
         if v:
-            result[k], result[k + "_sd"] = _summary(v)
+            result[k], result[k + "_sd"] = _finite_mean_sd(v)
     tips, shafts, missed, hidden_tips = [], [], 0, []
     for ex in needles:
         truth, hole = torch.as_tensor(ex["label"]).float(), torch.as_tensor(ex["mask"]).float()
@@ -151,11 +151,11 @@ def evaluate_inpainting(method: str, free_form: Sequence[dict[str, Any]], needle
             hidden_tips += [e["tip"] for e in found]
     if needles:
         result["num_needle_images"] = len(needles)
-        result["needle_tip_px"], result["needle_tip_px_sd"] = _summary(tips)
-        result["needle_shaft_px"], result["needle_shaft_px_sd"] = _summary(shafts)
+        result["needle_tip_px"], result["needle_tip_px_sd"] = _finite_mean_sd(tips)
+        result["needle_shaft_px"], result["needle_shaft_px_sd"] = _finite_mean_sd(shafts)
         result["needle_tip_px_median"] = float(np.median(tips)) if tips else float("nan")
         result["needle_missed"] = missed
-        result["needle_tip_px_tip_hidden"], result["needle_tip_px_tip_hidden_sd"] = _summary(hidden_tips)
+        result["needle_tip_px_tip_hidden"], result["needle_tip_px_tip_hidden_sd"] = _finite_mean_sd(hidden_tips)
         if pixel_mm:
             result["pixel_mm"] = float(pixel_mm)
             for k in ("needle_tip", "needle_shaft"):

@@ -23,6 +23,7 @@ from monai_ext.transforms import (
     TightSliceBoxes,
     WorldBoxToSliceBoxes,
 )
+from monai_ext.apps.us_inpainting_hpi import NeedleGapMask, RandNeedleGapMask
 from monai_ext.apps.us_variational_style_transfer import (
     RandStyleTransfer,
     StyleInterpolate,
@@ -109,6 +110,7 @@ MODULES = {
     "monai_ext.transforms.slice_boxes": "monai_ext.transforms",
     "monai_ext.transforms.stain_deconvolution": "monai_ext.transforms",
     "monai_ext.apps.us_variational_style_transfer.transforms": "monai_ext.apps.us_variational_style_transfer",
+    "monai_ext.apps.us_inpainting_hpi.transforms": "monai_ext.apps.us_inpainting_hpi",
 }
 LOADERS = {LoadScan, LoadScand, LoadUltrasound, LoadUltrasoundd, LoadContrasts, LoadContrastsd, LoadConnectome,
            LoadConnectomed}  # input: file names, not array data
@@ -187,6 +189,7 @@ def _runners(model) -> dict:
     cells = np.zeros((1, 12, 12), np.int32)
     cells[0, 1:6, 1:6], cells[0, 1:6, 6:11], cells[0, 7:11, 2:9] = 1, 2, 3   # two touching cells and one apart
     centre = dict(centre=[14.0, 14.0, 10.0], diameter_mm=6.0, centre_frame="voxel", pixdim=1.0)
+    needle = NeedleReverberation([3.0, 2.0], 30.0, 12.0, curvature=0.01).params
     torch.manual_seed(0)
     seg_net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv3d(4, 3, 1))
     return {
@@ -230,6 +233,8 @@ def _runners(model) -> dict:
         CellTargets: lambda c: CellTargets(1.0)(c(cells)),
         ScaleConnectome: lambda c: ScaleConnectome()(c(np.abs(img[:, :8, :8, 0] + img[:, :8, :8, 0].transpose(0, 2, 1)))),
         CentroidSeededWatershed: lambda c: CentroidSeededWatershed(region_threshold=0.5)(c(CellTargets(1.0)(cells))),
+        NeedleGapMask: lambda c: NeedleGapMask(needle, [[0.4, 0.7]])(c(us)),
+        RandNeedleGapMask: lambda c: RandNeedleGapMask(prob=1.0).set_random_state(0)(c(us), needle),
     }
 
 

@@ -18,6 +18,14 @@ from .data import free_form_examples, hidden_needle_examples, hpi_datalist
 from .inference import inpaint_folder
 from .networks import HPIBranch, HPIInpaintingNet, hpi_network_input
 from .objective import HPIInpaintingIteration, HPIInpaintingLoss
+from .transforms import (
+    NeedleGapMask,
+    RandNeedleGapMask,
+    RandNeedleGapMaskD,
+    RandNeedleGapMaskd,
+    RandNeedleGapMaskDict,
+    needle_gap_mask,
+)
 
 __all__ = [
     "HPIBranch",
@@ -35,4 +43,10 @@ __all__ = [
     "evaluate_inpainting",
     "inpaint_folder",
     "inpainted_image_sets",
+    "needle_gap_mask",
+    "NeedleGapMask",
+    "RandNeedleGapMask",
+    "RandNeedleGapMaskd",
+    "RandNeedleGapMaskD",
+    "RandNeedleGapMaskDict",
 ]

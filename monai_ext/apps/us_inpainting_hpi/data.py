@@ -8,11 +8,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from monai_ext.datalists import split_cases, ultrasound_datalist, ultrasound_style_datalist
-from monai_ext.transforms import NeedleReverberation, RandFreeFormMask, RandNeedleReverberation, polyline_distance
+from monai_ext.transforms import NeedleReverberation, RandFreeFormMask, RandNeedleReverberation
+
+from .transforms import needle_gap_mask
 
 __all__ = ["hpi_datalist", "free_form_examples", "hidden_needle_examples"]
 
@@ -72,8 +73,10 @@ def hidden_needle_examples(items: Sequence[dict[str, Any]], load: Callable[[dict
                            hide_tip_prob: float = 0.5, **needle_ranges: Any) -> list[dict[str, Any]]:
     """Each image with a random needle (:class:`~monai_ext.transforms.RandNeedleReverberation`, seeded with ``seed +
     index``) of which one to two segments are invisible; with probability ``hide_tip_prob`` the last hidden segment
-    is moved to the tip (the tracker then sees a shortened needle). The hole covers the hidden shaft (within its
-    thickness plus ``margin`` pixels), as HPI inpaints where a needle tracker finds no candidate (Sect. 3.3).
+    is moved to the tip (the tracker then sees a shortened needle). The hole (:func:`needle_gap_mask`) covers the
+    hidden stretches (within the needle's thickness plus ``margin`` pixels) and their echoes, which are missing too,
+    as HPI inpaints where a needle tracker finds no candidate (Sect. 3.3); outside it the image with the gaps and the
+    complete image agree.
 
     Returns ``[{"image": network input, "label": the image with the whole needle, "observed": the image with the
     hidden segments, "mask": hole, "centreline": (P, 2) true needle points (row, column; tip last), "needle":
@@ -91,16 +94,7 @@ def hidden_needle_examples(items: Sequence[dict[str, Any]], load: Callable[[dict
             params["dropout"] = sorted(params["dropout"][:-1] + [[1.0 - (b - a), 1.0]])
         needle = NeedleReverberation(**params)
         whole = NeedleReverberation(**{**params, "dropout": []})
-        frac = np.linspace(0, 1, len(needle.points))
-        hidden = np.zeros(len(frac), bool)
-        for a, b in needle.dropout:
-            hidden |= (frac >= a) & (frac <= b)
-        hole = torch.zeros(img.shape[1:])
-        runs = np.flatnonzero(np.diff(np.concatenate([[0], hidden.astype(int), [0]])))
-        for a, b in zip(runs[::2], runs[1::2]):
-            pts = needle.points[a:b]
-            pts = pts if len(pts) > 1 else np.repeat(pts, 2, axis=0)
-            hole = torch.maximum(hole, (polyline_distance(pts, img.shape[1:]) <= needle.thickness + margin).float())
+        hole = needle_gap_mask(params, params["dropout"], img.shape[1:], margin)
         observed, complete = torch.as_tensor(needle(img)).float(), torch.as_tensor(whole(img)).float()
         mask = hole[None]
         out.append({"image": torch.cat([observed * (1 - mask), mask]), "label": complete, "observed": observed,

@@ -137,11 +137,9 @@ def evaluate_inpainting(method: str, free_form: Sequence[dict[str, Any]], needle
             result[k], result[k + "_sd"] = _finite_mean_sd(v)
     tips, shafts, missed, hidden_tips = [], [], 0, []
     for ex in needles:
-        truth, hole = torch.as_tensor(ex["label"]).float(), torch.as_tensor(ex["mask"]).float()
-        if method == "none":
-            filled = torch.as_tensor(ex["observed"]).float()[None]
-        else:
-            filled = inpaint(method, truth, hole, network, num_samples, temperature)
+        observed, hole = torch.as_tensor(ex["observed"]).float(), torch.as_tensor(ex["mask"]).float()
+        # the image as acquired (hidden segments and their echoes missing) is inpainted, not the complete one
+        filled = observed[None] if method == "none" else inpaint(method, observed, hole, network, num_samples, temperature)
         errs = [needle_errors(fit_needle(o), ex["centreline"]) for o in filled]
         found = [e for e in errs if math.isfinite(e["tip"])]
         missed += len(errs) - len(found)

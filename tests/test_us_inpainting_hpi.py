@@ -255,6 +255,8 @@ def test_needle_gap_holes_join_the_training_mask_and_replay():
     meta = MetaTensor(image)
     meta.meta["needle_reverberation"] = [needle]
     assert gap({"image": meta})["mask"].sum() > 0
+    # the record beside an image that a later transform (e.g. RandFlipd) turned into a MetaTensor
+    assert gap({"image": MetaTensor(image), "image_meta_dict": d["image_meta_dict"]})["mask"].sum() > 0
     with pytest.raises(ValueError, match="mask"):
         gap({"image": image, "mask": torch.zeros(1, 32, 32)})
 

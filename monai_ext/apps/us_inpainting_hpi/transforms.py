@@ -57,7 +57,10 @@ def needle_gap_mask(needle: Mapping[str, Any], segments: Sequence[Sequence[float
 
 def _needle_record(d: Mapping, key: Hashable, meta_key_postfix: str) -> dict | None:
     img = d[key]
-    records = img.meta.get(NEEDLE_FIELD) if isinstance(img, MetaTensor) else (d.get(f"{key}_{meta_key_postfix}") or {}).get(NEEDLE_FIELD)
+    # a MetaTensor's own meta, else the side dictionary (where the record of a plain array went: a later transform
+    # may have made it a MetaTensor since)
+    records = (img.meta.get(NEEDLE_FIELD) if isinstance(img, MetaTensor) else None) or \
+        (d.get(f"{key}_{meta_key_postfix}") or {}).get(NEEDLE_FIELD)
     return dict(records[-1]) if records else None
 
 

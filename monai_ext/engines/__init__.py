@@ -5,7 +5,7 @@ and FGSM adversarial batches, a history pool of generated images), the classifie
 from __future__ import annotations
 
 from .adversarial_examples import FGSMPrepareBatch
-from .distributed import average_gradients, broadcast_module, is_distributed
+from .distributed import average_gradients, broadcast_module, is_distributed, synced_optimizer_step
 from .gradient_guard import GradientGuard
 from .history_pool import HistoryImagePool
 from .labelled_batch import labelled_batch_tensors
@@ -22,6 +22,7 @@ __all__ = [
     "average_gradients",
     "broadcast_module",
     "is_distributed",
+    "synced_optimizer_step",
     "GradientGuard",
     "HistoryImagePool",
     "labelled_batch_tensors",

@@ -10,11 +10,14 @@ taken from rank 0 after it. Without an initialised process group (or with one pr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["is_distributed", "broadcast_module", "average_gradients"]
+__all__ = ["is_distributed", "broadcast_module", "average_gradients", "synced_optimizer_step"]
 
 
 def is_distributed() -> bool:
@@ -43,3 +46,24 @@ def average_gradients(module: nn.Module) -> None:
                 p.grad = torch.zeros_like(p)
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= world
+
+
+def synced_optimizer_step(engine: Any, compute_loss: Callable[[], tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, Any]:
+    """One training step of a MONAI trainer's ``engine.network`` with ``engine.optimizer``, kept in step across
+    ranks: rank 0's weights are broadcast the first time a network is seen, then ``network.train()``, zeroed
+    gradients, ``loss, extra = compute_loss()``, backward, gradients averaged over the ranks, the optimiser step,
+    and rank 0's buffers broadcast. Returns ``(loss, extra)``; without a process group it is a plain step."""
+    distributed = is_distributed()
+    if distributed and getattr(engine, "_synced_network", None) is not engine.network:
+        broadcast_module(engine.network)
+        engine._synced_network = engine.network
+    engine.network.train()
+    engine.optimizer.zero_grad(set_to_none=True)
+    loss, extra = compute_loss()
+    loss.backward()
+    if distributed:
+        average_gradients(engine.network)
+    engine.optimizer.step()
+    if distributed:
+        broadcast_module(engine.network, buffers_only=True)  # batch-norm statistics from rank 0
+    return loss, extra

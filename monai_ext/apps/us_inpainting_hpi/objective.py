@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from monai_ext.engines.distributed import average_gradients, broadcast_module, is_distributed
+from monai_ext.engines.distributed import synced_optimizer_step
 from monai_ext.losses import (
     DistanceWeightedLaplacianPyramidLoss,
     ResidualGaussianKLLoss,
@@ -104,20 +104,12 @@ class HPIInpaintingIteration:
         dev = engine.state.device
         target = torch.as_tensor(batchdata[self.image_key]).to(dev, non_blocking=engine.non_blocking).float()
         hole = (torch.as_tensor(batchdata[self.mask_key]).to(dev, non_blocking=engine.non_blocking) > 0.5).float()
-        distributed = is_distributed()
-        if distributed and getattr(engine, "_hpi_synced", None) is not engine.network:
-            broadcast_module(engine.network)
-            engine._hpi_synced = engine.network
-        engine.network.train()
-        engine.optimizer.zero_grad(set_to_none=True)
-        y_hat, kl_terms = engine.network.reconstruct(target * (1 - hole), hole, target)
-        loss = engine.loss_function(y_hat, target, hole, kl_terms)
-        loss.backward()
-        if distributed:
-            average_gradients(engine.network)
-        engine.optimizer.step()
-        if distributed:
-            broadcast_module(engine.network, buffers_only=True)
+
+        def step() -> tuple[torch.Tensor, torch.Tensor]:
+            y_hat, kl_terms = engine.network.reconstruct(target * (1 - hole), hole, target)
+            return engine.loss_function(y_hat, target, hole, kl_terms), y_hat
+
+        loss, y_hat = synced_optimizer_step(engine, step)
         terms = dict(getattr(engine.loss_function, "last_terms", {}))
         pred = (hole * y_hat + (1 - hole) * target).detach()
         return {"loss": float(loss.detach()), **terms, "pred": pred}

@@ -36,11 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 
-from ...engines.distributed import (
-    average_gradients,
-    broadcast_module,
-    is_distributed,
-)
+from ...engines.distributed import synced_optimizer_step
 from ...io import save_weights, weights_info_path
 
 __all__ = [
@@ -503,20 +499,11 @@ class USStyleTransferIteration:
         # torchrun: the iteration calls model methods a DistributedDataParallel wrapper cannot see, so the
         # ranks are kept in step explicitly (see monai_ext.engines.distributed)
 
-        distributed = is_distributed()
-        if distributed and getattr(engine, "_us_style_synced", None) is not engine.network:
-            broadcast_module(engine.network)
-            engine._us_style_synced = engine.network
-        engine.network.train()
-        engine.optimizer.zero_grad(set_to_none=True)
-        out, mus, logvars = engine.network.transfer_with_posterior(images, style)
-        loss = engine.loss_function(out, images, style, mus, logvars, identity)
-        loss.backward()
-        if distributed:
-            average_gradients(engine.network)
-        engine.optimizer.step()
-        if distributed:
-            broadcast_module(engine.network, buffers_only=True)  # batch-norm statistics from rank 0
+        def step() -> tuple[torch.Tensor, torch.Tensor]:
+            out, mus, logvars = engine.network.transfer_with_posterior(images, style)
+            return engine.loss_function(out, images, style, mus, logvars, identity), out
+
+        loss, out = synced_optimizer_step(engine, step)
         terms = dict(getattr(engine.loss_function, "last_terms", {}))
         return {"loss": float(loss.detach()), **terms, "pred": out.detach()}
 

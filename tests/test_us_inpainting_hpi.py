@@ -265,3 +265,14 @@ def needle_centreline_tip(needle: dict) -> np.ndarray:
     from monai_ext.transforms import needle_centreline
 
     return needle_centreline(needle["entry"], needle["angle_deg"], needle["length"], needle["curvature"])[-1]
+
+
+def test_inference_runs_on_its_generated_examples_without_arguments(tmp_path):
+    """The plain command (no --dataset_dir) writes 4 example images and masks, then inpaints them with the
+    committed weights."""
+    root = tmp_path / "b"
+    run_bundle(BUNDLE, ["inference.yaml"], bundle_root=str(root), ckpt_path=str(BUNDLE / "models" / "model.pt"),
+               num_samples=2, device="cpu")
+    assert len(list((root / "data" / "examples" / "masks").glob("*.png"))) == 4
+    listing = json.loads((root / "eval" / "inpainted" / "inpainting.json").read_text())
+    assert [e["image"] for e in listing["images"]] == [f"example{i}" for i in range(4)]

@@ -14,7 +14,7 @@ from .evaluation import (
     inpainted_image_sets,
     load_hpi_network,
 )
-from .data import free_form_examples, hidden_needle_examples, hpi_datalist
+from .data import free_form_examples, hidden_needle_examples, hpi_datalist, inference_examples
 from .inference import inpaint_folder
 from .networks import HPIBranch, HPIInpaintingNet, hpi_network_input
 from .objective import HPIInpaintingIteration, HPIInpaintingLoss
@@ -36,6 +36,7 @@ __all__ = [
     "hpi_datalist",
     "free_form_examples",
     "hidden_needle_examples",
+    "inference_examples",
     "INPAINTING_METHODS",
     "load_hpi_network",
     "biharmonic_inpaint",

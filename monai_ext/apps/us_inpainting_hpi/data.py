@@ -11,11 +11,13 @@ from typing import Any
 import torch
 
 from monai_ext.datalists import split_cases, ultrasound_datalist, ultrasound_style_datalist
+from monai_ext.io import atomic_directory, ensure_dataset
+from monai_ext.phantoms import generate_us_anatomy, simulate_bmode
 from monai_ext.transforms import NeedleReverberation, RandFreeFormMask, RandNeedleReverberation
 
 from .transforms import needle_gap_mask
 
-__all__ = ["hpi_datalist", "free_form_examples", "hidden_needle_examples"]
+__all__ = ["hpi_datalist", "free_form_examples", "hidden_needle_examples", "inference_examples"]
 
 
 def hpi_datalist(dataset_dir: str | Path, subjects: int = 1200, style: str = "linear_mid_freq",
@@ -101,3 +103,26 @@ def hidden_needle_examples(items: Sequence[dict[str, Any]], load: Callable[[dict
                     "mask": mask, "centreline": needle.points.tolist(), "needle": params,
                     "tip_hidden": tip_hidden})
     return out
+
+
+def inference_examples(folder: str | Path, num_images: int = 4, seed: int = 0, size: int = 64,
+                       style: str = "linear_mid_freq") -> tuple[str, str]:
+    """Example inputs of the bundle's inference config, written (all or nothing) when ``folder`` is missing or empty:
+    ``folder/images/example<i>.png`` (simulated B-mode, ``size`` x ``size``, 8-bit) and ``folder/masks/example<i>.png``
+    (a free-form hole, 255 = missing). Returns the two folders."""
+    from PIL import Image
+
+    def fill(tmp: Path) -> None:
+        (tmp / "images").mkdir()
+        (tmp / "masks").mkdir()
+        for i in range(int(num_images)):
+            case_seed = 1_000_000 + int(seed) * 1000 + i
+            img = torch.as_tensor(simulate_bmode(generate_us_anatomy(case_seed, (size, size)), style, case_seed)).float()
+            rand = RandFreeFormMask()
+            rand.set_random_state(int(seed) + i)
+            mask = torch.as_tensor(rand(img))[0]
+            Image.fromarray((img[0].clamp(0, 1) * 255).round().byte().numpy()).save(tmp / "images" / f"example{i}.png")
+            Image.fromarray((mask * 255).byte().numpy()).save(tmp / "masks" / f"example{i}.png")
+
+    root = ensure_dataset(folder, lambda r: atomic_directory(r, fill), f"{num_images} example images and hole masks")
+    return str(root / "images"), str(root / "masks")

@@ -152,7 +152,11 @@ def test_fgsm_with_amp_takes_the_same_step():
     batch["image"] = 0.1 + 0.8 * batch["image"]
     plain = FGSMPrepareBatch(net, loss)(batch)[0][2:]
     amp = FGSMPrepareBatch(net, loss, amp=True)(batch)[0][2:]  # bfloat16 autocast on the CPU
-    torch.testing.assert_close((amp - batch["image"]).abs(), torch.full_like(amp, 0.01), rtol=0, atol=1e-6)
+    step = (amp - batch["image"]).abs()
+    moved = torch.isclose(step, torch.full_like(step, 0.01), rtol=0, atol=1e-6)
+    # sign(0) = 0: where the bfloat16 gradient underflows to exactly 0 the value stays (seen for 1 of 1024 values in
+    # a CI run; the thread count changes the summation order); every other value moves by epsilon
+    assert bool((moved | (step < 1e-6)).all()) and float(moved.float().mean()) > 0.99
     assert float((torch.sign(amp - batch["image"]) == torch.sign(plain - batch["image"])).float().mean()) > 0.8
 
 

@@ -159,7 +159,7 @@ def test_cli_loads_folders(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "monai_ext", "gan-report", "--real_train", str(tmp_path / "train"), "--real_test",
          str(tmp_path / "test"), "--synthetic", str(tmp_path / "syn"), "--out", str(tmp_path / "out"), "--size", "32",
-         "--epochs", "1", "--max_images", "6"],
+         "--epochs", "1", "--max_images", "6", "--repeats", "1", "--min_iterations", "5"],
         capture_output=True, text=True,
     )
     assert r.returncode == 0, r.stderr

@@ -165,16 +165,18 @@ def consistency_command(
 def gan_report_command(
     real_train: str, real_test: str, synthetic: str, out: str, title: str | None = None, size: int = 64,
     slices: str = "middle3", intensity_range: str | None = None, epochs: int = 20, max_images: int = 128, seed: int = 0,
-    device: str | None = None,
+    device: str | None = None, repeats: int = 3, min_iterations: int = 200,
 ) -> None:
     """Judge a generator's images (SYNTHETIC) against the real images it learnt from (REAL_TRAIN) and held-out real
     ones (REAL_TEST): real-vs-synthetic CNN (recall, specificity), Frechet and Mahalanobis distances in its features,
     MS-SSIM memorisation and mode-collapse checks, template matching. Writes report.json, report.md and figures into
-    OUT. --intensity_range "lo,hi" (default: 0.5-99.5 percentiles of REAL_TRAIN); --slices middle|middle3|all."""
+    OUT. --intensity_range "lo,hi" (default: 0.5-99.5 percentiles of REAL_TRAIN); --slices middle|middle3|all;
+    --repeats two-sample runs (3) of at least --min_iterations CNN steps (200)."""
     from .gan_report import run_gan_report
 
     run_gan_report(real_train, real_test, synthetic, out, title=title, size=size, slices=slices, intensity_range=intensity_range,
-               epochs=epochs, max_images=max_images, seed=seed, device=device)
+               epochs=epochs, max_images=max_images, seed=seed, device=device, repeats=repeats,
+               min_iterations=min_iterations)
 
 
 def study_command(*argv: str) -> None:

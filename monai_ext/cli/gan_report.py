@@ -87,9 +87,12 @@ def run_gan_report(
     max_images: int = 128,
     seed: int = 0,
     device: str | None = None,
+    repeats: int = 3,
+    min_iterations: int = 200,
 ) -> dict:
     """Load the three image sets, window them to [0, 1] and write the GAN evaluation report into ``out`` (missing
-    or empty). ``intensity_range``: ``"lo,hi"`` in the images' units (e.g. ``-1000,500`` for CT in HU)."""
+    or empty). ``intensity_range``: ``"lo,hi"`` in the images' units (e.g. ``-1000,500`` for CT in HU).
+    ``repeats`` two-sample test runs of at least ``min_iterations`` CNN steps each (more steps: ``epochs``)."""
     from ..engines import gan_evaluation_report
     from ..io import require_empty_folder
 
@@ -112,4 +115,5 @@ def run_gan_report(
         scaled["real_train"], scaled["real_test"], scaled["synthetic"], out_dir=out,
         real_train_groups=_groups_or_none(loaded["real_train"][1]), synthetic_groups=_groups_or_none(loaded["synthetic"][1]),
         title=title or Path(synthetic).expanduser().name, epochs=epochs, max_images=max_images, seed=seed, device=device,
+        repeats=repeats, min_iterations=min_iterations,
     )

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from monai_ext.datalists import ultrasound_datalist
-from monai_ext.io import atomic_directory
+from monai_ext.io import atomic_directory, require_empty_folder
 from monai_ext.transforms import LoadUltrasound
 
 from .evaluation import inpaint, load_hpi_network
@@ -46,6 +46,7 @@ def inpaint_folder(ckpt_path: str | Path, dataset_dir: str | Path, mask_dir: str
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
     k = 1 if float(temperature) == 0 else int(num_samples)
+    out = require_empty_folder(output_dir, "output_dir")  # before any work: a filled folder ends the run at once
     items = ultrasound_datalist(dataset_dir, masks=mask_dir, mask_suffix=mask_suffix)
     network = load_hpi_network(ckpt_path, device)
     if image_size % network.grid_multiple:
@@ -81,10 +82,7 @@ def inpaint_folder(ckpt_path: str | Path, dataset_dir: str | Path, mask_dir: str
         (tmp / "inpainting.json").write_text(json.dumps(
             {"model": str(ckpt_path), "method": method, "num_samples": k, "temperature": float(temperature),
              "image_size": int(image_size), "seed": int(seed), "images": listing}, indent=1) + "\n", encoding="utf-8")
-        written.extend(str(Path(output_dir).expanduser() / f) for e in listing for f in e["files"])
+        written.extend(str(out / f) for e in listing for f in e["files"])
 
-    out = Path(output_dir).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"output_dir {out} exists and is not an empty folder; refusing to overwrite it.")
     atomic_directory(out, fill)
     return written

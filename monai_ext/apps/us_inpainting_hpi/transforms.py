@@ -23,7 +23,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from monai.utils import TransformBackends
 
-from monai_ext.transforms import needle_centreline, polyline_distance
+from monai_ext.transforms import RandArrayDelegateMixin, needle_centreline, polyline_distance
 
 __all__ = ["needle_gap_mask", "NeedleGapMask", "RandNeedleGapMask", "RandNeedleGapMaskd", "RandNeedleGapMaskD", "RandNeedleGapMaskDict"]
 
@@ -124,7 +124,7 @@ class RandNeedleGapMask(RandomizableTransform):
         return NeedleGapMask(needle, **self.last_params)(img)
 
 
-class RandNeedleGapMaskd(RandomizableTransform, MapTransform):
+class RandNeedleGapMaskd(RandArrayDelegateMixin, RandomizableTransform, MapTransform):
     """Dictionary-based :class:`RandNeedleGapMask`: the hole of a random stretch of the last needle drawn into the
     first ``keys`` image (its record from :class:`~monai_ext.transforms.RandNeedleReverberationd` or
     :class:`~monai_ext.transforms.NeedleReverberationd`, beside a plain array or in a MetaTensor's meta) is added to
@@ -139,17 +139,6 @@ class RandNeedleGapMaskd(RandomizableTransform, MapTransform):
         RandomizableTransform.__init__(self, prob)
         self.rand = RandNeedleGapMask(1.0, segment_length, hide_tip_prob, margin)
         self.mask_key, self.meta_key_postfix = mask_key, meta_key_postfix
-
-    @property
-    def last_params(self) -> dict[str, Any] | None:
-        """The record of the last draw, ``None`` when it applied nothing."""
-        return self.rand.last_params if self._do_transform else None
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandNeedleGapMaskd:
-        """Seed this transform and its array version; returns ``self``."""
-        super().set_random_state(seed, state)
-        self.rand.set_random_state(seed, state)
-        return self
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict:
         """Add the gap of a random stretch of the drawn needle to ``data[mask_key]``; returns a new dict."""

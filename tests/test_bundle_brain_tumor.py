@@ -235,6 +235,7 @@ def test_the_bundle_generates_its_default_data_when_dataset_dir_is_empty(tmp_pat
     assert (tmp_path / "empty" / "dataset.json").is_file()
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_multi_gpu_train_on_two_cpu_ranks(trained, tmp_path):
     from test_multi_gpu_configs import torchrun_bundle
 

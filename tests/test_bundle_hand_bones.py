@@ -301,6 +301,7 @@ def test_the_study_declares_the_papers_hand_ablations():
     assert set(CLASS_ROWS) <= set(spec["metrics"])
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_multi_gpu_train_on_two_cpu_ranks(trained, tmp_path):
     from test_multi_gpu_configs import torchrun_bundle
 

@@ -378,6 +378,7 @@ def test_verify_passes_with_weights_of_the_inference_network(tmp_path):
                                           "onnx"}
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_multi_gpu_train_on_two_cpu_ranks(trained, tmp_path):
     from test_multi_gpu_configs import torchrun_bundle
 

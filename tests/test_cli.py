@@ -31,6 +31,7 @@ def test_synth_writes_dataset_json_and_folds(tmp_path):
     assert img.shape == (48, 48, 32)
 
 
+@pytest.mark.slow  # .ci/run runs `python -m monai_ext verify --all` through this CLI after the suite
 def test_verify_passes_for_the_bundle():
     res = _cli("verify", "covid19_ct_fewshot_seg")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

@@ -158,6 +158,7 @@ def test_inference_save_cam_writes_a_map_on_the_input_grid(data, tmp_path):
     assert np.isfinite(values).all() and values.min() >= -1e-6 and values.max() <= 1.0 + 1e-6 and values.max() > 0
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_multi_gpu_config_trains_with_fgsm(data, tmp_path):
     """multi_gpu_train.yaml (DistributedDataParallel, two CPU processes, 2 iterations) with FGSM, whose input-gradient
     pass runs on the module inside the wrapper."""

@@ -36,18 +36,40 @@ def _bad_inputs(root: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-def test_every_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path):
+def _check_one_line_exit_2(case: str, path: Path, expected: str, out: Path, code: int, stdout: str, stderr: str) -> None:
+    lines = [ln for ln in (stdout + stderr).splitlines() if ln.strip()]
+    assert code == 2, f"{case}: exit {code}\n{stdout[-2000:]}{stderr[-2000:]}"
+    assert len(lines) == 1, f"{case}: {len(lines)} lines:\n" + "\n".join(lines[:40])
+    assert lines[0].startswith("infer: ") and str(path) in lines[0] and expected in lines[0], f"{case}: {lines[0]}"
+    assert "Traceback" not in stderr and "ensure_channel_first" not in lines[0]
+    assert not out.exists(), f"{case}: {out} was written"
+
+
+#: the cases run through a real ``python -m monai_ext`` process (the command line as a user meets it); the others
+#: call the same command function in this process (the suite's time: a process costs ~10 s of imports)
+SUBPROCESS_CASES = ("missing path", "text file named .nii.gz")
+
+
+def test_every_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, capfd):
+    from monai_ext.cli import import_components, infer_command
+
     inputs = _bad_inputs(tmp_path)
-    for case, (path, expected) in inputs.items():
+    for case in SUBPROCESS_CASES:
+        path, expected = inputs[case]
         out = tmp_path / f"out_{path.name}"
         res = subprocess.run([sys.executable, "-m", "monai_ext", "infer", BUNDLE, str(path), str(out)], cwd=tmp_path,
                              capture_output=True, text=True, timeout=300)  # fmt: skip
-        lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
-        assert res.returncode == 2, f"{case}: exit {res.returncode}\n{res.stdout[-2000:]}{res.stderr[-2000:]}"
-        assert len(lines) == 1, f"{case}: {len(lines)} lines:\n" + "\n".join(lines[:40])
-        assert lines[0].startswith("infer: ") and str(path) in lines[0] and expected in lines[0], f"{case}: {lines[0]}"
-        assert "Traceback" not in res.stderr and "ensure_channel_first" not in lines[0]
-        assert not out.exists(), f"{case}: {out} was written"
+        _check_one_line_exit_2(case, path, expected, out, res.returncode, res.stdout, res.stderr)
+    import_components()
+    for case, (path, expected) in inputs.items():
+        if case in SUBPROCESS_CASES:
+            continue
+        out = tmp_path / f"out_{path.name}"
+        capfd.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            infer_command(BUNDLE, str(path), str(out))
+        captured = capfd.readouterr()
+        _check_one_line_exit_2(case, path, expected, out, exit_info.value.code, captured.out, captured.err)
 
 
 def test_infer_segments_a_scan_with_a_progress_line(tmp_path):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from test_ctsgan import TINY_TRAIN as CTSGAN_TINY
 
@@ -43,6 +44,7 @@ def torchrun_bundle(bundle: Path, configs: list[str], overrides: dict, timeout: 
     return log
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_ctsgan_multi_gpu_train(tmp_path):
     bundle = ROOT / "ctsgan_chest_ct_synthesis"
     root = tmp_path / "ddp"
@@ -119,6 +121,7 @@ def test_ctsgan_trainer_keeps_ranks_in_sync(tmp_path):
     assert torch.allclose(r0["after"], r1["after"], atol=1e-6), "generator and critics must stay identical on all ranks"
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_us_style_transfer_multi_gpu_train(tmp_path):
     from monai_ext.apps.us_variational_style_transfer import load_us_style_transfer
     from monai_ext.bundle_helpers import run_bundle
@@ -137,6 +140,7 @@ def test_us_style_transfer_multi_gpu_train(tmp_path):
     assert model.latent_dims == [2, 2, 2]
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_us_inpainting_hpi_multi_gpu_train(tmp_path):
     """Both ranks train HPI with gradients averaged by its iteration; rank 0 alone keeps the best epoch and writes."""
     from test_us_inpainting_hpi import TINY
@@ -152,6 +156,7 @@ def test_us_inpainting_hpi_multi_gpu_train(tmp_path):
     assert net.latent_channels == 2 and not any(k.startswith("module.") for k in net.state_dict())
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_vae_manifold_classifier_multi_gpu_train(tmp_path):
     from test_rhvae import _tiny_dataset
 
@@ -200,6 +205,7 @@ def test_no_config_selects_handlers_by_list_position():
     assert not offenders, "\n".join(offenders)
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_box_supervised_multi_gpu_train(tmp_path):
     from monai.networks.nets import UNet
 
@@ -219,6 +225,7 @@ def test_box_supervised_multi_gpu_train(tmp_path):
     assert json.loads((tmp_path / "eval" / "box_quality.json").read_text())["box_source"] == "box3d"
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_multiplanar_unet_sparse_multi_gpu_train(tmp_path):
     from monai_ext.phantoms import synthesize_em_mitochondria_dataset
 
@@ -252,6 +259,7 @@ def test_cacl_multi_gpu_train(tmp_path):
     CaCLNet(channels=(8, 16), num_res_channels=(8, 16), num_res_layers=1).load_state_dict(state)
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_ao_cone_label_transfer_multi_gpu_train(tmp_path):
     from monai_ext.apps.ao_cone_label_transfer import ConeMapUNet
     from monai_ext.phantoms import synthesize_cone_dataset
@@ -268,6 +276,7 @@ def test_ao_cone_label_transfer_multi_gpu_train(tmp_path):
     ConeMapUNet(features=(4, 4, 8, 8, 8, 4)).load_state_dict(state)
 
 
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config; the kept default-suite ones cover each sync mechanism (issue: suite budget)
 def test_brainnetgan_multi_gpu_train_gan_and_classifier(tmp_path):
     """The GAN (explicit gradient averaging of three networks) and the classifier (DDP) on two CPU ranks."""
     from monai_ext.networks import DenseGraphConvClassifier
@@ -312,3 +321,23 @@ def test_end_distributed_destroys_the_group_and_releases_ddp(tmp_path):
     assert not dist.is_initialized()
     assert not {"reducer", "logger", "process_group"} & set(net.__dict__)
     end_distributed()                                                   # nothing initialised: no error
+
+
+def test_deepmcat_multi_gpu_train_broadcasts_rank0_clusters(tmp_path):
+    from monai_ext.apps.deepmcat_series_clustering import DeepMCATNet
+    from monai_ext.phantoms import synthesize_cmr_dataset
+
+    bundle = ROOT / "deepmcat_series_clustering"
+    data = tmp_path / "data"
+    synthesize_cmr_dataset(data, series_per_category=3, size=32, progress=False)
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(data), image_size=32, num_categories=2,
+                               channels=[4, 4, 8, 8, 8], feature_dim=16, batch_size=4, max_epochs=2,
+                               kmeans_max_iter=10))
+    assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
+    assert log.count("nmi_previous_epoch") == 1, "the clustering metrics of epoch 2 are logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    net = DeepMCATNet(num_clusters=16, channels=(4, 4, 8, 8, 8), feature_dim=16)
+    net.load_state_dict(state)
+    assert (net.cluster_category >= 0).any()
+    assert (tmp_path / "eval" / "clustering_history.csv").read_text().count("\n") == 3

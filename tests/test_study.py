@@ -211,6 +211,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "ao_cone_label_transfer": {"study"},
         "brainnetgan_connectome": {"study", "graph_features"},
         "us_inpainting_hpi": {"study"},
+        "deepmcat_series_clustering": {"study"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

@@ -384,6 +384,7 @@ def test_covid_bundle_holds_the_inference_properties_monai_label_needs():
     assert check.ok, check.message
 
 
+@pytest.mark.slow  # .ci/run runs `python -m monai_ext verify --all` itself after the suite
 def test_every_repository_bundle_passes_every_check_with_its_committed_weights(capsys):
     """Issue 39: `verify --all` on the committed weights (TorchScript and ONNX export included), as CI runs it."""
     code = zoo.verify(None, all=True)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .box_iou import slice_box_iou
+from .cluster_agreement import cluster_nmi, cluster_purity, majority_label_map
 from .empty_aware_overlap import EMPTY_AWARE_METRICS, EmptyAwareOverlapMetric, empty_aware_overlap_scores
 from .graph_features import GRAPH_FEATURES, GraphFeatureDivergence, connectome_graph_features, histogram_kl
 from .inpainting_region import InpaintingRegionMetric, completion_spread, hole_bounding_box, region_envelope_snr
@@ -51,6 +52,9 @@ from .max_ms_ssim import MS_SSIM_SCALE_WEIGHTS, MaxMSSSIMSimilarity
 from .template_matching import TemplateMatchingScore, image_mosaic
 
 __all__ = [
+    "cluster_nmi",
+    "cluster_purity",
+    "majority_label_map",
     "fit_needle",
     "needle_errors",
     "InpaintingRegionMetric",

@@ -11,10 +11,13 @@ from .multiscale_unet import MultiScaleSumUNet
 from .parallel import unwrap_parallel
 from .transfer import FINETUNE_MODES, finetune_parameter_names, load_pretrained
 from .two_sample_cnn import TwoSampleDiscriminatorCNN
+from .vgg_bn import VGG16_BN_BLOCKS, VGGBNFeatureNet
 
 __all__ = [
     "CBAMBlock",
     "ConvNormSwishCBAM",
     "TwoSampleDiscriminatorCNN",
+    "VGG16_BN_BLOCKS",
+    "VGGBNFeatureNet",
 "BrainNetCNN", "DenseGraphConv", "DenseGraphConvClassifier", "EdgeToEdgeConv", "EdgeToNodeConv",
            "NodeToGraphConv", "FINETUNE_MODES", "MultiScaleSumUNet", "finetune_parameter_names", "load_pretrained", "unwrap_parallel"]

@@ -1,5 +1,5 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, adaptive-optics cone mosaics in pairs of visits, structural brain connectomes), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, cardiac MR series of several sequences and views, adaptive-optics cone mosaics in pairs of visits, structural brain connectomes), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -81,6 +81,14 @@ from .hand_mri import (
     sample_hand_params,
     synthesize_hand_dataset,
 )
+from .cardiac_mr import (
+    CMR_CATEGORIES,
+    CMR_SERIES_CSV,
+    cmr_category_counts,
+    generate_cmr_series,
+    sample_cmr_subject,
+    synthesize_cmr_dataset,
+)
 from .ihc_duodenum import (
     IHC_LABELS_CSV,
     IHC_STAIN_VECTORS,
@@ -128,6 +136,12 @@ __all__ = [
     "synthesize_cone_dataset",
     "IHC_LABELS_CSV",
     "IHC_STAIN_VECTORS",
+    "CMR_CATEGORIES",
+    "CMR_SERIES_CSV",
+    "cmr_category_counts",
+    "generate_cmr_series",
+    "sample_cmr_subject",
+    "synthesize_cmr_dataset",
     "generate_ihc_patch",
     "sample_ihc_slide",
     "synthesize_ihc_dataset",

@@ -1,0 +1,42 @@
+"""The DeepMCAT network: a VGG with batch norm (:class:`monai_ext.networks.VGGBNFeatureNet`) whose top layer predicts
+the current clusters, plus the map from cluster ids to categories that the trainer fills from the training labels
+(the paper's majority assignment for evaluation), kept in the checkpoint so that inference can name categories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ...networks.vgg_bn import VGG16_BN_BLOCKS, VGGBNFeatureNet
+
+__all__ = ["DeepMCATNet"]
+
+
+class DeepMCATNet(VGGBNFeatureNet):
+    """:class:`VGGBNFeatureNet` (2D, 1 channel by default) with ``num_clusters`` logits and a buffer
+    ``cluster_category`` (``(num_clusters,)`` int64): the category index of each cluster, -1 where unknown (no
+    labelled training image fell into it, or the training data had no labels).
+
+    ``forward(x)``: cluster logits ``(B, num_clusters)``; ``categories(x)``: ``(B,)`` category indices (-1: unknown).
+    """
+
+    def __init__(self, num_clusters: int = 80, in_channels: int = 1, spatial_dims: int = 2,
+                 channels: Sequence[int] = (8, 16, 32, 64, 64), convs_per_block: Sequence[int] = VGG16_BN_BLOCKS,
+                 pooled_size: int = 2, feature_dim: int = 128, dropout: float = 0.5) -> None:
+        super().__init__(spatial_dims=spatial_dims, in_channels=in_channels, num_classes=num_clusters,
+                         channels=channels, convs_per_block=convs_per_block, pooled_size=pooled_size,
+                         feature_dim=feature_dim, dropout=dropout)
+        self.num_clusters = int(num_clusters)
+        self.register_buffer("cluster_category", torch.full((self.num_clusters,), -1, dtype=torch.long))
+
+    def set_cluster_categories(self, mapping: Sequence[int] | torch.Tensor) -> None:
+        """Store the category index of every cluster (length ``num_clusters``, -1 for unknown)."""
+        m = torch.as_tensor(mapping, dtype=torch.long).flatten()
+        if m.numel() != self.num_clusters:
+            raise ValueError(f"one category per cluster expected ({self.num_clusters}), got {m.numel()}.")
+        self.cluster_category.copy_(m.to(self.cluster_category.device))
+
+    def categories(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` category index of each image through its predicted cluster (-1 where the cluster has none)."""
+        return self.cluster_category[self(x).argmax(dim=1)]

@@ -122,6 +122,8 @@ def test_vgg_bn_features_logits_and_top_layer_reset():
         net(torch.randn(2, 3, 32, 32))
     with pytest.raises(ValueError, match="same length"):
         VGGBNFeatureNet(channels=(4, 8), convs_per_block=(2,))
+    scripted = torch.jit.script(net.eval())
+    torch.testing.assert_close(scripted(x), net(x))
     net3d = VGGBNFeatureNet(3, 2, num_classes=3, channels=(4,), convs_per_block=(1,), pooled_size=1, feature_dim=8)
     assert net3d(torch.randn(2, 2, 8, 8, 8)).shape == (2, 3)
 
@@ -268,7 +270,7 @@ def test_bundle_trains_and_keeps_the_cluster_map_in_the_checkpoint(trained):
     assert any((root / "logs").iterdir()), "TensorBoard events"
 
 
-@pytest.mark.parametrize("method", ["deepmcat", "raw_kmeans"])
+@pytest.mark.parametrize("method", ["deepmcat", "deepmcat_kmeans", "raw_kmeans"])
 def test_evaluate_writes_the_papers_metrics(trained, method):
     root, data = trained
     out = root / f"eval_{method}"
@@ -310,7 +312,14 @@ def test_inference_on_unreadable_input_names_it_and_writes_no_csv(trained, tmp_p
     with pytest.raises(Exception, match="broken.nii.gz"):
         sort_series(bad, net, out, size=32, progress=False)
     assert not out.exists()
+    (bad / "broken.nii.gz").unlink()
+    (bad / "dicom").mkdir()
+    (bad / "dicom" / "IM_0001.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00garbage")
+    with pytest.raises(Exception, match="dicom"):
+        sort_series(bad, net, out, size=32, progress=False)
+    assert not out.exists()
     (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "notes.txt").write_text("no series here")
     with pytest.raises(FileNotFoundError, match="no images found"):
         sort_series(tmp_path / "nothing", net, out, size=32, progress=False)
     assert not out.exists()

@@ -86,8 +86,8 @@ class VGGBNFeatureNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The ``(B, feature_dim)`` activations before ``top_layer``."""
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(f"VGGBNFeatureNet expects (B, {self.in_channels}, spatial x {self.spatial_dims}) inputs, "
-                             f"got {tuple(x.shape)}.")
+            raise ValueError("VGGBNFeatureNet expects (B, " + str(self.in_channels) + ", spatial x "
+                             + str(self.spatial_dims) + ") inputs, got shape " + str(list(x.shape)) + ".")
         return self.dense(torch.flatten(self.pool(self.conv(x)), 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,14 @@ k-means reference; sorting a folder of NIfTI / DICOM series into a CSV. The bund
 from __future__ import annotations
 
 from .data import cmr_series_datalist, list_series, series_frame_items, series_frames, series_name
-from .evaluation import CLUSTERING_METHODS, clustering_scores, evaluate_clustering, predict_clusters, raw_pixel_kmeans
+from .evaluation import (
+    CLUSTERING_METHODS,
+    clustering_scores,
+    evaluate_clustering,
+    feature_kmeans,
+    predict_clusters,
+    raw_pixel_kmeans,
+)
 from .inference import SORTED_SERIES_COLUMNS, sort_series
 from .network import DeepMCATNet
 from .study import run_clustering_method
@@ -23,6 +30,7 @@ __all__ = [
     "cmr_series_datalist",
     "evaluate_clustering",
     "extract_features",
+    "feature_kmeans",
     "list_series",
     "predict_clusters",
     "raw_pixel_kmeans",

@@ -37,9 +37,10 @@ def series_name(path: str, root: Path) -> str:
     if stem is not None:
         return stem
     try:
-        return str(p.relative_to(root)) or p.name
+        rel = str(p.relative_to(root))
     except ValueError:
         return p.name
+    return p.name if rel in ("", ".") else rel
 
 
 def list_series(dataset_dir: PathLike, series_csv: str = CMR_SERIES_CSV,
@@ -83,7 +84,7 @@ def list_series(dataset_dir: PathLike, series_csv: str = CMR_SERIES_CSV,
 
 
 def cmr_series_datalist(dataset_dir: PathLike, series_csv: str = CMR_SERIES_CSV, test_fraction: float = 0.3,
-                        split_seed: int = 0, synth_series: int = 100, synth_long_tail: float = 1.0,
+                        split_seed: int = 0, synth_series: int = 200, synth_long_tail: float = 1.0,
                         synth_seed: int = 0) -> dict[str, list[dict[str, Any]]]:
     """``{"training", "testing"}`` lists of series (:func:`list_series`), split by subject: ``test_fraction`` of the
     subjects (a seeded draw, the same for every training seed) are held out. Generates the embedded data

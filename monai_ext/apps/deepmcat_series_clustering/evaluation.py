@@ -22,10 +22,13 @@ from ...io import PathLike, atomic_write
 from ...metrics.cluster_agreement import cluster_nmi, cluster_purity, majority_label_map
 from .network import DeepMCATNet
 
-__all__ = ["CLUSTERING_METHODS", "clustering_scores", "evaluate_clustering", "predict_clusters", "raw_pixel_kmeans"]
+__all__ = ["CLUSTERING_METHODS", "clustering_scores", "evaluate_clustering", "feature_kmeans", "predict_clusters",
+           "raw_pixel_kmeans"]
 
-#: what evaluate.yaml can score: the trained network, or k-means on the raw (z-scored) pixels
-CLUSTERING_METHODS = ("deepmcat", "raw_kmeans")
+#: what evaluate.yaml can score: the trained network's top layer (its last epoch's clusters), k-means on the trained
+#: network's features (the clusters DeepCluster's k-means step gives; test frames to the nearest centroid), or k-means
+#: on the raw (z-scored) pixels
+CLUSTERING_METHODS = ("deepmcat", "deepmcat_kmeans", "raw_kmeans")
 
 
 @torch.no_grad()
@@ -48,6 +51,26 @@ def raw_pixel_kmeans(train_items: list[dict[str, Any]], test_items: list[dict[st
     x_test = np.stack([np.asarray(i["image"]).ravel() for i in test_items]).astype(np.float32)
     km = KMeans(n_clusters=int(num_clusters), n_init=3, random_state=int(seed)).fit(x_train)
     return km.labels_.astype(np.int64), km.predict(x_test).astype(np.int64)
+
+
+@torch.no_grad()
+def feature_kmeans(network: DeepMCATNet, train_items: list[dict[str, Any]], test_items: list[dict[str, Any]],
+                   num_clusters: int, seed: int = 0, device: torch.device | str = "cpu",
+                   batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """k-means (scikit-learn, ``num_clusters``, one seeded initialisation as in training) on the L2-normalised
+    features of the training frames through ``network``; returns ``(training assignments, test assignments)`` (test
+    frames to the nearest centroid)."""
+    from sklearn.cluster import KMeans
+
+    network.eval()
+
+    def feats(items: list[dict[str, Any]]) -> np.ndarray:
+        loader = DataLoader([i["image"] for i in items], batch_size=batch_size, shuffle=False)
+        f = torch.cat([network.features(torch.as_tensor(x).to(device)).cpu() for x in loader]).double()
+        return torch.nn.functional.normalize(f, dim=1).numpy()
+
+    km = KMeans(n_clusters=int(num_clusters), n_init=1, random_state=int(seed)).fit(feats(train_items))
+    return km.labels_.astype(np.int64), km.predict(feats(test_items)).astype(np.int64)
 
 
 def clustering_scores(clusters: np.ndarray, items: list[dict[str, Any]], cluster_category: np.ndarray) -> dict[str, float]:
@@ -80,21 +103,25 @@ def evaluate_clustering(method: str, train_items: list[dict[str, Any]], test_ite
     """Score ``method`` (:data:`CLUSTERING_METHODS`) on ``test_items`` and write ``output_dir/metrics.csv``
     (``test_<score>,value`` rows, MONAI ``MetricsSaver``'s layout) plus ``train_<score>`` of the training frames;
     returns the scores. ``deepmcat`` needs ``network`` (its ``cluster_category`` map, learnt from the training
-    labels, is used as stored); ``raw_kmeans`` fits on ``train_items``."""
+    labels, is used as stored); ``deepmcat_kmeans`` (:func:`feature_kmeans`, with ``network``) and ``raw_kmeans``
+    fit on ``train_items`` and name their clusters by the training labels."""
     if method not in CLUSTERING_METHODS:
         raise ValueError(f"method must be one of {CLUSTERING_METHODS}, got {method!r}.")
     t0 = time.perf_counter()
     train_labels = np.array([int(i["label"]) for i in train_items])
+    if method.startswith("deepmcat") and network is None:
+        raise ValueError(f"method {method!r} needs the trained network.")
     if method == "deepmcat":
-        if network is None:
-            raise ValueError("method 'deepmcat' needs the trained network.")
         network = network.to(device)
         train_c, test_c = predict_clusters(network, train_items, device), predict_clusters(network, test_items, device)
         mapping = network.cluster_category.cpu().numpy()
         k = network.num_clusters
     else:
-        train_c, test_c = raw_pixel_kmeans(train_items, test_items, num_clusters, seed)
         k = int(num_clusters)
+        if method == "deepmcat_kmeans":
+            train_c, test_c = feature_kmeans(network.to(device), train_items, test_items, k, seed, device)
+        else:
+            train_c, test_c = raw_pixel_kmeans(train_items, test_items, k, seed)
         mapping = majority_label_map(train_c, train_labels, k)
     scores = {f"test_{n}": v for n, v in clustering_scores(test_c, test_items, mapping).items()}
     scores.update({f"train_{n}": v for n, v in clustering_scores(train_c, train_items, mapping).items()})

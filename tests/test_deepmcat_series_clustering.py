@@ -135,8 +135,16 @@ def test_network_names_categories_through_its_cluster_map():
     net.set_cluster_categories(mapping)
     x = torch.randn(4, 1, 32, 32)
     np.testing.assert_array_equal(net.categories(x), mapping[net(x).argmax(1)])
+    centroids = torch.nn.functional.normalize(torch.randn(16, 16), dim=1)
+    net.set_centroids(centroids)
+    f = torch.nn.functional.normalize(net.features(x), dim=1)
+    nearest = ((f[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_array_equal(net.assign(x), nearest)
+    np.testing.assert_array_equal(net.categories(x), mapping[nearest])
     state = net.state_dict()
-    assert torch.equal(state["cluster_category"], mapping)
+    assert torch.equal(state["cluster_category"], mapping) and torch.equal(state["centroids"], centroids)
+    with pytest.raises(ValueError, match="centroids of shape"):
+        net.set_centroids(torch.zeros(3, 16))
     with pytest.raises(ValueError, match="one category per cluster"):
         net.set_cluster_categories([0, 1])
 
@@ -223,8 +231,12 @@ def test_recluster_sets_uniform_cluster_sampling_resets_the_top_layer_and_logs_a
     used = per_cluster[per_cluster > 0]
     np.testing.assert_allclose(used, 1.0), "every non-empty cluster is drawn with the same probability"
     assert len(used) == m["clusters_used"]
-    np.testing.assert_array_equal(net.cluster_category.numpy(), majority_label_map(assign, [i["label"] for i in items], 16))
     assert len(trainer.history) == 2 and trainer.history[1]["epoch"] == 2
+    # after the last epoch: the final clusters' centroids and names are in the network, and assign reproduces them
+    assert net.centroids.any()
+    final = net.eval().assign(torch.as_tensor(np.stack([i["image"] for i in items]))).numpy()
+    np.testing.assert_array_equal(net.cluster_category.numpy(), majority_label_map(final, [i["label"] for i in items], 16))
+    assert cluster_purity(final, [i["label"] for i in items]) > 0.5
     with pytest.raises(ValueError, match="num_clusters"):
         DeepClusterTrainer("cpu", 1, loader, net, torch.optim.SGD(net.parameters(), 0.01),
                            cluster_data_loader=loader, sampler=sampler, num_clusters=8)

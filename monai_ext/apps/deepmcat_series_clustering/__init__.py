@@ -18,7 +18,7 @@ from .evaluation import (
 from .inference import SORTED_SERIES_COLUMNS, sort_series
 from .network import DeepMCATNet
 from .study import run_clustering_method
-from .trainer import DeepClusterTrainer, cluster_features, extract_features
+from .trainer import DeepClusterTrainer, cluster_features, extract_features, fit_final_clusters, kmeans_on_features
 
 __all__ = [
     "CLUSTERING_METHODS",
@@ -31,6 +31,8 @@ __all__ = [
     "evaluate_clustering",
     "extract_features",
     "feature_kmeans",
+    "fit_final_clusters",
+    "kmeans_on_features",
     "list_series",
     "predict_clusters",
     "raw_pixel_kmeans",

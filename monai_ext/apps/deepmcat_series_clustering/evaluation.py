@@ -21,23 +21,24 @@ from torch.utils.data import DataLoader
 from ...io import PathLike, atomic_write
 from ...metrics.cluster_agreement import cluster_nmi, cluster_purity, majority_label_map
 from .network import DeepMCATNet
+from .trainer import kmeans_on_features
 
 __all__ = ["CLUSTERING_METHODS", "clustering_scores", "evaluate_clustering", "feature_kmeans", "predict_clusters",
            "raw_pixel_kmeans"]
 
-#: what evaluate.yaml can score: the trained network's top layer (its last epoch's clusters), k-means on the trained
-#: network's features (the clusters DeepCluster's k-means step gives; test frames to the nearest centroid), or k-means
-#: on the raw (z-scored) pixels
+#: what evaluate.yaml can score: the trained network (``assign``: its stored final centroids; the top layer for a
+#: model saved without them), k-means re-fitted on the trained network's features, or k-means on the raw (z-scored)
+#: pixels
 CLUSTERING_METHODS = ("deepmcat", "deepmcat_kmeans", "raw_kmeans")
 
 
 @torch.no_grad()
 def predict_clusters(network: DeepMCATNet, items: list[dict[str, Any]], device: torch.device | str = "cpu",
                      batch_size: int = 256) -> np.ndarray:
-    """``(N,)`` cluster id (argmax of the top layer) of each frame item (``image`` (1, H, W))."""
+    """``(N,)`` cluster id (``network.assign``: the nearest stored centroid) of each frame item (``image`` (1, H, W))."""
     network.eval()
     loader = DataLoader([i["image"] for i in items], batch_size=batch_size, shuffle=False)
-    out = [network(torch.as_tensor(x).to(device)).argmax(1).cpu() for x in loader]
+    out = [network.assign(torch.as_tensor(x).to(device)).cpu() for x in loader]
     return torch.cat(out).numpy().astype(np.int64)
 
 
@@ -57,19 +58,17 @@ def raw_pixel_kmeans(train_items: list[dict[str, Any]], test_items: list[dict[st
 def feature_kmeans(network: DeepMCATNet, train_items: list[dict[str, Any]], test_items: list[dict[str, Any]],
                    num_clusters: int, seed: int = 0, device: torch.device | str = "cpu",
                    batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """k-means (scikit-learn, ``num_clusters``, one seeded initialisation as in training) on the L2-normalised
-    features of the training frames through ``network``; returns ``(training assignments, test assignments)`` (test
-    frames to the nearest centroid)."""
-    from sklearn.cluster import KMeans
-
+    """k-means (:func:`kmeans_on_features`, ``num_clusters``) re-fitted on the L2-normalised features of the training
+    frames through ``network``; returns ``(training assignments, test assignments)`` (test frames to the nearest
+    centroid)."""
     network.eval()
 
     def feats(items: list[dict[str, Any]]) -> np.ndarray:
         loader = DataLoader([i["image"] for i in items], batch_size=batch_size, shuffle=False)
-        f = torch.cat([network.features(torch.as_tensor(x).to(device)).cpu() for x in loader]).double()
-        return torch.nn.functional.normalize(f, dim=1).numpy()
+        f = torch.cat([network.features(torch.as_tensor(x).to(device)).cpu() for x in loader]).double().numpy()
+        return f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)
 
-    km = KMeans(n_clusters=int(num_clusters), n_init=1, random_state=int(seed)).fit(feats(train_items))
+    km = kmeans_on_features(feats(train_items), num_clusters, seed)
     return km.labels_.astype(np.int64), km.predict(feats(test_items)).astype(np.int64)
 
 

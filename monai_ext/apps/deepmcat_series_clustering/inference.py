@@ -50,7 +50,7 @@ def sort_series(dataset_dir: PathLike, network: DeepMCATNet, output_csv: PathLik
     loader = LoadScan(image_only=True, ensure_channel_first=True)
     for n, path in enumerate(paths):
         frames = torch.as_tensor(series_frames(path, size, loader)).to(device)
-        clusters = network(frames).argmax(1).cpu().numpy()
+        clusters = network.assign(frames).cpu().numpy()
         cluster, votes = Counter(clusters.tolist()).most_common(1)[0]
         cat = int(mapping[cluster])
         rows.append({"series": series_name(path, root), "image": path, "frames": len(clusters), "cluster": cluster,

@@ -15,6 +15,11 @@ paper's stability signal), ``clusters_used``, ``clustering_seconds``; when every
 embedded data; labels are never used for training), ``nmi_labels`` and ``cluster_purity`` too, and the network's
 ``cluster_category`` map is set to each cluster's majority category.
 
+After the last epoch (:func:`fit_final_clusters`) the features of the final network are clustered once more and
+the centroids, with each cluster's majority category, are stored in the network, so that the checkpoint assigns new
+frames to the clusters of DeepCluster's k-means step (its top layer, re-initialised every epoch and trained for one
+epoch, predicts only a few of them: 12 of 80 on the embedded data).
+
 Under ``torch.distributed`` every rank extracts the same features (the same weights); rank 0 runs k-means and
 broadcasts the assignments; gradients are averaged by :func:`monai_ext.engines.synced_optimizer_step`.
 """
@@ -42,7 +47,7 @@ from .network import DeepMCATNet
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["DeepClusterTrainer", "cluster_features", "extract_features"]
+__all__ = ["DeepClusterTrainer", "cluster_features", "extract_features", "fit_final_clusters", "kmeans_on_features"]
 
 _HISTORY = ("nmi_previous_epoch", "nmi_labels", "cluster_purity", "clusters_used", "clustering_seconds")
 
@@ -80,6 +85,43 @@ def cluster_features(features: np.ndarray, num_clusters: int, seed: int, pca_dim
         x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
     km = KMeans(n_clusters=int(num_clusters), n_init=1, max_iter=int(max_iter), random_state=int(seed))
     return km.fit_predict(x.astype(np.float32)).astype(np.int64)
+
+
+def kmeans_on_features(features: np.ndarray, num_clusters: int, seed: int) -> Any:
+    """The fitted scikit-learn ``KMeans`` (one seeded initialisation, 300 iterations) of the L2-normalised rows of
+    ``features`` (N, D): the final clustering that :func:`fit_final_clusters` stores and that evaluation re-fits."""
+    from sklearn.cluster import KMeans
+
+    if features.ndim != 2 or len(features) < num_clusters:
+        raise ValueError(f"k-means with {num_clusters} clusters needs at least as many feature vectors (N, D); got "
+                         f"shape {features.shape}.")
+    x = features.astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    return KMeans(n_clusters=int(num_clusters), n_init=1, random_state=int(seed)).fit(x)
+
+
+def fit_final_clusters(network: DeepMCATNet, loader: DataLoader, seed: int,
+                       device: torch.device | str = "cpu") -> np.ndarray:
+    """Cluster the features of every frame of ``loader`` (:func:`kmeans_on_features`, ``network.num_clusters``) and
+    store the centroids in ``network``, and the clusters' majority categories when every frame has a label (else -1);
+    returns the assignments (N,). Under ``torch.distributed`` rank 0 clusters and broadcasts."""
+    feats, labels = extract_features(network, loader, device)
+    if not is_distributed() or dist.get_rank() == 0:
+        km = kmeans_on_features(feats, network.num_clusters, seed)
+        assign = km.labels_.astype(np.int64)
+        network.set_centroids(torch.as_tensor(km.cluster_centers_))
+        mapping = (majority_label_map(assign, labels, network.num_clusters) if labels.min() >= 0
+                   else np.full(network.num_clusters, -1))
+        network.set_cluster_categories(mapping)
+    else:
+        assign = np.zeros(len(feats), np.int64)
+    if is_distributed():
+        for buf in (network.centroids, network.cluster_category):
+            dist.broadcast(buf, src=0)
+        t = torch.as_tensor(assign, device=network.centroids.device)
+        dist.broadcast(t, src=0)
+        assign = t.cpu().numpy()
+    return assign
 
 
 class DeepClusterTrainer(SupervisedTrainer):
@@ -127,6 +169,12 @@ class DeepClusterTrainer(SupervisedTrainer):
         self.history_csv = None if history_csv is None else Path(history_csv)
         self.history: list[dict[str, float]] = []
         self.add_event_handler(Events.EPOCH_STARTED, self.recluster)
+        self.add_event_handler(Events.EPOCH_COMPLETED, self._final_clusters)
+
+    def _final_clusters(self, engine: Any = None) -> None:
+        # after the last epoch (before COMPLETED, when the final checkpoint is written): centroids and names
+        if int(self.state.epoch) == int(self.state.max_epochs):
+            fit_final_clusters(self.network, self.cluster_data_loader, self.cluster_seed, self.state.device)
 
     def recluster(self, engine: Any = None) -> np.ndarray:
         """Cluster the training frames and set this epoch's pseudo-labels, sampler weights and top layer; returns

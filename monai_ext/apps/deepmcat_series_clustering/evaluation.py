@@ -1,7 +1,7 @@
 """Scores of a DeepMCAT model and of the paper's reference point, k-means on raw pixels, on held-out series.
 
-Per held-out frame a cluster id (the network's top layer: the last training epoch's clusters; the baseline: the
-nearest raw-pixel k-means centroid of the training frames). Against the frames' categories: NMI and cluster purity
+Per held-out frame a cluster id (the network: its stored final k-means centroid nearest to the frame's features; the
+baseline: the nearest raw-pixel k-means centroid of the training frames). Against the frames' categories: NMI and cluster purity
 (the paper's metrics, at the same number of clusters for both), and the accuracy of the cluster -> category map
 learnt from the training frames' labels (the paper's majority assignment), per frame and per series (majority vote of
 its frames).
@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from ...io import PathLike, atomic_write
 from ...metrics.cluster_agreement import cluster_nmi, cluster_purity, majority_label_map
 from .network import DeepMCATNet
-from .trainer import kmeans_on_features
+from .trainer import extract_features, kmeans_on_features
 
 __all__ = ["CLUSTERING_METHODS", "clustering_scores", "evaluate_clustering", "feature_kmeans", "predict_clusters",
            "raw_pixel_kmeans"]
@@ -61,15 +61,12 @@ def feature_kmeans(network: DeepMCATNet, train_items: list[dict[str, Any]], test
     """k-means (:func:`kmeans_on_features`, ``num_clusters``) re-fitted on the L2-normalised features of the training
     frames through ``network``; returns ``(training assignments, test assignments)`` (test frames to the nearest
     centroid)."""
-    network.eval()
-
-    def feats(items: list[dict[str, Any]]) -> np.ndarray:
-        loader = DataLoader([i["image"] for i in items], batch_size=batch_size, shuffle=False)
-        f = torch.cat([network.features(torch.as_tensor(x).to(device)).cpu() for x in loader]).double().numpy()
-        return f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)
-
-    km = kmeans_on_features(feats(train_items), num_clusters, seed)
-    return km.labels_.astype(np.int64), km.predict(feats(test_items)).astype(np.int64)
+    train_f, _ = extract_features(network, DataLoader(train_items, batch_size=batch_size, shuffle=False), device)
+    test_f, _ = extract_features(network, DataLoader(test_items, batch_size=batch_size, shuffle=False), device)
+    km = kmeans_on_features(train_f, num_clusters, seed)
+    test_f = test_f.astype(np.float64)
+    test_f /= np.linalg.norm(test_f, axis=1, keepdims=True) + 1e-12
+    return km.labels_.astype(np.int64), km.predict(test_f).astype(np.int64)
 
 
 def clustering_scores(clusters: np.ndarray, items: list[dict[str, Any]], cluster_category: np.ndarray) -> dict[str, float]:

@@ -68,10 +68,12 @@ def extract_features(network: DeepMCATNet, loader: DataLoader, device: torch.dev
     return torch.cat(feats).numpy(), torch.cat(labels).numpy()
 
 
-def cluster_features(features: np.ndarray, num_clusters: int, seed: int, pca_dim: int = 0,
-                     max_iter: int = 100) -> np.ndarray:
-    """k-means cluster ids ``(N,)`` of ``features`` (N, D) after L2 normalisation (and PCA whitening to ``pca_dim``
-    then L2 normalisation again when ``pca_dim`` > 0); scikit-learn ``KMeans`` with one seeded initialisation."""
+def kmeans_on_features(features: np.ndarray, num_clusters: int, seed: int, pca_dim: int = 0, max_iter: int = 300,
+                       dtype: type = np.float64) -> Any:
+    """The fitted scikit-learn ``KMeans`` (one seeded initialisation) of the rows of ``features`` (N, D) after L2
+    normalisation (and PCA whitening to ``pca_dim`` then L2 normalisation again when ``pca_dim`` > 0), fitted in
+    ``dtype``. The final clustering (:func:`fit_final_clusters`, float64, 300 iterations) and, through
+    :func:`cluster_features`, each epoch's."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
@@ -84,20 +86,22 @@ def cluster_features(features: np.ndarray, num_clusters: int, seed: int, pca_dim
         x = PCA(min(int(pca_dim), *x.shape), whiten=True, random_state=seed).fit_transform(x)
         x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
     km = KMeans(n_clusters=int(num_clusters), n_init=1, max_iter=int(max_iter), random_state=int(seed))
-    return km.fit_predict(x.astype(np.float32)).astype(np.int64)
+    return km.fit(x.astype(dtype))
 
 
-def kmeans_on_features(features: np.ndarray, num_clusters: int, seed: int) -> Any:
-    """The fitted scikit-learn ``KMeans`` (one seeded initialisation, 300 iterations) of the L2-normalised rows of
-    ``features`` (N, D): the final clustering that :func:`fit_final_clusters` stores and that evaluation re-fits."""
-    from sklearn.cluster import KMeans
+def cluster_features(features: np.ndarray, num_clusters: int, seed: int, pca_dim: int = 0,
+                     max_iter: int = 100) -> np.ndarray:
+    """Each epoch's k-means cluster ids ``(N,)`` of ``features`` (N, D): :func:`kmeans_on_features` in float32."""
+    return kmeans_on_features(features, num_clusters, seed, pca_dim, max_iter, np.float32).labels_.astype(np.int64)
 
-    if features.ndim != 2 or len(features) < num_clusters:
-        raise ValueError(f"k-means with {num_clusters} clusters needs at least as many feature vectors (N, D); got "
-                         f"shape {features.shape}.")
-    x = features.astype(np.float64)
-    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
-    return KMeans(n_clusters=int(num_clusters), n_init=1, random_state=int(seed)).fit(x)
+
+def _rank0_assignments(assign: np.ndarray, device: torch.device | str) -> np.ndarray:
+    # rank 0's cluster ids on every rank (other ranks pass placeholders of the same length)
+    if not is_distributed():
+        return assign
+    t = torch.as_tensor(assign, device=device)
+    dist.broadcast(t, src=0)
+    return t.cpu().numpy()
 
 
 def fit_final_clusters(network: DeepMCATNet, loader: DataLoader, seed: int,
@@ -118,10 +122,7 @@ def fit_final_clusters(network: DeepMCATNet, loader: DataLoader, seed: int,
     if is_distributed():
         for buf in (network.centroids, network.cluster_category):
             dist.broadcast(buf, src=0)
-        t = torch.as_tensor(assign, device=network.centroids.device)
-        dist.broadcast(t, src=0)
-        assign = t.cpu().numpy()
-    return assign
+    return _rank0_assignments(assign, network.centroids.device)
 
 
 class DeepClusterTrainer(SupervisedTrainer):
@@ -190,10 +191,7 @@ class DeepClusterTrainer(SupervisedTrainer):
             assign = cluster_features(feats, self.num_clusters, seed, self.pca_dim, self.kmeans_max_iter)
         else:
             assign = np.zeros(len(feats), np.int64)
-        if is_distributed():
-            t = torch.as_tensor(assign, device=self.state.device)
-            dist.broadcast(t, src=0)
-            assign = t.cpu().numpy()
+        assign = _rank0_assignments(assign, self.state.device)
         counts = np.bincount(assign, minlength=self.num_clusters)
         self.sampler.weights = torch.as_tensor(1.0 / np.maximum(counts[assign], 1), dtype=torch.double)
         self.pseudo_labels = torch.as_tensor(assign, dtype=torch.long)

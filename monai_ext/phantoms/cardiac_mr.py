@@ -106,9 +106,9 @@ def _paint(image: np.ndarray, mask: np.ndarray, value: float) -> None:
     image[mask] = value
 
 
-def _body(x: np.ndarray, y: np.ndarray, subj: dict[str, Any], sig: dict[str, float], scale: float) -> np.ndarray:
+def _body(x: np.ndarray, y: np.ndarray, subj: dict[str, Any], sig: dict[str, float]) -> np.ndarray:
     """An axial-like torso: fat rim, body, two lungs; the frame's background is air."""
-    a, b = (v * scale for v in subj["body_axes_mm"])
+    a, b = subj["body_axes_mm"]
     img = np.full(x.shape, sig["air"], np.float32)
     _paint(img, _inside_ellipse(x, y, (0, 0), (a, b)), sig["fat"])
     _paint(img, _inside_ellipse(x, y, (0, 0), (a - 12, b - 12)), sig["body"])
@@ -118,7 +118,7 @@ def _body(x: np.ndarray, y: np.ndarray, subj: dict[str, Any], sig: dict[str, flo
 
 
 def _short_axis(img: np.ndarray, x: np.ndarray, y: np.ndarray, subj: dict[str, Any], sig: dict[str, float],
-                position: float, rng: np.random.Generator) -> None:
+                position: float) -> None:
     """LV ring and RV crescent at ``position`` along the LV (0 base, 1 apex)."""
     cx, cy = subj["heart_offset_mm"]
     r = subj["lv_radius_mm"] * (1.0 - 0.45 * position)
@@ -183,12 +183,12 @@ def generate_cmr_series(category: str, subject: dict[str, Any], seed: int, size:
     subj["rotation"] = subject["rotation"] + float(rng.normal(0, 0.25))
     scale = float(rng.uniform(200, 3000))
     noise = float(rng.uniform(0.015, 0.05))
+    sequence = {"sa_cine": "cine", "la_2ch_cine": "cine", "la_3ch_cine": "cine", "la_4ch_cine": "cine",
+                "flow_phase": "flow_magnitude"}.get(category, category)
+    sig = _SIGNAL[sequence]
     frames = []
     for k in range(n_slices):
         position = (k + float(rng.uniform(0, 1))) / max(n_slices, 1)
-        sequence = {"sa_cine": "cine", "la_2ch_cine": "cine", "la_3ch_cine": "cine", "la_4ch_cine": "cine",
-                    "flow_phase": "flow_magnitude"}.get(category, category)
-        sig = _SIGNAL[sequence]
         if category == "localiser":   # coronal: tall torso, lungs on both sides, the heart low in the middle, liver
             a, b = subj["body_axes_mm"]
             img = np.full(x.shape, sig["air"], np.float32)
@@ -200,7 +200,7 @@ def generate_cmr_series(category: str, subject: dict[str, Any], seed: int, size:
             _paint(img, _inside_ellipse(x, y, (subj["heart_offset_mm"][0], 10.0), (subj["lv_radius_mm"] * 2.0, 38.0),
                                  subj["rotation"] * 0.5), sig["blood"])
         elif category in ("flow_magnitude", "flow_phase"):   # through-plane at the aortic valve: body, lungs, vessels
-            img = _body(x, y, subj, sig, 1.0)
+            img = _body(x, y, subj, sig)
             cx, cy = subj["heart_offset_mm"]
             aorta = _inside_ellipse(x, y, (cx, cy), (14.0, 14.0))
             pulmonary = _inside_ellipse(x, y, (cx - 25.0, cy + 12.0), (12.0, 12.0))
@@ -217,13 +217,13 @@ def generate_cmr_series(category: str, subject: dict[str, Any], seed: int, size:
                 phase = np.where(body, phase, rng.uniform(0.0, 1.0, x.shape)).astype(np.float32)
                 img = phase
         else:
-            img = _body(x, y, subj, sig, 1.0)
+            img = _body(x, y, subj, sig)
             if category.startswith("la_"):
                 chambers = int(category[3])
                 base_angle = {2: 1.2, 3: 0.7, 4: 0.3}[chambers]
                 _long_axis(img, x, y, subj, sig, chambers, base_angle + subj["rotation"] * 0.5)
             else:
-                _short_axis(img, x, y, subj, sig, position, rng)
+                _short_axis(img, x, y, subj, sig, position)
                 if category == "lge" and rng.uniform() < 0.5:   # an enhancing infarct segment of the wall
                     cx, cy = subj["heart_offset_mm"]
                     r = subj["lv_radius_mm"] * (1.0 - 0.45 * position) + subj["wall_mm"] / 2

@@ -83,6 +83,8 @@ MODULES = {
     "monai_ext.transforms.cell_maps": "monai_ext.transforms",
     "monai_ext.transforms.class_activation": "monai_ext.transforms",
     "monai_ext.transforms.component_majority": "monai_ext.transforms",
+    "monai_ext.transforms.dataset_channel_coding": "monai_ext.transforms",
+    "monai_ext.transforms.union_labels": "monai_ext.transforms",
     "monai_ext.transforms.connectome": "monai_ext.transforms",
     "monai_ext.transforms.fbp_kernel": "monai_ext.transforms",
     "monai_ext.transforms.free_form_mask": "monai_ext.transforms",

@@ -32,6 +32,7 @@ from .labelled_pairs import (
 from .labelled_patches import PATCH_IMAGE_SUFFIXES, labelled_patch_datalist, read_patch_labels
 from .lidc_idri import lidc_idri_datalist, lidc_xml_files, read_lidc_nodules
 from .lits import LITS_LABELS, liver_ct_cases, lits_datalist
+from .joint_msd import joint_msd_datalist, msd_label_names
 from .msd import msd_datalist
 from .nlst import nlst_datalist
 from .oasis import (
@@ -53,6 +54,8 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "joint_msd_datalist",
+    "msd_label_names",
     "CONNECTOME_LABELS_CSV",
     "connectome_datalist",
     "connectome_files",

@@ -118,6 +118,20 @@ from .input_checks import (
 )
 from .load_contrasts import LoadContrasts, LoadContrastsD, LoadContrastsd, LoadContrastsDict
 from .label_mapping import MapLabels, MapLabelsD, MapLabelsd, MapLabelsDict
+from .dataset_channel_coding import (
+    DatasetChannelCoding,
+    DatasetChannelCodingD,
+    DatasetChannelCodingd,
+    DatasetChannelCodingDict,
+    check_dataset_index,
+)
+from .union_labels import (
+    UnionLabelEncode,
+    UnionLabelEncodeD,
+    UnionLabelEncoded,
+    UnionLabelEncodeDict,
+    union_label_offsets,
+)
 from .load_ultrasound import (
     ULTRASOUND_IMAGE_SUFFIXES,
     LoadUltrasound,
@@ -248,6 +262,16 @@ from .reload_original import (
 )
 
 __all__ = [
+    "DatasetChannelCoding",
+    "DatasetChannelCodingD",
+    "DatasetChannelCodingd",
+    "DatasetChannelCodingDict",
+    "check_dataset_index",
+    "UnionLabelEncode",
+    "UnionLabelEncodeD",
+    "UnionLabelEncoded",
+    "UnionLabelEncodeDict",
+    "union_label_offsets",
     "RandArrayDelegateMixin",
     "FreeFormMask",
     "FreeFormMaskd",

@@ -341,3 +341,20 @@ def test_deepmcat_multi_gpu_train_broadcasts_rank0_clusters(tmp_path):
     net.load_state_dict(state)
     assert (net.cluster_category >= 0).any()
     assert (tmp_path / "eval" / "clustering_history.csv").read_text().count("\n") == 3
+
+
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config (issue: suite budget)
+def test_fsnet_multi_gpu_train_with_a_branch_unused_in_some_batches(tmp_path):
+    """Joint batches of 1 sample per rank leave one FS branch without gradient on a rank in most steps: DDP must
+    still average (find_unused_parameters) and the data set weights hold on every rank."""
+    from monai_ext.apps.fsnet_joint_training import FSNet
+
+    bundle = ROOT / "fsnet_joint_training"
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"), synth_cases=[5, 4],
+                               num_val=1, num_test=2, channels=[4, 8, 16, 32], num_res_units=1, batch_size=1,
+                               iterations_per_epoch=3, max_epochs=2, val_interval=1))
+    assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    net = FSNet(in_channels=2, class_counts=[2, 3], channels=(4, 8, 16, 32), branch_channels=4, num_res_units=1)
+    net.load_state_dict(state)

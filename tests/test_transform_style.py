@@ -32,6 +32,8 @@ from monai_ext.apps.us_variational_style_transfer import (
 )
 from monai_ext.transforms import (
     CheckLabel,
+    DatasetChannelCoding,
+    UnionLabelEncode,
     CheckVolume,
     ComponentMajorityLabel,
     FBPKernel,
@@ -199,6 +201,8 @@ def _runners(model) -> dict:
         CheckVolume: lambda c: CheckVolume(hu_range_check=True)(c(img)),
         CheckLabel: lambda c: CheckLabel(num_classes=2)(c(lung), c(img)),
         MapLabels: lambda c: MapLabels({1: 2})(c(lung)),
+        DatasetChannelCoding: lambda c: DatasetChannelCoding(num_datasets=2)(c(img), 1),
+        UnionLabelEncode: lambda c: UnionLabelEncode([2, 1])(c(lung), 1),
         ComponentMajorityLabel: lambda c: ComponentMajorityLabel(labels=(1, 2))(c(lung)),
         RemoveDarkComponents: lambda c: RemoveDarkComponents(-960.0, labels=(1,))(c(pred), c(body)),
         NoduleInsert: lambda c: NoduleInsert(**centre)(c(img), lung_mask=c(lung)),

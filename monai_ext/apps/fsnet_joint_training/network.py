@@ -14,7 +14,7 @@ networks) the input goes straight into the U-Net.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import List, Optional
+from typing import Optional
 
 import torch
 from monai.networks.layers import Conv
@@ -140,15 +140,16 @@ class FSNet(nn.Module):
         if x.ndim < 3 or x.shape[1] != self.in_channels:
             raise ValueError(f"FSNet: expected input (B, {self.in_channels}, spatial...), got {x.shape}.")
         if self.fs_module:
+            # every branch on the whole batch, each sample keeping its own data set's output: no data-dependent
+            # shapes (TorchScript and ONNX export), and the branches are cheap next to the U-Net (no batch norm)
             idx = self._indices(dataset_index, x.shape[0], x.device)
-            features: List[torch.Tensor] = []
-            rows: List[torch.Tensor] = []
-            for m, branch in enumerate(self.branches):   # each sample through its data set's branch
-                r = torch.nonzero(idx == m).flatten()
-                if r.numel() > 0:
-                    features.append(branch(x.index_select(0, r)))
-                    rows.append(r)
-            x = torch.cat(features)[torch.argsort(torch.cat(rows))]   # back in batch order
+            routed: Optional[torch.Tensor] = None
+            for m, branch in enumerate(self.branches):
+                keep = (idx == m).to(x.dtype).view([-1] + [1] * (x.ndim - 1))
+                part = branch(x) * keep
+                routed = part if routed is None else routed + part
+            if routed is not None:
+                x = routed
         return self.unet(x)
 
 

@@ -4,6 +4,16 @@ and FGSM adversarial batches, a history pool of generated images), the classifie
 
 from __future__ import annotations
 
+from .active_queries import (
+    ACTIVE_QUERIES,
+    KCenterGreedyQuery,
+    KNNQuery,
+    MixtureQuery,
+    RandomQuery,
+    TopNQuery,
+    make_query,
+    unlabelled_indices,
+)
 from .adversarial_examples import FGSMPrepareBatch
 from .distributed import average_gradients, broadcast_module, is_distributed, synced_optimizer_step
 from .gradient_guard import GradientGuard
@@ -14,6 +24,14 @@ from .gan_evaluation import GAN_REPORT_FLAGS, gan_evaluation_report, gan_report_
 from .two_sample_test import classifier_two_sample_test, network_features
 
 __all__ = [
+    "ACTIVE_QUERIES",
+    "KCenterGreedyQuery",
+    "KNNQuery",
+    "MixtureQuery",
+    "RandomQuery",
+    "TopNQuery",
+    "make_query",
+    "unlabelled_indices",
     "GAN_REPORT_FLAGS",
     "gan_evaluation_report",
     "gan_report_markdown",

@@ -3,6 +3,13 @@
 
 from __future__ import annotations
 
+from .acquisition import (
+    ACQUISITION_SCORES,
+    acquisition_score,
+    expected_gradient_length_score,
+    least_confidence_score,
+    margin_score,
+)
 from .box_iou import slice_box_iou
 from .cluster_agreement import cluster_nmi, cluster_purity, majority_label_map
 from .empty_aware_overlap import EMPTY_AWARE_METRICS, EmptyAwareOverlapMetric, empty_aware_overlap_scores
@@ -52,6 +59,11 @@ from .max_ms_ssim import MS_SSIM_SCALE_WEIGHTS, MaxMSSSIMSimilarity
 from .template_matching import TemplateMatchingScore, image_mosaic
 
 __all__ = [
+    "ACQUISITION_SCORES",
+    "acquisition_score",
+    "expected_gradient_length_score",
+    "least_confidence_score",
+    "margin_score",
     "cluster_nmi",
     "cluster_purity",
     "majority_label_map",

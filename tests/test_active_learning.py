@@ -98,3 +98,109 @@ def test_empty_pool_and_too_large_budget_are_refused(name):
         query(scores, emb, labelled, 5, np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown query strategy"):
         make_query("uncertainty")
+
+
+# --- the loop through bundles ------------------------------------------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from monai_ext.engines import ActiveLearningLoop, budget_schedule, pool_predictions  # noqa: E402
+
+BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+
+
+def test_budget_schedule_fractions_counts_and_errors():
+    assert budget_schedule(80, [0.1, 0.2, 0.4], total=100) == [10, 20, 40]
+    assert budget_schedule(80, [5, 10]) == [5, 10]
+    with pytest.raises(ValueError, match="pool is empty"):
+        budget_schedule(0, [0.1])
+    with pytest.raises(ValueError, match=r"budget of 90 images .* larger than the unlabelled pool of 80"):
+        budget_schedule(80, [0.1, 0.9], total=100)
+    with pytest.raises(ValueError, match="must grow"):
+        budget_schedule(80, [0.2, 0.2])
+
+
+def test_pool_predictions_hook_the_last_linear_and_handle_sigmoid_outputs():
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    items = [{"image": np.random.default_rng(i).normal(size=(1, 2, 2)).astype(np.float32)} for i in range(5)]
+    probs, emb = pool_predictions(net, items, lambda d: d, batch_size=2)
+    assert probs.shape == (5, 3) and emb.shape == (5, 6) and np.allclose(probs.sum(1), 1)
+    seg = torch.nn.Conv2d(1, 1, 1)
+    probs, emb = pool_predictions(seg, items, lambda d: d)
+    assert probs.shape == (5, 2, 2, 2) and emb.shape == (5, 1)
+    with pytest.raises(ValueError, match="not a module"):
+        pool_predictions(net, items, lambda d: d, embedding_layer="encoder")
+
+
+def _check_record(work: Path, pool_size: int, counts: list[int], classes: bool = True) -> dict:
+    record = json.loads((work / "cycles.json").read_text())
+    assert [c["labelled"] for c in record["cycles"]] == counts and record["pool_size"] == pool_size
+    first = record["cycles"][0]
+    assert len(set(first["queried"])) == counts[1] - counts[0]
+    # class histograms of the queries for image-level labels; none for segmentation masks
+    assert sum(first["queried_histogram"].values()) == (len(first["queried"]) if classes else 0)
+    assert (work / "cycle_1" / "model.pt").is_file()
+    return record
+
+
+def test_loop_runs_the_cxr_bundle_with_evaluation(tmp_path):
+    from monai_ext.apps.active_learning_cxr import cxr_datalist
+
+    data = tmp_path / "cxr"
+    pool = cxr_datalist(data, synth_total=60)["training"]
+    common = {"bundle_root": str(tmp_path), "dataset_dir": str(data), "synth_total": 60, "max_epochs": 1,
+              "channels": [4, 8, 8, 8], "ckpt_dir": "{cycle_dir}", "output_dir": "{cycle_dir}",
+              "log_dir": "{cycle_dir}/logs"}
+    record = ActiveLearningLoop(BUNDLES / "active_learning_cxr", ["train.yaml"], pool, [6, 12], tmp_path / "al",
+                                strategy="core_set", eval_configs=["train.yaml", "evaluate.yaml"],
+                                run_overrides=common).run()
+    _check_record(tmp_path / "al", len(pool), [6, 12])
+    assert 0 <= record["cycles"][1]["metrics"]["test_balanced_accuracy"] <= 1
+
+
+def test_loop_drives_an_existing_classification_bundle(tmp_path):
+    """brainnetgan_connectome unchanged: its training items key and input key are named, nothing else."""
+    from monai_ext.apps.brainnetgan_connectome import brainnetgan_datalist
+    from monai_ext.phantoms import synthesize_connectome_dataset
+
+    data = tmp_path / "cx"
+    synthesize_connectome_dataset(data, per_class=10, seed=0, progress=False)
+    lists = brainnetgan_datalist(data)
+    pool = lists["training"]
+    ActiveLearningLoop(BUNDLES / "brainnetgan_connectome", ["train.yaml"], pool, [4, 8], tmp_path / "al",
+                       strategy="top_n", score="expected_gradient_length", list_key="datalist", datalist=lists,
+                       input_key="matrix",
+                       run_overrides={"bundle_root": str(tmp_path), "dataset_dir": str(data), "max_epochs": 1,
+                                      "train_mode": "real", "augmentation": "none",
+                                      "ckpt_dir": "{cycle_dir}", "output_dir": "{cycle_dir}",
+                                      "log_dir": "{cycle_dir}/logs"}).run()
+    _check_record(tmp_path / "al", len(pool), [4, 8])
+
+
+def test_loop_drives_an_existing_segmentation_bundle(tmp_path):
+    """label_noise_bias_study unchanged: sigmoid outputs become two-class probabilities, scores are averaged over
+    the pixels, the embeddings are the pooled features of an encoder block."""
+    from monai_ext.apps.label_noise_bias_study import tumour_slice_datalist
+    from monai_ext.phantoms import synthesize_brain_tumor_dataset
+
+    synthesize_brain_tumor_dataset(tmp_path / "brats", cases=4, seed=2, progress=False)
+    slices = {"num_val": 1, "num_test": 1, "synth_cases": 4}
+    pool = tumour_slice_datalist(tmp_path / "brats", tmp_path / "slices", **slices)["training"]
+    ActiveLearningLoop(BUNDLES / "label_noise_bias_study", ["train.yaml"], pool, [8, 16], tmp_path / "al",
+                       strategy="knn", score="margin", list_key="training_list", transform_key="load_slices",
+                       embedding_layer="encoder.1",
+                       run_overrides={"bundle_root": str(tmp_path), "dataset_dir": str(tmp_path / "brats"),
+                                      "slice_dir": str(tmp_path / "slices"), **slices, "channels": [4, 8],
+                                      "batch_size": 8, "max_epochs": 1, "ckpt_dir": "{cycle_dir}",
+                                      "output_dir": "{cycle_dir}", "log_dir": "{cycle_dir}/logs"}).run()
+    _check_record(tmp_path / "al", len(pool), [8, 16], classes=False)
+
+
+def test_loop_refuses_a_budget_beyond_the_pool_before_training(tmp_path):
+    with pytest.raises(ValueError, match="larger than the unlabelled pool"):
+        ActiveLearningLoop(BUNDLES / "active_learning_cxr", ["train.yaml"], [{"image": "a.png", "label": 0}] * 5,
+                           [2, 10], tmp_path / "al")
+    with pytest.raises(ValueError, match="pool is empty"):
+        ActiveLearningLoop(BUNDLES / "active_learning_cxr", ["train.yaml"], [], [0.1], tmp_path / "al")
+    assert not (tmp_path / "al").exists()

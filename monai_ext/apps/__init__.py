@@ -6,6 +6,7 @@ share lives in the generic packages below (see docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 from . import (
+    active_learning_cxr,
     ao_cone_label_transfer,
     box_supervised_seg,
     brain_tumor_multiscale_unet,
@@ -25,6 +26,7 @@ from . import (
 )
 
 __all__ = [
+    "active_learning_cxr",
     "ao_cone_label_transfer",
     "box_supervised_seg",
     "brain_tumor_multiscale_unet",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from .case_split import split_cases
 from .brats import BRATS_CLASSES, BRATS_LABEL_MAPPINGS, BRATS_MODALITIES, brats_datalist
 from .connectome import CONNECTOME_LABELS_CSV, connectome_datalist, connectome_files, read_connectome_labels
+from .covid_radiography import COVID_RADIOGRAPHY_CLASSES, covid_radiography_datalist
 from .covid19_ct_seg import (
     COVID19_CT_SEG_CASES,
     COVID19_CT_SEG_FOLDS,
@@ -54,6 +55,8 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "COVID_RADIOGRAPHY_CLASSES",
+    "covid_radiography_datalist",
     "joint_msd_datalist",
     "msd_label_names",
     "CONNECTOME_LABELS_CSV",

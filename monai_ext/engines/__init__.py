@@ -1,9 +1,11 @@
 """Training-engine helpers that MONAI lacks, generic across methods (distributed averaging, gradient guard, mixup
-and FGSM adversarial batches, a history pool of generated images), the classifier two-sample test and GAN evaluation report.
+and FGSM adversarial batches, a history pool of generated images, active-learning query strategies and the loop
+that runs any bundle's training through budget cycles), the classifier two-sample test and GAN evaluation report.
 """
 
 from __future__ import annotations
 
+from .active_learning import ActiveLearningLoop, budget_schedule, pool_predictions
 from .active_queries import (
     ACTIVE_QUERIES,
     KCenterGreedyQuery,
@@ -24,6 +26,9 @@ from .gan_evaluation import GAN_REPORT_FLAGS, gan_evaluation_report, gan_report_
 from .two_sample_test import classifier_two_sample_test, network_features
 
 __all__ = [
+    "ActiveLearningLoop",
+    "budget_schedule",
+    "pool_predictions",
     "ACTIVE_QUERIES",
     "KCenterGreedyQuery",
     "KNNQuery",

@@ -9,7 +9,8 @@ pre-processing (``transform_key``) from the same configs to predict the pool. La
 oracle (the annotator): their class histogram of each query is recorded.
 
 Outputs in ``work_dir``: ``cycle_<k>/`` (what the bundle writes there) and ``cycles.json`` (per cycle: labelled count,
-queried indices and their class histogram, the metrics read from the evaluation), rewritten after every cycle.
+queried indices and their class histogram, the metrics read from the evaluation; ``summary``: queried class shares
+over all cycles and each metric's mean over the cycles), rewritten after every cycle.
 """
 
 from __future__ import annotations
@@ -211,6 +212,20 @@ class ActiveLearningLoop:
             return {}
         return {str(k): int(v) for k, v in sorted(Counter(int(v) for v in labels).items())}
 
+    @staticmethod
+    def _summary(cycles: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Queried class counts and shares over all cycles, and each metric's mean over the cycles (the area under
+        the learning curve, per cycle)."""
+        total: Counter = Counter()
+        for c in cycles:
+            total.update({k: int(v) for k, v in c.get("queried_histogram", {}).items()})
+        n = sum(total.values())
+        names = sorted({m for c in cycles for m in c.get("metrics", {})})
+        return {"queried_histogram": dict(sorted(total.items())),
+                "queried_share": {k: v / n for k, v in sorted(total.items())} if n else {},
+                "mean_metrics": {m: float(np.mean([c["metrics"][m] for c in cycles if m in c.get("metrics", {})]))
+                                 for m in names}}
+
     def run(self) -> dict[str, Any]:
         """Run every cycle; returns (and writes to ``work_dir/cycles.json``) the record."""
         rng = np.random.default_rng(self.seed)
@@ -251,6 +266,7 @@ class ActiveLearningLoop:
                               "mean_score_pool": float(scores[free].mean())})
             cycle["seconds"] = round(time.perf_counter() - t0, 1)
             record["cycles"].append(cycle)
+            record["summary"] = self._summary(record["cycles"])
             atomic_write(self.work_dir / "cycles.json", lambda p: p.write_text(json.dumps(record, indent=1)))
         return record
 

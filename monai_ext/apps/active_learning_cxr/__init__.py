@@ -8,5 +8,6 @@ from __future__ import annotations
 
 from .data import CXR_LABEL_NAMES, cxr_datalist
 from .evaluation import evaluate_classifier
+from .study import active_learning_report
 
-__all__ = ["CXR_LABEL_NAMES", "cxr_datalist", "evaluate_classifier"]
+__all__ = ["CXR_LABEL_NAMES", "active_learning_report", "cxr_datalist", "evaluate_classifier"]

@@ -204,3 +204,80 @@ def test_loop_refuses_a_budget_beyond_the_pool_before_training(tmp_path):
     with pytest.raises(ValueError, match="pool is empty"):
         ActiveLearningLoop(BUNDLES / "active_learning_cxr", ["train.yaml"], [], [0.1], tmp_path / "al")
     assert not (tmp_path / "al").exists()
+
+
+# --- the chest-radiograph bundle -----------------------------------------------------------------------------------
+
+from monai_ext.bundle_helpers import run_bundle  # noqa: E402
+from monai_ext.datalists import covid_radiography_datalist  # noqa: E402
+from monai_ext.phantoms import CXR_CLASSES, cxr_class_counts, generate_cxr_image, synthesize_cxr_dataset  # noqa: E402
+
+from error_chain import error_text  # noqa: E402
+
+TINY_CXR = dict(synth_total=60, max_epochs=1, channels=[4, 8, 8, 8])
+
+
+def test_radiographs_are_seeded_and_the_lesions_add_density_in_the_lungs():
+    normal = generate_cxr_image(0, 11)
+    assert normal.shape == (64, 64) and normal.dtype == np.uint8
+    assert np.array_equal(normal, generate_cxr_image(0, 11)) and not np.array_equal(normal, generate_cxr_image(0, 12))
+    # over 40 images per class: COVID-19 adds density to both lower lung fields, other pneumonia more to one side
+    mean = {c: np.mean([generate_cxr_image(c, s).astype(float) for s in range(40)], axis=0) for c in range(3)}
+    lower_right, lower_left = (slice(36, 52), slice(12, 26)), (slice(36, 52), slice(38, 52))
+    for region in (lower_right, lower_left):
+        assert mean[1][region].mean() > mean[0][region].mean() + 3
+    side = [mean[2][r].mean() - mean[0][r].mean() for r in (lower_right, lower_left)]
+    assert max(side) > 5 and max(side) > 1.3 * min(side)
+    assert cxr_class_counts(3000, balanced=False) == {"normal": 2019, "covid": 715, "other_pneumonia": 266}
+    assert set(cxr_class_counts(30, balanced=True).values()) == {10}
+    with pytest.raises(ValueError, match="label"):
+        generate_cxr_image(3, 0)
+
+
+def test_database_layout_and_stratified_split(tmp_path):
+    synthesize_cxr_dataset(tmp_path / "db", 60, balanced=True, progress=False)
+    assert sorted(p.name for p in (tmp_path / "db").iterdir()) == ["COVID", "Normal", "Viral Pneumonia", "phantom.json"]
+    lists = covid_radiography_datalist(tmp_path / "db")
+    assert [len(lists[k]) for k in ("training", "validation", "testing")] == [48, 6, 6]
+    for split in lists.values():
+        assert sorted({it["label"] for it in split}) == [0, 1, 2]
+    assert not {it["image"] for it in lists["training"]} & {it["image"] for it in lists["testing"]}
+    with pytest.raises(FileNotFoundError, match="no class folder 'Lung_Opacity'"):
+        covid_radiography_datalist(tmp_path / "db", classes=["Normal", "Lung_Opacity"])
+
+
+@pytest.fixture(scope="module")
+def cxr_trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("alcxr")
+    run_bundle(BUNDLES / "active_learning_cxr", "train.yaml", bundle_root=str(root), **TINY_CXR)
+    return root
+
+
+def test_cxr_bundle_evaluates_and_classifies_a_folder(cxr_trained, tmp_path):
+    root = cxr_trained
+    run_bundle(BUNDLES / "active_learning_cxr", ["train.yaml", "evaluate.yaml"], bundle_root=str(root), **TINY_CXR)
+    rows = dict(line.split(",") for line in (root / "eval" / "metrics.csv").read_text().splitlines())
+    assert {"test_accuracy", "test_balanced_accuracy", "test_recall_class2"} <= set(rows)
+    folder = root / "data" / "cxr_unbalanced" / "Normal" / "images"
+    out = tmp_path / "classes.csv"
+    run_bundle(BUNDLES / "active_learning_cxr", "inference.yaml", bundle_root=str(root), dataset_dir=str(folder),
+               output_csv=str(out), channels=TINY_CXR["channels"])
+    lines = out.read_text().splitlines()
+    assert lines[0] == "image,class,p_normal,p_covid,p_other_pneumonia" and len(lines) == 1 + len(list(folder.iterdir()))
+    assert all(line.split(",")[1] in CXR_CLASSES for line in lines[1:])
+
+
+def test_cxr_inference_names_a_broken_image_and_writes_nothing(cxr_trained, tmp_path):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "classes.csv"
+    with pytest.raises(Exception) as excinfo:
+        run_bundle(BUNDLES / "active_learning_cxr", "inference.yaml", bundle_root=str(cxr_trained),
+                   dataset_dir=str(bad), output_csv=str(out), channels=TINY_CXR["channels"])
+    assert "broken.png" in error_text(excinfo) and not out.exists()
+    (bad / "broken.png").unlink()
+    with pytest.raises(Exception) as excinfo:
+        run_bundle(BUNDLES / "active_learning_cxr", "inference.yaml", bundle_root=str(cxr_trained),
+                   dataset_dir=str(bad), output_csv=str(out), channels=TINY_CXR["channels"])
+    assert "no radiographs" in error_text(excinfo) and not out.exists()

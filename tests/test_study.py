@@ -213,6 +213,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "us_inpainting_hpi": {"study"},
         "deepmcat_series_clustering": {"study"},
         "fsnet_joint_training": {"study"},
+        "active_learning_cxr": {"study"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

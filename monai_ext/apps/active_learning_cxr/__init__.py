@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from .data import CXR_LABEL_NAMES, cxr_datalist
 from .evaluation import evaluate_classifier
+from .inference import RADIOGRAPH_SUFFIXES, classify_radiographs
 from .study import active_learning_report
 
-__all__ = ["CXR_LABEL_NAMES", "active_learning_report", "cxr_datalist", "evaluate_classifier"]
+__all__ = [
+    "CXR_LABEL_NAMES",
+    "RADIOGRAPH_SUFFIXES",
+    "active_learning_report",
+    "classify_radiographs",
+    "cxr_datalist",
+    "evaluate_classifier",
+]

@@ -351,10 +351,23 @@ def test_fsnet_multi_gpu_train_with_a_branch_unused_in_some_batches(tmp_path):
 
     bundle = ROOT / "fsnet_joint_training"
     log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
-                          dict(bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"), synth_cases=[5, 4],
-                               num_val=1, num_test=2, channels=[4, 8, 16, 32], num_res_units=1, batch_size=1,
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"), synth_cases=[6, 4],
+                               num_val=2, num_test=2, channels=[4, 8, 16, 32], num_res_units=1, batch_size=1,
                                iterations_per_epoch=3, max_epochs=2, val_interval=1))
     assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     net = FSNet(in_channels=2, class_counts=[2, 3], channels=(4, 8, 16, 32), branch_channels=4, num_res_units=1)
     net.load_state_dict(state)
+
+
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config (issue: suite budget)
+def test_active_learning_cxr_multi_gpu_train(tmp_path):
+    from monai.networks.nets import Classifier
+
+    bundle = ROOT / "active_learning_cxr"
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), synth_total=60, max_epochs=2, channels=[4, 8, 8, 8]))
+    assert log.count("Epoch[2] Complete") == 2, "both ranks train"
+    assert log.count("train_loss") == 2, "the loss of each epoch is logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    Classifier((1, 64, 64), 3, (4, 8, 8, 8), (2, 2, 2, 2), num_res_units=1).load_state_dict(state)

@@ -20,8 +20,8 @@ def active_learning_report(runs_dir: str, arms: Sequence[str], seeds: Sequence[i
                            title: str = "active learning on chest radiographs") -> dict[str, Any]:
     """Read ``<runs_dir>/<arm>_seed<seed>/eval/active_learning/cycles.json`` of every arm and seed; write a figure
     (``out``, PNG: accuracy and balanced accuracy per cycle, mean over seeds, one panel per data set; queried class
-    shares per arm) and ``<out without .png>.json`` with the numbers. Arms whose runs are missing are named and left
-    out."""
+    shares per arm) and ``<out without .png>.json`` with the numbers. Arms with a missing or unfinished run (fewer
+    cycles than its schedule) are named and left out."""
     def cycles_file(arm: str, seed: int) -> Path:
         return Path(runs_dir) / f"{arm}_seed{int(seed)}" / "eval" / "active_learning" / "cycles.json"
 
@@ -31,6 +31,8 @@ def active_learning_report(runs_dir: str, arms: Sequence[str], seeds: Sequence[i
         if not all(f.is_file() for f in files):
             continue
         records = [json.loads(f.read_text()) for f in files]
+        if any(len(r["cycles"]) != len(r["schedule"]) for r in records):   # a run still in progress
+            continue
         labelled = [c["labelled"] for c in records[0]["cycles"]]
         curves = {m: np.array([[c["metrics"][m] for c in r["cycles"]] for r in records])
                   for m in ("test_accuracy", "test_balanced_accuracy")}

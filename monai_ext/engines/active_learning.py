@@ -251,14 +251,13 @@ class ActiveLearningLoop:
                 cycle["metrics"] = {n: float(v) for n, v in read_metrics_rows(cycle_dir / self.metrics_file).items()}
             if k + 1 < len(self.counts):
                 free = np.flatnonzero(~labelled)
-                probs, emb_free = self._predict(overrides, cycle_dir, [self.pool[i] for i in free])
+                # one pass over the images the strategy reads: the whole pool when it uses embeddings, else the free
+                scored = np.arange(len(self.pool)) if self.query.uses_embeddings else free
+                probs, emb = self._predict(overrides, cycle_dir, [self.pool[i] for i in scored])
+                in_free = np.isin(scored, free)
                 scores = np.zeros(len(self.pool))
-                scores[free] = acquisition_score(self.score, probs, emb_free, self.score_reduction)
-                embeddings = None
-                if self.strategy in ("knn", "core_set"):
-                    _, emb_lab = self._predict(overrides, cycle_dir, [self.pool[i] for i in np.flatnonzero(labelled)])
-                    embeddings = np.zeros((len(self.pool), emb_free.shape[1]), np.float32)
-                    embeddings[free], embeddings[np.flatnonzero(labelled)] = emb_free, emb_lab
+                scores[free] = acquisition_score(self.score, probs[in_free], emb[in_free], self.score_reduction)
+                embeddings = emb if self.query.uses_embeddings else None
                 chosen = self.query(scores, embeddings, labelled, self.counts[k + 1] - count, rng)
                 labelled[chosen] = True
                 cycle.update({"queried": [int(i) for i in chosen], "queried_histogram": self._histogram(chosen),

@@ -7,6 +7,7 @@
 Every strategy is called as ``strategy(scores, embeddings, labelled, n, rng)`` with ``scores`` (N,) (higher = more
 worth labelling), ``embeddings`` (N, D), ``labelled`` a boolean mask (N,) of the images labelled so far, ``n`` the
 number to query and ``rng`` a ``numpy.random.Generator``; it returns ``n`` distinct indices of unlabelled images.
+Its ``uses_embeddings`` says whether it reads the embeddings (of the whole pool, labelled images included).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def _top(scores: np.ndarray, candidates: np.ndarray, n: int) -> np.ndarray:
 class RandomQuery:
     """Uniform sample of the unlabelled images (the baseline); scores and embeddings are not used."""
 
+    uses_embeddings = False
+
     def __call__(self, scores, embeddings, labelled, n, rng: np.random.Generator) -> np.ndarray:
         free = unlabelled_indices(labelled, n)
         return np.sort(rng.choice(free, size=int(n), replace=False))
@@ -66,6 +69,8 @@ class RandomQuery:
 
 class TopNQuery:
     """The ``n`` highest-scored unlabelled images (greedy; ties in pool order)."""
+
+    uses_embeddings = False
 
     def __call__(self, scores, embeddings, labelled, n, rng: np.random.Generator) -> np.ndarray:
         free = unlabelled_indices(labelled, n)
@@ -78,6 +83,8 @@ class MixtureQuery:
     Args:
         top_fraction: share of the query taken greedily by score (the benchmark does not state it; 0.5).
     """
+
+    uses_embeddings = False
 
     def __init__(self, top_fraction: float = 0.5) -> None:
         if not 0.0 <= float(top_fraction) <= 1.0:
@@ -102,6 +109,8 @@ class KNNQuery:
     Args:
         anchor_fraction: anchors as a share of the query (0.25: each anchor brings about 3 neighbours).
     """
+
+    uses_embeddings = True
 
     def __init__(self, anchor_fraction: float = 0.25) -> None:
         if not 0.0 < float(anchor_fraction) <= 1.0:
@@ -140,6 +149,8 @@ class KCenterGreedyQuery:
             else only the ``ceil(candidate_fraction * unlabelled)`` highest-scored ones are (core-set over uncertain
             images).
     """
+
+    uses_embeddings = True
 
     def __init__(self, candidate_fraction: float | None = None) -> None:
         if candidate_fraction is not None and not 0.0 < float(candidate_fraction) <= 1.0:

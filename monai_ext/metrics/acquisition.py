@@ -81,7 +81,7 @@ def expected_gradient_length_score(
     return _reduce(length * scale, reduction)
 
 
-#: name -> score function of (probs, embeddings); the names the active-learning configs use
+#: the score names :func:`acquisition_score` takes (the active-learning configs' ``score``)
 ACQUISITION_SCORES = ("least_confidence", "margin", "expected_gradient_length")
 
 

@@ -39,11 +39,13 @@ from .seeds import check_seed, derive_seed
 
 __all__ = ["HEART_PROTOCOLS", "generate_heart_mr_case", "sample_heart_anatomy", "synthesize_heart_mr_dataset"]
 
-#: the two protocols: grid, label names (MSD ``labels``) and tissue signal (blood, myo, fat, lung, liver, body)
+#: the two protocols: grid, planning (axial, or short axis on the heart's long axis), label names (MSD ``labels``) and
+#: tissue signal (blood, myo, fat, lung, liver, body)
 HEART_PROTOCOLS: dict[str, dict[str, Any]] = {
     "whole_heart_3d": {
         "shape": (64, 64, 24),
         "spacing": (2.5, 2.5, 5.0),
+        "plan": "axial",
         "labels": {0: "background", 1: "blood_pool", 2: "myocardium"},
         "signal": {"blood": 1.0, "myo": 0.3, "fat": 0.8, "lung": 0.05, "liver": 0.4, "body": 0.35},
         "noise": (0.03, 0.06),
@@ -53,6 +55,7 @@ HEART_PROTOCOLS: dict[str, dict[str, Any]] = {
     "short_axis_cine": {
         "shape": (64, 64, 16),
         "spacing": (2.0, 2.0, 8.0),
+        "plan": "short_axis",
         "labels": {0: "background", 1: "left_ventricle", 2: "myocardium", 3: "right_ventricle"},
         "signal": {"blood": 0.7, "myo": 0.35, "fat": 1.0, "lung": 0.08, "liver": 0.55, "body": 0.5},
         "noise": (0.05, 0.09),
@@ -99,7 +102,8 @@ def _in_ellipsoid(q: tuple[np.ndarray, ...], centre: tuple[float, ...], axes: tu
 def _heart_grid(protocol: dict[str, Any], anatomy: dict[str, Any], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Patient-space coordinates (3, X, Y, Z) of every voxel centre and the grid's voxel -> world affine."""
     shape, spacing = np.array(protocol["shape"]), np.array(protocol["spacing"], float)
-    if protocol is HEART_PROTOCOLS["short_axis_cine"]:
+    short_axis = protocol["plan"] == "short_axis"
+    if short_axis:
         u, v, w = _heart_frame(np.array(anatomy["apex_direction"]))
         angle = rng.uniform(-np.pi, np.pi)   # in-plane orientation of the short-axis plan
         ex, ey = np.cos(angle) * v + np.sin(angle) * w, -np.sin(angle) * v + np.cos(angle) * w
@@ -109,7 +113,7 @@ def _heart_grid(protocol: dict[str, Any], anatomy: dict[str, Any], rng: np.rando
         rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]) @ \
             np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
     centre_mm = np.array(anatomy["heart_offset_mm"]) + rng.uniform(-6, 6, 3)
-    if protocol is HEART_PROTOCOLS["short_axis_cine"]:   # the stack covers the ventricles, base to apex
+    if short_axis:   # the stack covers the ventricles, base to apex
         centre_mm = centre_mm + np.array(anatomy["apex_direction"]) * 0.4 * anatomy["lv_length_mm"]
     idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")).reshape(3, -1)
     local = (idx - (shape[:, None] - 1) / 2.0) * spacing[:, None]

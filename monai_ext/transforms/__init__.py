@@ -124,12 +124,14 @@ from .dataset_channel_coding import (
     DatasetChannelCodingd,
     DatasetChannelCodingDict,
     check_dataset_index,
+    dataset_index_entry,
 )
 from .union_labels import (
     UnionLabelEncode,
     UnionLabelEncodeD,
     UnionLabelEncoded,
     UnionLabelEncodeDict,
+    dataset_union_labels,
     union_label_offsets,
 )
 from .load_ultrasound import (
@@ -267,10 +269,12 @@ __all__ = [
     "DatasetChannelCodingd",
     "DatasetChannelCodingDict",
     "check_dataset_index",
+    "dataset_index_entry",
     "UnionLabelEncode",
     "UnionLabelEncodeD",
     "UnionLabelEncoded",
     "UnionLabelEncodeDict",
+    "dataset_union_labels",
     "union_label_offsets",
     "RandArrayDelegateMixin",
     "FreeFormMask",

@@ -18,7 +18,7 @@ from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tenso
 from .input_checks import ScanInputError, filename_of
 
 __all__ = [
-    "check_dataset_index", "DatasetChannelCoding", "DatasetChannelCodingd", "DatasetChannelCodingD", "DatasetChannelCodingDict",
+    "check_dataset_index", "dataset_index_entry", "DatasetChannelCoding", "DatasetChannelCodingd", "DatasetChannelCodingD", "DatasetChannelCodingDict",
 ]
 
 
@@ -29,6 +29,15 @@ def check_dataset_index(value: object, num_datasets: int) -> int:
     if isinstance(index, bool) or int(index) != index or not 0 <= int(index) < num_datasets:
         raise ValueError(f"dataset index must be an integer in 0..{num_datasets - 1}, got {value!r}.")
     return int(index)
+
+
+def dataset_index_entry(data: Mapping[Hashable, object], dataset_key: str, owner: str) -> object:
+    """``data[dataset_key]``, the item's data set index; ``KeyError`` naming ``owner`` and the item's keys when the
+    entry is missing."""
+    if dataset_key not in data:
+        raise KeyError(f"{owner}: no '{dataset_key}' entry (the data set index) in the item; "
+                       f"keys: {sorted(map(str, data))}.")
+    return data[dataset_key]
 
 
 class DatasetChannelCoding(Transform):
@@ -91,11 +100,9 @@ class DatasetChannelCodingd(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         """Code every ``keys`` entry of ``data``; returns a new dict."""
         d = dict(data)
-        if self.dataset_key not in d:
-            raise KeyError(f"DatasetChannelCodingd: no '{self.dataset_key}' entry (the data set index) in the item; "
-                           f"keys: {sorted(map(str, d))}.")
+        index = dataset_index_entry(d, self.dataset_key, type(self).__name__)
         for key in self.key_iterator(d):
-            d[key] = self.coder(d[key], d[self.dataset_key])
+            d[key] = self.coder(d[key], index)
         return d
 
 

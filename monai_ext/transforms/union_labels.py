@@ -16,10 +16,13 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapLabelValue, MapTransform, Transform
 from monai.utils import TransformBackends
 
-from .dataset_channel_coding import check_dataset_index
+from .dataset_channel_coding import check_dataset_index, dataset_index_entry
 from .input_checks import CheckLabel
 
-__all__ = ["UnionLabelEncode", "UnionLabelEncoded", "UnionLabelEncodeD", "UnionLabelEncodeDict", "union_label_offsets"]
+__all__ = [
+    "UnionLabelEncode", "UnionLabelEncoded", "UnionLabelEncodeD", "UnionLabelEncodeDict", "dataset_union_labels",
+    "union_label_offsets",
+]
 
 
 def union_label_offsets(class_counts: Sequence[int]) -> list[int]:
@@ -31,6 +34,13 @@ def union_label_offsets(class_counts: Sequence[int]) -> list[int]:
         raise ValueError(f"class_counts must be a non-empty list of integers >= 1 (foreground classes per data set), "
                          f"got {class_counts!r}.")
     return [1 + sum(int(k) for k in counts[:m]) for m in range(len(counts))]
+
+
+def dataset_union_labels(class_counts: Sequence[int], dataset_index: int) -> list[int]:
+    """Union label values of data set ``dataset_index``, in its own label order: background (0), then its classes
+    (its label ``j`` is entry ``j``); e.g. ``[0, 3, 4, 5]`` for data set 1 of class counts ``(2, 3)``."""
+    o = union_label_offsets(class_counts)[check_dataset_index(dataset_index, len(class_counts))]
+    return [0, *range(o, o + int(class_counts[dataset_index]))]
 
 
 class UnionLabelEncode(Transform):
@@ -53,8 +63,8 @@ class UnionLabelEncode(Transform):
         self.offsets = union_label_offsets(class_counts)
         self.class_counts = [int(k) for k in class_counts]
         self.mappers = [
-            MapLabelValue(orig_labels=list(range(1, k + 1)), target_labels=list(range(o, o + k)))
-            for k, o in zip(self.class_counts, self.offsets)
+            MapLabelValue(orig_labels=list(range(1, k + 1)), target_labels=dataset_union_labels(self.class_counts, m)[1:])
+            for m, k in enumerate(self.class_counts)
         ]
         self.checkers = [
             CheckLabel(num_classes=k + 1, hint=f"Data set {m} declares {k} foreground class(es); the union of "
@@ -94,11 +104,9 @@ class UnionLabelEncoded(MapTransform):
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         """Encode every ``keys`` entry of ``data``; returns a new dict."""
         d = dict(data)
-        if self.dataset_key not in d:
-            raise KeyError(f"UnionLabelEncoded: no '{self.dataset_key}' entry (the data set index) in the item; "
-                           f"keys: {sorted(map(str, d))}.")
+        index = dataset_index_entry(d, self.dataset_key, type(self).__name__)
         for key in self.key_iterator(d):
-            d[key] = self.encoder(d[key], d[self.dataset_key])
+            d[key] = self.encoder(d[key], index)
         return d
 
 

@@ -49,7 +49,7 @@ class DeepMCATNet(VGGBNFeatureNet):
             return self(x).argmax(dim=1)
         f = torch.nn.functional.normalize(self.features(x).double(), dim=1)
         # float64: features of similar frames lie close together on the unit sphere
-        return torch.cdist(f.double(), self.centroids.double()).argmin(dim=1)
+        return torch.cdist(f, self.centroids.double()).argmin(dim=1)
 
     def set_cluster_categories(self, mapping: Sequence[int] | torch.Tensor) -> None:
         """Store the category index of every cluster (length ``num_clusters``, -1 for unknown)."""

@@ -9,7 +9,7 @@ import torch
 from monai.losses import DiceLoss
 from torch import nn
 
-from ...transforms.union_labels import union_label_offsets
+from ...transforms.union_labels import dataset_union_labels
 
 __all__ = ["DatasetWeightedSegLoss"]
 
@@ -34,8 +34,8 @@ class DatasetWeightedSegLoss(nn.Module):
     def __init__(self, class_counts: Sequence[int], dataset_weights: Sequence[float],
                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
-        self.offsets = union_label_offsets(class_counts)
         self.class_counts = [int(k) for k in class_counts]
+        self.dataset_labels = [dataset_union_labels(self.class_counts, m) for m in range(len(self.class_counts))]
         if len(dataset_weights) != len(self.class_counts) or any(float(w) < 0 for w in dataset_weights):
             raise ValueError(f"DatasetWeightedSegLoss: one non-negative weight per data set expected "
                              f"({len(self.class_counts)}), got {list(dataset_weights)}.")
@@ -49,11 +49,12 @@ class DatasetWeightedSegLoss(nn.Module):
         label, index = target
         index = torch.as_tensor(index, device=pred.device).reshape(-1).long()
         total = pred.float().sum() * 0.0
-        for m, (o, k) in enumerate(zip(self.offsets, self.class_counts)):
+        for m, labels in enumerate(self.dataset_labels):
             rows = torch.nonzero(index == m).flatten()
             if rows.numel() == 0 or self.weights[m] == 0.0:
                 continue
-            channels = torch.tensor([0, *range(o, o + k)], device=pred.device)
+            o, k = labels[1], len(labels) - 1
+            channels = torch.tensor(labels, device=pred.device)
             lab = label[rows]
             local = torch.where(lab > 0, lab - (o - 1), torch.zeros_like(lab))
             if bool(((local < 0) | (local > k)).any()):

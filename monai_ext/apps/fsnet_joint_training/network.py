@@ -21,7 +21,7 @@ from monai.networks.layers import Conv
 from monai.networks.nets import UNet
 from torch import nn
 
-from ...transforms.union_labels import union_label_offsets
+from ...transforms.union_labels import dataset_union_labels
 
 __all__ = ["DANetChannelAttention", "DatasetHead", "FSNet", "FeatureSpaceBranch"]
 
@@ -94,8 +94,8 @@ class FSNet(nn.Module):
         learnable_gamma: bool = False,
     ) -> None:
         super().__init__()
-        self.offsets = union_label_offsets(class_counts)
         self.class_counts = [int(k) for k in class_counts]
+        self.dataset_labels = [dataset_union_labels(self.class_counts, m) for m in range(len(self.class_counts))]
         self.in_channels = int(in_channels)
         self.fs_module = bool(fs_module)
         self.branches = nn.ModuleList(   # empty without FS module (TorchScript needs a ModuleList either way)
@@ -121,8 +121,7 @@ class FSNet(nn.Module):
 
     def dataset_channels(self, dataset_index: int) -> list[int]:
         """Output channels of data set ``dataset_index``: background and its classes, in its own label order."""
-        o, k = self.offsets[dataset_index], self.class_counts[dataset_index]
-        return [0, *range(o, o + k)]
+        return list(self.dataset_labels[dataset_index])
 
     def _indices(self, dataset_index: Optional[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:
         if dataset_index is None:

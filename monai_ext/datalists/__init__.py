@@ -16,6 +16,7 @@ from .covid19_ct_seg import (
     write_covid19_ct_seg_datalist,
 )
 from .fewshot import FEWSHOT_DATALIST_NAME, fewshot_datalist
+from .histo_tasks import HISTO_TILE_SUFFIXES, histo_task_datalist, read_histo_task
 from .json_lists import (
     absolute_item,
     check_fold,
@@ -30,7 +31,13 @@ from .labelled_pairs import (
     labelled_pairs_datalist,
     resolve_label_mapping,
 )
-from .labelled_patches import PATCH_IMAGE_SUFFIXES, labelled_patch_datalist, read_patch_labels
+from .labelled_patches import (
+    PATCH_IMAGE_SUFFIXES,
+    check_rgb_patches,
+    labelled_patch_datalist,
+    patch_images,
+    read_patch_labels,
+)
 from .lidc_idri import lidc_idri_datalist, lidc_xml_files, read_lidc_nodules
 from .lits import LITS_LABELS, liver_ct_cases, lits_datalist
 from .joint_msd import joint_msd_datalist, msd_label_names
@@ -55,6 +62,11 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "HISTO_TILE_SUFFIXES",
+    "check_rgb_patches",
+    "patch_images",
+    "histo_task_datalist",
+    "read_histo_task",
     "COVID_RADIOGRAPHY_CLASSES",
     "covid_radiography_datalist",
     "joint_msd_datalist",

@@ -10,6 +10,8 @@ The CSV (``labels.csv`` by default, in the folder)::
 (present); ``mask`` (optional, may be empty per row) a binary mask of the pattern, used for evaluation only;
 ``slide`` (optional) groups patches of one slide: the split keeps groups together and is stratified by whether a
 group has a positive patch. Without a ``slide`` column every patch is its own group.
+
+Also here: the list of the patches of a folder to segment (:func:`patch_images`) and the RGB check of patch files.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from ..io import PathLike, folder_listing
 
-__all__ = ["PATCH_IMAGE_SUFFIXES", "labelled_patch_datalist", "read_patch_labels"]
+__all__ = ["PATCH_IMAGE_SUFFIXES", "check_rgb_patches", "labelled_patch_datalist", "patch_images", "read_patch_labels"]
 
 PATCH_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -110,3 +112,42 @@ def labelled_patch_datalist(dataset_dir: PathLike, labels_csv: str = "labels.csv
                              ("training", names[n_test + n_val :])):
             split[part] += [i for s in sorted(chosen) for i in slides[s]]
     return split
+
+
+def check_rgb_patches(paths: list[str]) -> None:
+    """Raise ``ValueError`` naming the patch files that are not 8-bit RGB (grayscale, RGBA, palette, 16-bit ...):
+    the model takes RGB patches. Reads the file headers only; run before anything is written."""
+    from PIL import Image
+
+    bad = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                mode = im.mode
+        except OSError as e:
+            raise ValueError(f"{p}: not a readable image ({e}).") from e
+        if mode != "RGB":
+            bad.append(f"{p} ({mode})")
+    if bad:
+        raise ValueError(f"{len(bad)} patch(es) are not 8-bit RGB, e.g. {bad[:3]}; the model expects RGB images "
+                         "(convert grayscale / RGBA patches to RGB, or train a model for their channels).")
+
+
+def patch_images(dataset_dir: PathLike) -> list[dict[str, str]]:
+    """``[{"image": path}]`` of the patch images (PNG, JPEG, TIFF) in a folder (sorted, not recursive), or of the one
+    image ``dataset_dir`` names. Raises ``FileNotFoundError`` when there is none and ``ValueError`` naming the
+    images that are not RGB (:func:`check_rgb_patches`), before anything is segmented."""
+    path = Path(dataset_dir).expanduser()
+    if path.is_file():
+        if path.suffix.lower() not in PATCH_IMAGE_SUFFIXES:
+            raise ValueError(f"{path}: not a patch image ({', '.join(PATCH_IMAGE_SUFFIXES)}).")
+        check_rgb_patches([str(path.resolve())])
+        return [{"image": str(path.resolve())}]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} does not exist; expected a folder of patch images or one image.")
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PATCH_IMAGE_SUFFIXES)
+    if not found:
+        raise FileNotFoundError(f"{path}: no patch images ({', '.join(PATCH_IMAGE_SUFFIXES)}).")
+    items = [{"image": str(p.resolve())} for p in found]
+    check_rgb_patches([i["image"] for i in items])
+    return items

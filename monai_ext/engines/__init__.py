@@ -1,6 +1,6 @@
 """Training-engine helpers that MONAI lacks, generic across methods (distributed averaging, gradient guard, mixup
 and FGSM adversarial batches, a history pool of generated images, active-learning query strategies and the loop
-that runs any bundle's training through budget cycles), the classifier two-sample test and GAN evaluation report.
+that runs any bundle's training through budget cycles, MAML meta-learning and episode / equalised task samplers), the classifier two-sample test and GAN evaluation report.
 """
 
 from __future__ import annotations
@@ -21,11 +21,17 @@ from .distributed import average_gradients, broadcast_module, is_distributed, sy
 from .gradient_guard import GradientGuard
 from .history_pool import HistoryImagePool
 from .labelled_batch import labelled_batch_tensors
+from .maml import MAMLTrainer
 from .mixup import MixupPrepareBatch, mixup_partners
+from .task_sampling import EpisodeBatchSampler, EqualizedTaskSampler, task_groups
 from .gan_evaluation import GAN_REPORT_FLAGS, gan_evaluation_report, gan_report_markdown
 from .two_sample_test import classifier_two_sample_test, network_features
 
 __all__ = [
+    "MAMLTrainer",
+    "EpisodeBatchSampler",
+    "EqualizedTaskSampler",
+    "task_groups",
     "ActiveLearningLoop",
     "budget_schedule",
     "pool_predictions",

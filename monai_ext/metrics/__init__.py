@@ -21,6 +21,7 @@ from .lung_parenchyma import lung_texture
 from .mask_overlap import mask_dice
 from .needle_tracking import fit_needle, needle_errors
 from .pooled_dice import PooledDiceMetric
+from .pooled_iou import PooledIoUMetric
 from .slice_consistency import (
     adjacent_slice_mad,
     bright_columns,
@@ -86,6 +87,7 @@ __all__ = [
     "slice_box_iou",
     "mask_dice",
     "PooledDiceMetric",
+    "PooledIoUMetric",
     "case_uncertainty",
     "mc_dropout_probabilities",
     "mc_variance",

@@ -1,4 +1,4 @@
-"""Generic networks that MONAI lacks, and transfer learning (loading another model's weights and fine-tuning a part).
+"""Generic networks that MONAI lacks (among them a U-Net with one head per task), and transfer learning (loading another model's weights and fine-tuning a part).
 The methods' own networks live in ``monai_ext.apps.<method>``.
 """
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 from .cbam import CBAMBlock, ConvNormSwishCBAM
 from .brainnetcnn import BrainNetCNN, EdgeToEdgeConv, EdgeToNodeConv, NodeToGraphConv
 from .graph_conv import DenseGraphConv, DenseGraphConvClassifier
+from .multi_head import PADDED_LOGIT, MultiHeadSegNet
 from .multiscale_unet import MultiScaleSumUNet
 from .parallel import unwrap_parallel
 from .transfer import FINETUNE_MODES, finetune_parameter_names, load_pretrained
@@ -14,6 +15,8 @@ from .two_sample_cnn import TwoSampleDiscriminatorCNN
 from .vgg_bn import VGG16_BN_BLOCKS, VGGBNFeatureNet
 
 __all__ = [
+    "MultiHeadSegNet",
+    "PADDED_LOGIT",
     "CBAMBlock",
     "ConvNormSwishCBAM",
     "TwoSampleDiscriminatorCNN",

@@ -1,5 +1,5 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, cardiac MR series of several sequences and views, frontal chest radiographs of three classes, labelled 3D heart MR of two protocols (whole-heart 3D and short-axis cine), adaptive-optics cone mosaics in pairs of visits, structural brain connectomes), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, cardiac MR series of several sequences and views, frontal chest radiographs of three classes, labelled 3D heart MR of two protocols (whole-heart 3D and short-axis cine), adaptive-optics cone mosaics in pairs of visits, structural brain connectomes, H&E tiles of five histopathology segmentation task families), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -68,6 +68,14 @@ from .chest_ct_dataset import (
     synthesize_dataset,
 )
 from .dicom_series import CT_IMAGE_STORAGE, write_dicom_series
+from .brightfield import ellipse_depth, render_brightfield, soft_ellipses
+from .histology_tasks import (
+    HISTO_TASK_FAMILIES,
+    HISTO_TASK_JSON,
+    generate_histo_tile,
+    sample_tile_stain,
+    synthesize_histo_tasks,
+)
 from .chest_xray import (
     CXR_CLASSES,
     CXR_FOLDERS,
@@ -137,6 +145,14 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "ellipse_depth",
+    "render_brightfield",
+    "soft_ellipses",
+    "HISTO_TASK_FAMILIES",
+    "HISTO_TASK_JSON",
+    "generate_histo_tile",
+    "sample_tile_stain",
+    "synthesize_histo_tasks",
     "CXR_CLASSES",
     "CXR_FOLDERS",
     "cxr_class_counts",

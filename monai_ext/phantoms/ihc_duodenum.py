@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from ..io import atomic_directory, require_empty_folder
+from .brightfield import render_brightfield, soft_ellipses
 from .random_field import smooth_random_field
 from .seeds import check_seed, derive_seed
 
@@ -75,25 +75,6 @@ def _segment_distance(yy: np.ndarray, xx: np.ndarray, p0: np.ndarray, p1: np.nda
     return np.hypot(yy - (p0[0] + t * d[0]), xx - (p0[1] + t * d[1]))
 
 
-def _disks(rng: np.random.Generator, shape: tuple[int, int], where: np.ndarray, count: int, radius: tuple[float, float],
-           elongation: float = 1.0) -> np.ndarray:
-    """Soft (anti-aliased) elliptical blobs centred at ``count`` random pixels of ``where``: an (H, W) map in [0, 1]."""
-    out = np.zeros(shape)
-    idx = np.flatnonzero(where)
-    if count <= 0 or idx.size == 0:
-        return out
-    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(float)
-    for c in rng.choice(idx, size=min(count, idx.size), replace=False):
-        cy, cx = divmod(int(c), shape[1])
-        r = rng.uniform(*radius)
-        a = rng.uniform(0.0, np.pi)
-        u = (yy - cy) * np.cos(a) + (xx - cx) * np.sin(a)
-        v = -(yy - cy) * np.sin(a) + (xx - cx) * np.cos(a)
-        d = np.hypot(u / (r * elongation), v / r)
-        out = np.maximum(out, np.clip((1.0 - d) * r, 0.0, 1.0))
-    return out
-
-
 def generate_ihc_patch(seed: int, slide: dict[str, Any], size: int = 64,
                        min_positive_px: int = 12) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """One RGB patch of ``slide``: ``(image, mask, record)``.
@@ -131,12 +112,12 @@ def generate_ihc_patch(seed: int, slide: dict[str, Any], size: int = 64,
 
     e = np.where(tissue, 0.35, 0.0) + np.where(epithelium, 0.15, 0.0)
     e = e * (1.0 + 0.25 * smooth_random_field(rng, shape, 2.0)) * tissue
-    nuclei_epi = _disks(rng, shape, epithelium & (depth > 2.0) & (depth < 5.0), int(epithelium.sum() / 10), (1.2, 1.8), 1.8)
-    nuclei_lp = _disks(rng, shape, lamina, int(lamina.sum() / 45), (1.0, 1.6))
+    nuclei_epi = soft_ellipses(rng, shape, epithelium & (depth > 2.0) & (depth < 5.0), int(epithelium.sum() / 10), (1.2, 1.8), 1.8)
+    nuclei_lp = soft_ellipses(rng, shape, lamina, int(lamina.sum() / 45), (1.0, 1.6))
     h = 0.9 * np.maximum(nuclei_epi, nuclei_lp) + 0.05 * tissue
-    goblet = _disks(rng, shape, epithelium & (depth > 1.5), int(rng.poisson(epithelium.sum() / 250)), (1.5, 2.5))
+    goblet = soft_ellipses(rng, shape, epithelium & (depth > 1.5), int(rng.poisson(epithelium.sum() / 250)), (1.5, 2.5))
     e = e * (1.0 - 0.8 * goblet)
-    immune = _disks(rng, shape, lamina, int(rng.poisson(slide["immune_cells_per_patch"] * lamina.mean() * 3.0)), (1.5, 2.5))
+    immune = soft_ellipses(rng, shape, lamina, int(rng.poisson(slide["immune_cells_per_patch"] * lamina.mean() * 3.0)), (1.5, 2.5))
     dab = slide["background_dab"] * tissue * (1.0 + 0.3 * smooth_random_field(rng, shape, 3.0))
     dab = dab + 1.0 * immune
     dab = dab + slide.get("cytoplasm_dab", 0.0) * epithelium * (1.0 + 0.3 * smooth_random_field(rng, shape, 2.0))
@@ -148,10 +129,7 @@ def generate_ihc_patch(seed: int, slide: dict[str, Any], size: int = 64,
     if int(mask.sum()) < min_positive_px:
         mask[:] = 0
     conc = np.stack([h * slide["haematoxylin"], e * slide["eosin"], np.clip(dab, 0.0, None)])
-    od = np.einsum("shw,sc->chw", conc, np.asarray(slide["stain_vectors"])) * np.log(10.0)
-    rgb = slide["white"] * np.exp(-od)
-    rgb = ndimage.gaussian_filter(rgb, (0, 0.6, 0.6)) + rng.normal(0.0, 0.012, rgb.shape)
-    image = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+    image = render_brightfield(rng, conc, slide["stain_vectors"], slide["white"])
     record = {"kind": kind, "label": int(mask.any()), "mask_px": int(mask.sum())}
     return image, mask, record
 

@@ -8,33 +8,13 @@ patches (:func:`monai_ext.phantoms.synthesize_ihc_dataset`).
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
-from ...datalists.labelled_patches import PATCH_IMAGE_SUFFIXES, labelled_patch_datalist
+from ...datalists.labelled_patches import check_rgb_patches, labelled_patch_datalist, patch_images
 from ...io import PathLike, ensure_dataset
 from ...phantoms.ihc_duodenum import synthesize_ihc_dataset
 
-__all__ = ["cacl_datalist", "check_rgb_patches", "evaluation_items", "patch_images"]
-
-
-def check_rgb_patches(paths: list[str]) -> None:
-    """Raise ``ValueError`` naming the patch files that are not 8-bit RGB (grayscale, RGBA, palette, 16-bit ...):
-    the model takes RGB patches. Reads the file headers only; run before anything is written."""
-    from PIL import Image
-
-    bad = []
-    for p in paths:
-        try:
-            with Image.open(p) as im:
-                mode = im.mode
-        except OSError as e:
-            raise ValueError(f"{p}: not a readable image ({e}).") from e
-        if mode != "RGB":
-            bad.append(f"{p} ({mode})")
-    if bad:
-        raise ValueError(f"{len(bad)} patch(es) are not 8-bit RGB, e.g. {bad[:3]}; the model expects RGB images "
-                         "(convert grayscale / RGBA patches to RGB, or train a model for their channels).")
+__all__ = ["cacl_datalist", "check_rgb_patches", "evaluation_items", "patch_images"]  # the last two: datalists
 
 
 def cacl_datalist(dataset_dir: PathLike, labels_csv: str = "labels.csv", val_fraction: float = 0.125,
@@ -70,23 +50,3 @@ def evaluation_items(items: list[dict[str, Any]], where: str = "testing") -> lis
         raise ValueError(f"{where}: {len(missing)} patch(es) without a mask, e.g. {missing[:3]}; evaluation needs a mask "
                          "for every patch (mask column of the labels CSV; an all-zero mask for a negative patch).")
     return [{"image": i["image"], "label": i["mask"], "class": i["label"], "slide": i["slide"]} for i in items]
-
-
-def patch_images(dataset_dir: PathLike) -> list[dict[str, str]]:
-    """``[{"image": path}]`` of the patch images (PNG, JPEG, TIFF) in a folder (sorted, not recursive), or of the one
-    image ``dataset_dir`` names. Raises ``FileNotFoundError`` when there is none and ``ValueError`` naming the
-    images that are not RGB (:func:`check_rgb_patches`), before anything is segmented."""
-    path = Path(dataset_dir).expanduser()
-    if path.is_file():
-        if path.suffix.lower() not in PATCH_IMAGE_SUFFIXES:
-            raise ValueError(f"{path}: not a patch image ({', '.join(PATCH_IMAGE_SUFFIXES)}).")
-        check_rgb_patches([str(path.resolve())])
-        return [{"image": str(path.resolve())}]
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} does not exist; expected a folder of patch images or one image.")
-    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PATCH_IMAGE_SUFFIXES)
-    if not found:
-        raise FileNotFoundError(f"{path}: no patch images ({', '.join(PATCH_IMAGE_SUFFIXES)}).")
-    items = [{"image": str(p.resolve())} for p in found]
-    check_rgb_patches([i["image"] for i in items])
-    return items

@@ -371,3 +371,21 @@ def test_active_learning_cxr_multi_gpu_train(tmp_path):
     assert log.count("train_loss") == 2, "the loss of each epoch is logged by rank 0 only"
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     Classifier((1, 64, 64), 3, (4, 8, 8, 8), (2, 2, 2, 2), num_res_units=1).load_state_dict(state)
+
+
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config (issue: suite budget)
+@pytest.mark.parametrize("method", ["maml", "transfer"])
+def test_metahistoseg_multi_gpu_train(tmp_path, method):
+    """MAML: each rank meta-trains on its own episodes and the meta-gradients are averaged (no DDP wrapper);
+    transfer: DDP over mixed-task batches, the held-out task's head unused."""
+    from monai_ext.networks import MultiHeadSegNet
+
+    bundle = ROOT / "metahistoseg"
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"), method=method,
+                               synth_images={"nuclei": 6, "glands": 6, "cellularity": 6}, num_test=2,
+                               features=[4, 4, 8, 8, 16, 4], patch_size=[32, 32], episodes_per_batch=2, support=2,
+                               query=1, iterations_per_epoch=2, max_epochs=2, finetune_images=2))
+    assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    MultiHeadSegNet(2, 3, [4, 2, 2], features=(4, 4, 8, 8, 16, 4)).load_state_dict(state)

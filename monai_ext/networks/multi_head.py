@@ -23,9 +23,11 @@ PADDED_LOGIT = -1.0e4
 class MultiHeadSegNet(nn.Module):
     """A MONAI ``BasicUNet`` whose last layer is one 1x1 convolution per task.
 
-    ``forward(x, task_index)``:
+    ``forward(x, task_index=None)``:
 
-    - ``task_index`` an int: that task's logits, (B, class_counts[task], spatial...);
+    - ``task_index`` ``None``: the ``default_task`` (so that tools calling ``network(x)``, TorchScript export and
+      the Model Zoo checks get one task's segmentation);
+    - an int: that task's logits, (B, class_counts[task], spatial...);
     - a (B,) tensor of task indices: each sample through its own task's head. If the batch holds one task, its
       logits as above; if it mixes tasks, (B, max(class_counts), spatial...) with the channels a sample's task does
       not have set to :data:`PADDED_LOGIT`.
@@ -38,11 +40,13 @@ class MultiHeadSegNet(nn.Module):
         norm: ``BasicUNet`` normalisation; the default instance norm keeps no running statistics, so the
             adapted weights of a MAML inner step need no per-step statistics.
         dropout: ``BasicUNet`` dropout.
+        default_task: the task of ``forward(x)`` without a task index.
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, class_counts: Sequence[int],
                  features: Sequence[int] = (16, 16, 32, 64, 128, 16),
-                 norm: str | tuple = ("instance", {"affine": True}), dropout: float = 0.0) -> None:
+                 norm: str | tuple = ("instance", {"affine": True}), dropout: float = 0.0,
+                 default_task: int = 0) -> None:
         super().__init__()
         counts = [int(c) for c in class_counts]
         if not counts or min(counts) < 2:
@@ -53,6 +57,7 @@ class MultiHeadSegNet(nn.Module):
         self.body.final_conv = nn.Identity()  # the last layer is per task
         conv = Conv[Conv.CONV, spatial_dims]
         self.heads = nn.ModuleList([conv(int(features[-1]), c, kernel_size=1) for c in counts])
+        self.default_task = self._check_task(int(default_task))
 
     def _check_task(self, task: int) -> int:
         if not 0 <= task < len(self.heads):
@@ -60,8 +65,10 @@ class MultiHeadSegNet(nn.Module):
                              f"(class counts {self.class_counts}).")
         return task
 
-    def forward(self, x: torch.Tensor, task_index: int | torch.Tensor = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, task_index: int | torch.Tensor | None = None) -> torch.Tensor:
         feats = self.body(x)
+        if task_index is None:
+            return self.heads[self.default_task](feats)
         if not isinstance(task_index, torch.Tensor):
             return self.heads[self._check_task(int(task_index))](feats)
         index = task_index.reshape(-1).long()

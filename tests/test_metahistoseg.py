@@ -144,6 +144,8 @@ def test_each_sample_goes_to_its_own_head():
     assert net(x).shape[1] == 4 and net(x, torch.tensor([2, 2, 2])).shape[1] == 3
     with pytest.raises(ValueError, match="task index 5 out of range"):
         net(x, 5)
+    scripted = torch.jit.script(net)   # what the Model Zoo export and MONAI Label load
+    assert torch.allclose(scripted(x, torch.tensor([0, 1, 0])), mixed, atol=1e-5) and torch.allclose(scripted(x), net(x))
     image, label, args, kwargs = PrepareTaskBatch()({"image": x, "label": x[:, :1], "task": [0, 1, 0]})
     assert args == () and kwargs["task_index"].tolist() == [0, 1, 0]
 

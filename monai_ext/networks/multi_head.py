@@ -6,6 +6,7 @@ heads", each sample routed only to its own task's head).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -58,30 +59,43 @@ class MultiHeadSegNet(nn.Module):
         conv = Conv[Conv.CONV, spatial_dims]
         self.heads = nn.ModuleList([conv(int(features[-1]), c, kernel_size=1) for c in counts])
         self.default_task = self._check_task(int(default_task))
+        self.padded_logit = PADDED_LOGIT
 
     def _check_task(self, task: int) -> int:
-        if not 0 <= task < len(self.heads):
-            raise ValueError(f"task index {task} out of range: the network has {len(self.heads)} task heads "
-                             f"(class counts {self.class_counts}).")
+        if task < 0 or task >= len(self.class_counts):
+            raise ValueError("task index " + str(task) + " out of range: the network has " + str(len(self.class_counts))
+                             + " task heads (class counts " + str(self.class_counts) + ").")
         return task
 
-    def forward(self, x: torch.Tensor, task_index: int | torch.Tensor | None = None) -> torch.Tensor:
+    def _head(self, feats: torch.Tensor, task: int) -> torch.Tensor:
+        task = self._check_task(task)
+        out = feats
+        for i, head in enumerate(self.heads):   # TorchScript indexes a ModuleList by literals only
+            if i == task:
+                out = head(feats)
+        return out
+
+    def forward(self, x: torch.Tensor, task_index: Optional[Union[int, torch.Tensor]] = None) -> torch.Tensor:
         feats = self.body(x)
         if task_index is None:
-            return self.heads[self.default_task](feats)
+            return self._head(feats, self.default_task)
         if not isinstance(task_index, torch.Tensor):
-            return self.heads[self._check_task(int(task_index))](feats)
+            return self._head(feats, int(task_index))
         index = task_index.reshape(-1).long()
         if index.numel() != x.shape[0]:
-            raise ValueError(f"task_index has {index.numel()} entries for a batch of {x.shape[0]}.")
-        tasks = [self._check_task(int(t)) for t in torch.unique(index).tolist()]
+            raise ValueError("task_index has " + str(index.numel()) + " entries for a batch of " + str(x.shape[0]) + ".")
+        present: List[int] = torch.unique(index).tolist()
+        tasks: List[int] = [self._check_task(t) for t in present]
         if len(tasks) == 1:
-            return self.heads[tasks[0]](feats)
-        width = max(self.class_counts[t] for t in tasks)
-        spatial_pad = (0, 0) * (x.ndim - 2)
-        out = None
-        for t in tasks:   # every head on the whole batch (1x1 convolutions: cheap), each sample takes its own
-            logits = F.pad(self.heads[t](feats), spatial_pad + (0, width - self.class_counts[t]), value=PADDED_LOGIT)
-            mine = (index == t).reshape(-1, *([1] * (x.ndim - 1)))
-            out = logits if out is None else torch.where(mine, logits, out)
+            return self._head(feats, tasks[0])
+        width = max([self.class_counts[t] for t in tasks])
+        spatial_pad: List[int] = [0, 0] * (x.dim() - 2)
+        out = feats
+        first = True
+        for i, head in enumerate(self.heads):   # every head on the whole batch (1x1 convolutions: cheap)
+            if i in tasks:
+                logits = F.pad(head(feats), spatial_pad + [0, width - self.class_counts[i]], value=self.padded_logit)
+                mine = (index == i).reshape([-1] + [1] * (x.dim() - 1))
+                out = logits if first else torch.where(mine, logits, out)
+                first = False
         return out

@@ -214,7 +214,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "deepmcat_series_clustering": {"study"},
         "fsnet_joint_training": {"study"},
         "active_learning_cxr": {"study"},
-        "metahistoseg": {"study"},
+        "metahistoseg": {"study", "single_source"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

@@ -35,8 +35,8 @@ __all__ = ["MAMLTrainer"]
 class MAMLTrainer(SupervisedTrainer):
     """MONAI ``SupervisedTrainer`` whose iteration is one MAML meta-update over a batch of episodes.
 
-    Same arguments as ``SupervisedTrainer`` (``prepare_batch``, ``inferer`` and ``decollate`` are not used: the
-    batch is read as ``batch[image_key]``, ``batch[label_key]``, ``batch[task_key]``), plus:
+    Same arguments as ``SupervisedTrainer`` (``prepare_batch`` and ``inferer`` are not used: the batch is read as
+    ``batch[image_key]``, ``batch[label_key]``, ``batch[task_key]``; ``decollate`` defaults to ``False``), plus:
 
     Args:
         episodes_per_batch: episodes per batch; the batch size must be a multiple of it, each consecutive block one
@@ -56,6 +56,7 @@ class MAMLTrainer(SupervisedTrainer):
                  inner_steps: int = 1, first_order: bool = True, task_key: str | None = "task",
                  task_arg: str = "task_index", image_key: str = Keys.IMAGE, label_key: str = Keys.LABEL,
                  **kwargs: Any) -> None:
+        kwargs.setdefault("decollate", False)
         super().__init__(*args, **kwargs)
         if int(episodes_per_batch) < 1 or int(support) < 1 or int(inner_steps) < 1 or float(inner_lr) <= 0:
             raise ValueError(f"episodes_per_batch ({episodes_per_batch}), support ({support}) and inner_steps "

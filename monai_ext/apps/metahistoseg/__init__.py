@@ -12,7 +12,7 @@ from .data import (
     PrepareTaskBatch,
     check_finetune_setup,
     check_method,
-    evaluation_items,
+    task_test_items,
     metahistoseg_datalist,
     task_tiles,
 )
@@ -22,7 +22,7 @@ __all__ = [
     "PrepareTaskBatch",
     "check_finetune_setup",
     "check_method",
-    "evaluation_items",
+    "task_test_items",
     "metahistoseg_datalist",
     "task_tiles",
 ]

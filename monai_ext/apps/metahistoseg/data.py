@@ -17,7 +17,7 @@ from ...datalists.labelled_patches import patch_images
 from ...io import PathLike, ensure_dataset, require_file
 from ...phantoms.histology_tasks import synthesize_histo_tasks
 
-__all__ = ["METHODS", "PrepareTaskBatch", "check_finetune_setup", "check_method", "evaluation_items", "metahistoseg_datalist",
+__all__ = ["METHODS", "PrepareTaskBatch", "check_finetune_setup", "check_method", "task_test_items", "metahistoseg_datalist",
            "task_tiles"]
 
 #: how the network learns from the source tasks: MAML episodes, instance-level transfer, or not at all (fine-tuning
@@ -43,7 +43,7 @@ def check_finetune_setup(test_task: str | None, pretrained_path: PathLike) -> No
     require_file(pretrained_path, "source-trained weights; run configs/train.yaml with the same test_task first")
 
 
-def evaluation_items(datalist: Mapping[str, Any], task: str | None) -> list[dict[str, Any]]:
+def task_test_items(datalist: Mapping[str, Any], task: str | None) -> list[dict[str, Any]]:
     """The test tiles of ``task`` (a name of ``datalist["tasks"]``, from :func:`metahistoseg_datalist`). Raises
     ``ValueError`` when no task is given or it is unknown (the tasks listed)."""
     if not task or task not in datalist["task_testing"]:

@@ -87,7 +87,7 @@ def test_bad_task_folders_name_the_file(tasks, tmp_path):
         histo_task_datalist(bad, num_test=2)
     (bad / "glands" / "task.json").unlink()   # without task.json: classes from the masks
     assert histo_task_datalist(bad, num_test=2)["class_counts"] == [6]
-    with pytest.raises(ValueError, match="6 tiles"):
+    with pytest.raises(ValueError, match=r"task 'glands' \(.*\) tiles: 6 case\(s\), but num_val=0 \+ num_test=6"):
         histo_task_datalist(bad, num_test=6)
 
 

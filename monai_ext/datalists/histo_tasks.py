@@ -15,13 +15,13 @@ this layout: GlaS, MoNuSeg (outlines filled), DigestPath, BreastPathQ (centroids
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..io import PathLike, folder_listing
+from .case_split import split_cases
 
 __all__ = ["HISTO_TILE_SUFFIXES", "histo_task_datalist", "read_histo_task"]
 
@@ -105,8 +105,8 @@ def histo_task_datalist(root: PathLike, tasks: list[str] | None = None, num_test
 
     Raises:
         FileNotFoundError: ``root`` or a named task folder does not exist.
-        ValueError: no task folders, a task with fewer than ``num_test + 1`` tiles, plus
-            :func:`read_histo_task`'s errors.
+        ValueError: no task folders, a task with fewer than ``num_test + 1`` tiles
+            (:func:`~monai_ext.datalists.split_cases`), plus :func:`read_histo_task`'s errors.
     """
     base = Path(root).expanduser()
     if not base.is_dir():
@@ -122,14 +122,11 @@ def histo_task_datalist(root: PathLike, tasks: list[str] | None = None, num_test
             raise FileNotFoundError(f"task {name!r}: folder {base / name} does not exist; tasks under {base}: "
                                     f"{folder_listing(base)}")
         task = read_histo_task(base / name, check_masks=check_masks)
-        if len(task["items"]) <= int(num_test):
-            raise ValueError(f"task {name!r} ({base / name}) has {len(task['items'])} tiles; {num_test} test tiles "
-                             "and at least one training tile are needed.")
-        order = list(range(len(task["items"])))
-        random.Random(int(split_seed)).shuffle(order)
-        tagged = [{**task["items"][i], "task": index, "task_name": name} for i in order]
-        out["testing"] += sorted(tagged[: int(num_test)], key=lambda it: it["image"])
-        out["training"] += sorted(tagged[int(num_test):], key=lambda it: it["image"])
+        tagged = [{**it, "task": index, "task_name": name} for it in task["items"]]
+        split = split_cases(tagged, 0, int(num_test), split_seed, f"task {name!r} ({base / name}) tiles",
+                            sort_key=lambda it: it["image"])
+        out["testing"] += sorted(split["testing"], key=lambda it: it["image"])
+        out["training"] += sorted(split["training"], key=lambda it: it["image"])
         out["labels"].append(task["labels"])
         out["class_counts"].append(len(task["labels"]))
     return out

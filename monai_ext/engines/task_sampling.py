@@ -29,7 +29,22 @@ def task_groups(task_of_item: Sequence[int]) -> dict[int, np.ndarray]:
     return {int(t): np.flatnonzero(tasks == t) for t in np.unique(tasks)}
 
 
-class EpisodeBatchSampler(Sampler[list[int]]):
+class _PassSeeded:
+    """The ``(seed, epoch)`` generator of both samplers: ``set_epoch`` sets the epoch, else every pass counts one."""
+
+    seed: int = 0
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _next_generator(self) -> np.random.Generator:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        return rng
+
+
+class EpisodeBatchSampler(_PassSeeded, Sampler[list[int]]):
     """Batches of episodes: each episode is ``support + query`` distinct items of one task.
 
     Args:
@@ -79,15 +94,11 @@ class EpisodeBatchSampler(Sampler[list[int]]):
         self.episodes_per_batch, self.num_batches = int(episodes_per_batch), int(num_batches)
         self.seed, self.epoch = int(seed), 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def __len__(self) -> int:
         return self.num_batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
+        rng = self._next_generator()
         for _ in range(self.num_batches):
             batch: list[int] = []
             for task in rng.choice(self.tasks, size=self.episodes_per_batch, p=self.probabilities):
@@ -95,7 +106,7 @@ class EpisodeBatchSampler(Sampler[list[int]]):
             yield batch
 
 
-class EqualizedTaskSampler(Sampler[int]):
+class EqualizedTaskSampler(_PassSeeded, Sampler[int]):
     """Item indices of an epoch: every task truncated at random to ``per_task`` items (default: the smallest task's
     size), pooled and shuffled; a fresh truncation every epoch (``set_epoch``).
 
@@ -113,14 +124,10 @@ class EqualizedTaskSampler(Sampler[int]):
         self.per_task = smallest if per_task is None else int(per_task)
         self.seed, self.epoch = int(seed), 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def __len__(self) -> int:
         return self.per_task * len(self.groups)
 
     def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
+        rng = self._next_generator()
         kept = np.concatenate([rng.choice(ix, size=self.per_task, replace=False) for ix in self.groups.values()])
         return iter(rng.permutation(kept).tolist())

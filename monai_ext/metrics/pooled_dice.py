@@ -35,21 +35,27 @@ class PooledDiceMetric(CumulativeIterationMetric):
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         if y_pred.shape != y.shape or y_pred.ndim < 3:
-            raise ValueError(f"PooledDiceMetric: y_pred {tuple(y_pred.shape)} and y {tuple(y.shape)} must have the same "
-                             "shape (B, C, spatial...).")
+            raise ValueError(f"{type(self).__name__}: y_pred {tuple(y_pred.shape)} and y {tuple(y.shape)} must have the "
+                             "same shape (B, C, spatial...).")
         if not self.include_background:
             if y_pred.shape[1] == 1:
-                raise ValueError("PooledDiceMetric: include_background=False needs more than one channel.")
+                raise ValueError(f"{type(self).__name__}: include_background=False needs more than one channel.")
             y_pred, y = y_pred[:, 1:], y[:, 1:]
         p, t = (y_pred > 0.5).float(), (y > 0.5).float()
         dims = tuple(range(2, p.ndim))
         return torch.stack([(p * t).sum(dims), p.sum(dims), t.sum(dims)], dim=-1)   # (B, C, 3)
 
-    def aggregate(self) -> torch.Tensor:  # type: ignore[override]
+    def pooled_sums(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(intersection, predicted, reference)`` pixel counts per class, summed over everything accumulated
+        (float64, shape (C,) each)."""
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor) or data.numel() == 0:
-            raise ValueError("PooledDiceMetric: nothing accumulated yet.")
+            raise ValueError(f"{type(self).__name__}: nothing accumulated yet.")
         inter, pred, ref = data.double().sum(0).unbind(-1)
+        return inter, pred, ref
+
+    def aggregate(self) -> torch.Tensor:  # type: ignore[override]
+        inter, pred, ref = self.pooled_sums()
         denom = pred + ref
         dice = torch.where(denom > 0, 2 * inter / denom.clamp(min=1e-12), torch.ones_like(denom))
         return dice.mean() if self.reduction == "mean" else dice

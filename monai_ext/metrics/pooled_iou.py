@@ -22,10 +22,7 @@ class PooledIoUMetric(PooledDiceMetric):
     """
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor) or data.numel() == 0:
-            raise ValueError("PooledIoUMetric: nothing accumulated yet.")
-        inter, pred, ref = data.double().sum(0).unbind(-1)
+        inter, pred, ref = self.pooled_sums()
         union = pred + ref - inter
         iou = torch.where(union > 0, inter / union.clamp(min=1e-12), torch.ones_like(union))
         return iou.mean() if self.reduction == "mean" else iou

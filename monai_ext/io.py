@@ -1,5 +1,6 @@
-"""File handling shared by every layer: scan discovery (NIfTI files, DICOM series folders), atomic writes, and
-the "generate the embedded default data into an empty ``dataset_dir``" guard.
+"""File handling shared by every layer: scan discovery (NIfTI files, DICOM series folders), atomic writes, the
+"generate the embedded default data into an empty ``dataset_dir``" guard, and landmark files in world coordinates
+(3D Slicer markups: ``.mrk.json`` and ``.fcsv``).
 
 This module imports nothing from the rest of ``monai_ext`` (it is the bottom layer, see docs/ARCHITECTURE.md).
 """
@@ -7,6 +8,7 @@ This module imports nothing from the rest of ``monai_ext`` (it is the bottom lay
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import secrets
@@ -14,7 +16,14 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Union
 
+import numpy as np
+
 __all__ = [
+    "LANDMARK_SUFFIXES",
+    "read_landmarks",
+    "voxel_to_world",
+    "world_to_voxel",
+    "write_landmarks",
     "save_weights",
     "weights_info_path",
     "NIFTI_SUFFIXES",
@@ -35,6 +44,11 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: landmark files: 3D Slicer markups JSON and the older markups CSV
+LANDMARK_SUFFIXES = (".json", ".fcsv")
+_MARKUPS_SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/"
+                   "markups-schema-v1.0.3.json#")
+_FCSV_COLUMNS = "id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID"
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 # connectivity matrices: NumPy arrays or text (comma-, tab- or space-separated) N x N tables
 CONNECTOME_SUFFIXES = (".npy", ".csv", ".txt", ".tsv")
@@ -267,3 +281,104 @@ def ensure_dataset(dataset_dir: PathLike, generate: Callable[[Path], object], wh
     if not root.is_dir():
         raise FileNotFoundError(f"dataset_dir {root} does not exist.")
     return root
+
+
+def voxel_to_world(points: Any, affine: Any) -> np.ndarray:
+    """World coordinates (N, 3), mm, of voxel coordinates ``points`` (N, 3) under the 4 x 4 voxel -> world
+    ``affine`` (a NIfTI / MONAI affine: RAS)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    aff = np.asarray(affine, dtype=np.float64)
+    if aff.shape != (4, 4) or not np.all(np.isfinite(aff)):
+        raise ValueError(f"affine must be a finite 4 x 4 matrix (voxel -> world, mm), got {affine!r}.")
+    return pts @ aff[:3, :3].T + aff[:3, 3]
+
+
+def world_to_voxel(points: Any, affine: Any) -> np.ndarray:
+    """Voxel coordinates (N, 3) of world points (N, 3, mm) under the voxel -> world ``affine``."""
+    aff = np.asarray(affine, dtype=np.float64)
+    if aff.shape != (4, 4) or not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-12:
+        raise ValueError(f"affine must be an invertible 4 x 4 matrix (voxel -> world, mm), got {affine!r}.")
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    return np.linalg.solve(aff[:3, :3], (pts - aff[:3, 3]).T).T
+
+
+def _check_landmarks(landmarks: Any, where: str) -> dict[str, np.ndarray]:
+    if not isinstance(landmarks, dict) or not landmarks:
+        raise ValueError(f"{where}: landmarks must be a non-empty mapping name -> (x, y, z) in mm, got {landmarks!r}.")
+    out = {}
+    for name, pos in landmarks.items():
+        arr = np.asarray(pos, dtype=np.float64).reshape(-1)
+        if arr.shape != (3,) or not np.all(np.isfinite(arr)):
+            raise ValueError(f"{where}: landmark {name!r} must be 3 finite coordinates in mm, got {pos!r}.")
+        if not isinstance(name, str) or not name or "," in name:
+            raise ValueError(f"{where}: landmark names must be non-empty text without commas, got {name!r}.")
+        out[name] = arr
+    return out
+
+
+def write_landmarks(path: PathLike, landmarks: dict[str, Any]) -> Path:
+    """Write named points, world coordinates in mm (RAS, as NIfTI and MONAI affines give them), as a 3D Slicer
+    markups file: ``.json`` (``.mrk.json``: markups JSON, points stored as LPS as Slicer writes them) or ``.fcsv``
+    (markups CSV, LPS). Written atomically; returns the path."""
+    p = Path(path).expanduser()
+    pts = _check_landmarks(landmarks, str(p))
+    lps = {name: [-float(v[0]), -float(v[1]), float(v[2])] for name, v in pts.items()}
+    if p.suffix == ".json":
+        doc = {"@schema": _MARKUPS_SCHEMA, "markups": [{
+            "type": "Fiducial", "coordinateSystem": "LPS", "coordinateUnits": "mm",
+            "controlPoints": [{"id": str(i + 1), "label": name, "position": pos, "positionStatus": "defined"}
+                              for i, (name, pos) in enumerate(lps.items())]}]}
+        return atomic_write(p, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+    if p.suffix == ".fcsv":
+        lines = ["# Markups fiducial file version = 4.11", "# CoordinateSystem = LPS", f"# columns = {_FCSV_COLUMNS}"]
+        lines += [f"{i + 1},{x!r},{y!r},{z!r},0,0,0,1,1,1,0,{name},," for i, (name, (x, y, z)) in enumerate(lps.items())]
+        return atomic_write(p, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+    raise ValueError(f"{p}: landmark files are {LANDMARK_SUFFIXES} (3D Slicer markups), got {p.suffix!r}.")
+
+
+def _markups_json_points(p: Path) -> dict[str, list[float]]:
+    try:
+        doc = json.loads(p.read_text())
+        markup = doc["markups"][0]
+        system = str(markup.get("coordinateSystem", "LPS")).upper()
+        points = {str(c["label"]): [float(v) for v in c["position"]] for c in markup["controlPoints"]}
+    except (ValueError, KeyError, IndexError, TypeError) as e:
+        raise ValueError(f"{p}: not a 3D Slicer markups JSON file with control points ({type(e).__name__}: {e}).") from e
+    if system not in ("LPS", "RAS"):
+        raise ValueError(f"{p}: coordinateSystem must be LPS or RAS, got {system!r}.")
+    return points if system == "RAS" else {k: [-v[0], -v[1], v[2]] for k, v in points.items()}
+
+
+def _fcsv_points(p: Path) -> dict[str, list[float]]:
+    system, points = "LPS", {}
+    for n, line in enumerate(p.read_text().splitlines(), start=1):
+        if line.startswith("#"):
+            if "CoordinateSystem" in line:
+                value = line.split("=", 1)[-1].strip().upper()
+                system = {"0": "RAS", "1": "LPS"}.get(value, value)
+            continue
+        if not line.strip():
+            continue
+        cols = line.split(",")
+        try:
+            xyz = [float(v) for v in cols[1:4]]
+            label = cols[11] if len(cols) > 11 and cols[11] else cols[0]
+        except (ValueError, IndexError) as e:
+            raise ValueError(f"{p}, line {n}: expected 'id,x,y,z,...,label,...' (markups CSV), got {line!r}.") from e
+        points[label] = xyz
+    if system not in ("LPS", "RAS"):
+        raise ValueError(f"{p}: CoordinateSystem must be LPS or RAS, got {system!r}.")
+    return points if system == "RAS" else {k: [-v[0], -v[1], v[2]] for k, v in points.items()}
+
+
+def read_landmarks(path: PathLike) -> dict[str, np.ndarray]:
+    """Named points (RAS world coordinates, mm) of a 3D Slicer markups file (``.json`` or ``.fcsv``, LPS or RAS),
+    in file order. ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing or malformed."""
+    p = require_file(path, f"a landmark file ({' or '.join(LANDMARK_SUFFIXES)}, 3D Slicer markups)")
+    if p.suffix == ".json":
+        points = _markups_json_points(p)
+    elif p.suffix == ".fcsv":
+        points = _fcsv_points(p)
+    else:
+        raise ValueError(f"{p}: landmark files are {LANDMARK_SUFFIXES} (3D Slicer markups), got {p.suffix!r}.")
+    return _check_landmarks(points, str(p))

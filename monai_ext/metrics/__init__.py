@@ -17,6 +17,7 @@ from .graph_features import GRAPH_FEATURES, GraphFeatureDivergence, connectome_g
 from .inpainting_region import InpaintingRegionMetric, completion_spread, hole_bounding_box, region_envelope_snr
 from .instance_overlap import INSTANCE_SHAPE_SCORES, instance_overlap_scores, match_instances
 from .label_volume import ClassVolumeMetric
+from .landmark_error import LandmarkErrorMetric
 from .lung_parenchyma import lung_texture
 from .mask_overlap import mask_dice
 from .needle_tracking import fit_needle, needle_errors
@@ -95,6 +96,7 @@ __all__ = [
     "predictive_entropy",
     "rank_by_uncertainty",
     "ClassVolumeMetric",
+    "LandmarkErrorMetric",
     "INSTANCE_SHAPE_SCORES",
     "instance_overlap_scores",
     "match_instances",

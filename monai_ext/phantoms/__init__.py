@@ -1,5 +1,5 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, cardiac MR series of several sequences and views, frontal chest radiographs of three classes, labelled 3D heart MR of two protocols (whole-heart 3D and short-axis cine), adaptive-optics cone mosaics in pairs of visits, structural brain connectomes, H&E tiles of five histopathology segmentation task families), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, cardiac MR series of several sequences and views, frontal chest radiographs of three classes, labelled 3D heart MR of two protocols (whole-heart 3D and short-axis cine), adaptive-optics cone mosaics in pairs of visits, structural brain connectomes, H&E tiles of five histopathology segmentation task families, temporal-bone CT with a spiral cochlea and its landmarks), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -83,6 +83,15 @@ from .chest_xray import (
     generate_cxr_image,
     synthesize_cxr_dataset,
 )
+from .temporal_bone_ct import (
+    COCHLEA_LANDMARKS,
+    TEMPORAL_BONE_DEFAULT_SHAPE,
+    TEMPORAL_BONE_DEFAULT_SPACING,
+    render_temporal_bone_case,
+    sample_temporal_bone_params,
+    synthesize_temporal_bone_dataset,
+    temporal_bone_affine,
+)
 from .heart_segmentation_mr import (
     HEART_PROTOCOLS,
     generate_heart_mr_case,
@@ -148,6 +157,13 @@ __all__ = [
     "ellipse_depth",
     "render_brightfield",
     "soft_ellipses",
+    "COCHLEA_LANDMARKS",
+    "TEMPORAL_BONE_DEFAULT_SHAPE",
+    "TEMPORAL_BONE_DEFAULT_SPACING",
+    "render_temporal_bone_case",
+    "sample_temporal_bone_params",
+    "synthesize_temporal_bone_dataset",
+    "temporal_bone_affine",
     "HISTO_TASK_FAMILIES",
     "HISTO_TASK_JSON",
     "generate_histo_tile",

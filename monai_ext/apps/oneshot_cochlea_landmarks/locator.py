@@ -1,0 +1,129 @@
+"""The one-shot landmark pipeline (Algorithm 1 of the one-shot cochlea paper) on one target volume: find the
+structure of interest (:func:`iterative_centroid`), align its principal axes with the reference's
+(:func:`inertia_rotation`), register the reference to the target with diffeomorphic demons
+(:func:`demons_displacement`) and carry the reference landmarks over.
+
+Methods (``method``), the paper's and its ablations:
+
+- ``auto``: the whole pipeline;
+- ``rigid``: translation and rotation, no demons;
+- ``translation``: the translation step only (landmarks = the reference's, moved with the structure's centre);
+- ``naive``: demons from the reference's position without localisation (the paper's "registration without
+  localisation", its baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+
+from ...io import voxel_to_world, world_to_voxel
+from .alignment import cube_coordinates, inertia_rotation, resample_rigid
+from .localization import crop_cube, iterative_centroid
+from .registration import demons_displacement, displacement_at
+from .slice_sampling import mask_centroid
+
+__all__ = ["LOCATOR_METHODS", "OneShotLandmarkLocator", "check_locator_method"]
+
+LOCATOR_METHODS = ("auto", "rigid", "translation", "naive")
+
+
+def check_locator_method(method: str) -> str:
+    """``method`` if it is one of :data:`LOCATOR_METHODS`, else ``ValueError`` listing them."""
+    if method not in LOCATOR_METHODS:
+        raise ValueError(f"method must be one of {LOCATOR_METHODS}, got {method!r}.")
+    return method
+
+
+def _spacing(img: MetaTensor) -> np.ndarray:
+    return np.linalg.norm(np.asarray(img.affine, dtype=np.float64)[:3, :3], axis=0)
+
+
+class OneShotLandmarkLocator:
+    """Places the reference's landmarks in target volumes.
+
+    Args:
+        network: the trained slice network (logits; see ``ShallowSliceUNet``), in eval mode on its device.
+        reference_image: (1, X, Y, Z) MetaTensor, intensities scaled as the network's training data.
+        reference_mask: (1, X, Y, Z) structure of interest of the reference (non-zero inside).
+        reference_landmarks: ``{name: (3,) world mm}`` on the reference.
+        method: one of :data:`LOCATOR_METHODS`.
+        cube_size: voxels of the cube the network sees (the training slices' size).
+        registration_size: voxels of the cube registered by demons (about the structure plus context).
+        tolerance_mm, max_iterations: the localisation's stopping rule (the paper: 1 mm).
+        demons_iterations: iterations per demons level, coarsest first.
+        demons_smoothing: Gaussian regularisation of the demons field (voxels).
+
+    Targets must have the reference's orientation and voxel size (the bundle's transforms resample them).
+    """
+
+    def __init__(self, network: torch.nn.Module, reference_image: MetaTensor, reference_mask: MetaTensor,
+                 reference_landmarks: Mapping[str, Any], method: str = "auto", cube_size: int = 48,
+                 registration_size: int = 64, tolerance_mm: float = 1.0, max_iterations: int = 10,
+                 demons_iterations: Sequence[int] = (60, 30), demons_smoothing: float = 1.5) -> None:
+        self.method = check_locator_method(method)
+        for name, img in (("reference_image", reference_image), ("reference_mask", reference_mask)):
+            if not isinstance(img, MetaTensor) or img.ndim != 4 or img.shape[0] != 1:
+                raise ValueError(f"{name} must be a (1, X, Y, Z) MetaTensor with its affine, got "
+                                 f"{type(img).__name__} of shape {tuple(getattr(img, 'shape', ()))}.")
+        if tuple(reference_mask.shape) != tuple(reference_image.shape):
+            raise ValueError(f"reference_mask {tuple(reference_mask.shape)} and reference_image "
+                             f"{tuple(reference_image.shape)} must share their grid.")
+        if not reference_landmarks:
+            raise ValueError("reference_landmarks is empty: the reference needs at least one landmark.")
+        self.network = network
+        self.ref_image = reference_image[0].float().cpu()
+        self.ref_affine = np.asarray(reference_image.affine, dtype=np.float64)
+        self.spacing = _spacing(reference_image)
+        self.ref_center = mask_centroid(reference_mask, "reference_mask")
+        self.names = list(reference_landmarks)
+        self.ref_points = world_to_voxel(np.stack([np.asarray(reference_landmarks[n], dtype=np.float64)
+                                                   for n in self.names]), self.ref_affine)
+        self.cube_size, self.registration_size = int(cube_size), int(registration_size)
+        self.tolerance_mm, self.max_iterations = float(tolerance_mm), int(max_iterations)
+        self.demons_iterations, self.demons_smoothing = tuple(int(i) for i in demons_iterations), float(demons_smoothing)
+        self.ref_mask_cube = crop_cube(reference_mask[0].float().cpu(), self.ref_center, self.cube_size)
+
+    def __call__(self, image: MetaTensor) -> dict[str, Any]:
+        """``{"landmarks": {name: [x, y, z] world mm}, "center_voxel", "converged", "iterations", "structure_score",
+        "rotation"}`` for the target ``image`` (1, X, Y, Z) MetaTensor. ``structure_score``: the highest fused
+        probability in the last cube (near 1 where the network found the structure; None for ``naive``)."""
+        if not isinstance(image, MetaTensor) or image.ndim != 4 or image.shape[0] != 1:
+            raise ValueError(f"the target must be a (1, X, Y, Z) MetaTensor with its affine, got "
+                             f"{type(image).__name__} of shape {tuple(getattr(image, 'shape', ()))}.")
+        spacing = _spacing(image)
+        if not np.allclose(spacing, self.spacing, rtol=1e-3):
+            raise ValueError(f"{image.meta.get('filename_or_obj', 'target')}: voxel size {spacing.round(4).tolist()} mm, "
+                             f"the reference's {self.spacing.round(4).tolist()} mm: resample it first (Spacingd).")
+        volume = image[0].float().cpu()
+        rotation, center, search = np.eye(3), self.ref_center.copy(), None
+        if self.method != "naive":
+            search = iterative_centroid(self.network, volume, self.ref_center, self.cube_size, spacing,
+                                        self.tolerance_mm, self.max_iterations)
+            center = search.center
+            if self.method in ("auto", "rigid") and float(search.probabilities.sum()) > 0:
+                ref_cube = crop_cube(self.ref_image, self.ref_center, self.cube_size)
+                rotation, _ = inertia_rotation(self.ref_mask_cube, search.probabilities, spacing, ref_cube, volume,
+                                               self.ref_center, center)
+        points = self.ref_points.copy()
+        if self.method in ("auto", "naive"):
+            size = self.registration_size
+            fixed = crop_cube(self.ref_image, self.ref_center, size)
+            moving = resample_rigid(volume, rotation, self.ref_center, center, size)
+            field = demons_displacement(fixed, moving, self.demons_iterations, self.demons_smoothing)
+            corner = cube_coordinates(self.ref_center, size)[0]
+            points = points + displacement_at(field, points - corner)
+        target_voxels = (points - self.ref_center) @ rotation.T + center
+        world = voxel_to_world(target_voxels, np.asarray(image.affine, dtype=np.float64))
+        return {
+            "landmarks": {n: world[i].tolist() for i, n in enumerate(self.names)},
+            "center_voxel": np.asarray(center).tolist(),
+            "converged": None if search is None else bool(search.converged),
+            "iterations": 0 if search is None else len(search.path) - 1,
+            "structure_score": None if search is None else float(search.probabilities.max()),
+            "rotation": rotation.tolist(),
+        }

@@ -390,3 +390,22 @@ def test_metahistoseg_multi_gpu_train(tmp_path, method):
     assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     MultiHeadSegNet(2, 3, [4, 2, 2], features=(4, 4, 8, 8, 16, 4)).load_state_dict(state)
+
+
+@pytest.mark.slow  # a 2-process torchrun run of a standard DDP config (issue: suite budget)
+def test_oneshot_cochlea_multi_gpu_train(tmp_path):
+    """DDP over the reference's slices: each rank draws its own, both validate on the same slices and stop together."""
+    from monai_ext.apps.oneshot_cochlea_landmarks import ShallowSliceUNet
+    from monai_ext.phantoms import synthesize_temporal_bone_dataset
+
+    bundle = ROOT / "oneshot_cochlea_landmarks"
+    synthesize_temporal_bone_dataset(tmp_path / "data", test=1, shape=(48, 48, 48), spacing=(0.6, 0.6, 0.6),
+                                     progress=False)
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"), spacing=[0.6] * 3,
+                               slice_size=24, features=4, max_epochs=2, iterations_per_epoch=4, batch_size=4,
+                               max_shift=4.0))
+    assert log.count("Epoch[2] Complete") >= 2, "both ranks train"
+    assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    ShallowSliceUNet(features=4).load_state_dict(state)

@@ -222,6 +222,21 @@ def test_locator_refuses_bad_references_and_targets():
         loc(coarse)
 
 
+@pytest.mark.parametrize("kind", ["fov_cut_30pct", "voxels_0.5mm", "slices_0.75mm"])
+def test_robustness_perturbations_keep_the_anatomy_in_world_coordinates(kind):
+    from monai_ext.apps.oneshot_cochlea_landmarks import perturb_volume
+
+    affine = np.diag([0.3, 0.3, 0.3, 1.0])
+    affine[:3, 3] = -7.0
+    hu = np.zeros((48, 48, 48))
+    hu[36, 20, 30] = 1000.0
+    out, new_affine = perturb_volume(hu, affine, kind, np.random.default_rng(0))
+    peak = np.unravel_index(np.argmax(out), out.shape)
+    moved = voxel_to_world([peak], new_affine)[0] - voxel_to_world([[36, 20, 30]], affine)[0]
+    assert np.abs(moved).max() <= 0.4  # mm: within half of the coarsest voxel
+    assert out.shape != hu.shape
+
+
 def test_slice_network_shapes():
     net = ShallowSliceUNet(features=4)
     assert net(torch.zeros(3, 1, 24, 24)).shape == (3, 1, 24, 24)
@@ -313,6 +328,19 @@ def test_bad_data_sets_are_refused_with_the_file_named(trained, tmp_path):
     (empty / "notes.txt").write_text("x")
     with pytest.raises(FileNotFoundError, match="no images found"):
         target_items(empty)
+
+
+def test_a_whole_body_scan_is_refused_before_resampling(trained, tmp_path):
+    import nibabel as nib
+
+    big = tmp_path / "body.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((200, 200, 100), dtype=np.int16), np.diag([2.0, 2.0, 3.0, 1.0])), str(big))
+    tiny = {k: v for k, v in TINY.items() if k in ("spacing", "slice_size", "features", "registration_size")}
+    with pytest.raises(Exception) as err:
+        run_bundle(BUNDLE, "inference.yaml", bundle_root=str(trained), dataset_dir=str(trained / "data"),
+                   input_dir=str(big), output_dir=str(tmp_path / "out"), method="translation", **tiny)
+    assert "body.nii.gz" in error_text(err) and "crop the volume" in error_text(err)
+    assert not (tmp_path / "out").exists()
 
 
 def test_landmark_names_must_match_the_reference(trained, tmp_path):

@@ -71,7 +71,7 @@ def temporal_bone_affine(shape: Sequence[int], spacing: Sequence[float]) -> np.n
     return aff
 
 
-def _grid(shape: Sequence[int] | None, spacing: Sequence[float] | None) -> tuple[tuple[int, ...], tuple[float, ...]]:
+def _temporal_bone_grid(shape: Sequence[int] | None, spacing: Sequence[float] | None) -> tuple[tuple[int, ...], tuple[float, ...]]:
     return check_phantom_grid(TEMPORAL_BONE_DEFAULT_SHAPE if shape is None else shape,
                               TEMPORAL_BONE_DEFAULT_SPACING if spacing is None else spacing, (32, 256), (0.1, 1.0))
 
@@ -120,7 +120,7 @@ def render_temporal_bone_case(params: dict[str, Any], shape: Sequence[int] | Non
                               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Image (X, Y, Z) int16 HU, cochlea mask (X, Y, Z) uint8, landmarks ``{name: (3,) world mm}`` (names
     :data:`COCHLEA_LANDMARKS`) and the affine of the case ``params`` on the grid ``shape`` x ``spacing`` (mm)."""
-    shp, spc = _grid(shape, spacing)
+    shp, spc = _temporal_bone_grid(shape, spacing)
     affine = temporal_bone_affine(shp, spc)
     rot = (Rotation.from_euler("xyz", params["euler_deg"], degrees=True) * _BASE_ORIENTATION).as_matrix()
     scale = float(params["scale"])
@@ -168,7 +168,7 @@ def render_temporal_bone_case(params: dict[str, Any], shape: Sequence[int] | Non
     return image, cochlea.reshape(shp).astype(np.uint8), landmarks, affine
 
 
-def _write_case(folder: Path, name: str, params: dict[str, Any], shp, spc, mask: bool) -> dict[str, str]:
+def _write_volume(folder: Path, name: str, params: dict[str, Any], shp, spc, mask: bool) -> dict[str, str]:
     image, cochlea, landmarks, affine = render_temporal_bone_case(params, shp, spc)
     entry = {"image": f"{folder.name}/{name}.nii.gz", "landmarks": f"{folder.name}/{name}.mrk.json"}
     save_phantom_nifti(image, affine, folder / f"{name}.nii.gz")
@@ -201,7 +201,7 @@ def synthesize_temporal_bone_dataset(out_dir: str | os.PathLike, test: int = 20,
     if isinstance(test, bool) or not isinstance(test, (int, np.integer)) or int(test) < 1:
         raise ValueError(f"test must be a positive integer (number of test volumes), got {test!r}.")
     check_seed(seed)
-    shp, spc = _grid(shape, spacing)
+    shp, spc = _temporal_bone_grid(shape, spacing)
     out = require_empty_folder(out_dir)
     dataset: dict[str, Any] = {}
 
@@ -214,7 +214,7 @@ def synthesize_temporal_bone_dataset(out_dir: str | os.PathLike, test: int = 20,
             t0 = time.perf_counter()
             (tmp / folder).mkdir(exist_ok=True)
             params = sample_temporal_bone_params(derive_seed(seed, 53, key, bits=31))
-            entry = _write_case(tmp / folder, name, params, shp, spc, with_mask)
+            entry = _write_volume(tmp / folder, name, params, shp, spc, with_mask)
             records[name] = params
             if folder == "test":
                 entries["test"].append(entry)

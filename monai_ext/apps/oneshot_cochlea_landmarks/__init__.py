@@ -9,10 +9,11 @@ LandmarkErrorMetric``, the landmark files of ``monai_ext.io`` (3D Slicer markups
 from __future__ import annotations
 
 from .alignment import SIGN_FLIPS, cube_coordinates, inertia_axes, inertia_rotation, resample_rigid
-from .data import oneshot_datalist, target_items
+from .data import CheckResampledSized, oneshot_datalist, target_items
 from .localization import CentroidSearch, crop_cube, fused_slice_probabilities, iterative_centroid
 from .locator import LOCATOR_METHODS, OneShotLandmarkLocator, check_locator_method
 from .network import ShallowSliceUNet
+from .robustness import PERTURBATIONS, perturb_volume, robustness_probe
 from .registration import demons_displacement, displacement_at
 from .slice_sampling import AXIS_PLANES, OrthogonalSliceStacksd, RandPerturbedPlanesd, mask_centroid, perturbed_planes
 from .workflow import build_locator, locate_landmarks
@@ -20,8 +21,10 @@ from .workflow import build_locator, locate_landmarks
 __all__ = [
     "AXIS_PLANES",
     "CentroidSearch",
+    "CheckResampledSized",
     "LOCATOR_METHODS",
     "OneShotLandmarkLocator",
+    "PERTURBATIONS",
     "OrthogonalSliceStacksd",
     "RandPerturbedPlanesd",
     "SIGN_FLIPS",
@@ -39,7 +42,9 @@ __all__ = [
     "locate_landmarks",
     "mask_centroid",
     "oneshot_datalist",
+    "perturb_volume",
     "perturbed_planes",
     "resample_rigid",
+    "robustness_probe",
     "target_items",
 ]

@@ -8,10 +8,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
 from ...io import LANDMARK_SUFFIXES, PathLike, ensure_dataset, find_images, read_landmarks, require_file
 from ...phantoms.temporal_bone_ct import synthesize_temporal_bone_dataset
 
-__all__ = ["oneshot_datalist", "target_items"]
+__all__ = ["CheckResampledSized", "oneshot_datalist", "target_items"]
 
 
 def _resolve(root: Path, entry: Any, role: str, need_mask: bool, need_landmarks: bool) -> dict[str, Any]:
@@ -75,3 +79,29 @@ def target_items(input_path: PathLike) -> list[dict[str, str]]:
     NIfTI files and / or DICOM series folders (``monai_ext.io.find_images``); ``[{"image", "name"}]``."""
     images = find_images(input_path)
     return [{"image": img, "name": os.path.basename(img.rstrip(os.sep)).split(".")[0]} for img in images]
+
+
+class CheckResampledSized(MapTransform):
+    """Refuse a volume (C, X, Y, Z) MetaTensor that would exceed ``max_voxels`` once resampled to ``pixdim`` (mm):
+    the method works at the reference's fine voxel size (0.3 mm for temporal bones), at which a whole-body CT would
+    need gigabytes. ``ValueError`` naming the file, its size in mm and what to do (crop to the region first)."""
+
+    def __init__(self, keys: KeysCollection, pixdim: Any, max_voxels: float = 1e8, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.pixdim = np.asarray(pixdim, dtype=np.float64).reshape(-1)
+        self.max_voxels = float(max_voxels)
+
+    def __call__(self, data: dict) -> dict:
+        """``data`` unchanged when every ``keys`` volume fits."""
+        for key in self.key_iterator(data):
+            img = data[key]
+            spacing = np.linalg.norm(np.asarray(img.affine, dtype=np.float64)[:3, :3], axis=0)
+            extent = np.asarray(img.shape[1:], dtype=np.float64) * spacing
+            voxels = float(np.prod(np.ceil(extent / self.pixdim)))
+            if voxels > self.max_voxels:
+                name = img.meta.get("filename_or_obj", key)
+                raise ValueError(
+                    f"{name}: {extent.round(1).tolist()} mm would be {voxels / 1e6:.0f} M voxels at "
+                    f"{self.pixdim.tolist()} mm (at most {self.max_voxels / 1e6:.0f} M): crop the volume to the region "
+                    "of the structure (e.g. one temporal bone, ~40-60 mm) first.")
+        return data

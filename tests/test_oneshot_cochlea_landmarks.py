@@ -199,6 +199,30 @@ def test_inertia_rotation_recovers_a_rotation_and_its_sign():
     assert angle < 5.0 and len(costs) == 4 and min(costs) < sorted(costs)[1]
 
 
+def test_rotation_search_about_the_axis_fixes_an_in_plane_rotation():
+    """A flat disk with a bump: its in-plane inertia axes say little; the search about its axis finds the turn."""
+    from monai_ext.apps.oneshot_cochlea_landmarks import search_rotation_about_axis
+
+    idx = np.stack(np.meshgrid(*[np.arange(40.0)] * 3, indexing="ij"), axis=-1)
+
+    def disk(turn_deg):
+        rot = Rotation.from_euler("z", turn_deg, degrees=True).as_matrix()
+        rel = (idx - 19.5) @ rot
+        flat = (np.hypot(rel[..., 0], rel[..., 1]) <= 8) & (np.abs(rel[..., 2]) <= 2)
+        bump = np.sum((rel - [7.0, 0.0, 0.0]) ** 2, axis=-1) <= 9
+        return torch.as_tensor((flat.astype(np.float32) + bump))
+
+    ref, target = disk(0.0), disk(100.0)
+    center = [19.5, 19.5, 19.5]
+    best, cost = search_rotation_about_axis(np.eye(3), np.array([0.0, 0.0, 1.0]), ref, torch.ones_like(ref), target,
+                                            center, center, step_deg=10.0)
+    expected = Rotation.from_euler("z", 100.0, degrees=True).as_matrix()
+    angle = np.degrees(np.arccos(np.clip((np.trace(best.T @ expected) - 1) / 2, -1, 1)))
+    assert angle <= 5.0 and cost < 0.05
+    with pytest.raises(ValueError, match="step_deg must be positive"):
+        search_rotation_about_axis(np.eye(3), np.array([0.0, 0.0, 1.0]), ref, ref, target, center, center, 0.0)
+
+
 @pytest.mark.slow  # loading ITK's registration module takes ~10 s
 def test_demons_recovers_a_smooth_shift():
     rng = np.random.default_rng(0)

@@ -8,7 +8,14 @@ LandmarkErrorMetric``, the landmark files of ``monai_ext.io`` (3D Slicer markups
 
 from __future__ import annotations
 
-from .alignment import SIGN_FLIPS, cube_coordinates, inertia_axes, inertia_rotation, resample_rigid
+from .alignment import (
+    SIGN_FLIPS,
+    cube_coordinates,
+    inertia_axes,
+    inertia_rotation,
+    resample_rigid,
+    search_rotation_about_axis,
+)
 from .data import CheckResampledSized, oneshot_datalist, target_items
 from .localization import CentroidSearch, crop_cube, fused_slice_probabilities, iterative_centroid
 from .locator import LOCATOR_METHODS, OneShotLandmarkLocator, check_locator_method
@@ -46,5 +53,6 @@ __all__ = [
     "perturbed_planes",
     "resample_rigid",
     "robustness_probe",
+    "search_rotation_about_axis",
     "target_items",
 ]

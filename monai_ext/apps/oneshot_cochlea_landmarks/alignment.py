@@ -1,7 +1,13 @@
 """The one-shot method's rotation step: the principal axes of the inertia tensors of the structure in the
 reference (its mask) and in the target (the fused probabilities) are made to coincide. Eigenvectors have no sign,
 so of the four proper rotations that align the sorted axes the one whose resampled target matches the reference
-best (lowest sum of squared differences on the cube) is kept (the paper's sign ambiguity)."""
+best (lowest sum of squared differences on the cube) is kept (the paper's sign ambiguity).
+
+A flat structure such as the cochlea (a spiral ~7 mm wide, ~3.5 mm high) has two nearly equal principal moments,
+so its in-plane axes, and with them the rotation about its own axis, are poorly defined by the inertia tensor;
+:func:`search_rotation_about_axis` (not in the paper, whose registration adds a rigid stage instead) tries
+rotations about the structure's axis, both ways up, and keeps the one whose resampled target matches the reference
+best near the structure."""
 
 from __future__ import annotations
 
@@ -10,9 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from scipy.spatial.transform import Rotation
+
 from ...transforms.oblique_plane import sample_at_coordinates
 
-__all__ = ["SIGN_FLIPS", "cube_coordinates", "inertia_axes", "inertia_rotation", "resample_rigid"]
+__all__ = ["SIGN_FLIPS", "cube_coordinates", "inertia_axes", "inertia_rotation", "resample_rigid", "search_rotation_about_axis"]
 
 #: the sign flips of the three axes that keep a rotation proper
 SIGN_FLIPS = ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1))
@@ -69,3 +77,29 @@ def inertia_rotation(ref_weights: torch.Tensor | np.ndarray, target_weights: tor
         if best is None or costs[-1] < min(costs[:-1]):
             best = rot
     return best, costs
+
+
+def search_rotation_about_axis(rotation: np.ndarray, axis: np.ndarray, ref_cube: torch.Tensor, weights: torch.Tensor,
+                               volume: torch.Tensor, ref_center: Sequence[float], target_center: Sequence[float],
+                               step_deg: float = 15.0, padding_value: float = 0.0) -> tuple[np.ndarray, float]:
+    """``rotation @ R_axis(theta)`` and ``rotation @ R_perp(180) @ R_axis(theta)`` for theta in ``[0, 360)`` by
+    ``step_deg``, ``axis`` (3,) in the reference's voxel axes (the structure's axis: its smallest principal
+    moment); returns the one with the lowest ``weights``-weighted mean squared difference between ``ref_cube`` and
+    the target ``volume`` resampled by it, and that difference. ``rotation`` itself is among the candidates."""
+    if not step_deg > 0:
+        raise ValueError(f"step_deg must be positive, got {step_deg!r}.")
+    a = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+    perp = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+    flip = Rotation.from_rotvec(np.pi * perp / np.linalg.norm(perp)).as_matrix()
+    w = weights.float() / float(weights.sum())
+    ref = ref_cube.float()
+    size = int(ref_cube.shape[0])
+    best, best_cost = np.asarray(rotation, dtype=np.float64), float("inf")
+    for upside in (np.eye(3), flip):
+        for theta in np.arange(0.0, 360.0, float(step_deg)):
+            cand = np.asarray(rotation) @ upside @ Rotation.from_rotvec(np.radians(theta) * a).as_matrix()
+            moved = resample_rigid(volume, cand, ref_center, target_center, size, padding_value)
+            cost = float((w * (moved - ref) ** 2).sum())
+            if cost < best_cost:
+                best, best_cost = cand, cost
+    return best, best_cost

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 from monai.data import MetaTensor
+from scipy import ndimage as ndi
 
 from ...io import voxel_to_world, world_to_voxel
-from .alignment import cube_coordinates, inertia_rotation, resample_rigid
+from .alignment import cube_coordinates, inertia_axes, inertia_rotation, resample_rigid, search_rotation_about_axis
 from .localization import crop_cube, iterative_centroid
 from .registration import demons_displacement, displacement_at
 from .slice_sampling import mask_centroid
@@ -57,6 +58,10 @@ class OneShotLandmarkLocator:
         tolerance_mm, max_iterations: the localisation's stopping rule (the paper: 1 mm).
         demons_iterations: iterations per demons level, coarsest first.
         demons_smoothing: Gaussian regularisation of the demons field (voxels).
+        rotation_search_deg: after the inertia alignment, try rotations about the structure's axis in steps of
+            this many degrees, both ways up (:func:`search_rotation_about_axis`; not in the paper); 0: the paper's
+            inertia alignment with its four sign flips only.
+        search_margin_mm: the rotation search compares the volumes within this distance of the reference mask.
 
     Targets must have the reference's orientation and voxel size (the bundle's transforms resample them).
     """
@@ -64,7 +69,8 @@ class OneShotLandmarkLocator:
     def __init__(self, network: torch.nn.Module, reference_image: MetaTensor, reference_mask: MetaTensor,
                  reference_landmarks: Mapping[str, Any], method: str = "auto", cube_size: int = 48,
                  registration_size: int = 64, tolerance_mm: float = 1.0, max_iterations: int = 10,
-                 demons_iterations: Sequence[int] = (60, 30), demons_smoothing: float = 1.5) -> None:
+                 demons_iterations: Sequence[int] = (60, 30), demons_smoothing: float = 1.5,
+                 rotation_search_deg: float = 0.0, search_margin_mm: float = 2.0) -> None:
         self.method = check_locator_method(method)
         for name, img in (("reference_image", reference_image), ("reference_mask", reference_mask)):
             if not isinstance(img, MetaTensor) or img.ndim != 4 or img.shape[0] != 1:
@@ -87,6 +93,13 @@ class OneShotLandmarkLocator:
         self.tolerance_mm, self.max_iterations = float(tolerance_mm), int(max_iterations)
         self.demons_iterations, self.demons_smoothing = tuple(int(i) for i in demons_iterations), float(demons_smoothing)
         self.ref_mask_cube = crop_cube(reference_mask[0].float().cpu(), self.ref_center, self.cube_size)
+        if float(rotation_search_deg) < 0:
+            raise ValueError(f"rotation_search_deg must be >= 0 (0: no search), got {rotation_search_deg!r}.")
+        self.rotation_search_deg = float(rotation_search_deg)
+        margin = max(1, int(round(float(search_margin_mm) / float(self.spacing.min()))))
+        self.search_weights = torch.as_tensor(ndi.binary_dilation(self.ref_mask_cube.numpy() > 0.5, iterations=margin),
+                                              dtype=torch.float32)
+        self.structure_axis = inertia_axes(self.ref_mask_cube, self.spacing)[:, 0]
 
     def __call__(self, image: MetaTensor) -> dict[str, Any]:
         """``{"landmarks": {name: [x, y, z] world mm}, "center_voxel", "converged", "iterations", "structure_score",
@@ -109,6 +122,10 @@ class OneShotLandmarkLocator:
                 ref_cube = crop_cube(self.ref_image, self.ref_center, self.cube_size)
                 rotation, _ = inertia_rotation(self.ref_mask_cube, search.probabilities, spacing, ref_cube, volume,
                                                self.ref_center, center)
+                if self.rotation_search_deg > 0:
+                    rotation, _ = search_rotation_about_axis(rotation, self.structure_axis, ref_cube,
+                                                             self.search_weights, volume, self.ref_center, center,
+                                                             self.rotation_search_deg)
         points = self.ref_points.copy()
         if self.method in ("auto", "naive"):
             size = self.registration_size

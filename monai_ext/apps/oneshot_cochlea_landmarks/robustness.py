@@ -56,7 +56,7 @@ def perturb_volume(hu: np.ndarray, affine: np.ndarray, kind: str, rng: np.random
 def robustness_probe(bundle_dir: PathLike, dataset_dir: PathLike, checkpoint: PathLike, output_file: PathLike,
                      cases: int = 10, kinds: Sequence[str] = PERTURBATIONS, method: str = "auto",
                      overrides: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
-    """Mean / max error (mm) and failure rate per perturbation over the first ``cases`` test volumes of
+    """Mean / max error (mm), failure rate and lowest structure score per perturbation over the first ``cases`` test volumes of
     ``dataset_dir``, with the bundle's ``inference.yaml`` settings (plus ``overrides``); written to
     ``output_file`` (JSON) and returned."""
     unknown = set(kinds) - set(PERTURBATIONS)
@@ -71,7 +71,7 @@ def robustness_probe(bundle_dir: PathLike, dataset_dir: PathLike, checkpoint: Pa
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
-            metric = LandmarkErrorMetric(locator.names, 2.0)
+            metric, scores = LandmarkErrorMetric(locator.names, 2.0), []
             t0 = time.perf_counter()
             for i, item in enumerate(items):
                 nii = nib.load(item["image"])
@@ -83,13 +83,17 @@ def robustness_probe(bundle_dir: PathLike, dataset_dir: PathLike, checkpoint: Pa
                     path = path.with_suffix(".nii.gz")
                     nib.save(nib.Nifti1Image(hu.astype(np.float32), affine), str(path))
                 out = locator(loading({"image": str(path)})["image"])
+                scores.append(out["structure_score"])
                 truth = read_landmarks(item["landmarks"])
                 metric(torch.tensor([[out["landmarks"][n] for n in locator.names]]),
                        torch.tensor(np.stack([truth[n] for n in locator.names]))[None])
             summary = metric.aggregate()
             results[kind] = {k: summary[k] for k in ("mean", "max", "failure_rate", "cases")}
+            if scores[0] is not None:
+                results[kind]["structure_score_min"] = float(min(scores))
             print(f"{kind}: mean {summary['mean']:.3f} mm, max {summary['max']:.3f} mm, failures "
-                  f"{summary['failure_rate']:.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+                  f"{summary['failure_rate']:.2f}, lowest structure score {results[kind].get('structure_score_min')} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
     results["method"] = method
     atomic_write(output_file, lambda p: Path(p).write_text(json.dumps(results, indent=1) + "\n"))
     return results

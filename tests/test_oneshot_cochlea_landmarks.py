@@ -240,6 +240,9 @@ def test_locator_refuses_bad_references_and_targets():
     mask[0, 6:10, 6:10, 6:10] = 1
     with pytest.raises(ValueError, match="method must be one of"):
         OneShotLandmarkLocator(_BrightBlobNet(), img, mask, {"a": [0, 0, 0]}, method="best")
+    flat = MetaTensor(torch.rand(1, 16, 16, 16), affine=torch.diag(torch.tensor([0.5, 0.5, 1.0, 1.0])))
+    with pytest.raises(ValueError, match="isotropic voxels"):
+        OneShotLandmarkLocator(_BrightBlobNet(), flat, mask, {"a": [0, 0, 0]})
     loc = OneShotLandmarkLocator(_BrightBlobNet(), img, mask, {"a": [0, 0, 0]}, method="translation", cube_size=8)
     coarse = MetaTensor(torch.rand(1, 8, 8, 8), affine=torch.eye(4), meta={"filename_or_obj": "coarse.nii.gz"})
     with pytest.raises(ValueError, match="coarse.nii.gz: voxel size .* resample it first"):

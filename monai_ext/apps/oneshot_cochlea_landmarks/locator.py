@@ -85,6 +85,9 @@ class OneShotLandmarkLocator:
         self.ref_image = reference_image[0].float().cpu()
         self.ref_affine = np.asarray(reference_image.affine, dtype=np.float64)
         self.spacing = _spacing(reference_image)
+        if np.ptp(self.spacing) > 0.01 * self.spacing.min():
+            raise ValueError(f"the reference's voxels are {self.spacing.round(4).tolist()} mm: the rotation steps need "
+                             "isotropic voxels; resample to one voxel size (the bundle's `spacing`).")
         self.ref_center = mask_centroid(reference_mask, "reference_mask")
         self.names = list(reference_landmarks)
         self.ref_points = world_to_voxel(np.stack([np.asarray(reference_landmarks[n], dtype=np.float64)

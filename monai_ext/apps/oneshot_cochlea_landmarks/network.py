@@ -35,6 +35,6 @@ class ShallowSliceUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 2 or x.shape[-2] % 2:
-            raise ValueError(f"ShallowSliceUNet needs an even slice size, got {tuple(x.shape[-2:])}.")
+            raise ValueError("ShallowSliceUNet needs an even slice size, got " + str(x.shape[-2]) + " x " + str(x.shape[-1]))
         e = self.encoder(x)
         return self.decoder(torch.cat([e, self.bottom(e)], dim=1))

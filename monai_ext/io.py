@@ -30,6 +30,7 @@ __all__ = [
     "CONNECTOME_SUFFIXES",
     "PathLike",
     "atomic_directory",
+    "case_name",
     "atomic_write",
     "ensure_dataset",
     "find_images",
@@ -197,6 +198,16 @@ def strip_nifti_suffix(name: str) -> str | None:
     return None
 
 
+def case_name(path: PathLike) -> str:
+    """The case name of a scan: a NIfTI file's name without ``.nii`` / ``.nii.gz``, a DICOM series folder's name,
+    another file's name without its extension."""
+    p = Path(str(path))
+    nifti = strip_nifti_suffix(p.name)
+    if nifti is not None:
+        return nifti
+    return p.name if p.is_dir() else p.stem
+
+
 def is_dicom_file(path: PathLike) -> bool:
     """Whether ``path`` is a DICOM Part-10 file: a 128-byte preamble followed by the magic ``b"DICM"``.
 
@@ -302,6 +313,17 @@ def world_to_voxel(points: Any, affine: Any) -> np.ndarray:
     return np.linalg.solve(aff[:3, :3], (pts - aff[:3, 3]).T).T
 
 
+def _flip_ras_lps(points: dict[str, Any]) -> dict[str, list[float]]:
+    """RAS <-> LPS (the same flip both ways: x and y negated), the systems of NIfTI / MONAI and of 3D Slicer files."""
+    return {name: [-float(v[0]), -float(v[1]), float(v[2])] for name, v in points.items()}
+
+
+def _as_ras(points: dict[str, list[float]], system: str, p: Path, key: str) -> dict[str, list[float]]:
+    if system not in ("LPS", "RAS"):
+        raise ValueError(f"{p}: {key} must be LPS or RAS, got {system!r}.")
+    return points if system == "RAS" else _flip_ras_lps(points)
+
+
 def _check_landmarks(landmarks: Any, where: str) -> dict[str, np.ndarray]:
     if not isinstance(landmarks, dict) or not landmarks:
         raise ValueError(f"{where}: landmarks must be a non-empty mapping name -> (x, y, z) in mm, got {landmarks!r}.")
@@ -322,7 +344,7 @@ def write_landmarks(path: PathLike, landmarks: dict[str, Any]) -> Path:
     (markups CSV, LPS). Written atomically; returns the path."""
     p = Path(path).expanduser()
     pts = _check_landmarks(landmarks, str(p))
-    lps = {name: [-float(v[0]), -float(v[1]), float(v[2])] for name, v in pts.items()}
+    lps = _flip_ras_lps(pts)
     if p.suffix == ".json":
         doc = {"@schema": _MARKUPS_SCHEMA, "markups": [{
             "type": "Fiducial", "coordinateSystem": "LPS", "coordinateUnits": "mm",
@@ -344,9 +366,7 @@ def _markups_json_points(p: Path) -> dict[str, list[float]]:
         points = {str(c["label"]): [float(v) for v in c["position"]] for c in markup["controlPoints"]}
     except (ValueError, KeyError, IndexError, TypeError) as e:
         raise ValueError(f"{p}: not a 3D Slicer markups JSON file with control points ({type(e).__name__}: {e}).") from e
-    if system not in ("LPS", "RAS"):
-        raise ValueError(f"{p}: coordinateSystem must be LPS or RAS, got {system!r}.")
-    return points if system == "RAS" else {k: [-v[0], -v[1], v[2]] for k, v in points.items()}
+    return _as_ras(points, system, p, "coordinateSystem")
 
 
 def _fcsv_points(p: Path) -> dict[str, list[float]]:
@@ -366,9 +386,7 @@ def _fcsv_points(p: Path) -> dict[str, list[float]]:
         except (ValueError, IndexError) as e:
             raise ValueError(f"{p}, line {n}: expected 'id,x,y,z,...,label,...' (markups CSV), got {line!r}.") from e
         points[label] = xyz
-    if system not in ("LPS", "RAS"):
-        raise ValueError(f"{p}: CoordinateSystem must be LPS or RAS, got {system!r}.")
-    return points if system == "RAS" else {k: [-v[0], -v[1], v[2]] for k, v in points.items()}
+    return _as_ras(points, system, p, "CoordinateSystem")
 
 
 def read_landmarks(path: PathLike) -> dict[str, np.ndarray]:

@@ -81,6 +81,9 @@ def test_dataset_is_written_atomically_with_its_list(tmp_path):
     assert set(read_landmarks(data["test"][1]["landmarks"])) == set(COCHLEA_LANDMARKS)
     with pytest.raises(FileExistsError):
         synthesize_temporal_bone_dataset(tmp_path / "data", test=1, **SMALL_GRID)
+    from monai_ext.io import case_name
+
+    assert case_name("/x/p1.2.nii.gz") == "p1.2" and case_name(tmp_path / "data" / "test") == "test"
 
 
 @pytest.mark.parametrize("suffix", [".mrk.json", ".fcsv"])

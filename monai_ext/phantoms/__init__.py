@@ -138,7 +138,7 @@ from .liver_tumor_ct import (
 )
 from .nifti_writer import save_phantom_nifti
 from .random_field import smooth_random_field
-from .seeds import check_seed, derive_seed
+from .seeds import check_count, check_seed, derive_seed
 from .ultrasound import (
     DISPLAY_CEILING_DB,
     SPEED_OF_SOUND_M_S,
@@ -240,6 +240,7 @@ __all__ = [
     "write_dicom_series",
     "save_phantom_nifti",
     "derive_seed",
+    "check_count",
     "check_seed",
     "blend_ultrasound_styles",
     "DISPLAY_CEILING_DB",

@@ -27,7 +27,7 @@ from scipy.spatial import cKDTree
 from ..io import atomic_directory, require_empty_folder
 from .nifti_writer import save_phantom_nifti
 from .random_field import smooth_random_field
-from .seeds import check_seed, derive_seed
+from .seeds import check_count, check_seed, derive_seed
 
 __all__ = [
     "render_cone_visit",
@@ -180,8 +180,7 @@ def synthesize_cone_dataset(out_dir: str | os.PathLike, labelled: int = 40, pair
         FileExistsError: ``out_dir`` exists and is not an empty folder.
     """
     for name, v in (("labelled", labelled), ("pairs", pairs), ("test", test)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        check_count(v, name)
     if not 0.0 <= float(test_noisy_fraction) <= 1.0:
         raise ValueError(f"test_noisy_fraction must be in [0, 1], got {test_noisy_fraction!r}.")
     size, spacing = _check_size_spacing(size, spacing)

@@ -68,7 +68,7 @@ from ..io import PathLike, atomic_directory, ensure_dataset, folder_listing
 from .brain_mri import mni152_tissue_maps, mr_bias_and_noise
 from .grid import check_phantom_grid
 from .nifti_writer import save_phantom_nifti
-from .seeds import derive_seed
+from .seeds import check_count, derive_seed
 
 __all__ = [
     "BRAIN_TUMOR_CONTRASTS",
@@ -647,8 +647,7 @@ def synthesize_brain_tumor_dataset(
 
     if layout not in _FILES:
         raise ValueError(f"layout must be one of {sorted(_FILES)}, got {layout!r}.")
-    if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or int(cases) < 1:
-        raise ValueError(f"cases must be a positive integer, got {cases!r}.")
+    check_count(cases)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     shp, sp = _bt_check_geometry(shape, spacing)

@@ -32,7 +32,7 @@ from ..io import atomic_directory, require_empty_folder
 from .grid import check_phantom_grid
 from .msd_description import msd_phantom_description
 from .nifti_writer import save_phantom_nifti
-from .seeds import check_seed, derive_seed
+from .seeds import check_count, check_seed, derive_seed
 
 __all__ = ["EM_MITOCHONDRIA_LABELS", "em_affine", "generate_em_mitochondria_case", "synthesize_em_mitochondria_dataset"]
 
@@ -156,8 +156,7 @@ def synthesize_em_mitochondria_dataset(out_dir: str | os.PathLike, cases: int = 
         ValueError: invalid ``cases``, ``shape`` (16-256 voxels per axis) or ``spacing_nm`` (1-100 nm).
         FileExistsError: ``out_dir`` exists and is not an empty folder.
     """
-    if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or int(cases) < 1:
-        raise ValueError(f"cases must be a positive integer, got {cases!r}.")
+    check_count(cases)
     check_seed(seed)
     shp, spc = check_phantom_grid(shape, float(spacing_nm) / NM_PER_MM, (16, 256), (1e-6, 1e-4), scalar_spacing=True)
     out = require_empty_folder(out_dir)

@@ -55,7 +55,7 @@ from ..io import atomic_directory, require_empty_folder
 from .grid import check_phantom_grid
 from .msd_description import msd_phantom_description
 from .nifti_writer import save_phantom_nifti
-from .seeds import check_seed, derive_seed
+from .seeds import check_count, check_seed, derive_seed
 
 __all__ = [
     "HAND_DEFAULT_SHAPE",
@@ -782,8 +782,7 @@ def synthesize_hand_dataset(
         ValueError: invalid ``cases``, ``shape`` or ``spacing``.
         FileExistsError: ``out_dir`` exists and is not an empty folder.
     """
-    if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or int(cases) < 1:
-        raise ValueError(f"cases must be a positive integer, got {cases!r}.")
+    check_count(cases)
     check_seed(seed)
     shp, spc = _check_grid(shape, spacing)
     out = require_empty_folder(out_dir)

@@ -1,11 +1,11 @@
-"""Seeds of the phantom data sets: one case's (or one random field's) seed derived from the data set's seed and
+"""Seeds and counts of the phantom data sets: one case's (or one random field's) seed derived from the data set's seed and
 its index, so that any case can be regenerated alone."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_seed", "derive_seed"]
+__all__ = ["check_count", "check_seed", "derive_seed"]
 
 
 def derive_seed(*keys: int, bits: int = 32) -> int:
@@ -30,3 +30,14 @@ def check_seed(seed: object, name: str = "seed") -> int:
     if not ok:
         raise ValueError(f"{name} must be a non-negative integer, got {seed!r}.")
     return int(seed)  # type: ignore[call-overload]
+
+
+def check_count(value: object, name: str = "cases") -> int:
+    """``value`` as an int when it is a whole number >= 1 (a number of cases or images; not ``True``).
+
+    Raises:
+        ValueError: naming ``name`` and the value given.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)

@@ -45,7 +45,7 @@ from ..io import atomic_directory, require_empty_folder, write_landmarks
 from .grid import check_phantom_grid
 from .nifti_writer import save_phantom_nifti
 from .random_field import smooth_random_field
-from .seeds import check_seed, derive_seed
+from .seeds import check_count, check_seed, derive_seed
 
 __all__ = [
     "COCHLEA_LANDMARKS",
@@ -198,8 +198,7 @@ def synthesize_temporal_bone_dataset(out_dir: str | os.PathLike, test: int = 20,
         ValueError: ``test`` not a positive integer, a bad seed or grid.
         FileExistsError: ``out_dir`` exists and is not an empty folder.
     """
-    if isinstance(test, bool) or not isinstance(test, (int, np.integer)) or int(test) < 1:
-        raise ValueError(f"test must be a positive integer (number of test volumes), got {test!r}.")
+    check_count(test, "test")
     check_seed(seed)
     shp, spc = _temporal_bone_grid(shape, spacing)
     out = require_empty_folder(out_dir)

@@ -17,17 +17,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ...io import PathLike, atomic_write, require_file, strip_nifti_suffix
+from ...io import PathLike, atomic_write, case_name, require_file
 
 __all__ = ["BOX_COLUMNS", "case_name", "label_box_mm", "read_box_file", "write_box_file"]
 
 BOX_COLUMNS = ("x_min", "y_min", "z_min", "x_max", "y_max", "z_max")
-
-
-def case_name(image_path: PathLike) -> str:
-    """The case name of an image file: its name without the NIfTI suffix (or without any extension)."""
-    name = Path(str(image_path)).name
-    return strip_nifti_suffix(name) or Path(name).stem
 
 
 def _box_values(path: Path, case: str, values) -> list[float]:

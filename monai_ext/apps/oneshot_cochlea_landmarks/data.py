@@ -4,7 +4,6 @@ a validation volume with a mask, target volumes with or without landmarks) and t
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +11,26 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from ...io import LANDMARK_SUFFIXES, PathLike, ensure_dataset, find_images, read_landmarks, require_file
+from ...io import (
+    LANDMARK_SUFFIXES,
+    PathLike,
+    case_name,
+    ensure_dataset,
+    find_images,
+    read_landmarks,
+    require_file,
+)
+from ...metrics.surface_dice import spacing_from_affine
 from ...phantoms.temporal_bone_ct import synthesize_temporal_bone_dataset
 
 __all__ = ["CheckResampledSized", "oneshot_datalist", "target_items"]
 
 
+
 def _resolve(root: Path, entry: Any, role: str, need_mask: bool, need_landmarks: bool) -> dict[str, Any]:
     if not isinstance(entry, dict) or "image" not in entry:
         raise ValueError(f"{root / 'dataset.json'}: '{role}' must be an object with an 'image' path, got {entry!r}.")
-    out: dict[str, Any] = {"name": str(entry.get("name", Path(str(entry["image"])).name.split(".")[0]))}
+    out: dict[str, Any] = {"name": str(entry.get("name") or case_name(entry["image"]))}
     for key in ("image", "mask", "landmarks"):
         if entry.get(key):
             path = root / str(entry[key])
@@ -78,7 +87,7 @@ def target_items(input_path: PathLike) -> list[dict[str, str]]:
     """The volumes to place landmarks in: ``input_path`` is a NIfTI file, a DICOM series folder, or a folder of
     NIfTI files and / or DICOM series folders (``monai_ext.io.find_images``); ``[{"image", "name"}]``."""
     images = find_images(input_path)
-    return [{"image": img, "name": os.path.basename(img.rstrip(os.sep)).split(".")[0]} for img in images]
+    return [{"image": img, "name": case_name(img)} for img in images]
 
 
 class CheckResampledSized(MapTransform):
@@ -95,7 +104,7 @@ class CheckResampledSized(MapTransform):
         """``data`` unchanged when every ``keys`` volume fits."""
         for key in self.key_iterator(data):
             img = data[key]
-            spacing = np.linalg.norm(np.asarray(img.affine, dtype=np.float64)[:3, :3], axis=0)
+            spacing = np.asarray(spacing_from_affine(img.affine))
             extent = np.asarray(img.shape[1:], dtype=np.float64) * spacing
             voxels = float(np.prod(np.ceil(extent / self.pixdim)))
             if voxels > self.max_voxels:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...transforms.oblique_plane import sample_at_coordinates
+from .alignment import resample_rigid
 
 __all__ = ["CentroidSearch", "crop_cube", "fused_slice_probabilities", "iterative_centroid"]
 
@@ -18,10 +18,7 @@ __all__ = ["CentroidSearch", "crop_cube", "fused_slice_probabilities", "iterativ
 def crop_cube(volume: torch.Tensor, center: Sequence[float], size: int, padding_value: float = 0.0) -> torch.Tensor:
     """The axis-aligned cube (size, size, size) of ``volume`` (X, Y, Z) centred on the voxel coordinates ``center``
     (sub-voxel centres are interpolated trilinearly; outside the volume: ``padding_value``)."""
-    offsets = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    grid = torch.stack(torch.meshgrid(offsets, offsets, offsets, indexing="ij"))
-    coords = grid + torch.as_tensor(np.asarray(center, dtype=np.float64)).reshape(3, 1, 1, 1)
-    return sample_at_coordinates(volume[None], coords.float(), "bilinear", padding_value)[0]
+    return resample_rigid(volume, np.eye(3), center, center, size, padding_value)
 
 
 @torch.no_grad()
@@ -61,12 +58,12 @@ def iterative_centroid(network: torch.nn.Module, volume: torch.Tensor, start: Se
     half = (size - 1) / 2.0
     path = [center.copy()]
     prob = None
+    idx = torch.stack(torch.meshgrid(*[torch.arange(size, dtype=torch.float64)] * 3, indexing="ij"))
     for _ in range(int(max_iterations)):
         prob = fused_slice_probabilities(network, crop_cube(volume, center, size, padding_value)).cpu()
         total = float(prob.sum())
         if total <= 1e-6:
             return CentroidSearch(center, prob, center.copy(), path, False)
-        idx = torch.stack(torch.meshgrid(*[torch.arange(size, dtype=torch.float64)] * 3, indexing="ij"))
         centroid = (idx * prob.double()).reshape(3, -1).sum(1).numpy() / total
         new = center + centroid - half
         moved = float(np.linalg.norm((new - center) * spc))

@@ -23,6 +23,7 @@ from monai.data import MetaTensor
 from scipy import ndimage as ndi
 
 from ...io import voxel_to_world, world_to_voxel
+from ...metrics.surface_dice import spacing_from_affine
 from .alignment import cube_coordinates, inertia_axes, inertia_rotation, resample_rigid, search_rotation_about_axis
 from .localization import crop_cube, iterative_centroid
 from .registration import demons_displacement, displacement_at
@@ -38,10 +39,6 @@ def check_locator_method(method: str) -> str:
     if method not in LOCATOR_METHODS:
         raise ValueError(f"method must be one of {LOCATOR_METHODS}, got {method!r}.")
     return method
-
-
-def _spacing(img: MetaTensor) -> np.ndarray:
-    return np.linalg.norm(np.asarray(img.affine, dtype=np.float64)[:3, :3], axis=0)
 
 
 class OneShotLandmarkLocator:
@@ -84,7 +81,7 @@ class OneShotLandmarkLocator:
         self.network = network
         self.ref_image = reference_image[0].float().cpu()
         self.ref_affine = np.asarray(reference_image.affine, dtype=np.float64)
-        self.spacing = _spacing(reference_image)
+        self.spacing = np.asarray(spacing_from_affine(reference_image.affine))
         if np.ptp(self.spacing) > 0.01 * self.spacing.min():
             raise ValueError(f"the reference's voxels are {self.spacing.round(4).tolist()} mm: the rotation steps need "
                              "isotropic voxels; resample to one voxel size (the bundle's `spacing`).")
@@ -96,6 +93,9 @@ class OneShotLandmarkLocator:
         self.tolerance_mm, self.max_iterations = float(tolerance_mm), int(max_iterations)
         self.demons_iterations, self.demons_smoothing = tuple(int(i) for i in demons_iterations), float(demons_smoothing)
         self.ref_mask_cube = crop_cube(reference_mask[0].float().cpu(), self.ref_center, self.cube_size)
+        self.ref_cube = crop_cube(self.ref_image, self.ref_center, self.cube_size)
+        self.ref_registration_cube = crop_cube(self.ref_image, self.ref_center, self.registration_size)
+        self.registration_corner = cube_coordinates(self.ref_center, self.registration_size)[0]
         if float(rotation_search_deg) < 0:
             raise ValueError(f"rotation_search_deg must be >= 0 (0: no search), got {rotation_search_deg!r}.")
         self.rotation_search_deg = float(rotation_search_deg)
@@ -111,7 +111,7 @@ class OneShotLandmarkLocator:
         if not isinstance(image, MetaTensor) or image.ndim != 4 or image.shape[0] != 1:
             raise ValueError(f"the target must be a (1, X, Y, Z) MetaTensor with its affine, got "
                              f"{type(image).__name__} of shape {tuple(getattr(image, 'shape', ()))}.")
-        spacing = _spacing(image)
+        spacing = np.asarray(spacing_from_affine(image.affine))
         if not np.allclose(spacing, self.spacing, rtol=1e-3):
             raise ValueError(f"{image.meta.get('filename_or_obj', 'target')}: voxel size {spacing.round(4).tolist()} mm, "
                              f"the reference's {self.spacing.round(4).tolist()} mm: resample it first (Spacingd).")
@@ -122,21 +122,18 @@ class OneShotLandmarkLocator:
                                         self.tolerance_mm, self.max_iterations)
             center = search.center
             if self.method in ("auto", "rigid") and float(search.probabilities.sum()) > 0:
-                ref_cube = crop_cube(self.ref_image, self.ref_center, self.cube_size)
-                rotation, _ = inertia_rotation(self.ref_mask_cube, search.probabilities, spacing, ref_cube, volume,
+                rotation, _ = inertia_rotation(self.ref_mask_cube, search.probabilities, spacing, self.ref_cube, volume,
                                                self.ref_center, center)
                 if self.rotation_search_deg > 0:
-                    rotation, _ = search_rotation_about_axis(rotation, self.structure_axis, ref_cube,
+                    rotation, _ = search_rotation_about_axis(rotation, self.structure_axis, self.ref_cube,
                                                              self.search_weights, volume, self.ref_center, center,
                                                              self.rotation_search_deg)
         points = self.ref_points.copy()
         if self.method in ("auto", "naive"):
-            size = self.registration_size
-            fixed = crop_cube(self.ref_image, self.ref_center, size)
-            moving = resample_rigid(volume, rotation, self.ref_center, center, size)
-            field = demons_displacement(fixed, moving, self.demons_iterations, self.demons_smoothing)
-            corner = cube_coordinates(self.ref_center, size)[0]
-            points = points + displacement_at(field, points - corner)
+            moving = resample_rigid(volume, rotation, self.ref_center, center, self.registration_size)
+            field = demons_displacement(self.ref_registration_cube, moving, self.demons_iterations,
+                                        self.demons_smoothing)
+            points = points + displacement_at(field, points - self.registration_corner)
         target_voxels = (points - self.ref_center) @ rotation.T + center
         world = voxel_to_world(target_voxels, np.asarray(image.affine, dtype=np.float64))
         return {

@@ -20,6 +20,7 @@ from scipy import ndimage as ndi
 from ...bundle_helpers import bundle_config_parser
 from ...io import PathLike, atomic_write, read_landmarks
 from ...metrics.landmark_error import LandmarkErrorMetric
+from ...metrics.surface_dice import spacing_from_affine
 from ...phantoms.dicom_series import write_dicom_series
 
 __all__ = ["PERTURBATIONS", "perturb_volume", "robustness_probe"]
@@ -31,7 +32,7 @@ def perturb_volume(hu: np.ndarray, affine: np.ndarray, kind: str, rng: np.random
                    ) -> tuple[np.ndarray, np.ndarray]:
     """The volume ``hu`` (X, Y, Z, HU) and its affine after the perturbation ``kind`` (one of
     :data:`PERTURBATIONS`; ``dicom`` returns it unchanged, the caller writes it as a series)."""
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    spacing = np.asarray(spacing_from_affine(affine))
     if kind in ("as_is", "dicom"):
         return hu, affine
     if kind == "fov_cut_30pct":  # the first 30 % along x missing: the field of view starts elsewhere

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ...bundle_helpers import load_weights
-from ...io import PathLike, atomic_write, read_landmarks, require_file, write_landmarks
+from ...io import PathLike, atomic_write, case_name, read_landmarks, require_file, write_landmarks
 from ...metrics.landmark_error import LandmarkErrorMetric
 from .locator import OneShotLandmarkLocator
 
@@ -61,7 +61,7 @@ def locate_landmarks(locator: OneShotLandmarkLocator, items: Sequence[dict[str, 
         t0 = time.perf_counter()
         data = transform({"image": item["image"]})
         out = locator(data["image"])
-        case = item.get("name") or Path(str(item["image"])).name.split(".")[0]
+        case = item.get("name") or case_name(item["image"])
         results.append((case, out))
         for name in names:
             x, y, z = out["landmarks"][name]

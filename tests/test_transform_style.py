@@ -16,6 +16,10 @@ from monai.utils import TransformBackends
 
 import monai_ext  # noqa: F401 - loads every module, as a bundle's "$import monai_ext" does
 from monai_ext.transforms import (
+    HeatmapPeaksTopK,
+    HeatmapToPointsOtsu,
+    PointList,
+    MultiPointHeatmap,
     AdjacentSlices,
     CellTargets,
     CentroidSeededWatershed,
@@ -105,6 +109,10 @@ MODULES = {
     "monai_ext.transforms.nodule_geometry": "monai_ext.transforms",
     "monai_ext.transforms.nodule_insert": "monai_ext.transforms",
     "monai_ext.transforms.oblique_plane": "monai_ext.transforms",
+    "monai_ext.transforms.point_list": "monai_ext.transforms",
+    "monai_ext.transforms.multi_point_heatmap": "monai_ext.transforms",
+    "monai_ext.transforms.heatmap_otsu_points": "monai_ext.transforms",
+    "monai_ext.transforms.heatmap_peaks": "monai_ext.transforms",
     "monai_ext.transforms.perlin_noise": "monai_ext.transforms",
     "monai_ext.transforms.polyline": "monai_ext.transforms",
     "monai_ext.transforms.random_delegate": "monai_ext.transforms",
@@ -196,7 +204,13 @@ def _runners(model) -> dict:
     needle = NeedleReverberation([3.0, 2.0], 30.0, 12.0, curvature=0.01).params
     torch.manual_seed(0)
     seg_net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv3d(4, 3, 1))
+    points = np.array([[3.0, 4.0], [8.0, 2.0], [8.0, 8.0]])
+    heat = MultiPointHeatmap(1.5, spatial_shape=(12, 10))(points)
     return {
+        PointList: lambda c: PointList(5)(c(points)),
+        MultiPointHeatmap: lambda c: MultiPointHeatmap(1.5, spatial_shape=(12, 10))(c(points)),
+        HeatmapToPointsOtsu: lambda c: HeatmapToPointsOtsu()(c(heat)),
+        HeatmapPeaksTopK: lambda c: HeatmapPeaksTopK()(c(heat))[0],
         MaskOutsideBody: lambda c: MaskOutsideBody(-500.0)(c(pred), c(body)),
         CheckVolume: lambda c: CheckVolume(hu_range_check=True)(c(img)),
         CheckLabel: lambda c: CheckLabel(num_classes=2)(c(lung), c(img)),

@@ -21,6 +21,7 @@ from .landmark_error import LandmarkErrorMetric
 from .lung_parenchyma import lung_texture
 from .mask_overlap import mask_dice
 from .needle_tracking import fit_needle, needle_errors
+from .point_match import PointMatchF1Metric, match_points
 from .pooled_dice import PooledDiceMetric
 from .pooled_iou import PooledIoUMetric
 from .slice_consistency import (
@@ -61,6 +62,8 @@ from .max_ms_ssim import MS_SSIM_SCALE_WEIGHTS, MaxMSSSIMSimilarity
 from .template_matching import TemplateMatchingScore, image_mosaic
 
 __all__ = [
+    "PointMatchF1Metric",
+    "match_points",
     "ACQUISITION_SCORES",
     "acquisition_score",
     "expected_gradient_length_score",

@@ -98,6 +98,13 @@ from .slice_boxes import (
     slice_box_mask,
     world_box_to_voxel_box,
 )
+from .heatmap_otsu_points import (
+    HeatmapToPointsOtsu,
+    HeatmapToPointsOtsuD,
+    HeatmapToPointsOtsud,
+    HeatmapToPointsOtsuDict,
+)
+from .heatmap_peaks import HeatmapPeaksTopK, HeatmapPeaksTopKD, HeatmapPeaksTopKd, HeatmapPeaksTopKDict
 from .hu_window import hu_to_unit, unit_to_hu
 from .input_checks import (
     CheckLabel,
@@ -179,6 +186,12 @@ from .mask_warp import (
     RandBSplineMaskWarpd,
     RandBSplineMaskWarpDict,
 )
+from .multi_point_heatmap import (
+    MultiPointHeatmap,
+    MultiPointHeatmapD,
+    MultiPointHeatmapd,
+    MultiPointHeatmapDict,
+)
 from .needle_reverberation import (
     needle_centreline,
     NeedleReverberation,
@@ -254,6 +267,7 @@ from .stain_deconvolution import (
     StainDeconvolutiond,
     StainDeconvolutionDict,
 )
+from .point_list import PointList, PointListD, PointListd, PointListDict
 from .polyline import polyline_distance
 from .random_delegate import RandArrayDelegateMixin
 from .reload_original import (
@@ -264,6 +278,22 @@ from .reload_original import (
 )
 
 __all__ = [
+    "HeatmapToPointsOtsu",
+    "HeatmapToPointsOtsuD",
+    "HeatmapToPointsOtsud",
+    "HeatmapToPointsOtsuDict",
+    "HeatmapPeaksTopK",
+    "HeatmapPeaksTopKD",
+    "HeatmapPeaksTopKd",
+    "HeatmapPeaksTopKDict",
+    "MultiPointHeatmap",
+    "MultiPointHeatmapD",
+    "MultiPointHeatmapd",
+    "MultiPointHeatmapDict",
+    "PointList",
+    "PointListD",
+    "PointListd",
+    "PointListDict",
     "DatasetChannelCoding",
     "DatasetChannelCodingD",
     "DatasetChannelCodingd",

@@ -409,3 +409,23 @@ def test_oneshot_cochlea_multi_gpu_train(tmp_path):
     assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     ShallowSliceUNet(features=4).load_state_dict(state)
+
+
+@pytest.mark.slow  # a 2-process torchrun run of a standard DDP config (issue: suite budget)
+def test_adaptor_suture_multi_gpu_train(tmp_path):
+    """DDP over the frames: each rank draws half the batches of an epoch; rank 0 alone writes."""
+    from monai.networks.nets import FlexibleUNet
+
+    from monai_ext.phantoms import synthesize_valve_dataset
+
+    bundle = ROOT / "adaptor_suture_landmarks"
+    synthesize_valve_dataset(tmp_path / "data", sim_surgeries=2, intraop_surgeries=3, frames_per_surgery=3, width=128,
+                             height=72, progress=False)
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"),
+                               validation_surgeries=["op02"], test_surgeries=["op03"], decoder_channels=[8] * 5,
+                               max_epochs=2, iterations_per_epoch=4, batch_size=2, crop_size=[64, 64]))
+    assert log.count("Epoch[2] Complete") >= 2, "both ranks train"
+    assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    FlexibleUNet(3, 1, "resnet10_w16", spatial_dims=2, decoder_channels=[8] * 5).load_state_dict(state)

@@ -216,6 +216,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "active_learning_cxr": {"study"},
         "metahistoseg": {"study", "single_source"},
         "oneshot_cochlea_landmarks": {"study"},
+        "adaptor_suture_landmarks": {"study"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

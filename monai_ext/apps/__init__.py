@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import (
     active_learning_cxr,
+    adaptor_suture_landmarks,
     ao_cone_label_transfer,
     box_supervised_seg,
     brain_tumor_multiscale_unet,
@@ -29,6 +30,7 @@ from . import (
 
 __all__ = [
     "active_learning_cxr",
+    "adaptor_suture_landmarks",
     "ao_cone_label_transfer",
     "box_supervised_seg",
     "brain_tumor_multiscale_unet",

@@ -5,6 +5,7 @@ module per data set layout.
 from __future__ import annotations
 
 from .case_split import split_cases
+from .adaptor_frames import ADAPTOR_DOMAINS, ADAPTOR_FRAME_SUFFIXES, adaptor_frame_datalist, read_labelme_points
 from .brats import BRATS_CLASSES, BRATS_LABEL_MAPPINGS, BRATS_MODALITIES, brats_datalist
 from .connectome import CONNECTOME_LABELS_CSV, connectome_datalist, connectome_files, read_connectome_labels
 from .covid_radiography import COVID_RADIOGRAPHY_CLASSES, covid_radiography_datalist
@@ -62,6 +63,10 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "ADAPTOR_DOMAINS",
+    "ADAPTOR_FRAME_SUFFIXES",
+    "adaptor_frame_datalist",
+    "read_labelme_points",
     "HISTO_TILE_SUFFIXES",
     "check_rgb_patches",
     "patch_images",

@@ -17,17 +17,21 @@ from .active_queries import (
     unlabelled_indices,
 )
 from .adversarial_examples import FGSMPrepareBatch
+from .cycle_gan import CycleGANTrainer
 from .distributed import average_gradients, broadcast_module, is_distributed, synced_optimizer_step
 from .gradient_guard import GradientGuard
 from .history_pool import HistoryImagePool
 from .labelled_batch import labelled_batch_tensors
 from .maml import MAMLTrainer
 from .mixup import MixupPrepareBatch, mixup_partners
+from .sample_weighted import SampleWeightedTrainer
 from .task_sampling import EpisodeBatchSampler, EqualizedTaskSampler, task_groups
 from .gan_evaluation import GAN_REPORT_FLAGS, gan_evaluation_report, gan_report_markdown
 from .two_sample_test import classifier_two_sample_test, network_features
 
 __all__ = [
+    "CycleGANTrainer",
+    "SampleWeightedTrainer",
     "MAMLTrainer",
     "EpisodeBatchSampler",
     "EqualizedTaskSampler",

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from .barrier_temperature import BarrierTemperatureHandler
 from .mean_teacher import MeanTeacherEMA, ema_teacher
+from .points_writer import PointsWriter
 from .metric_history import MetricHistorySaver, read_metric_history
 from .time_limit import TimeLimitHandler
 
 __all__ = [
+    "PointsWriter",
     "BarrierTemperatureHandler",
     "MeanTeacherEMA",
     "ema_teacher",

@@ -60,12 +60,17 @@ class PointMatchF1Metric(CumulativeIterationMetric):
     Args:
         radius: the largest distance of a hit (pixels, or mm with ``spacing``).
         spacing: per-axis pixel size applied to both point sets.
+        summary: one of the keys above: ``aggregate()`` then returns that value alone (as a tensor), which is what
+            MONAI's ``IgniteMetricHandler`` needs for a key metric (e.g. ``"f1"``).
     """
 
-    def __init__(self, radius: float = 6.0, spacing: Sequence[float] | None = None) -> None:
+    def __init__(self, radius: float = 6.0, spacing: Sequence[float] | None = None, summary: str | None = None) -> None:
         super().__init__()
         if not float(radius) > 0:
             raise ValueError(f"radius must be positive, got {radius!r}.")
+        if summary not in (None, "precision", "sensitivity", "f1", "tp", "fp", "fn"):
+            raise ValueError(f"summary must be None, 'precision', 'sensitivity', 'f1', 'tp', 'fp' or 'fn', got {summary!r}.")
+        self.summary = summary
         self.radius = float(radius)
         self.spacing = None if spacing is None else [float(s) for s in spacing]
 
@@ -82,16 +87,17 @@ class PointMatchF1Metric(CumulativeIterationMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         raise NotImplementedError("PointMatchF1Metric counts in __call__.")
 
-    def aggregate(self) -> dict[str, float]:  # type: ignore[override]
-        """Pooled precision / sensitivity / F1 of every image so far."""
+    def aggregate(self) -> Any:  # type: ignore[override]
+        """Pooled precision / sensitivity / F1 of every image so far (a dict, or the ``summary`` value)."""
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor) or data.numel() == 0:
             raise RuntimeError("PointMatchF1Metric.aggregate: no images accumulated.")
         tp, fp, fn = (float(v) for v in data.reshape(-1, 3).sum(dim=0))
         nothing = 1.0 if fp + fn == 0 else 0.0
-        return {
+        result = {
             "precision": tp / (tp + fp) if tp + fp else nothing,
             "sensitivity": tp / (tp + fn) if tp + fn else nothing,
             "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
             "tp": tp, "fp": fp, "fn": fn, "images": int(data.reshape(-1, 3).shape[0]),
         }
+        return result if self.summary is None else torch.tensor(result[self.summary])

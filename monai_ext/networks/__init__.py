@@ -9,12 +9,16 @@ from .brainnetcnn import BrainNetCNN, EdgeToEdgeConv, EdgeToNodeConv, NodeToGrap
 from .graph_conv import DenseGraphConv, DenseGraphConvClassifier
 from .multi_head import PADDED_LOGIT, MultiHeadSegNet
 from .multiscale_unet import MultiScaleSumUNet
+from .narrow_resnet_encoder import NarrowResNetEncoder
 from .parallel import unwrap_parallel
+from .resnet_translator import ResNetTranslator
 from .transfer import FINETUNE_MODES, finetune_parameter_names, load_pretrained
 from .two_sample_cnn import TwoSampleDiscriminatorCNN
 from .vgg_bn import VGG16_BN_BLOCKS, VGGBNFeatureNet
 
 __all__ = [
+    "ResNetTranslator",
+    "NarrowResNetEncoder",
     "MultiHeadSegNet",
     "PADDED_LOGIT",
     "CBAMBlock",

@@ -83,6 +83,13 @@ from .chest_xray import (
     generate_cxr_image,
     synthesize_cxr_dataset,
 )
+from .valve_endoscopy import (
+    VALVE_DOMAINS,
+    generate_valve_frame,
+    labelme_point_file,
+    sample_valve_surgery,
+    synthesize_valve_dataset,
+)
 from .temporal_bone_ct import (
     COCHLEA_LANDMARKS,
     TEMPORAL_BONE_DEFAULT_SHAPE,
@@ -272,4 +279,9 @@ __all__ = [
     "LiverTumorCTCase",
     "generate_liver_tumor_ct",
     "synthesize_liver_tumor_dataset",
+    "VALVE_DOMAINS",
+    "generate_valve_frame",
+    "labelme_point_file",
+    "sample_valve_surgery",
+    "synthesize_valve_dataset",
 ]

@@ -62,12 +62,14 @@ class HeatmapPeaksTopK(Transform):
                              f"{tuple(heatmap.shape)}.")
         heat = torch.as_tensor(heatmap).float()
         heat = heat.as_tensor() if hasattr(heat, "as_tensor") else heat
-        if self.sigmoid:
-            heat = torch.sigmoid(heat)
+        # peaks of the logits: the sigmoid is monotonic, so they are the sigmoid map's peaks, without the ties
+        # where float32 rounds confident logits to exactly 1
         pool = F.max_pool2d if heat.ndim == 3 else F.max_pool3d
         peaks = heat == pool(heat[None], self.kernel_size, stride=1, padding=self.kernel_size // 2)[0]
         values = torch.where(peaks, heat, torch.full_like(heat, -float("inf")))[0].flatten()
         scores, index = values.topk(min(self.top_k, int(peaks.sum())))
+        if self.sigmoid:
+            scores = torch.sigmoid(scores)
         keep = int((scores >= self.score_threshold).sum())
         keep = min(max(keep, self.min_count), self.max_count, len(scores))
         scores, index = scores[:keep], index[:keep]

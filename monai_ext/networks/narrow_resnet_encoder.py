@@ -16,8 +16,9 @@ _WIDTHS = (16, 32)
 
 
 class NarrowResNetEncoder(ResNetFeatures, BaseEncoder):
-    """A ResNet (basic blocks) whose stages have ``width, 2 width, 4 width, 8 width`` features; its forward gives
-    the five feature maps ``FlexibleUNet`` expects (strides 2, 4, 8, 16, 32).
+    """A ResNet (basic blocks, 1x1-convolution shortcuts as MONAI's ``resnet10``: TorchScript can export them)
+    whose stages have ``width, 2 width, 4 width, 8 width`` features; its forward gives the five feature maps
+    ``FlexibleUNet`` expects (strides 2, 4, 8, 16, 32).
 
     Args:
         model_name: ``resnet10`` or ``resnet18`` (blocks per stage).
@@ -36,7 +37,7 @@ class NarrowResNetEncoder(ResNetFeatures, BaseEncoder):
         w = int(width)
         ResNet.__init__(self, block=ResNetBlock, layers=list(_DEPTHS[model_name]), block_inplanes=[w, 2 * w, 4 * w, 8 * w],
                         spatial_dims=spatial_dims, n_input_channels=in_channels, conv1_t_stride=2,
-                        shortcut_type="A", feed_forward=False)
+                        shortcut_type="B", feed_forward=False)
 
     @classmethod
     def get_encoder_parameters(cls) -> list[dict]:

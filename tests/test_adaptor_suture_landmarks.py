@@ -123,7 +123,9 @@ def test_cyclegan_iteration_trains_both_directions():
 
 def test_narrow_encoder_serves_flexible_unet():
     net = FlexibleUNet(3, 1, "resnet18_w32", spatial_dims=2, decoder_channels=(8, 8, 8, 8, 8))
-    assert net(torch.rand(1, 3, 64, 32)).shape == (1, 1, 64, 32)
+    x = torch.rand(1, 3, 64, 32)
+    assert net(x).shape == (1, 1, 64, 32)
+    assert torch.allclose(torch.jit.script(net.eval())(x), net(x), atol=1e-5), "the Model Zoo exports TorchScript"
     with pytest.raises(ValueError, match="no pretrained weights"):
         NarrowResNetEncoder(pretrained=True)
 

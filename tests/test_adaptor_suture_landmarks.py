@@ -194,3 +194,48 @@ def test_bundle_rejects_bad_input_and_writes_nothing(frames, tmp_path):
                    **dict(TINY, lambda_sim=0.0))
     assert "op01/images/frame_0000.png" in error_text(excinfo) and "outside the image grid" in error_text(excinfo)
     assert not (tmp_path / "b" / "models" / "model.pt").exists()
+
+
+def _mixed_batch():
+    torch.manual_seed(0)
+    return {"image": torch.rand(4, 3, 16, 16), "label": torch.rand(4, 1, 16, 16), "weight": torch.ones(4),
+            "target_domain": torch.tensor([1.0, 1.0, 0.0, 0.0])}
+
+
+def test_m2_discriminator_learns_the_domains_and_the_network_is_pushed_to_fool_it():
+    from monai_ext.apps.adaptor_suture_landmarks import DomainAdversarialHeatmapTrainer
+
+    net = torch.nn.Conv2d(3, 1, 3, padding=1)
+    disc = torch.nn.Conv2d(1, 1, 3, padding=1)
+    d_before = [p.detach().clone() for p in disc.parameters()]
+    trainer = DomainAdversarialHeatmapTrainer(
+        device="cpu", max_epochs=1, train_data_loader=[_mixed_batch()], network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1), loss_function=torch.nn.MSELoss(reduction="none"),
+        discriminator=disc, d_optimizer=torch.optim.SGD(disc.parameters(), lr=0.1), lambda_adv=1.0)
+    trainer.run()
+    assert trainer.state.adv_loss > 0 and trainer.state.d_loss > 0
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, disc.parameters()))
+    with pytest.raises(KeyError, match="target_domain"):
+        trainer._iteration(trainer, {k: v for k, v in _mixed_batch().items() if k != "target_domain"})
+
+
+def test_m3_peers_learn_their_own_domain_and_each_other():
+    from monai_ext.apps.adaptor_suture_landmarks import CollaborativeHeatmapTrainer, bernoulli_kl
+
+    p = torch.rand(2, 1, 4, 4)
+    assert torch.allclose(bernoulli_kl(p, torch.logit(p.clamp(1e-6, 1 - 1e-6))), torch.zeros(2), atol=1e-5)
+    assert (bernoulli_kl(p, torch.zeros(2, 1, 4, 4)) >= 0).all()
+    net, peer = torch.nn.Conv2d(3, 1, 3, padding=1), torch.nn.Conv2d(3, 1, 3, padding=1)
+    peer_before = [q.detach().clone() for q in peer.parameters()]
+    trainer = CollaborativeHeatmapTrainer(
+        device="cpu", max_epochs=1, train_data_loader=[_mixed_batch()], network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1), loss_function=torch.nn.MSELoss(reduction="none"),
+        peer=peer, peer_optimizer=torch.optim.SGD(peer.parameters(), lr=0.1), lambda_kl=0.1)
+    trainer.run()
+    assert np.isfinite(trainer.state.peer_loss)
+    assert any(not torch.equal(a, b) for a, b in zip(peer_before, peer.parameters()))
+    # without the peer term the network's loss is its supervised loss on the intraop samples only
+    trainer.lambda_kl, trainer._target, trainer._weights = 0.0, torch.tensor([1.0, 0.0]), torch.ones(2)
+    trainer._peer_pred = torch.zeros(2, 1, 4, 4)
+    pred, label = torch.zeros(2, 1, 4, 4), torch.stack([torch.ones(1, 4, 4), 5 * torch.ones(1, 4, 4)])
+    assert float(trainer.loss_function(pred, label)) == pytest.approx(0.5)

@@ -11,7 +11,13 @@ Generic pieces: ``monai_ext.transforms`` (``PointListd``, ``MultiPointHeatmapd``
 
 from __future__ import annotations
 
+from .collaborative import CollaborativeHeatmapTrainer, bernoulli_kl
+from .domain_adversarial import DomainAdversarialHeatmapTrainer
 from .datalist import SIM_FRAME_CHOICES, adaptor_datalist, translated_sim_items
 from .translation import cyclegan_pairs, translate_frames
 
-__all__ = ["SIM_FRAME_CHOICES", "adaptor_datalist", "cyclegan_pairs", "translate_frames", "translated_sim_items"]
+__all__ = [
+    "CollaborativeHeatmapTrainer",
+    "DomainAdversarialHeatmapTrainer",
+    "bernoulli_kl",
+    "SIM_FRAME_CHOICES", "adaptor_datalist", "cyclegan_pairs", "translate_frames", "translated_sim_items"]

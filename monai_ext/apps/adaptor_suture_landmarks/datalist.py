@@ -35,7 +35,8 @@ def adaptor_datalist(
     synth_seed: int = 0,
 ) -> dict[str, list[dict[str, Any]]]:
     """``{"training", "validation", "testing", "sim", "intraop_training"}`` lists of ``{"image", "points", "domain",
-    "surgery", "frame", "weight"}`` items with labels.
+    "surgery", "frame", "weight", "target_domain"}`` items with labels (``target_domain``: 1.0 for intraop frames,
+    0.0 for simulator or translated ones).
 
     Intraop frames of ``validation_surgeries`` and ``test_surgeries`` are held out; the other labelled intraop frames
     train (the first ``intraop_train_frames`` per surgery when > 0: the scarce target domain), weight 1. Simulator
@@ -68,13 +69,14 @@ def adaptor_datalist(
             raise ValueError(f"{part} surgeries {missing} have no labelled intraop frames in {root}; found "
                              f"{sorted(known)}.")
     out: dict[str, list[dict[str, Any]]] = {
-        part: [dict(i, weight=1.0) for i in intraop if i["surgery"] in names] for part, names in held.items()}
+        part: [dict(i, weight=1.0, target_domain=1.0) for i in intraop if i["surgery"] in names]
+        for part, names in held.items()}
     train_intraop = [i for i in intraop if i["surgery"] not in held["validation"] + held["testing"]]
     if int(intraop_train_frames) > 0:
         train_intraop = [i for s in sorted({i["surgery"] for i in train_intraop})
                          for i in [j for j in train_intraop if j["surgery"] == s][: int(intraop_train_frames)]]
-    sim = [dict(i, weight=float(lambda_sim)) for i in items if i["domain"] == "sim"]
-    out["sim"], out["intraop_training"] = sim, [dict(i, weight=1.0) for i in train_intraop]
+    sim = [dict(i, weight=float(lambda_sim), target_domain=0.0) for i in items if i["domain"] == "sim"]
+    out["sim"], out["intraop_training"] = sim, [dict(i, weight=1.0, target_domain=1.0) for i in train_intraop]
     source: list[dict[str, Any]] = []
     if float(lambda_sim) > 0 and sim_frames == "raw":
         source = sim

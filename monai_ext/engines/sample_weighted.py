@@ -32,11 +32,16 @@ class SampleWeightedTrainer(SupervisedTrainer):
         self.loss_function = self._weighted_loss
         self._weights: torch.Tensor | None = None
 
-    def _iteration(self, engine: Any, batchdata: dict[str, Any]) -> dict:
-        if self.weight_key not in batchdata:
-            raise KeyError(f"SampleWeightedTrainer: the batch has no {self.weight_key!r} (one weight per sample); keys: "
+    def batch_vector(self, batchdata: dict[str, Any], key: str, what: str) -> torch.Tensor:
+        """``batchdata[key]`` as a float32 (B,) tensor; ``KeyError`` naming the trainer, the key and ``what`` it
+        holds when the batch lacks it."""
+        if key not in batchdata:
+            raise KeyError(f"{type(self).__name__}: the batch has no {key!r} ({what}); keys: "
                            f"{sorted(map(str, batchdata))}.")
-        self._weights = torch.as_tensor(batchdata[self.weight_key], dtype=torch.float32).reshape(-1)
+        return torch.as_tensor(batchdata[key], dtype=torch.float32).reshape(-1)
+
+    def _iteration(self, engine: Any, batchdata: dict[str, Any]) -> dict:
+        self._weights = self.batch_vector(batchdata, self.weight_key, "one weight per sample")
         return super()._iteration(engine, batchdata)
 
     def _weighted_loss(self, pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

@@ -49,10 +49,7 @@ class CollaborativeHeatmapTrainer(SampleWeightedTrainer):
         self._pred: torch.Tensor | None = None
 
     def _iteration(self, engine: Any, batchdata: dict[str, Any]) -> dict:
-        if self.domain_key not in batchdata:
-            raise KeyError(f"CollaborativeHeatmapTrainer: the batch has no {self.domain_key!r} (1 target domain, "
-                           f"0 source); keys: {sorted(map(str, batchdata))}.")
-        self._target = torch.as_tensor(batchdata[self.domain_key], dtype=torch.float32).reshape(-1)
+        self._target = self.batch_vector(batchdata, self.domain_key, "1 target domain, 0 source")
         inputs, labels = self.prepare_batch(batchdata, engine.state.device, engine.non_blocking)[:2]
         self._inputs = inputs.as_tensor() if hasattr(inputs, "as_tensor") else inputs
         with torch.no_grad():

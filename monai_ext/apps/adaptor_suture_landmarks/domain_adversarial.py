@@ -45,10 +45,7 @@ class DomainAdversarialHeatmapTrainer(SampleWeightedTrainer):
         return out[-1] if isinstance(out, (list, tuple)) else out
 
     def _iteration(self, engine: Any, batchdata: dict[str, Any]) -> dict:
-        if self.domain_key not in batchdata:
-            raise KeyError(f"DomainAdversarialHeatmapTrainer: the batch has no {self.domain_key!r} (1 target domain, "
-                           f"0 source); keys: {sorted(map(str, batchdata))}.")
-        self._target = torch.as_tensor(batchdata[self.domain_key], dtype=torch.float32).reshape(-1)
+        self._target = self.batch_vector(batchdata, self.domain_key, "1 target domain, 0 source")
         output = super()._iteration(engine, batchdata)
         maps = torch.sigmoid(self._pred.float())
         self.discriminator.requires_grad_(True)

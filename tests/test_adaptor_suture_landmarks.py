@@ -239,3 +239,11 @@ def test_m3_peers_learn_their_own_domain_and_each_other():
     trainer._peer_pred = torch.zeros(2, 1, 4, 4)
     pred, label = torch.zeros(2, 1, 4, 4), torch.stack([torch.ones(1, 4, 4), 5 * torch.ones(1, 4, 4)])
     assert float(trainer.loss_function(pred, label)) == pytest.approx(0.5)
+
+
+def test_domain_balanced_weights_draw_each_domain_half_the_time():
+    from monai_ext.apps.adaptor_suture_landmarks import domain_balanced_weights
+
+    items = [{"target_domain": 1.0}] * 2 + [{"target_domain": 0.0}] * 6
+    w = np.array(domain_balanced_weights(items))
+    assert w[:2].sum() == pytest.approx(w[2:].sum()) and w[0] == pytest.approx(3 * w[2])

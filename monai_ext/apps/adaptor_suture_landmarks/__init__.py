@@ -13,11 +13,17 @@ from __future__ import annotations
 
 from .collaborative import CollaborativeHeatmapTrainer, bernoulli_kl
 from .domain_adversarial import DomainAdversarialHeatmapTrainer
-from .datalist import SIM_FRAME_CHOICES, adaptor_datalist, translated_sim_items
+from .datalist import SIM_FRAME_CHOICES, adaptor_datalist, domain_balanced_weights, translated_sim_items
 from .translation import cyclegan_pairs, translate_frames
 
 __all__ = [
     "CollaborativeHeatmapTrainer",
     "DomainAdversarialHeatmapTrainer",
+    "SIM_FRAME_CHOICES",
+    "adaptor_datalist",
     "bernoulli_kl",
-    "SIM_FRAME_CHOICES", "adaptor_datalist", "cyclegan_pairs", "translate_frames", "translated_sim_items"]
+    "cyclegan_pairs",
+    "domain_balanced_weights",
+    "translate_frames",
+    "translated_sim_items",
+]

@@ -15,7 +15,7 @@ from ...datalists.adaptor_frames import adaptor_frame_datalist
 from ...io import PathLike, ensure_dataset
 from ...phantoms.valve_endoscopy import synthesize_valve_dataset
 
-__all__ = ["SIM_FRAME_CHOICES", "adaptor_datalist", "translated_sim_items"]
+__all__ = ["SIM_FRAME_CHOICES", "adaptor_datalist", "domain_balanced_weights", "translated_sim_items"]
 
 #: what the training set takes from the simulator: nothing, the frames as they are, or their CycleGAN translation
 SIM_FRAME_CHOICES = ("none", "raw", "translated")
@@ -103,3 +103,12 @@ def translated_sim_items(sim: list[dict[str, Any]], translated_dir: PathLike) ->
                                     f"simulator frame's translation to {folder}) or set sim_frames: raw.")
         out.append(dict(item, image=str(path), domain="translated"))
     return out
+
+
+def domain_balanced_weights(items: list[dict[str, Any]]) -> list[float]:
+    """Sampling weights that draw each domain's frames (intraop / simulator or translated, by ``target_domain``)
+    equally often, whatever the domains' sizes (for ``torch.utils.data.WeightedRandomSampler``)."""
+    counts: dict[float, int] = {}
+    for item in items:
+        counts[item["target_domain"]] = counts.get(item["target_domain"], 0) + 1
+    return [1.0 / counts[item["target_domain"]] for item in items]

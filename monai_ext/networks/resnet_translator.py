@@ -15,7 +15,7 @@ def _reflection_pad(spatial_dims: int) -> type[torch.nn.Module]:
     return torch.nn.ReflectionPad2d if spatial_dims == 2 else torch.nn.ReflectionPad3d
 
 
-class _ResidualBlock(torch.nn.Module):
+class _TranslatorResidualBlock(torch.nn.Module):
     def __init__(self, spatial_dims: int, channels: int) -> None:
         super().__init__()
         conv, norm, pad = Conv[Conv.CONV, spatial_dims], Norm[Norm.INSTANCE, spatial_dims], _reflection_pad(spatial_dims)
@@ -49,7 +49,7 @@ class ResNetTranslator(torch.nn.Module):
         layers: list[torch.nn.Module] = [pad(3), conv(in_channels, c, 7), norm(c), Act[Act.RELU]()]
         for k in (1, 2):
             layers += [conv(c * k, c * 2 * k, 3, stride=2, padding=1), norm(c * 2 * k), Act[Act.RELU]()]
-        layers += [_ResidualBlock(spatial_dims, 4 * c) for _ in range(int(num_res_blocks))]
+        layers += [_TranslatorResidualBlock(spatial_dims, 4 * c) for _ in range(int(num_res_blocks))]
         for k in (4, 2):
             layers += [up(c * k, c * k // 2, 3, stride=2, padding=1, output_padding=1), norm(c * k // 2),
                        Act[Act.RELU]()]

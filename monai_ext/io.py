@@ -19,6 +19,7 @@ from typing import Any, Callable, Union
 import numpy as np
 
 __all__ = [
+    "labelme_point_file",
     "LANDMARK_SUFFIXES",
     "read_landmarks",
     "voxel_to_world",
@@ -400,3 +401,14 @@ def read_landmarks(path: PathLike) -> dict[str, np.ndarray]:
     else:
         raise ValueError(f"{p}: landmark files are {LANDMARK_SUFFIXES} (3D Slicer markups), got {p.suffix!r}.")
     return _check_landmarks(points, str(p))
+
+
+def labelme_point_file(points: Any, image_name: str, width: int, height: int, label: str = "suture") -> dict[str, Any]:
+    """A labelme JSON document (the AdaptOR label format) with one ``point`` shape per (x, y) row of ``points``
+    (pixels); ``width`` x ``height`` is the image's size."""
+    return {
+        "version": "5.0.1", "flags": {}, "imagePath": image_name, "imageData": None,
+        "imageHeight": int(height), "imageWidth": int(width),
+        "shapes": [{"label": label, "points": [[float(x), float(y)]], "group_id": None, "shape_type": "point",
+                    "flags": {}} for x, y in np.asarray(points, dtype=np.float64).reshape(-1, 2)],
+    }

@@ -17,7 +17,7 @@ from .active_queries import (
     unlabelled_indices,
 )
 from .adversarial_examples import FGSMPrepareBatch
-from .cycle_gan import CycleGANTrainer
+from .cycle_gan import CycleGANTrainer, discriminator_logits
 from .distributed import average_gradients, broadcast_module, is_distributed, synced_optimizer_step
 from .gradient_guard import GradientGuard
 from .history_pool import HistoryImagePool
@@ -31,6 +31,7 @@ from .two_sample_test import classifier_two_sample_test, network_features
 
 __all__ = [
     "CycleGANTrainer",
+    "discriminator_logits",
     "SampleWeightedTrainer",
     "MAMLTrainer",
     "EpisodeBatchSampler",

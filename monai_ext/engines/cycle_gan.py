@@ -15,7 +15,14 @@ from torch.utils.data import DataLoader
 
 from .history_pool import HistoryImagePool
 
-__all__ = ["CycleGANTrainer"]
+__all__ = ["CycleGANTrainer", "discriminator_logits"]
+
+
+def discriminator_logits(network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The logits map of a discriminator: the last item when it returns a list of features (MONAI's
+    ``PatchDiscriminator``), else its output."""
+    out = network(x)
+    return out[-1] if isinstance(out, (list, tuple)) else out
 
 
 class CycleGANTrainer(Trainer):
@@ -65,10 +72,6 @@ class CycleGANTrainer(Trainer):
         self.pools = (HistoryImagePool(pool_size, seed), HistoryImagePool(pool_size, seed + 1))
         self.adversarial = PatchAdversarialLoss(criterion="least_squares")
 
-    def _logits(self, network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        out = network(x)
-        return out[-1] if isinstance(out, (list, tuple)) else out
-
     def _iteration(self, engine: Any, batchdata: dict[str, Any]) -> dict[str, float]:
         missing = [k for k in self.keys if k not in batchdata]
         if missing:
@@ -84,8 +87,8 @@ class CycleGANTrainer(Trainer):
         fake_b, fake_a = self.g_ab(a), self.g_ba(b)
         cycle = l1(self.g_ba(fake_b), a) + l1(self.g_ab(fake_a), b)
         identity = l1(self.g_ab(b), b) + l1(self.g_ba(a), a) if self.lambda_identity > 0 else torch.zeros((), device=a.device)
-        adv = (self.adversarial(self._logits(self.d_b, fake_b), target_is_real=True, for_discriminator=False)
-               + self.adversarial(self._logits(self.d_a, fake_a), target_is_real=True, for_discriminator=False))
+        adv = sum(self.adversarial(discriminator_logits(d, fake), target_is_real=True, for_discriminator=False)
+                  for d, fake in ((self.d_b, fake_b), (self.d_a, fake_a)))
         g_loss = adv + self.lambda_cycle * (cycle + self.lambda_identity * identity)
         g_loss.backward()
         self.g_optimizer.step()
@@ -95,8 +98,8 @@ class CycleGANTrainer(Trainer):
         self.d_optimizer.zero_grad(set_to_none=True)
         d_losses = []
         for d, real, fake, pool in ((self.d_a, a, fake_a, self.pools[0]), (self.d_b, b, fake_b, self.pools[1])):
-            loss = 0.5 * (self.adversarial(self._logits(d, real), target_is_real=True, for_discriminator=True)
-                          + self.adversarial(self._logits(d, pool.query(fake)), target_is_real=False,
+            loss = 0.5 * (self.adversarial(discriminator_logits(d, real), target_is_real=True, for_discriminator=True)
+                          + self.adversarial(discriminator_logits(d, pool.query(fake)), target_is_real=False,
                                              for_discriminator=True))
             d_losses.append(loss)
         sum(d_losses).backward()

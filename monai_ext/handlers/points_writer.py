@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from ..io import PathLike, atomic_write, case_name
+from ..io import PathLike, atomic_write, case_name, labelme_point_file
 
 __all__ = ["PointsWriter"]
 
@@ -60,10 +60,7 @@ class PointsWriter:
         table = []
         for row in self.rows:
             name = _output_name(row["source"]) if row["source"] else f"image_{len(table):05d}"
-            doc = {"version": "5.0.1", "flags": {}, "imagePath": Path(row["source"]).name, "imageData": None,
-                   "imageWidth": row["size"][0], "imageHeight": row["size"][1],
-                   "shapes": [{"label": self.label, "points": [[float(x), float(y)]], "group_id": None,
-                               "shape_type": "point", "flags": {}} for x, y in row["points"]]}
+            doc = labelme_point_file(row["points"], Path(row["source"]).name, *row["size"], label=self.label)
             atomic_write(self.output_dir / f"{name}.json", lambda tmp, d=doc: tmp.write_text(json.dumps(d) + "\n"))
             table += [{"image": row["source"], "index": i, "x": float(x), "y": float(y), "score": float(s)}
                       for i, ((x, y), s) in enumerate(zip(row["points"], row["scores"]))]

@@ -86,7 +86,6 @@ from .chest_xray import (
 from .valve_endoscopy import (
     VALVE_DOMAINS,
     generate_valve_frame,
-    labelme_point_file,
     sample_valve_surgery,
     synthesize_valve_dataset,
 )
@@ -281,7 +280,6 @@ __all__ = [
     "synthesize_liver_tumor_dataset",
     "VALVE_DOMAINS",
     "generate_valve_frame",
-    "labelme_point_file",
     "sample_valve_surgery",
     "synthesize_valve_dataset",
 ]

@@ -30,14 +30,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ..io import atomic_directory, require_empty_folder
+from ..io import atomic_directory, labelme_point_file, require_empty_folder
 from .random_field import smooth_random_field
 from .seeds import check_count, check_seed, derive_seed
 
 __all__ = [
     "VALVE_DOMAINS",
     "generate_valve_frame",
-    "labelme_point_file",
     "sample_valve_surgery",
     "synthesize_valve_dataset",
 ]
@@ -166,17 +165,6 @@ def _thread_cover(xx: np.ndarray, yy: np.ndarray, start: np.ndarray, end: np.nda
     t = np.clip(((xx - start[0]) * d[0] + (yy - start[1]) * d[1]) / (d @ d), 0.0, 1.0)
     dist = np.hypot(xx - start[0] - t * d[0], yy - start[1] - t * d[1])
     return np.clip(width_px / 2 + 0.5 - dist, 0.0, 1.0)
-
-
-def labelme_point_file(points: np.ndarray, image_name: str, width: int, height: int,
-                       label: str = "suture") -> dict[str, Any]:
-    """A labelme JSON document with one ``point`` shape per (x, y) row of ``points``."""
-    return {
-        "version": "5.0.1", "flags": {}, "imagePath": image_name, "imageData": None,
-        "imageHeight": int(height), "imageWidth": int(width),
-        "shapes": [{"label": label, "points": [[float(x), float(y)]], "group_id": None, "shape_type": "point",
-                    "flags": {}} for x, y in np.asarray(points).reshape(-1, 2)],
-    }
 
 
 def synthesize_valve_dataset(out_dir: str | os.PathLike, sim_surgeries: int = 8, intraop_surgeries: int = 5,

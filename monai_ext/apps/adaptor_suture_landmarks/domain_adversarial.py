@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ...engines.cycle_gan import discriminator_logits
 from ...engines.sample_weighted import SampleWeightedTrainer
 
 __all__ = ["DomainAdversarialHeatmapTrainer"]
@@ -40,17 +41,13 @@ class DomainAdversarialHeatmapTrainer(SampleWeightedTrainer):
         self._pred: torch.Tensor | None = None
         self._adv = 0.0
 
-    def _d_logits(self, maps: torch.Tensor) -> torch.Tensor:
-        out = self.discriminator(maps)
-        return out[-1] if isinstance(out, (list, tuple)) else out
-
     def _iteration(self, engine: Any, batchdata: dict[str, Any]) -> dict:
         self._target = self.batch_vector(batchdata, self.domain_key, "1 target domain, 0 source")
         output = super()._iteration(engine, batchdata)
         maps = torch.sigmoid(self._pred.float())
         self.discriminator.requires_grad_(True)
         self.d_optimizer.zero_grad(set_to_none=True)
-        logits = self._d_logits(maps)
+        logits = discriminator_logits(self.discriminator, maps)
         truth = self._target.to(logits.device).reshape(-1, *([1] * (logits.ndim - 1))).expand_as(logits)
         d_loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, truth)
         d_loss.backward()
@@ -66,7 +63,7 @@ class DomainAdversarialHeatmapTrainer(SampleWeightedTrainer):
         self._adv = 0.0
         if self.lambda_adv > 0 and bool(source.any()):
             self.discriminator.requires_grad_(False)  # the heatmap network's step leaves the discriminator alone
-            logits = self._d_logits(torch.sigmoid(pred[source]))
+            logits = discriminator_logits(self.discriminator, torch.sigmoid(pred[source]))
             adv = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
             self._adv = float(adv)
             loss = loss + self.lambda_adv * adv

@@ -5,6 +5,7 @@ module per data set layout.
 from __future__ import annotations
 
 from .case_split import split_cases
+from .landmark_tables import LANDMARK_IMAGE_SUFFIXES, landmark_table_datalist, radiograph_images, read_landmark_table
 from .adaptor_frames import ADAPTOR_DOMAINS, ADAPTOR_FRAME_SUFFIXES, adaptor_frame_datalist, read_labelme_points
 from .brats import BRATS_CLASSES, BRATS_LABEL_MAPPINGS, BRATS_MODALITIES, brats_datalist
 from .connectome import CONNECTOME_LABELS_CSV, connectome_datalist, connectome_files, read_connectome_labels
@@ -66,6 +67,10 @@ __all__ = [
     "ADAPTOR_DOMAINS",
     "ADAPTOR_FRAME_SUFFIXES",
     "adaptor_frame_datalist",
+    "LANDMARK_IMAGE_SUFFIXES",
+    "landmark_table_datalist",
+    "radiograph_images",
+    "read_landmark_table",
     "read_labelme_points",
     "HISTO_TILE_SUFFIXES",
     "check_rgb_patches",

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from .barrier_temperature import BarrierTemperatureHandler
 from .mean_teacher import MeanTeacherEMA, ema_teacher
+from .landmark_writer import LANDMARK_UNITS, LandmarkWriter
 from .points_writer import PointsWriter
 from .metric_history import MetricHistorySaver, read_metric_history
 from .time_limit import TimeLimitHandler
 
 __all__ = [
+    "LANDMARK_UNITS",
+    "LandmarkWriter",
     "PointsWriter",
     "BarrierTemperatureHandler",
     "MeanTeacherEMA",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .channel_softmax_js import ChannelSoftmaxJSDivergenceLoss
 from .box_constraints import BoxSizeConstraintLoss, BoxSupervisedLoss, BoxTightnessPriorLoss, OutsideBoxBackgroundCELoss
 from .dice_hausdorff import DiceHausdorffDTLoss
 from .feature_statistics import (
@@ -18,6 +19,7 @@ from .feature_statistics import (
 from .gradient_penalty import critic_gradient_penalty
 from .ignore_masked_ce import IgnoreMaskedCELoss
 from .pyramid_reconstruction import DistanceWeightedLaplacianPyramidLoss, gaussian_pyramid, laplacian_pyramid
+from .landmark_l1 import MarginL1LandmarkLoss
 from .log_barrier import LogBarrierExtension
 from .residual_gaussian_kl import ResidualGaussianKLLoss
 from .seam_penalty import seam_excess_loss, seam_spikiness
@@ -25,6 +27,8 @@ from .soft_label import SoftLabelDiceCELoss
 from .z_spectrum import bone_z_spectrum_loss, z_spectrum_loss
 
 __all__ = [
+    "ChannelSoftmaxJSDivergenceLoss",
+    "MarginL1LandmarkLoss",
     "ContentFeatureLoss",
     "GramStyleLoss",
     "StyleFeatureExtractor",

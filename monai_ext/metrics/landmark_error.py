@@ -24,12 +24,18 @@ class LandmarkErrorMetric(CumulativeIterationMetric):
     Args:
         landmark_names: N names (default ``landmark_0``, ...).
         failure_radius: distance (same unit as the points) beyond which a landmark counts as a failure.
+        summary: one key of the summary (e.g. ``"mean"``): ``aggregate()`` then returns that value alone as a
+            tensor, as MONAI's ignite metric handlers want a key metric.
     """
 
-    def __init__(self, landmark_names: Sequence[str] | None = None, failure_radius: float = 2.0) -> None:
+    def __init__(self, landmark_names: Sequence[str] | None = None, failure_radius: float = 2.0,
+                 summary: str | None = None) -> None:
         super().__init__()
         if not float(failure_radius) > 0:
             raise ValueError(f"failure_radius must be positive, got {failure_radius!r}.")
+        if summary not in (None, "mean", "std", "median", "max", "failure_rate"):
+            raise ValueError(f"summary must be None, 'mean', 'std', 'median', 'max' or 'failure_rate', got {summary!r}.")
+        self.summary = summary
         self.landmark_names = None if landmark_names is None else [str(n) for n in landmark_names]
         self.failure_radius = float(failure_radius)
 
@@ -50,8 +56,9 @@ class LandmarkErrorMetric(CumulativeIterationMetric):
         err = torch.linalg.norm(pred - true, dim=-1)
         return torch.where(torch.isnan(err), torch.full_like(err, float("inf")), err)
 
-    def aggregate(self) -> dict[str, float]:  # type: ignore[override]
-        """Summary statistics of every error accumulated so far (see the class docstring)."""
+    def aggregate(self) -> dict[str, float] | torch.Tensor:  # type: ignore[override]
+        """Summary statistics of every error accumulated so far (see the class docstring), or the ``summary``
+        value."""
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor) or data.numel() == 0:
             raise RuntimeError("LandmarkErrorMetric.aggregate: no cases accumulated.")
@@ -68,4 +75,4 @@ class LandmarkErrorMetric(CumulativeIterationMetric):
         for i, name in enumerate(names):
             out[f"{name}_mean"] = float(data[:, i].mean())
             out[f"{name}_std"] = float(data[:, i].std()) if data.shape[0] > 1 else float("nan")
-        return out
+        return out if self.summary is None else torch.tensor(out[self.summary])

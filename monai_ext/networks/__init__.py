@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .cbam import CBAMBlock, ConvNormSwishCBAM
 from .brainnetcnn import BrainNetCNN, EdgeToEdgeConv, EdgeToNodeConv, NodeToGraphConv
+from .deep_adaptive_graph import DeepAdaptiveGraph, LandmarkGraphNetwork
 from .graph_conv import DenseGraphConv, DenseGraphConvClassifier
 from .multi_head import PADDED_LOGIT, MultiHeadSegNet
 from .multiscale_unet import MultiScaleSumUNet
@@ -26,5 +27,5 @@ __all__ = [
     "TwoSampleDiscriminatorCNN",
     "VGG16_BN_BLOCKS",
     "VGGBNFeatureNet",
-"BrainNetCNN", "DenseGraphConv", "DenseGraphConvClassifier", "EdgeToEdgeConv", "EdgeToNodeConv",
+"BrainNetCNN", "DeepAdaptiveGraph", "LandmarkGraphNetwork", "DenseGraphConv", "DenseGraphConvClassifier", "EdgeToEdgeConv", "EdgeToNodeConv",
            "NodeToGraphConv", "FINETUNE_MODES", "MultiScaleSumUNet", "finetune_parameter_names", "load_pretrained", "unwrap_parallel"]

@@ -1,5 +1,5 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, cardiac MR series of several sequences and views, frontal chest radiographs of three classes, labelled 3D heart MR of two protocols (whole-heart 3D and short-axis cine), adaptive-optics cone mosaics in pairs of visits, structural brain connectomes, H&E tiles of five histopathology segmentation task families, temporal-bone CT with a spiral cochlea and its landmarks), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, cardiac MR series of several sequences and views, frontal chest radiographs of three classes, labelled 3D heart MR of two protocols (whole-heart 3D and short-axis cine), adaptive-optics cone mosaics in pairs of visits, structural brain connectomes, H&E tiles of five histopathology segmentation task families, temporal-bone CT with a spiral cochlea and its landmarks, hand and pelvis radiographs with landmarks), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -82,6 +82,12 @@ from .chest_xray import (
     cxr_class_counts,
     generate_cxr_image,
     synthesize_cxr_dataset,
+)
+from .xray_landmarks import (
+    XRAY_ANATOMIES,
+    XRAY_LANDMARK_NAMES,
+    generate_xray_image,
+    synthesize_xray_landmark_dataset,
 )
 from .valve_endoscopy import (
     VALVE_DOMAINS,
@@ -282,4 +288,8 @@ __all__ = [
     "generate_valve_frame",
     "sample_valve_surgery",
     "synthesize_valve_dataset",
+    "XRAY_ANATOMIES",
+    "XRAY_LANDMARK_NAMES",
+    "generate_xray_image",
+    "synthesize_xray_landmark_dataset",
 ]

@@ -1,0 +1,92 @@
+"""Write the fixed set of landmarks an evaluator found per image, in world coordinates: a 3D Slicer markups file per
+image (``.mrk.json``, mm; 2D images get z = 0) or, for pictures without a physical grid (PNG, JPEG, BMP), a JSON of
+pixel coordinates, and one CSV of every landmark of every image."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from ..io import PathLike, atomic_write, case_name, write_landmarks
+
+__all__ = ["LANDMARK_UNITS", "LandmarkWriter"]
+
+LANDMARK_UNITS = ("pixel", "mm")
+
+
+class LandmarkWriter:
+    """Collect each image's ``points_key`` landmarks (``(N, D)`` or ``(1, N, D)``, already in world coordinates:
+    mm for NIfTI / DICOM, pixels of the picture for PNG, e.g. through MONAI's ``ApplyTransformToPointsd``) and at
+    the end of the run write, each file atomically:
+
+    - ``units="mm"``: ``output_dir/<image>.mrk.json`` (3D Slicer markups, RAS points stored as LPS); an image whose
+      metadata has no physical affine (``original_affine``: a PNG / JPEG / BMP) is an error naming it, raised when
+      it is seen, before any file is written;
+    - ``units="pixel"``: ``output_dir/<image>.json`` ``{"image", "units", "landmarks": {name: [x, y]}}``;
+    - ``output_dir/landmarks.csv``: ``image,landmark,x,y[,z],units``.
+
+    Args:
+        output_dir: where the files go.
+        landmark_names: the N names, in the network's order.
+        units: ``"mm"`` or ``"pixel"``.
+        points_key, image_key: keys of the decollated engine output; the image's ``filename_or_obj`` names it.
+    """
+
+    def __init__(self, output_dir: PathLike, landmark_names: Sequence[str], units: str = "pixel",
+                 points_key: str = "pred", image_key: str = "image") -> None:
+        if units not in LANDMARK_UNITS:
+            raise ValueError(f"units must be one of {LANDMARK_UNITS}, got {units!r}.")
+        self.output_dir = Path(output_dir).expanduser()
+        self.names = [str(n) for n in landmark_names]
+        self.units, self.points_key, self.image_key = units, points_key, image_key
+        self.rows: list[tuple[str, np.ndarray]] = []
+
+    def attach(self, engine: Engine) -> None:
+        """Collect on ITERATION_COMPLETED, write on COMPLETED."""
+        engine.add_event_handler(Events.STARTED, lambda _: self.rows.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._write)
+
+    def _collect(self, engine: Engine) -> None:
+        for item in engine.state.output:
+            image = item[self.image_key]
+            meta = getattr(image, "meta", {})
+            source = str(meta.get("filename_or_obj", "")) or f"image_{len(self.rows):05d}"
+            if self.units == "mm" and "original_affine" not in meta:
+                raise ValueError(f"{source}: landmarks in mm need an image with a physical grid (NIfTI, DICOM); this "
+                                 "one has no affine (a PNG / JPEG / BMP picture). Ask for units 'pixel'.")
+            pts = torch.as_tensor(item[self.points_key]).detach().cpu().double().numpy()
+            pts = pts.reshape(-1, pts.shape[-1])
+            if pts.shape[0] != len(self.names):
+                raise ValueError(f"{source}: {pts.shape[0]} landmarks predicted, {len(self.names)} names given.")
+            self.rows.append((source, pts))
+
+    def _write(self, engine: Engine) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        table = []
+        dims = max((p.shape[1] for _, p in self.rows), default=2)
+        for source, pts in self.rows:
+            name = case_name(source) if Path(source).suffix else Path(source).name
+            if self.units == "mm":
+                xyz = np.pad(pts, ((0, 0), (0, 3 - pts.shape[1])))
+                write_landmarks(self.output_dir / f"{name}.mrk.json", dict(zip(self.names, xyz.tolist())))
+            else:
+                doc = {"image": source, "units": "pixel", "landmarks": dict(zip(self.names, pts.tolist()))}
+                atomic_write(self.output_dir / f"{name}.json", lambda tmp, d=doc: tmp.write_text(json.dumps(d) + "\n"))
+            table += [[source, n, *[float(v) for v in p], self.units] for n, p in zip(self.names, pts)]
+        header = ["image", "landmark", "x", "y", "z"][: 2 + dims] + ["units"]
+
+        def write_csv(tmp: Path) -> None:
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(header)
+                w.writerows(table)
+
+        atomic_write(self.output_dir / "landmarks.csv", write_csv)
+

@@ -217,6 +217,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "metahistoseg": {"study", "single_source"},
         "oneshot_cochlea_landmarks": {"study"},
         "adaptor_suture_landmarks": {"study"},
+        "fewshot_dag_xray_landmarks": {"study", "10_labelled"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

@@ -18,6 +18,7 @@ import monai_ext  # noqa: F401 - loads every module, as a bundle's "$import mona
 from monai_ext.transforms import (
     HeatmapPeaksTopK,
     HeatmapToPointsOtsu,
+    PlanarRadiograph,
     PointList,
     MultiPointHeatmap,
     AdjacentSlices,
@@ -110,6 +111,7 @@ MODULES = {
     "monai_ext.transforms.nodule_insert": "monai_ext.transforms",
     "monai_ext.transforms.oblique_plane": "monai_ext.transforms",
     "monai_ext.transforms.point_list": "monai_ext.transforms",
+    "monai_ext.transforms.planar_radiograph": "monai_ext.transforms",
     "monai_ext.transforms.multi_point_heatmap": "monai_ext.transforms",
     "monai_ext.transforms.heatmap_otsu_points": "monai_ext.transforms",
     "monai_ext.transforms.heatmap_peaks": "monai_ext.transforms",
@@ -208,6 +210,7 @@ def _runners(model) -> dict:
     heat = MultiPointHeatmap(1.5, spatial_shape=(12, 10))(points)
     return {
         PointList: lambda c: PointList(5)(c(points)),
+        PlanarRadiograph: lambda c: PlanarRadiograph()(c(rgb[..., None]), photometric="MONOCHROME1"),
         MultiPointHeatmap: lambda c: MultiPointHeatmap(1.5, spatial_shape=(12, 10))(c(points)),
         HeatmapToPointsOtsu: lambda c: HeatmapToPointsOtsu()(c(heat)),
         HeatmapPeaksTopK: lambda c: HeatmapPeaksTopK()(c(heat))[0],

@@ -21,14 +21,16 @@ LANDMARK_UNITS = ("pixel", "mm")
 
 
 class LandmarkWriter:
-    """Collect each image's ``points_key`` landmarks (``(N, D)`` or ``(1, N, D)``, already in world coordinates:
-    mm for NIfTI / DICOM, pixels of the picture for PNG, e.g. through MONAI's ``ApplyTransformToPointsd``) and at
-    the end of the run write, each file atomically:
+    """Collect each image's ``points_key`` landmarks (``(N, D)`` or ``(1, N, D)``, in world coordinates of the
+    image as loaded, e.g. through MONAI's ``ApplyTransformToPointsd``: RAS mm for NIfTI / DICOM, pixels for a PNG,
+    whose affine is the identity) and at the end of the run write, each file atomically:
 
-    - ``units="mm"``: ``output_dir/<image>.mrk.json`` (3D Slicer markups, RAS points stored as LPS); an image whose
-      metadata has no physical affine (``original_affine``: a PNG / JPEG / BMP) is an error naming it, raised when
-      it is seen, before any file is written;
-    - ``units="pixel"``: ``output_dir/<image>.json`` ``{"image", "units", "landmarks": {name: [x, y]}}``;
+    - ``units="mm"``: ``output_dir/<image>.mrk.json`` (3D Slicer markups, RAS points stored as LPS); an image
+      without a physical grid (no ``original_affine``: a PNG / JPEG / BMP; or a DICOM file without Pixel Spacing
+      or Imager Pixel Spacing) is an error naming it, raised when it is seen, before any file is written;
+    - ``units="pixel"``: the points mapped back to the file's pixel grid (the inverse of ``original_affine``
+      when there is one; (x, y) = (column, row) of the picture), ``output_dir/<image>.json``
+      ``{"image", "units", "landmarks": {name: [x, y]}}``;
     - ``output_dir/landmarks.csv``: ``image,landmark,x,y[,z],units``.
 
     Args:
@@ -58,11 +60,18 @@ class LandmarkWriter:
             image = item[self.image_key]
             meta = getattr(image, "meta", {})
             source = str(meta.get("filename_or_obj", "")) or f"image_{len(self.rows):05d}"
-            if self.units == "mm" and "original_affine" not in meta:
-                raise ValueError(f"{source}: landmarks in mm need an image with a physical grid (NIfTI, DICOM); this "
-                                 "one has no affine (a PNG / JPEG / BMP picture). Ask for units 'pixel'.")
+            if self.units == "mm" and not _has_physical_grid(meta):
+                raise ValueError(f"{source}: landmarks in mm need an image with a physical grid (NIfTI, DICOM with "
+                                 "a pixel spacing); this one has none (a PNG / JPEG / BMP picture, or a DICOM file "
+                                 "without Pixel Spacing). Ask for units 'pixel'.")
             pts = torch.as_tensor(item[self.points_key]).detach().cpu().double().numpy()
             pts = pts.reshape(-1, pts.shape[-1])
+            if self.units == "pixel" and "original_affine" in meta:
+                affine = np.asarray(torch.as_tensor(meta["original_affine"]).cpu(), dtype=np.float64)
+                d = pts.shape[1]
+                rows = [*range(d), affine.shape[0] - 1]  # a 2D image of a 3D affine: its first two axes
+                sub = affine[np.ix_(rows, rows)]
+                pts = (np.linalg.inv(sub) @ np.c_[pts, np.ones(len(pts))].T).T[:, :d]
             if pts.shape[0] != len(self.names):
                 raise ValueError(f"{source}: {pts.shape[0]} landmarks predicted, {len(self.names)} names given.")
             self.rows.append((source, pts))
@@ -90,3 +99,20 @@ class LandmarkWriter:
 
         atomic_write(self.output_dir / "landmarks.csv", write_csv)
 
+
+def _has_physical_grid(meta: dict) -> bool:
+    """NIfTI and DICOM with a spacing: an ``original_affine``; a DICOM file (its tags in the metadata) must also
+    carry a positive Pixel Spacing (0028,0030) or Imager Pixel Spacing (0018,1164), else MONAI's readers assume
+    1 mm."""
+    if "original_affine" not in meta:
+        return False
+    if not any(isinstance(k, str) and len(k) == 9 and k[4] == "|" for k in meta):
+        return True
+    for tag in ("0028|0030", "0018|1164"):
+        try:
+            spacing = [float(v) for v in str(meta.get(tag, "")).replace("\\", " ").split()]
+        except ValueError:
+            continue
+        if len(spacing) == 2 and min(spacing) > 0:  # some writers store 0\0 for "unknown"
+            return True
+    return False

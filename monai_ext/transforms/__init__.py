@@ -267,6 +267,7 @@ from .stain_deconvolution import (
     StainDeconvolutiond,
     StainDeconvolutionDict,
 )
+from .planar_radiograph import PlanarRadiograph, PlanarRadiographD, PlanarRadiographd, PlanarRadiographDict
 from .point_list import PointList, PointListD, PointListd, PointListDict
 from .polyline import polyline_distance
 from .random_delegate import RandArrayDelegateMixin
@@ -290,6 +291,10 @@ __all__ = [
     "MultiPointHeatmapD",
     "MultiPointHeatmapd",
     "MultiPointHeatmapDict",
+    "PlanarRadiograph",
+    "PlanarRadiographD",
+    "PlanarRadiographd",
+    "PlanarRadiographDict",
     "PointList",
     "PointListD",
     "PointListd",

@@ -209,3 +209,33 @@ def test_bundle_trains_both_stages_evaluates_and_infers(radiographs, tmp_path):
                    output_dir=str(tmp_path / "mm"), **inference)
     assert "physical grid" in error_text(info)
     assert not (tmp_path / "mm").exists()
+
+
+def test_planar_radiograph_squeezes_greys_and_inverts_monochrome1():
+    from monai.data import MetaTensor
+
+    from monai_ext.transforms import PlanarRadiograph, PlanarRadiographd
+
+    frame = MetaTensor(torch.tensor([[[[0.0], [10.0]], [[30.0], [100.0]]]]), meta={"0028|0004": "MONOCHROME1 "})
+    out = PlanarRadiographd("image")({"image": frame})["image"]
+    assert out.shape == (1, 2, 2) and out.flatten().tolist() == [100.0, 90.0, 70.0, 0.0]
+    rgb = np.stack([np.full((3, 4), v, np.uint8) for v in (10, 20, 30)])
+    assert PlanarRadiograph()(rgb).shape == (1, 3, 4) and float(PlanarRadiograph()(rgb).max()) == 20.0
+    with pytest.raises(ValueError, match="scan.nii: expected a 2D radiograph"):
+        PlanarRadiograph()(np.zeros((1, 4, 4, 3)), name="scan.nii")
+
+
+def test_landmark_writer_maps_world_back_to_the_file_pixels(tmp_path):
+    affine = torch.tensor([[-0.5, 0, 0, 10.0], [0, -0.5, 0, 20.0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
+    image = SimpleNamespace(meta={"filename_or_obj": "/data/b.nii.gz", "original_affine": affine})
+    pixels = torch.tensor([[4.0, 6.0], [0.0, 2.0]])
+    world = pixels * -0.5 + torch.tensor([10.0, 20.0])
+    engine = SimpleNamespace(state=SimpleNamespace(output=[{"image": image, "pred": world}]))
+    for units in ("pixel", "mm"):
+        writer = LandmarkWriter(tmp_path / units, ["a", "b"], units=units)
+        writer._collect(engine)
+        writer._write(engine)
+    assert json.loads((tmp_path / "pixel" / "b.json").read_text())["landmarks"] == {"a": [4.0, 6.0], "b": [0.0, 2.0]}
+    from monai_ext.io import read_landmarks
+
+    np.testing.assert_allclose(read_landmarks(tmp_path / "mm" / "b.mrk.json")["a"], [8.0, 17.0, 0.0])

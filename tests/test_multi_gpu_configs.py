@@ -429,3 +429,24 @@ def test_adaptor_suture_multi_gpu_train(tmp_path):
     assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     FlexibleUNet(3, 1, "resnet10_w16", spatial_dims=2, decoder_channels=[8] * 5).load_state_dict(state)
+
+
+@pytest.mark.slow  # two 2-process torchrun runs (issue: suite budget)
+def test_fewshot_dag_multi_gpu_train_both_stages(tmp_path):
+    """DDP in stage 1 (DAG) and stage 2 (Few-shot DAG: DDP's forward with return_stages, the EMA teacher of the
+    unwrapped student); rank 0 alone writes."""
+    from monai_ext.networks import DeepAdaptiveGraph
+    from monai_ext.phantoms import synthesize_xray_landmark_dataset
+
+    bundle = ROOT / "fewshot_dag_xray_landmarks"
+    synthesize_xray_landmark_dataset(tmp_path / "data", "pelvis", labelled=6, unlabelled=4, size=64, progress=False)
+    small = dict(bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"), labelled=2, validation=1, test=2,
+                 image_size=[64, 64], feature_channels=4, channels=[4, 8, 8, 8], graph_channels=8, local_steps=1,
+                 max_epochs=2, iterations_per_epoch=4, batch_size=2)
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"], small)
+    assert log.count("Epoch[2] Complete") >= 2, "both ranks train"
+    log = torchrun_bundle(bundle, ["train.yaml", "train_fewshot.yaml", "multi_gpu_train.yaml"],
+                          dict(small, unlabelled_ratio=1))
+    assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    DeepAdaptiveGraph(14, feature_channels=4, channels=[4, 8, 8, 8], graph_channels=8, local_steps=1).load_state_dict(state)

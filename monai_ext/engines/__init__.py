@@ -23,6 +23,7 @@ from .gradient_guard import GradientGuard
 from .history_pool import HistoryImagePool
 from .labelled_batch import labelled_batch_tensors
 from .maml import MAMLTrainer
+from .optimizer_step import step_with_loss
 from .mixup import MixupPrepareBatch, mixup_partners
 from .sample_weighted import SampleWeightedTrainer
 from .task_sampling import EpisodeBatchSampler, EqualizedTaskSampler, task_groups
@@ -30,6 +31,7 @@ from .gan_evaluation import GAN_REPORT_FLAGS, gan_evaluation_report, gan_report_
 from .two_sample_test import classifier_two_sample_test, network_features
 
 __all__ = [
+    "step_with_loss",
     "CycleGANTrainer",
     "discriminator_logits",
     "SampleWeightedTrainer",

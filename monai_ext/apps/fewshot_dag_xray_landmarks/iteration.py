@@ -24,6 +24,7 @@ from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 from torch import nn
 
+from ...engines import step_with_loss
 from ...losses import ChannelSoftmaxJSDivergenceLoss, MarginL1LandmarkLoss
 
 __all__ = ["DAGIteration"]
@@ -102,13 +103,4 @@ class DAGIteration:
         engine.state.output.update({Keys.LOSS: loss, "loss_labelled": loss_sup.detach(),
                                     "loss_unlabelled": loss_unl.detach(), "loss_js": loss_js.detach()})
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        (engine.scaler.scale(loss) if amp else loss).backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        if amp:
-            engine.scaler.step(engine.optimizer)
-            engine.scaler.update()
-        else:
-            engine.optimizer.step()
-        engine.state.output[Keys.LOSS] = loss.detach()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
-        return engine.state.output
+        return step_with_loss(engine, loss)

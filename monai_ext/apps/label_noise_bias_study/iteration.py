@@ -24,6 +24,8 @@ from monai.utils import CommonKeys as Keys
 from torch import nn
 from torch.nn import functional as F
 
+from ...engines import step_with_loss
+
 __all__ = ["SemiSupervisedIteration"]
 
 
@@ -117,17 +119,7 @@ class SemiSupervisedIteration:
         with torch.autocast("cuda", **engine.amp_kwargs) if amp else nullcontext():
             out = self._losses(engine, images, labels, labelled)
         self._record(engine, out)
-        (engine.scaler.scale(out[Keys.LOSS]) if amp else out[Keys.LOSS]).backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        if amp:
-            engine.scaler.step(engine.optimizer)
-            engine.scaler.update()
-        else:
-            engine.optimizer.step()
-        # as MONAI's SupervisedTrainer: handlers see the same events, and the output is decollated on MODEL_COMPLETED
-        engine.state.output[Keys.LOSS] = out[Keys.LOSS].detach()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
-        return engine.state.output
+        return step_with_loss(engine, out[Keys.LOSS])
 
     @staticmethod
     def _record(engine: Any, out: dict) -> None:

@@ -204,6 +204,17 @@ def test_bundle_trains_both_stages_evaluates_and_infers(radiographs, tmp_path):
     big = json.loads((tmp_path / "out_big.png" / "big.json").read_text())["landmarks"]
     for k in small:
         np.testing.assert_allclose(np.asarray(big[k]), 2 * np.asarray(small[k]) + 0.5, atol=1.5)
+    # the same picture as a 2D NIfTI of 2 mm pixels: landmarks in mm (3D Slicer markups), at 2 x the pixels
+    import nibabel as nib
+
+    from monai_ext.io import read_landmarks
+
+    nib.save(nib.Nifti1Image(image.T.astype(np.float32), np.diag([2.0, 2.0, 1.0, 1.0])), tmp_path / "p.nii.gz")
+    run_bundle(BUNDLE, ["inference.yaml"], bundle_root=str(root), dataset_dir=str(tmp_path / "p.nii.gz"), units="mm",
+               output_dir=str(tmp_path / "out_nii"), **inference)
+    mm = read_landmarks(tmp_path / "out_nii" / "p.mrk.json")
+    for k in small:
+        np.testing.assert_allclose(mm[k][:2], 2 * np.asarray(small[k]), atol=0.2)
     with pytest.raises(Exception) as info:
         run_bundle(BUNDLE, ["inference.yaml"], bundle_root=str(root), dataset_dir=str(src), units="mm",
                    output_dir=str(tmp_path / "mm"), **inference)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import PathLike, folder_listing, is_dicom_file
+from ..io import PathLike, case_name, folder_listing, is_dicom_file
 
 __all__ = ["LANDMARK_IMAGE_SUFFIXES", "landmark_table_datalist", "radiograph_images", "read_landmark_table"]
 
@@ -126,13 +126,6 @@ def read_landmark_table(path: PathLike, num_landmarks: int | None = None) -> tup
     return (names if names else [f"landmark_{i}" for i in range(n)]), table
 
 
-def _stem(name: str) -> str:
-    for suffix in sorted(LANDMARK_IMAGE_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def landmark_table_datalist(images_dir: PathLike, table: PathLike,
                             num_landmarks: int | None = None) -> tuple[list[str], list[dict[str, Any]], list[dict]]:
     """``(landmark_names, labelled, unlabelled)`` items of the images in ``images_dir`` (sorted by name).
@@ -154,16 +147,16 @@ def landmark_table_datalist(images_dir: PathLike, table: PathLike,
                          f"{folder_listing(folder)}.")
     names, rows = read_landmark_table(table, num_landmarks)
     by_name = {p.name: p for p in images}
-    by_stem = {_stem(p.name): p for p in images}
+    by_stem = {case_name(p.name): p for p in images}
     labelled_paths = {}
     for key, points in rows.items():
-        path = by_name.get(key) or by_stem.get(_stem(key))
+        path = by_name.get(key) or by_stem.get(case_name(key))
         if path is None:
             raise FileNotFoundError(f"{table}: row {key!r} names an image that is not in {folder}.")
         labelled_paths[path] = points
-    labelled = [{"image": str(p), "points": labelled_paths[p].tolist(), "name": _stem(p.name)}
+    labelled = [{"image": str(p), "points": labelled_paths[p].tolist(), "name": case_name(p.name)}
                 for p in images if p in labelled_paths]
-    unlabelled = [{"image": str(p), "name": _stem(p.name)} for p in images if p not in labelled_paths]
+    unlabelled = [{"image": str(p), "name": case_name(p.name)} for p in images if p not in labelled_paths]
     return names, labelled, unlabelled
 
 

@@ -96,6 +96,8 @@ def test_paired_statistics_on_known_numbers():
     assert c["t_test_p"] == pytest.approx(0.07417990022744853)
     assert c["wilcoxon_p"] == pytest.approx(0.25)
     assert (c["better"], c["worse"], c["ties"]) == (3, 0, 0)
+    errors = paired_comparison([1.0, 2.0, 3.0], [2.0, 4.0, 3.0], lower_is_better=True)  # an error that grew twice
+    assert (errors["better"], errors["worse"], errors["ties"]) == (0, 2, 1) and errors["mean_difference"] == 1.0
     # the 10-seed comparison committed in vae_manifold_augmentation/docs/rescore_new_subjects_val100.json
     real = [0.7044444444444444, 0.6816666666666666, 0.6433333333333333, 0.6644444444444444, 0.63,
             0.633888888888889, 0.6622222222222223, 0.6811111111111111, 0.7033333333333334, 0.7727777777777778]

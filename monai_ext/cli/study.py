@@ -31,6 +31,7 @@ arm that every other arm is compared with, seed by seed::
     metrics:                     # read from each run's folder when its steps are done
       test_balanced_accuracy: {file: metrics.csv}                 # the row of that name (MetricsSaver)
       new_subjects: {file: new_subjects.json, key: balanced_accuracy}   # '#' separates nested keys
+      test_mean_error: {file: metrics.csv, lower_is_better: true}     # errors: "better" counts decreases
     comparisons: [[real+manifold, real+prior]]       # extra paired comparisons (first minus second)
     finalize:                    # steps run once after the runs (figures, checks)
       - call: monai_ext.apps.<method>.<function>
@@ -210,8 +211,9 @@ def load_study(bundle: str | Path, study: str | None = None) -> dict:
     if not isinstance(spec["metrics"], Mapping):
         raise StudyError(f"{path}: metrics must map metric names to {{file: ..., key: ...}}.")
     for name, src in spec["metrics"].items():
-        if not isinstance(src, Mapping) or "file" not in src or set(src) - {"file", "key"}:
-            raise StudyError(f"{path}: metric {name!r}: expected {{file: FILE, key: KEY (optional)}}, got {src!r}.")
+        if not isinstance(src, Mapping) or "file" not in src or set(src) - {"file", "key", "lower_is_better"}:
+            raise StudyError(f"{path}: metric {name!r}: expected {{file: FILE, key: KEY (optional), lower_is_better: "
+                             f"BOOL (optional)}}, got {src!r}.")
     vars_ = spec.get("vars") or {}
     if not isinstance(vars_, Mapping):
         raise StudyError(f"{path}: vars must be a mapping.")
@@ -318,10 +320,11 @@ def read_run_metric(run_dir: str | Path, name: str, source: Mapping[str, Any]) -
         raise StudyError(f"metric {name!r}: {key!r} in {path} is not a number: {value!r}.") from None
 
 
-def paired_comparison(baseline: Sequence[float], other: Sequence[float]) -> dict:
+def paired_comparison(baseline: Sequence[float], other: Sequence[float], lower_is_better: bool = False) -> dict:
     """Paired comparison of ``other`` with ``baseline`` (same seeds, same order): ``n``, both means,
     ``mean_difference`` (other minus baseline), its sample ``std_difference`` and 95 % confidence interval
-    ``ci95`` (t distribution), ``better`` / ``worse`` / ``ties`` counts, ``t_test_p`` (scipy ``ttest_rel``)
+    ``ci95`` (t distribution), ``better`` / ``worse`` / ``ties`` counts (better: higher, or lower with
+    ``lower_is_better``), ``t_test_p`` (scipy ``ttest_rel``)
     and ``wilcoxon_p`` (``wilcoxon`` of the differences; zero differences dropped). Statistics that need two
     seeds, or a difference that varies, are ``None`` otherwise."""
     from scipy import stats
@@ -333,9 +336,10 @@ def paired_comparison(baseline: Sequence[float], other: Sequence[float]) -> dict
         raise StudyError("paired comparison: the values must be finite numbers.")
     d = b - a
     n = len(d)
+    gain = -d if lower_is_better else d
     out: dict[str, Any] = {
         "n": n, "baseline_mean": float(a.mean()), "mean": float(b.mean()), "mean_difference": float(d.mean()),
-        "std_difference": None, "ci95": None, "better": int((d > 0).sum()), "worse": int((d < 0).sum()),
+        "std_difference": None, "ci95": None, "better": int((gain > 0).sum()), "worse": int((gain < 0).sum()),
         "ties": int((d == 0).sum()), "t_test_p": None, "wilcoxon_p": None,
     }
     if n > 1:
@@ -351,10 +355,11 @@ def paired_comparison(baseline: Sequence[float], other: Sequence[float]) -> dict
 
 
 def study_summary(per_run: Mapping[str, Mapping[str, Mapping[Any, float]]], baseline: str | None,
-                  comparisons: Sequence[Sequence[str]] = ()) -> tuple[dict, dict]:
+                  comparisons: Sequence[Sequence[str]] = (), lower_is_better: Sequence[str] = ()) -> tuple[dict, dict]:
     """``(summary, comparisons)`` of ``per_run`` = ``{metric: {arm: {seed: value}}}``: per metric and arm the
     ``n``, ``mean`` and sample ``std`` (``None`` for one run); per metric the :func:`paired_comparison` of
-    every arm with ``baseline`` (``"arm - baseline"``) and of each extra ``(a, b)`` pair, over common seeds."""
+    every arm with ``baseline`` (``"arm - baseline"``) and of each extra ``(a, b)`` pair, over common seeds
+    (the metrics named in ``lower_is_better`` count a decrease as better)."""
     summary: dict = {}
     comps: dict = {}
     for metric, arms in per_run.items():
@@ -369,7 +374,8 @@ def study_summary(per_run: Mapping[str, Mapping[str, Mapping[Any, float]]], base
         for a, b in pairs:
             common = [s for s in arms[b] if s in arms[a]]
             if common:
-                comps[metric][f"{a} - {b}"] = dict(paired_comparison([arms[b][s] for s in common], [arms[a][s] for s in common]),
+                comps[metric][f"{a} - {b}"] = dict(paired_comparison([arms[b][s] for s in common], [arms[a][s] for s in common],
+                                                                   metric in lower_is_better),
                                                    seeds=common)
     return summary, comps
 
@@ -393,7 +399,8 @@ def study_markdown(results: Mapping[str, Any]) -> str:
               + (f" with {' '.join('--set ' + s for s in results['command_line_sets'])}" if results.get("command_line_sets") else "")
               + ".", ""]
     for metric, arms in results["summary"].items():
-        lines += [f"## {metric}", "", "| arm | runs | mean +- std | paired difference (95 % CI) | better / worse | t-test p | Wilcoxon p |",
+        lower = metric in (results.get("lower_is_better") or ())
+        lines += [f"## {metric}" + (" (lower is better)" if lower else ""), "", "| arm | runs | mean +- std | paired difference (95 % CI) | better / worse | t-test p | Wilcoxon p |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         comps = results["comparisons"].get(metric, {})
         for arm, s in arms.items():
@@ -602,13 +609,14 @@ def run_study(
     for r in runs:
         for m, v in r["metrics"].items():
             per_run[m].setdefault(r["arm"], {})[str(r["seed"])] = v
-    summary, comparisons = study_summary(per_run, spec.get("baseline"), spec.get("comparisons") or ())
+    lower = [m for m, src in spec["metrics"].items() if src.get("lower_is_better")]
+    summary, comparisons = study_summary(per_run, spec.get("baseline"), spec.get("comparisons") or (), lower)
     results = {
         "study": name, "study_arg": "" if name == "study" else name[len("study_"):], "bundle": bundle_dir.name,
         "description": spec.get("description", ""), "baseline": spec.get("baseline"), "seeds": names["seeds"],
         "arms": {a: _jsonable({k: v for k, v in spec["arms"][a].items()}) for a in dict.fromkeys(a for a, _ in plan)},
         "vars": _jsonable({k: names[k] for k in spec["vars"]}), "command_line_sets": sets_list,
-        "per_run": per_run, "summary": summary, "comparisons": comparisons,
+        "per_run": per_run, "summary": summary, "comparisons": comparisons, "lower_is_better": lower,
         "runs": [{k: v for k, v in r.items() if k != "settings"} for r in runs],
         "seconds": round(time.time() - t_start, 1),
     }

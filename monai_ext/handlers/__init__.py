@@ -7,6 +7,7 @@ from .barrier_temperature import BarrierTemperatureHandler
 from .mean_teacher import MeanTeacherEMA, ema_teacher
 from .landmark_writer import LANDMARK_UNITS, LandmarkWriter
 from .points_writer import PointsWriter
+from .run_collector import RunCollector
 from .metric_history import MetricHistorySaver, read_metric_history
 from .time_limit import TimeLimitHandler
 
@@ -14,6 +15,7 @@ __all__ = [
     "LANDMARK_UNITS",
     "LandmarkWriter",
     "PointsWriter",
+    "RunCollector",
     "BarrierTemperatureHandler",
     "MeanTeacherEMA",
     "ema_teacher",

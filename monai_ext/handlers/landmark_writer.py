@@ -11,16 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from ..io import PathLike, atomic_write, case_name, write_landmarks
+from .run_collector import RunCollector
 
 __all__ = ["LANDMARK_UNITS", "LandmarkWriter"]
 
 LANDMARK_UNITS = ("pixel", "mm")
 
 
-class LandmarkWriter:
+class LandmarkWriter(RunCollector):
     """Collect each image's ``points_key`` landmarks (``(N, D)`` or ``(1, N, D)``, in world coordinates of the
     image as loaded, e.g. through MONAI's ``ApplyTransformToPointsd``: RAS mm for NIfTI / DICOM, pixels for a PNG,
     whose affine is the identity) and at the end of the run write, each file atomically:
@@ -48,12 +49,6 @@ class LandmarkWriter:
         self.names = [str(n) for n in landmark_names]
         self.units, self.points_key, self.image_key = units, points_key, image_key
         self.rows: list[tuple[str, np.ndarray]] = []
-
-    def attach(self, engine: Engine) -> None:
-        """Collect on ITERATION_COMPLETED, write on COMPLETED."""
-        engine.add_event_handler(Events.STARTED, lambda _: self.rows.clear())
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._write)
 
     def _collect(self, engine: Engine) -> None:
         for item in engine.state.output:

@@ -10,14 +10,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from ..io import PathLike, atomic_write, case_name, labelme_point_file
+from .run_collector import RunCollector
 
 __all__ = ["PointsWriter"]
 
 
-class PointsWriter:
+class PointsWriter(RunCollector):
     """On every iteration, collect each image's ``points_key`` points (``(1, K, 2)``, NaN rows skipped, index
     coordinates of the array MONAI loaded: (x, y) for a PNG read by ``PILReader``) and ``scores_key`` scores when
     present; at the end of the run write ``output_dir/<image name>.json`` (``<surgery>_<frame>.json`` for an image
@@ -36,12 +37,6 @@ class PointsWriter:
         self.output_dir = Path(output_dir).expanduser()
         self.points_key, self.scores_key, self.image_key, self.label = points_key, scores_key, image_key, label
         self.rows: list[dict[str, Any]] = []
-
-    def attach(self, engine: Engine) -> None:
-        """Collect on ITERATION_COMPLETED, write on COMPLETED."""
-        engine.add_event_handler(Events.STARTED, lambda _: self.rows.clear())
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._write)
 
     def _collect(self, engine: Engine) -> None:
         for item in engine.state.output:

@@ -20,6 +20,7 @@ from .gradient_penalty import critic_gradient_penalty
 from .ignore_masked_ce import IgnoreMaskedCELoss
 from .pyramid_reconstruction import DistanceWeightedLaplacianPyramidLoss, gaussian_pyramid, laplacian_pyramid
 from .landmark_l1 import MarginL1LandmarkLoss
+from .per_sample import PerSampleLoss
 from .log_barrier import LogBarrierExtension
 from .residual_gaussian_kl import ResidualGaussianKLLoss
 from .seam_penalty import seam_excess_loss, seam_spikiness
@@ -29,6 +30,7 @@ from .z_spectrum import bone_z_spectrum_loss, z_spectrum_loss
 __all__ = [
     "ChannelSoftmaxJSDivergenceLoss",
     "MarginL1LandmarkLoss",
+    "PerSampleLoss",
     "ContentFeatureLoss",
     "GramStyleLoss",
     "StyleFeatureExtractor",

@@ -9,12 +9,13 @@ import math
 
 import torch
 from torch.nn import functional as F
-from torch.nn.modules.loss import _Loss
+
+from .per_sample import PerSampleLoss
 
 __all__ = ["ChannelSoftmaxJSDivergenceLoss"]
 
 
-class ChannelSoftmaxJSDivergenceLoss(_Loss):
+class ChannelSoftmaxJSDivergenceLoss(PerSampleLoss):
     """JS divergence of the channel-softmax distributions of ``input`` and ``target`` ``(B, C, *spatial)``, averaged
     over the pixels: ``(B,)`` per image with ``reduction="none"``, else their mean or sum. In nats, 0 to ln 2.
 
@@ -26,8 +27,6 @@ class ChannelSoftmaxJSDivergenceLoss(_Loss):
         super().__init__(reduction=reduction)
         if not float(temperature) > 0:
             raise ValueError(f"temperature must be positive, got {temperature!r}.")
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
         self.temperature = float(temperature)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -39,9 +38,4 @@ class ChannelSoftmaxJSDivergenceLoss(_Loss):
         log_m = torch.logsumexp(torch.stack([log_a, log_b]), dim=0) - math.log(2.0)
         kl_a = (log_a.exp() * (log_a - log_m)).sum(dim=1)
         kl_b = (log_b.exp() * (log_b - log_m)).sum(dim=1)
-        loss = (0.5 * (kl_a + kl_b)).flatten(1).mean(dim=1)
-        if self.reduction == "mean":
-            return loss.mean()
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss
+        return self.reduce_samples((0.5 * (kl_a + kl_b)).flatten(1).mean(dim=1))

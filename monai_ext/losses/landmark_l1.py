@@ -5,12 +5,13 @@ precision an affine transform can reach (``m`` > 0), and a plain mean L1 with ``
 from __future__ import annotations
 
 import torch
-from torch.nn.modules.loss import _Loss
+
+from .per_sample import PerSampleLoss
 
 __all__ = ["MarginL1LandmarkLoss"]
 
 
-class MarginL1LandmarkLoss(_Loss):
+class MarginL1LandmarkLoss(PerSampleLoss):
     """``max(0, mean_{landmarks, coordinates} |pred - target| - margin)`` per image.
 
     ``forward(pred, target)``: points ``(B, N, D)`` in one unit (pixels or mm; ``margin`` in the same unit), or
@@ -26,8 +27,6 @@ class MarginL1LandmarkLoss(_Loss):
         super().__init__(reduction=reduction)
         if not float(margin) >= 0:
             raise ValueError(f"margin must be >= 0, got {margin!r}.")
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
         self.margin = float(margin)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -36,10 +35,4 @@ class MarginL1LandmarkLoss(_Loss):
                              f"and {tuple(target.shape)}.")
         err = (pred - target).abs().mean(dim=(-1, -2))
         loss = torch.clamp(err - self.margin, min=0.0)
-        if loss.ndim == 2:
-            loss = loss.mean(0)
-        if self.reduction == "mean":
-            return loss.mean()
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss
+        return self.reduce_samples(loss.mean(0) if loss.ndim == 2 else loss)

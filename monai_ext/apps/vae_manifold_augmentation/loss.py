@@ -15,8 +15,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.nn.modules.loss import _Loss
 
+from ...losses import PerSampleLoss
 from .rhvae import safe_cholesky
 
 __all__ = ["RHVAEElboLoss"]
@@ -24,7 +24,7 @@ __all__ = ["RHVAEElboLoss"]
 _LOG2PI = math.log(2 * math.pi)
 
 
-class RHVAEElboLoss(_Loss):
+class RHVAEElboLoss(PerSampleLoss):
     """Negative ELBO, averaged over the batch (per-sample sums over voxels and latent dimensions).
 
     ``forward(outputs, target)``:
@@ -40,8 +40,6 @@ class RHVAEElboLoss(_Loss):
 
     def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
         super().__init__(reduction=reduction)
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
         self.beta = float(beta)
 
     def forward(self, outputs, target: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -56,11 +54,7 @@ class RHVAEElboLoss(_Loss):
             per = self._vae(*outputs, target)
         else:
             raise TypeError("RHVAEElboLoss: outputs must be the RHVAE dict or VarAutoEncoder's (recon, mu, logvar, z).")
-        if self.reduction == "mean":
-            return per.mean()
-        if self.reduction == "sum":
-            return per.sum()
-        return per
+        return self.reduce_samples(per)
 
     @staticmethod
     def _recon_nll(target: torch.Tensor, logits: torch.Tensor | None = None, recon: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,13 +16,13 @@ Coordinates are (x, y) pixels of the picture, x to the right and y down: the ind
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..io import PathLike, case_name, folder_listing, is_dicom_file
+from .json_lists import read_json_file
 
 __all__ = ["LANDMARK_IMAGE_SUFFIXES", "landmark_table_datalist", "radiograph_images", "read_landmark_table"]
 
@@ -51,10 +51,7 @@ def _csv_table(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 
 
 def _json_table(path: Path) -> tuple[list[str] | None, dict[str, np.ndarray]]:
-    try:
-        doc = json.loads(path.read_text())
-    except ValueError as e:
-        raise ValueError(f"{path}: not a JSON file ({e}).") from e
+    doc = read_json_file(path, "landmark table")
     names = None
     if isinstance(doc, dict) and "images" in doc:
         names, doc = doc.get("landmark_names"), doc["images"]

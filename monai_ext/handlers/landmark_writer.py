@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from ignite.engine import Engine
+from monai.data.utils import to_affine_nd
 
 from ..io import PathLike, atomic_write, case_name, write_landmarks
 from .run_collector import RunCollector
@@ -62,11 +63,10 @@ class LandmarkWriter(RunCollector):
             pts = torch.as_tensor(item[self.points_key]).detach().cpu().double().numpy()
             pts = pts.reshape(-1, pts.shape[-1])
             if self.units == "pixel" and "original_affine" in meta:
-                affine = np.asarray(torch.as_tensor(meta["original_affine"]).cpu(), dtype=np.float64)
-                d = pts.shape[1]
-                rows = [*range(d), affine.shape[0] - 1]  # a 2D image of a 3D affine: its first two axes
-                sub = affine[np.ix_(rows, rows)]
-                pts = (np.linalg.inv(sub) @ np.c_[pts, np.ones(len(pts))].T).T[:, :d]
+                # the inverse of the map ApplyTransformToPointsd applied: the affine cut to the points' dimensions
+                affine = to_affine_nd(pts.shape[1], np.asarray(torch.as_tensor(meta["original_affine"]).cpu(),
+                                                               dtype=np.float64))
+                pts = (np.linalg.inv(affine) @ np.c_[pts, np.ones(len(pts))].T).T[:, :-1]
             if pts.shape[0] != len(self.names):
                 raise ValueError(f"{source}: {pts.shape[0]} landmarks predicted, {len(self.names)} names given.")
             self.rows.append((source, pts))

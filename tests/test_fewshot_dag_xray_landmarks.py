@@ -180,6 +180,13 @@ def test_landmark_writer_needs_a_physical_grid_for_mm(tmp_path):
     assert json.loads((tmp_path / "out" / "a.json").read_text())["landmarks"] == {"a": [1.0, 2.0], "b": [3.0, 4.0]}
     rows = list(csv.reader(open(tmp_path / "out" / "landmarks.csv")))
     assert rows[0] == ["image", "landmark", "x", "y", "units"] and rows[2][1:] == ["b", "3.0", "4.0", "pixel"]
+    # DICOM files named by UID (dots, no extension) keep their whole names: one output each
+    uids = [SimpleNamespace(meta={"filename_or_obj": f"/data/1.2.840.{k}"}) for k in (7, 8)]
+    engine.state.output = [{"image": u, "pred": torch.zeros(2, 2)} for u in uids]
+    writer = LandmarkWriter(tmp_path / "uid", ["a", "b"])
+    writer._collect(engine)
+    writer._write(engine)
+    assert sorted(p.name for p in (tmp_path / "uid").glob("*.json")) == ["1.2.840.7.json", "1.2.840.8.json"]
 
 
 def test_bundle_trains_both_stages_evaluates_and_infers(radiographs, tmp_path):

@@ -14,6 +14,7 @@ import torch
 from ignite.engine import Engine
 from monai.data.utils import to_affine_nd
 
+from ..datalists import LANDMARK_IMAGE_SUFFIXES
 from ..io import PathLike, atomic_write, case_name, write_landmarks
 from .run_collector import RunCollector
 
@@ -76,7 +77,8 @@ class LandmarkWriter(RunCollector):
         table = []
         dims = max((p.shape[1] for _, p in self.rows), default=2)
         for source, pts in self.rows:
-            name = case_name(source) if Path(source).suffix else Path(source).name
+            # a DICOM file is often named by its UID (dots, no extension): only a known suffix is cut off
+            name = case_name(source) if source.lower().endswith(LANDMARK_IMAGE_SUFFIXES) else Path(source).name
             if self.units == "mm":
                 xyz = np.pad(pts, ((0, 0), (0, 3 - pts.shape[1])))
                 write_landmarks(self.output_dir / f"{name}.mrk.json", dict(zip(self.names, xyz.tolist())))

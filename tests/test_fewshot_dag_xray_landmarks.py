@@ -241,6 +241,9 @@ def test_planar_radiograph_squeezes_greys_and_inverts_monochrome1():
     assert PlanarRadiograph()(rgb).shape == (1, 3, 4) and float(PlanarRadiograph()(rgb).max()) == 20.0
     with pytest.raises(ValueError, match="scan.nii: expected a 2D radiograph"):
         PlanarRadiograph()(np.zeros((1, 4, 4, 3)), name="scan.nii")
+    ct_slice = MetaTensor(torch.zeros(1, 4, 4, 1), meta={"0008|0060": "CT", "filename_or_obj": "/d/CT.1.2"})
+    with pytest.raises(ValueError, match="CT.1.2: a DICOM image of modality CT, not a radiograph"):
+        PlanarRadiographd("image")({"image": ct_slice})
 
 
 def test_landmark_writer_maps_world_back_to_the_file_pixels(tmp_path):

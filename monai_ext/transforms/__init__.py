@@ -267,7 +267,7 @@ from .stain_deconvolution import (
     StainDeconvolutiond,
     StainDeconvolutionDict,
 )
-from .planar_radiograph import PlanarRadiograph, PlanarRadiographD, PlanarRadiographd, PlanarRadiographDict
+from .planar_radiograph import NOT_RADIOGRAPH_MODALITIES, PlanarRadiograph, PlanarRadiographD, PlanarRadiographd, PlanarRadiographDict
 from .point_list import PointList, PointListD, PointListd, PointListDict
 from .polyline import polyline_distance
 from .random_delegate import RandArrayDelegateMixin
@@ -291,6 +291,7 @@ __all__ = [
     "MultiPointHeatmapD",
     "MultiPointHeatmapd",
     "MultiPointHeatmapDict",
+    "NOT_RADIOGRAPH_MODALITIES",
     "PlanarRadiograph",
     "PlanarRadiographD",
     "PlanarRadiographd",

@@ -15,9 +15,12 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends
 
-__all__ = ["PlanarRadiograph", "PlanarRadiographD", "PlanarRadiographDict", "PlanarRadiographd"]
+__all__ = ["NOT_RADIOGRAPH_MODALITIES", "PlanarRadiograph", "PlanarRadiographD", "PlanarRadiographDict", "PlanarRadiographd"]
 
 _PHOTOMETRIC_TAG = "0028|0004"  # DICOM Photometric Interpretation, as MONAI's ITKReader / PydicomReader name it
+_MODALITY_TAG = "0008|0060"
+#: DICOM modalities that are not projection radiographs (a slice of a CT / MR series is 2D but not an X-ray)
+NOT_RADIOGRAPH_MODALITIES = ("CT", "MR", "PT", "NM", "US", "SEG", "RTSTRUCT")
 
 
 class PlanarRadiograph(Transform):
@@ -29,15 +32,20 @@ class PlanarRadiograph(Transform):
     a MetaTensor keeps its metadata (the affine of the dropped axis is irrelevant to 2D landmarks).
 
     Raises:
-        ValueError: the image is not 2D (a third axis longer than 1), naming ``name``.
+        ValueError: naming ``name``: the image is not 2D (a third axis longer than 1), or its DICOM modality
+            (``"0008|0060"`` in a MetaTensor's metadata) is one of ``NOT_RADIOGRAPH_MODALITIES`` (e.g. a CT slice).
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __call__(self, img: NdarrayOrTensor, photometric: str | None = None, name: str = "image") -> NdarrayOrTensor:
         """The one-channel radiograph of ``img`` (``name`` appears in the errors)."""
-        if photometric is None and isinstance(img, MetaTensor):
-            photometric = img.meta.get(_PHOTOMETRIC_TAG)
+        if isinstance(img, MetaTensor):
+            modality = str(img.meta.get(_MODALITY_TAG, "")).strip().upper()
+            if modality in NOT_RADIOGRAPH_MODALITIES:
+                raise ValueError(f"{name}: a DICOM image of modality {modality}, not a radiograph (CR, DX, ...).")
+            if photometric is None:
+                photometric = img.meta.get(_PHOTOMETRIC_TAG)
         if img.ndim == 4 and img.shape[-1] == 1:
             img = img[..., 0]
         if img.ndim != 3:

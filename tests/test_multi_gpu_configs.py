@@ -450,3 +450,17 @@ def test_fewshot_dag_multi_gpu_train_both_stages(tmp_path):
     assert log.count("Epoch: 2/2, Iter: 1/") == 1, "losses are logged by rank 0 only"
     state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     DeepAdaptiveGraph(14, feature_channels=4, channels=[4, 8, 8, 8], graph_channels=8, local_steps=1).load_state_dict(state)
+
+
+@pytest.mark.slow  # a 2-process torchrun run of a standard multi-GPU config (issue: suite budget)
+def test_aneurysm_tof_mra_multi_gpu_train(tmp_path):
+    """Both ranks draw their own patches (SyncBatchNorm on CUDA only); rank 0 alone writes the checkpoints."""
+    import torch
+    from test_aneurysm_tof_mra_detection import TINY
+
+    bundle = ROOT / "aneurysm_tof_mra_detection"
+    log = torchrun_bundle(bundle, ["train.yaml", "multi_gpu_train.yaml"],
+                          dict(TINY, bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "data"), max_epochs=2))
+    assert log.count("Epoch[2] Metrics -- val_dice") == 1, "validation is logged by rank 0 only"
+    state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert state and not any(k.startswith("module.") for k in state)

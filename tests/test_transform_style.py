@@ -77,8 +77,13 @@ from monai_ext.transforms import (
     RandPerlinNoise,
     RandSparsePlaneAnnotation,
     ReloadOriginal,
+    ComponentDetections,
+    LatticeSplineDeform,
+    RandLatticeSplineDeform,
     RemoveDarkComponents,
     ScanInputError,
+    TwoPointSphereLabel,
+    VesselGuidedPatchSamples,
     SegmentationGradCAM,
     SparsePlaneAnnotation,
 )
@@ -89,7 +94,11 @@ MODULES = {
     "monai_ext.transforms.body_mask": "monai_ext.transforms",
     "monai_ext.transforms.cell_maps": "monai_ext.transforms",
     "monai_ext.transforms.class_activation": "monai_ext.transforms",
+    "monai_ext.transforms.component_detections": "monai_ext.transforms",
     "monai_ext.transforms.component_majority": "monai_ext.transforms",
+    "monai_ext.transforms.lattice_spline_deform": "monai_ext.transforms",
+    "monai_ext.transforms.two_point_sphere": "monai_ext.transforms",
+    "monai_ext.transforms.vessel_guided_patches": "monai_ext.transforms",
     "monai_ext.transforms.dataset_channel_coding": "monai_ext.transforms",
     "monai_ext.transforms.union_labels": "monai_ext.transforms",
     "monai_ext.transforms.connectome": "monai_ext.transforms",
@@ -258,6 +267,12 @@ def _runners(model) -> dict:
         CentroidSeededWatershed: lambda c: CentroidSeededWatershed(region_threshold=0.5)(c(CellTargets(1.0)(cells))),
         NeedleGapMask: lambda c: NeedleGapMask(needle, [[0.4, 0.7]])(c(us)),
         RandNeedleGapMask: lambda c: RandNeedleGapMask(prob=1.0).set_random_state(0)(c(us), needle),
+        LatticeSplineDeform: lambda c: LatticeSplineDeform(np.ones((3, 3, 3, 3)))(c(img)),
+        RandLatticeSplineDeform: lambda c: RandLatticeSplineDeform(max_displacement=2.0).set_random_state(0)(c(img)),
+        TwoPointSphereLabel: lambda c: TwoPointSphereLabel()(c(img), [[[10.0, 12.0, 8.0], [16.0, 12.0, 8.0]]]),
+        VesselGuidedPatchSamples: lambda c: VesselGuidedPatchSamples(2, 2, 2, 6.0, patch_size=8).set_random_state(0)(
+            c(img), c(lung[:, ::-1].copy()))[-1],
+        ComponentDetections: lambda c: ComponentDetections()(c(lung.astype(np.float32))),
     }
 
 

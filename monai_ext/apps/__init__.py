@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import (
     active_learning_cxr,
     adaptor_suture_landmarks,
+    aneurysm_tof_mra_detection,
     ao_cone_label_transfer,
     box_supervised_seg,
     brain_tumor_multiscale_unet,
@@ -32,6 +33,7 @@ from . import (
 __all__ = [
     "active_learning_cxr",
     "adaptor_suture_landmarks",
+    "aneurysm_tof_mra_detection",
     "ao_cone_label_transfer",
     "box_supervised_seg",
     "brain_tumor_multiscale_unet",

@@ -5,6 +5,7 @@ module per data set layout.
 from __future__ import annotations
 
 from .case_split import split_cases
+from .adam_aneurysm import adam_aneurysm_datalist
 from .landmark_tables import LANDMARK_IMAGE_SUFFIXES, landmark_table_datalist, radiograph_images, read_landmark_table
 from .adaptor_frames import ADAPTOR_DOMAINS, ADAPTOR_FRAME_SUFFIXES, adaptor_frame_datalist, read_labelme_points
 from .brats import BRATS_CLASSES, BRATS_LABEL_MAPPINGS, BRATS_MODALITIES, brats_datalist
@@ -64,6 +65,7 @@ from .ultrasound import (
 )
 
 __all__ = [
+    "adam_aneurysm_datalist",
     "ADAPTOR_DOMAINS",
     "ADAPTOR_FRAME_SUFFIXES",
     "adaptor_frame_datalist",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .barrier_temperature import BarrierTemperatureHandler
+from .detections_writer import DetectionsWriter, detection_case_name
 from .mean_teacher import MeanTeacherEMA, ema_teacher
 from .landmark_writer import LANDMARK_UNITS, LandmarkWriter
 from .points_writer import PointsWriter
@@ -12,6 +13,8 @@ from .metric_history import MetricHistorySaver, read_metric_history
 from .time_limit import TimeLimitHandler
 
 __all__ = [
+    "DetectionsWriter",
+    "detection_case_name",
     "LANDMARK_UNITS",
     "LandmarkWriter",
     "PointsWriter",

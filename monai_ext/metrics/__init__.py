@@ -10,7 +10,15 @@ from .acquisition import (
     least_confidence_score,
     margin_score,
 )
+from .adam_detection import (
+    ADAMDetectionMetric,
+    adam_detection_counts,
+    adam_reference_hits,
+    froc_candidates,
+    froc_summary,
+)
 from .box_iou import slice_box_iou
+from .cohen_kappa import CohenKappaMetric, kappa_from_counts
 from .cluster_agreement import cluster_nmi, cluster_purity, majority_label_map
 from .empty_aware_overlap import EMPTY_AWARE_METRICS, EmptyAwareOverlapMetric, empty_aware_overlap_scores
 from .graph_features import GRAPH_FEATURES, GraphFeatureDivergence, connectome_graph_features, histogram_kl
@@ -62,6 +70,13 @@ from .max_ms_ssim import MS_SSIM_SCALE_WEIGHTS, MaxMSSSIMSimilarity
 from .template_matching import TemplateMatchingScore, image_mosaic
 
 __all__ = [
+    "ADAMDetectionMetric",
+    "CohenKappaMetric",
+    "adam_detection_counts",
+    "adam_reference_hits",
+    "kappa_from_counts",
+    "froc_candidates",
+    "froc_summary",
     "PointMatchF1Metric",
     "match_points",
     "ACQUISITION_SCORES",

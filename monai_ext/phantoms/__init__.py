@@ -1,5 +1,5 @@
 """Synthetic data in real units: one module per anatomy or modality (chest CT, ultrasound, brain MRI, brain tumour
-MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, cardiac MR series of several sequences and views, frontal chest radiographs of three classes, labelled 3D heart MR of two protocols (whole-heart 3D and short-axis cine), adaptive-optics cone mosaics in pairs of visits, structural brain connectomes, H&E tiles of five histopathology segmentation task families, temporal-bone CT with a spiral cochlea and its landmarks, hand and pelvis radiographs with landmarks), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
+MRI, hand MRI, liver-tumour CT, electron microscopy with mitochondria, IHC-stained duodenum patches, cardiac MR series of several sequences and views, frontal chest radiographs of three classes, labelled 3D heart MR of two protocols (whole-heart 3D and short-axis cine), adaptive-optics cone mosaics in pairs of visits, structural brain connectomes, H&E tiles of five histopathology segmentation task families, temporal-bone CT with a spiral cochlea and its landmarks, hand and pelvis radiographs with landmarks, TOF-MR angiograms with aneurysms), plus the writers that put a phantom data set on disk as NIfTI or DICOM. The embedded default data of the bundles.
 The chest CT's acquisition and patient variety (issue 28) is in ``chest_ct_acquisition``.
 """
 
@@ -151,6 +151,7 @@ from .liver_tumor_ct import (
 from .nifti_writer import save_phantom_nifti
 from .random_field import smooth_random_field
 from .seeds import check_count, check_seed, derive_seed
+from .tof_mra import TofMraCase, generate_tof_mra_case, synthesize_tof_mra_dataset
 from .ultrasound import (
     DISPLAY_CEILING_DB,
     SPEED_OF_SOUND_M_S,
@@ -288,6 +289,9 @@ __all__ = [
     "generate_valve_frame",
     "sample_valve_surgery",
     "synthesize_valve_dataset",
+    "TofMraCase",
+    "generate_tof_mra_case",
+    "synthesize_tof_mra_dataset",
     "XRAY_ANATOMIES",
     "XRAY_LANDMARK_NAMES",
     "generate_xray_image",

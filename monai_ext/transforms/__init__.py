@@ -13,6 +13,14 @@ from .body_mask import (
     body_outline,
     set_to_background,
 )
+from .component_detections import (
+    DETECTION_COLUMNS,
+    ComponentDetections,
+    ComponentDetectionsD,
+    ComponentDetectionsd,
+    ComponentDetectionsDict,
+    probability_components,
+)
 from .class_activation import (
     SegmentationGradCAM,
     SegmentationGradCAMD,
@@ -133,6 +141,20 @@ from .dataset_channel_coding import (
     check_dataset_index,
     dataset_index_entry,
 )
+from .two_point_sphere import (
+    TwoPointSphereLabel,
+    TwoPointSphereLabelD,
+    TwoPointSphereLabeld,
+    TwoPointSphereLabelDict,
+    two_point_spheres,
+)
+from .vessel_guided_patches import (
+    VesselGuidedPatchSamples,
+    VesselGuidedPatchSamplesD,
+    VesselGuidedPatchSamplesd,
+    VesselGuidedPatchSamplesDict,
+    crop_around,
+)
 from .union_labels import (
     UnionLabelEncode,
     UnionLabelEncodeD,
@@ -185,6 +207,17 @@ from .mask_warp import (
     RandBSplineMaskWarpD,
     RandBSplineMaskWarpd,
     RandBSplineMaskWarpDict,
+    bspline_displacement_field,
+)
+from .lattice_spline_deform import (
+    LatticeSplineDeform,
+    LatticeSplineDeformD,
+    LatticeSplineDeformd,
+    LatticeSplineDeformDict,
+    RandLatticeSplineDeform,
+    RandLatticeSplineDeformD,
+    RandLatticeSplineDeformd,
+    RandLatticeSplineDeformDict,
 )
 from .multi_point_heatmap import (
     MultiPointHeatmap,
@@ -279,6 +312,32 @@ from .reload_original import (
 )
 
 __all__ = [
+    "DETECTION_COLUMNS",
+    "ComponentDetections",
+    "ComponentDetectionsD",
+    "ComponentDetectionsd",
+    "ComponentDetectionsDict",
+    "probability_components",
+    "bspline_displacement_field",
+    "LatticeSplineDeform",
+    "LatticeSplineDeformD",
+    "LatticeSplineDeformd",
+    "LatticeSplineDeformDict",
+    "RandLatticeSplineDeform",
+    "RandLatticeSplineDeformD",
+    "RandLatticeSplineDeformd",
+    "RandLatticeSplineDeformDict",
+    "TwoPointSphereLabel",
+    "TwoPointSphereLabelD",
+    "TwoPointSphereLabeld",
+    "TwoPointSphereLabelDict",
+    "two_point_spheres",
+    "VesselGuidedPatchSamples",
+    "VesselGuidedPatchSamplesD",
+    "VesselGuidedPatchSamplesd",
+    "VesselGuidedPatchSamplesDict",
+    "crop_around",
+
     "HeatmapToPointsOtsu",
     "HeatmapToPointsOtsuD",
     "HeatmapToPointsOtsud",

@@ -45,6 +45,7 @@ __all__ = [
     "RandBSplineMaskWarpd",
     "RandBSplineMaskWarpD",
     "RandBSplineMaskWarpDict",
+    "bspline_displacement_field",
 ]
 
 META_FIELD = "mask_warp"
@@ -93,8 +94,10 @@ def _bspline_weights(n: int, g: int) -> np.ndarray:
     return np.stack([ndimage.map_coordinates(eye[k], x[None], order=3, mode="mirror") for k in range(g)], axis=1)
 
 
-def _warp_dense_field(disp: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Control displacements (ndim, g0, g1[, g2]) -> dense displacement field (ndim, *shape), pixels."""
+def bspline_displacement_field(disp: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Control-point displacements ``disp`` (ndim, g0, g1[, g2]) -> the dense displacement field (ndim, *shape), in
+    the units of ``disp`` (pixels): the cubic interpolating B-spline through the control values, control point ``j``
+    of an axis of ``n`` pixels at pixel ``j (n - 1) / (g - 1)``."""
     field = disp
     for a, n in enumerate(shape):
         w = _bspline_weights(int(n), disp.shape[a + 1])
@@ -105,7 +108,7 @@ def _warp_dense_field(disp: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 def _warp_mask(mask: np.ndarray, disp: np.ndarray) -> np.ndarray:
     if not np.any(disp):
         return mask.copy()
-    field = _warp_dense_field(disp, mask.shape)
+    field = bspline_displacement_field(disp, mask.shape)
     coords = np.indices(mask.shape, dtype=np.float64) + field
     vals = ndimage.map_coordinates(mask.astype(np.float32), coords, order=1, mode="constant", cval=0.0)
     return vals >= 0.5

@@ -220,7 +220,7 @@ def test_bundle_studies_load_and_plan(tmp_path):
         "oneshot_cochlea_landmarks": {"study"},
         "adaptor_suture_landmarks": {"study"},
         "fewshot_dag_xray_landmarks": {"study", "10_labelled"},
-        "aneurysm_tof_mra_detection": {"study", "holdout"},
+        "aneurysm_tof_mra_detection": {"study", "holdout", "irregular"},
     }
     for bundle, names in expected.items():
         assert set(available_studies(BUNDLES / bundle)) == names

@@ -253,3 +253,20 @@ def test_writer_refuses_bad_arguments_and_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         generate_tof_mra_case(-3, SMALL)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+
+
+def test_irregular_aneurysms_keep_the_annotation_and_the_rest_of_the_case():
+    sphere = generate_tof_mra_case(5, SMALL)
+    irregular = generate_tof_mra_case(5, SMALL, aneurysm_shape="irregular")
+    assert [a["neck"] for a in sphere.info["aneurysms"]] == [a["neck"] for a in irregular.info["aneurysms"]]
+    assert all(a["shape"] == "irregular" for a in irregular.info["aneurysms"])
+    a, b = sphere.label > 0, irregular.label > 0
+    iou = (a & b).sum() / (a | b).sum()
+    assert 0.3 < iou < 0.99                                  # the two-point sphere only approximates the aneurysm
+    far = ~np.isin(np.arange(a.size), np.flatnonzero(a | b)).reshape(a.shape)
+    near = np.zeros_like(a)
+    for c in np.argwhere(a | b):                             # voxels within 4 of any aneurysm voxel may differ
+        near[tuple(slice(max(0, x - 4), x + 5) for x in c)] = True
+    np.testing.assert_array_equal(sphere.image[far & ~near], irregular.image[far & ~near])
+    with pytest.raises(ValueError, match="aneurysm_shape"):
+        generate_tof_mra_case(5, SMALL, aneurysm_shape="cube")

@@ -151,7 +151,7 @@ from .liver_tumor_ct import (
 from .nifti_writer import save_phantom_nifti
 from .random_field import smooth_random_field
 from .seeds import check_count, check_seed, derive_seed
-from .tof_mra import TofMraCase, generate_tof_mra_case, synthesize_tof_mra_dataset
+from .tof_mra import ANEURYSM_SHAPES, TofMraCase, generate_tof_mra_case, synthesize_tof_mra_dataset
 from .ultrasound import (
     DISPLAY_CEILING_DB,
     SPEED_OF_SOUND_M_S,
@@ -289,6 +289,7 @@ __all__ = [
     "generate_valve_frame",
     "sample_valve_surgery",
     "synthesize_valve_dataset",
+    "ANEURYSM_SHAPES",
     "TofMraCase",
     "generate_tof_mra_case",
     "synthesize_tof_mra_dataset",

@@ -54,7 +54,10 @@ from .nifti_writer import save_phantom_nifti
 from .random_field import smooth_random_field
 from .seeds import check_count, check_seed, derive_seed
 
-__all__ = ["TofMraCase", "generate_tof_mra_case", "synthesize_tof_mra_dataset"]
+__all__ = ["ANEURYSM_SHAPES", "TofMraCase", "generate_tof_mra_case", "synthesize_tof_mra_dataset"]
+
+#: the aneurysm shapes of :func:`generate_tof_mra_case`
+ANEURYSM_SHAPES = ("sphere", "irregular")
 
 _TAG = 67  # seed stream of this generator (no other phantom uses 67)
 _SHAPE_RANGE = (24, 512)
@@ -303,15 +306,43 @@ def _background(rng: np.random.Generator, shape, spacing) -> tuple[np.ndarray, f
     return np.clip(img, 85.0, 210.0).astype(np.float32), level
 
 
+def _irregular_shape(rng: np.random.Generator, an: dict) -> dict:
+    """An irregular aneurysm around the two-point sphere: an ellipsoid whose semi-axis along the neck-dome line is the
+    sphere's radius (so neck and dome stay the annotated poles) and whose two others are 0.6-1.4 times it, plus 0-2
+    daughter blebs (balls of 0.25-0.45 radii centred on the dome half of the surface)."""
+    u = np.asarray(an["u"], float)
+    v = _perpendicular(rng, u)
+    w = np.cross(u, v)
+    scales = (1.0, float(rng.uniform(0.6, 1.4)), float(rng.uniform(0.6, 1.4)))
+    blebs = []
+    for _ in range(int(rng.integers(0, 3))):
+        d = _unit(u * float(rng.uniform(0.2, 1.0)) + v * float(rng.normal()) + w * float(rng.normal()))
+        surface = d / np.sqrt((d @ u) ** 2 + ((d @ v) / scales[1]) ** 2 + ((d @ w) / scales[2]) ** 2)
+        blebs.append((surface * an["radius"], float(rng.uniform(0.25, 0.45)) * an["radius"]))
+    return {"frame": np.stack([u, v, w]), "scales": scales, "blebs": blebs}
+
+
 def _paint_sphere(image: np.ndarray, label: np.ndarray, axes: list[np.ndarray], h: float, an: dict,
-                  value_neck: float, value_dome: float) -> int:
+                  value_neck: float, value_dome: float, shape: dict | None = None) -> int:
     """Blend one aneurysm sphere (partial-volume edge, intensity falling from neck to dome) into ``image`` where it
-    raises the value; label the voxels whose centre is inside. Returns the labelled voxel count."""
+    raises the value; label the voxels whose centre is inside. ``shape`` (:func:`_irregular_shape`) makes it an
+    ellipsoid with blebs instead. Returns the labelled voxel count."""
     c, radius, u = an["centre"], an["radius"], an["u"]
-    box = tuple(slice(int(np.searchsorted(axes[a], c[a] - radius - h)),
-                      int(np.searchsorted(axes[a], c[a] + radius + h, side="right"))) for a in range(3))
+    reach = radius
+    if shape is not None:
+        reach = radius * max(shape["scales"])
+        reach = max([reach] + [float(np.linalg.norm(o)) + r for o, r in shape["blebs"]])
+    box = tuple(slice(int(np.searchsorted(axes[a], c[a] - reach - h)),
+                      int(np.searchsorted(axes[a], c[a] + reach + h, side="right"))) for a in range(3))
     X, Y, Z = (axes[a][box[a]].reshape([-1 if b == a else 1 for b in range(3)]) - np.float32(c[a]) for a in range(3))
-    d = np.sqrt(X * X + Y * Y + Z * Z)
+    if shape is None:
+        d = np.sqrt(X * X + Y * Y + Z * Z)
+    else:
+        f, sc = shape["frame"].astype(np.float32), shape["scales"]
+        d = np.sqrt(sum(((X * f[k, 0] + Y * f[k, 1] + Z * f[k, 2]) / np.float32(sc[k])) ** 2 for k in range(3)))
+        for o, r in shape["blebs"]:   # a bleb as the distance that puts its own surface at ``radius``
+            db = np.sqrt((X - np.float32(o[0])) ** 2 + (Y - np.float32(o[1])) ** 2 + (Z - np.float32(o[2])) ** 2)
+            d = np.minimum(d, db * np.float32(radius / r))
     along = (X * np.float32(u[0]) + Y * np.float32(u[1]) + Z * np.float32(u[2])) / np.float32(radius)
     s = np.clip((along + 1.0) * 0.5, 0.0, 1.0)  # 0 at the neck pole, 1 at the dome pole
     value = np.float32(value_neck) + s * np.float32(value_dome - value_neck)
@@ -328,6 +359,7 @@ def generate_tof_mra_case(
     seed: int,
     shape: Sequence[int] = (80, 80, 72),
     spacing: Sequence[float] = (0.47, 0.47, 0.4),
+    aneurysm_shape: str = "sphere",
 ) -> TofMraCase:
     """One TOF-MRA patch with 1-3 saccular aneurysms, 1-3 mimics and its aneurysm label (see the module docstring).
 
@@ -337,6 +369,11 @@ def generate_tof_mra_case(
             span at least about 16 mm (a sphere plus 3 mm margins on both sides); in smaller fields of view the
             aneurysms that do not fit are redrawn, so they come out smaller.
         spacing: voxel size (mm) per axis, 0.1-2.0 (default 0.47 x 0.47 x 0.4 mm, the paper's TOF-MRA).
+        aneurysm_shape: ``"sphere"`` (the aneurysm is exactly the ball of its two-point annotation) or
+            ``"irregular"``: an ellipsoid through the same neck and dome, 0.6-1.4 times as wide across, with 0-2
+            daughter blebs, so the two-point sphere only approximates it, as with real aneurysms. The label
+            (``aneurysms.nii.gz``) is the true shape; the annotation stays neck and dome. Everything else of a seed
+            is the same for both shapes.
 
     Returns:
         :class:`TofMraCase`: ``image`` float32 (H, W, D) arbitrary units, ``label`` uint8 (H, W, D) 1 = aneurysm,
@@ -347,7 +384,10 @@ def generate_tof_mra_case(
     """
     seed = check_seed(seed)
     shp, spc = check_phantom_grid(shape, spacing, _SHAPE_RANGE, _SPACING_RANGE_MM)
+    if aneurysm_shape not in ANEURYSM_SHAPES:
+        raise ValueError(f"aneurysm_shape={aneurysm_shape!r}: expected one of {list(ANEURYSM_SHAPES)}.")
     rng = np.random.default_rng(derive_seed(seed, _TAG))
+    shape_rng = np.random.default_rng(derive_seed(seed, _TAG, 1))  # extra draws that leave the spheres' case as it is
     half = (np.asarray(shp, float) - 1.0) / 2.0 * np.asarray(spc)
     axes = _axes(shp, spc)
     h = float(np.prod(spc)) ** (1.0 / 3.0)
@@ -372,7 +412,9 @@ def generate_tof_mra_case(
     for an in aneurysms:
         an["neck_value"] = vessel_value(an["parent_radius"])
         an["dome_value"] = an["neck_value"] * (1.0 - float(rng.uniform(0.1, 0.3)))
-        an["voxels"] = _paint_sphere(image, label, axes, h, an, an["neck_value"], an["dome_value"])
+        irregular = _irregular_shape(shape_rng, an) if aneurysm_shape == "irregular" else None
+        an["voxels"] = _paint_sphere(image, label, axes, h, an, an["neck_value"], an["dome_value"], irregular)
+        an["shape"] = aneurysm_shape
 
     slab_drop = float(rng.uniform(0.08, 0.2))
     z = np.linspace(0.0, 1.0, shp[2], dtype=np.float32)
@@ -403,7 +445,7 @@ def generate_tof_mra_case(
             "centre_voxel": as_list(world_to_voxel(centre, affine)[0]), "kind": an["kind"],
             "parent_point": as_list(world(an["parent_point"])[0]), "parent_radius_mm": an["parent_radius"],
             "neck_intensity": float(an["neck_value"]), "dome_intensity": float(an["dome_value"]),
-            "voxels": an["voxels"]})
+            "voxels": an["voxels"], "shape": an["shape"]})
     mimic_records = [{"kind": m["kind"], "centre": as_list(world(m["centre"])[0]),
                       "centre_voxel": as_list(m["centre"] / np.asarray(spc) + centre_vox),
                       "size_mm": float(m["size_mm"])} for m in mimics]
@@ -423,6 +465,7 @@ def synthesize_tof_mra_dataset(
     shape: Sequence[int] = (80, 80, 72),
     spacing: Sequence[float] = (0.47, 0.47, 0.4),
     progress: bool = True,
+    aneurysm_shape: str = "sphere",
 ) -> dict[str, Any]:
     """Write ``cases`` phantoms (:func:`generate_tof_mra_case`) to ``out_dir`` in the ADAM challenge layout::
 
@@ -435,7 +478,7 @@ def synthesize_tof_mra_dataset(
         out_dir/dataset.json               generator, seed, cases, shape, spacing, labels and every case's record
 
     Case ``i`` is named ``f"1{i:04d}"`` and has the seed ``derive_seed(seed, 67, i, bits=31)``, so more cases keep the
-    first ones. The folder is filled under a temporary name and renamed at the end: ``out_dir`` either does not
+    first ones. ``aneurysm_shape``: see :func:`generate_tof_mra_case`. The folder is filled under a temporary name and renamed at the end: ``out_dir`` either does not
     appear or holds the complete data set. Returns the ``dataset.json`` content.
 
     Raises:
@@ -445,6 +488,8 @@ def synthesize_tof_mra_dataset(
     n = check_count(cases, "cases")
     seed = check_seed(seed)
     shp, spc = check_phantom_grid(shape, spacing, _SHAPE_RANGE, _SPACING_RANGE_MM)
+    if aneurysm_shape not in ANEURYSM_SHAPES:
+        raise ValueError(f"aneurysm_shape={aneurysm_shape!r}: expected one of {list(ANEURYSM_SHAPES)}.")
     out = require_empty_folder(out_dir, "out_dir")
     dataset: dict[str, Any] = {}
 
@@ -453,7 +498,7 @@ def synthesize_tof_mra_dataset(
         for i in range(n):
             t0 = time.perf_counter()
             cs = derive_seed(seed, _TAG, i, bits=31)
-            case = generate_tof_mra_case(cs, shp, spc)
+            case = generate_tof_mra_case(cs, shp, spc, aneurysm_shape)
             cid = f"1{i:04d}"
             folder = tmp / cid
             (folder / "orig").mkdir(parents=True)
@@ -484,7 +529,7 @@ def synthesize_tof_mra_dataset(
                            "monai_ext.phantoms.tof_mra. Synthetic data, not for clinical use.",
             "modality": "MR (TOF-MRA)", "layout": "adam", "labels": {str(k): v for k, v in _LABELS.items()},
             "generator": "monai_ext.phantoms.synthesize_tof_mra_dataset", "seed": int(seed), "cases": n,
-            "shape": list(shp), "spacing": list(spc), "records": records,
+            "shape": list(shp), "spacing": list(spc), "aneurysm_shape": aneurysm_shape, "records": records,
         })
         (tmp / "dataset.json").write_text(json.dumps(dataset, indent=1) + "\n")
 

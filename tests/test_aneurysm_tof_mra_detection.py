@@ -147,6 +147,12 @@ def test_component_detections_in_world_mm():
     np.testing.assert_allclose(det[1, :3], [17.0, 8.2, 9.0], atol=1e-6)
     assert abs(det[0, 3] - 1.2) < 0.1 and det[0, 4] == pytest.approx(0.9) and det[1, 4] == pytest.approx(0.7)
     assert ComponentDetections(0.95)(prob).shape == (0, 5)
+    prob[0, 35:37, 2, 2] = 0.8                                                  # 2 voxels of 0.064 mm^3 each
+    assert len(ComponentDetections(0.5)(prob, affine=affine)) == 3
+    kept = ComponentDetections(0.5, min_volume_mm3=0.2)(prob, affine=affine)
+    assert len(kept) == 2 and kept[0, 4] == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="min_volume_mm3"):
+        ComponentDetections(0.5, min_volume_mm3=-1.0)
 
 
 def test_adam_counts_froc_and_kappa():
@@ -190,10 +196,11 @@ def test_bundle_trains_infers_on_the_input_grid_and_evaluates(adam_folder, tmp_p
     assert doc["label_fraction"] == pytest.approx(float((label > 0).mean()), abs=1e-5)
     assert (tmp_path / "out" / "detections.csv").read_text().startswith("case,image,index,x_mm")
     run_bundle(BUNDLE, ["inference.yaml", "evaluate.yaml"], bundle_root=str(root), dataset_dir=str(adam_folder),
-               eval_dir=str(tmp_path / "eval"), synth_cases=4, num_val=1, num_test=1, **net)
+               eval_dir=str(tmp_path / "eval"), synth_cases=4, num_val=1, num_test=1, min_volume_mm3=0.25, **net)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["cases"] == 1 and metrics["aneurysms"] >= 1 and 0.0 <= metrics["sensitivity"] <= 1.0
     assert metrics["aneurysms_small"] + metrics["aneurysms_large"] == metrics["aneurysms"]
+    assert metrics["min_volume_mm3"] == 0.25
     assert set(metrics["tiles"]) == {"tp", "fp", "fn", "tn"} and sum(metrics["tiles"].values()) > 0
 
 

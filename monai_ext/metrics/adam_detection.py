@@ -45,16 +45,16 @@ def _hits(centres: np.ndarray, ref_labels: np.ndarray) -> np.ndarray:
     return ref_labels[tuple(idx.T)]
 
 
-def adam_reference_hits(prediction: np.ndarray, reference: np.ndarray,
-                        threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray, int]:
+def adam_reference_hits(prediction: np.ndarray, reference: np.ndarray, threshold: float = 0.5,
+                        min_voxels: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """Per reference CC of one case whether it was found and its size: ``(found (R,) bool, voxels (R,) int,
     false_positives)``; ``prediction`` a probability (or binary) map and ``reference`` a binary label, both spatial
-    (H, W[, D]) on one grid; predicted CCs at ``prediction >= threshold``."""
+    (H, W[, D]) on one grid; predicted CCs at ``prediction >= threshold`` of at least ``min_voxels`` voxels."""
     pred, ref = np.asarray(prediction, dtype=np.float32), np.asarray(reference)
     if pred.shape != ref.shape:
         raise ValueError(f"prediction {pred.shape} and reference {ref.shape} must have the same spatial shape.")
     ref_labels, n_ref = _reference_components(ref)
-    _, rows = probability_components(pred, threshold)
+    _, rows = probability_components(pred, threshold, min_voxels=min_voxels)
     hit = _hits(rows[:, :pred.ndim], ref_labels)
     found = np.isin(np.arange(1, n_ref + 1), hit[hit > 0])
     voxels = np.bincount(ref_labels.ravel(), minlength=n_ref + 1)[1:]
@@ -67,12 +67,13 @@ def adam_detection_counts(prediction: np.ndarray, reference: np.ndarray, thresho
     return int(found.sum()), fp, int((~found).sum())
 
 
-def froc_candidates(prob: np.ndarray, reference: np.ndarray, threshold: float = 0.05) -> tuple[np.ndarray, np.ndarray, int]:
+def froc_candidates(prob: np.ndarray, reference: np.ndarray, threshold: float = 0.05,
+                    min_voxels: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """``(fp_scores, tp_scores, num_targets)`` of one case for the FROC: the scores of the candidate CCs (at
-    ``prob >= threshold``) that hit no reference CC, the best score per reference CC that was hit, and the number of
+    ``prob >= threshold``, at least ``min_voxels`` voxels) that hit no reference CC, the best score per reference CC that was hit, and the number of
     reference CCs."""
     ref_labels, n_ref = _reference_components(reference)
-    _, rows = probability_components(np.asarray(prob, dtype=np.float32), threshold)
+    _, rows = probability_components(np.asarray(prob, dtype=np.float32), threshold, min_voxels=min_voxels)
     hit = _hits(rows[:, :np.ndim(prob)], ref_labels)
     scores = rows[:, -1]
     tp = [scores[hit == r].max() for r in range(1, n_ref + 1) if np.any(hit == r)]

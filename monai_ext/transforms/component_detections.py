@@ -35,12 +35,13 @@ DETECTION_COLUMNS = ("x_mm", "y_mm", "z_mm", "radius_mm", "score")
 
 
 def probability_components(prob: np.ndarray, threshold: float, affine: np.ndarray | None = None,
-                           min_voxels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                           min_voxels: int = 1, min_volume: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Connected components (26-connected in 3D) of ``prob >= threshold`` of a spatial map ``prob`` (H, W[, D]).
 
     Returns ``(labels, rows)``: the component label image and an array (K, 5) of ``x, y, z`` (world mm via
     ``affine``, voxel indices when ``None``), ``radius_mm`` (of the ball of the component's volume), ``score`` (the
-    highest probability in it), in label order; components under ``min_voxels`` voxels are dropped from both.
+    highest probability in it), in label order; components under ``min_voxels`` voxels or ``min_volume`` (world
+    units cubed, mm^3 via ``affine``) are dropped from both.
     """
     nd = prob.ndim
     labels, n = ndimage.label(prob >= threshold, structure=np.ones((3,) * nd))
@@ -54,7 +55,7 @@ def probability_components(prob: np.ndarray, threshold: float, affine: np.ndarra
         centres = np.asarray(ndimage.center_of_mass(np.ones_like(prob), labels, idx)).reshape(n, nd)
         scores = ndimage.maximum(prob, labels, idx)
         for k in range(n):
-            if sizes[k] < min_voxels:
+            if sizes[k] < min_voxels or sizes[k] * voxel_volume < min_volume:
                 continue
             keep[k + 1] = True
             world = aff[:nd, :nd] @ centres[k] + aff[:nd, nd]
@@ -72,6 +73,7 @@ class ComponentDetections(Transform):
     Args:
         threshold: probability at or above which a voxel belongs to a detection (the ADAM scoring: 0.5).
         min_voxels: smaller components are dropped.
+        min_volume_mm3: components of a smaller volume (voxels times the voxel volume of the affine) are dropped.
 
     Call ``t(prob, affine=None)``: ``prob`` (1, H, W, D) probabilities (numpy or torch; a MetaTensor's
     ``meta["affine"]`` gives world mm, else ``affine``, else voxel indices). Returns (K, 5) rows ``x, y, z``
@@ -80,10 +82,12 @@ class ComponentDetections(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, threshold: float = 0.5, min_voxels: int = 1) -> None:
+    def __init__(self, threshold: float = 0.5, min_voxels: int = 1, min_volume_mm3: float = 0.0) -> None:
         if not (0.0 < float(threshold) <= 1.0):
             raise ValueError(f"threshold={threshold!r}: expected a probability in (0, 1].")
-        self.threshold, self.min_voxels = float(threshold), int(min_voxels)
+        if not float(min_volume_mm3) >= 0.0:
+            raise ValueError(f"min_volume_mm3={min_volume_mm3!r}: expected a volume >= 0.")
+        self.threshold, self.min_voxels, self.min_volume = float(threshold), int(min_voxels), float(min_volume_mm3)
 
     def __call__(self, prob: NdarrayOrTensor, affine: Any = None) -> NdarrayOrTensor:
         """The detections of ``prob``; see the class docstring."""
@@ -95,7 +99,7 @@ class ComponentDetections(Transform):
         aff = None if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
         arr = (prob.as_tensor() if isinstance(prob, MetaTensor) else prob)
         arr = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else np.asarray(arr)
-        _, rows = probability_components(arr[0].astype(np.float32), self.threshold, aff, self.min_voxels)
+        _, rows = probability_components(arr[0].astype(np.float32), self.threshold, aff, self.min_voxels, self.min_volume)
         rows = rows[np.argsort(-rows[:, -1], kind="stable")]
         dst = prob.as_tensor() if isinstance(prob, MetaTensor) else prob
         out, *_ = convert_to_dst_type(rows, dst, dtype=torch.float64 if isinstance(prob, torch.Tensor) else np.float64)
@@ -109,19 +113,19 @@ class ComponentDetectionsd(MapTransform):
     Args:
         keys: the probability map (one key).
         detections_key: where the detections go.
-        threshold, min_voxels: see :class:`ComponentDetections`.
+        threshold, min_voxels, min_volume_mm3: see :class:`ComponentDetections`.
         allow_missing_keys: skip a missing map.
     """
 
     backend = ComponentDetections.backend
 
     def __init__(self, keys: KeysCollection, detections_key: str = "detections", threshold: float = 0.5,
-                 min_voxels: int = 1, allow_missing_keys: bool = False) -> None:
+                 min_voxels: int = 1, min_volume_mm3: float = 0.0, allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError(f"keys={keys!r}: expected one key (the probability map).")
         self.detections_key = detections_key
-        self.detect = ComponentDetections(threshold, min_voxels)
+        self.detect = ComponentDetections(threshold, min_voxels, min_volume_mm3)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict:
         """Add ``detections_key`` to a new dict."""

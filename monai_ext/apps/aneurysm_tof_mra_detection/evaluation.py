@@ -43,13 +43,15 @@ def evaluate_aneurysm_detection(network: torch.nn.Module, items: Sequence[dict[s
                                 device: str | torch.device = "cpu", threshold: float = 0.5,
                                 froc_threshold: float = 0.1, tile_block: Sequence[int] = (24, 24, 24),
                                 fp_rates: Sequence[float] = (0.125, 0.25, 0.5, 1, 2, 4, 8),
-                                small_mm: float = 3.0) -> dict[str, Any]:
+                                small_mm: float = 3.0, min_volume_mm3: float = 0.0) -> dict[str, Any]:
     """Score ``network`` on ``items`` (each with ``image`` and ``points``; ``loading`` turns one into ``image`` and
     the sphere ``label`` (1, H, W, D) on the network's grid) and write ``output_dir/metrics.json`` and
     ``output_dir/cases.csv``.
 
     Per case: the probability map (sigmoid of ``inferer(image, network)``), the ADAM counts at ``threshold``, the FROC
-    candidates at ``froc_threshold`` and the voxel and tile (``tile_block``) confusion counts. ``metrics.json``:
+    candidates at ``froc_threshold`` and the voxel and tile (``tile_block``) confusion counts. Predicted components
+    (and FROC candidates) under ``min_volume_mm3`` are dropped, as inference drops them; the voxel and tile scores
+    use the thresholded map as it is. ``metrics.json``:
     ``sensitivity`` (pooled), ``case_sensitivity`` (mean over cases with aneurysms), ``fp_per_case``, ``tp`` /
     ``fp`` / ``fn``, ``sensitivity_small`` / ``sensitivity_large`` (aneurysms whose labelled volume is that of a
     ball under / at least ``small_mm`` in diameter), ``froc_score`` and ``sensitivity_at`` (:func:`monai_ext.metrics.froc_summary`), voxel ``dice``
@@ -68,12 +70,13 @@ def evaluate_aneurysm_detection(network: torch.nn.Module, items: Sequence[dict[s
         with torch.no_grad():
             prob = torch.sigmoid(inferer(image, network))[0, 0].float().cpu().numpy()
         ref = np.asarray(torch.as_tensor(data["label"]).cpu())[0] > 0
-        found, voxels, fp = adam_reference_hits(prob, ref, threshold)
-        tp, fn = int(found.sum()), int((~found).sum())
         voxel_mm3 = abs(float(np.linalg.det(np.asarray(torch.as_tensor(data["image"].affine))[:3, :3]))) \
             if hasattr(data["image"], "affine") else 1.0
+        min_voxels = max(1, int(np.ceil(min_volume_mm3 / voxel_mm3 - 1e-9)))
+        found, voxels, fp = adam_reference_hits(prob, ref, threshold, min_voxels)
+        tp, fn = int(found.sum()), int((~found).sum())
         sizes += [(2 * (3 * v * voxel_mm3 / (4 * np.pi)) ** (1 / 3), bool(f)) for v, f in zip(voxels, found)]
-        frocs.append(froc_candidates(prob, ref, froc_threshold))
+        frocs.append(froc_candidates(prob, ref, froc_threshold, min_voxels))
         pred = prob >= threshold
         vox += [np.sum(pred & ref), np.sum(pred & ~ref), np.sum(~pred & ref), np.sum(~pred & ~ref)]
         for k, v in tile_confusion(pred, ref, tile_block).items():
@@ -99,7 +102,7 @@ def evaluate_aneurysm_detection(network: torch.nn.Module, items: Sequence[dict[s
         "froc_score": froc["froc_score"], "sensitivity_at": {str(k): v for k, v in froc["sensitivity_at"].items()},
         "dice": float(2 * vox[0] / dice_den) if dice_den else 1.0, "kappa": kappa_from_counts(*vox),
         "tiles": tiles, "tile_kappa": kappa_from_counts(tiles["tp"], tiles["fp"], tiles["fn"], tiles["tn"]),
-        "threshold": threshold, "froc_threshold": froc_threshold,
+        "threshold": threshold, "froc_threshold": froc_threshold, "min_volume_mm3": min_volume_mm3,
     }
     out = Path(output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)

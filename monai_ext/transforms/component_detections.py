@@ -18,7 +18,7 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends, convert_to_dst_type
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy
 from scipy import ndimage
 
 __all__ = [
@@ -96,9 +96,8 @@ class ComponentDetections(Transform):
                              f"{tuple(getattr(prob, 'shape', ()))}.")
         if affine is None and isinstance(prob, MetaTensor):
             affine = prob.meta.get("affine")
-        aff = None if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
-        arr = (prob.as_tensor() if isinstance(prob, MetaTensor) else prob)
-        arr = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else np.asarray(arr)
+        aff = None if affine is None else convert_to_numpy(affine, dtype=np.float64)
+        arr = convert_to_numpy(prob)
         _, rows = probability_components(arr[0].astype(np.float32), self.threshold, aff, self.min_voxels, self.min_volume)
         rows = rows[np.argsort(-rows[:, -1], kind="stable")]
         dst = prob.as_tensor() if isinstance(prob, MetaTensor) else prob

@@ -28,7 +28,7 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, Transform
-from monai.utils import TransformBackends, convert_to_dst_type, ensure_tuple_rep
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy, ensure_tuple_rep
 from scipy import ndimage
 
 from .mask_warp import bspline_displacement_field
@@ -110,10 +110,7 @@ class LatticeSplineDeform(Transform):
         if self.displacements.shape[0] != len(spatial):
             raise ValueError(f"displacements: shape {self.displacements.shape} is for {self.displacements.shape[0]} "
                              f"spatial axes, the image has {len(spatial)} (shape {tuple(img.shape)}).")
-        if isinstance(img, torch.Tensor):
-            arr = (img.as_tensor() if isinstance(img, MetaTensor) else img).detach().cpu().numpy()
-        else:
-            arr = np.asarray(img)
+        arr = convert_to_numpy(img)
         if np.any(self.displacements):
             coords = np.indices(spatial, dtype=np.float64) + bspline_displacement_field(self.displacements, spatial)
             out = np.stack([ndimage.map_coordinates(c.astype(np.float32), coords, order=order, mode="nearest")

@@ -20,7 +20,7 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import TransformBackends, convert_to_dst_type
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy
 
 __all__ = [
     "TwoPointSphereLabel",
@@ -87,7 +87,7 @@ class TwoPointSphereLabel(Transform):
             raise ValueError(f"img: expected a channel-first volume (C, H, W, D), got shape {tuple(getattr(img, 'shape', ()))}.")
         if affine is None:
             affine = img.meta.get("affine") if isinstance(img, MetaTensor) else None
-        aff = np.eye(4) if affine is None else np.asarray(torch.as_tensor(affine).cpu(), dtype=np.float64)
+        aff = np.eye(4) if affine is None else convert_to_numpy(affine, dtype=np.float64)
         spatial = tuple(int(s) for s in img.shape[1:])
         centres, radii = two_point_spheres(points)
         label = np.zeros(spatial, np.uint8)

@@ -21,12 +21,11 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable, Transform
 from monai.transforms.traits import MultiSampleTrait
-from monai.utils import TransformBackends, convert_to_dst_type, ensure_tuple_rep
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy, ensure_tuple_rep
 from scipy import ndimage
 
 __all__ = [
@@ -38,12 +37,6 @@ __all__ = [
 ]
 
 _MAX_CANDIDATES = 20000
-
-
-def _as_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return (x.as_tensor() if isinstance(x, MetaTensor) else x).detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _patch_count(value: Any, name: str) -> int:
@@ -126,7 +119,7 @@ class VesselGuidedPatchSamples(Randomizable, Transform):
     def draw_centers(self, img: NdarrayOrTensor, label: NdarrayOrTensor) -> np.ndarray:
         """The centres (K, 3) (voxel indices, positives first) for ``img`` and ``label`` (1, H, W, D); also in
         :attr:`last_centers`."""
-        x, y = _as_numpy(img), _as_numpy(label)
+        x, y = convert_to_numpy(img), convert_to_numpy(label)
         if x.ndim != 4 or x.shape[0] != 1 or y.shape != x.shape:
             raise ValueError(f"img, label: expected one-channel volumes (1, H, W, D) of one shape, got {x.shape} "
                              f"and {y.shape}.")
@@ -143,7 +136,7 @@ class VesselGuidedPatchSamples(Randomizable, Transform):
 
     def __call__(self, img: NdarrayOrTensor, label: NdarrayOrTensor) -> list[NdarrayOrTensor]:
         """The patches of ``img`` around centres drawn for ``img`` and ``label``; see the class docstring."""
-        arr, dst = _as_numpy(img), img.as_tensor() if isinstance(img, MetaTensor) else img
+        arr, dst = convert_to_numpy(img), img.as_tensor() if isinstance(img, MetaTensor) else img
         return [convert_to_dst_type(crop_around(arr, c, self.patch_size), dst)[0] for c in self.draw_centers(img, label)]
 
 
@@ -202,7 +195,7 @@ class VesselGuidedPatchSamplesd(Randomizable, MapTransform, MultiSampleTrait):
                 raise KeyError(f"{k!r} is not in the data (keys: {sorted(map(str, d))}).")
         centres = self.sampler.draw_centers(d[self.image_key], d[self.label_key])
         n_pos = self.sampler.last_counts["positive"]
-        arrays = {k: _as_numpy(d[k]) for k in self.key_iterator(d)}
+        arrays = {k: convert_to_numpy(d[k]) for k in self.key_iterator(d)}
         samples = []
         for i, c in enumerate(centres):
             s = {k: v for k, v in d.items() if k not in arrays}

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from monai.utils import convert_to_numpy
 
 from ...datalists import adam_aneurysm_datalist, split_cases
 from ...io import PathLike, ensure_dataset, find_images
@@ -56,8 +57,8 @@ class AneurysmPatchDataset(torch.utils.data.Dataset):
                  positive_transform: Callable[[dict], dict] | None = None, seed: int = 0) -> None:
         if not volumes:
             raise ValueError("AneurysmPatchDataset: no training volumes.")
-        self.volumes = [{k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float32)
-                         for k, v in vol.items() if k in ("image", "label")} for vol in volumes]
+        self.volumes = [{k: convert_to_numpy(v, dtype=np.float32) for k, v in vol.items() if k in ("image", "label")}
+                        for vol in volumes]
         self.sampler = sampler.set_random_state(seed)
         self.crop_size = tuple(int(c) for c in np.broadcast_to(np.asarray(crop_size), (3,)))
         self.transform, self.positive_transform = transform, positive_transform

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.utils import convert_to_numpy
 
 from ...io import PathLike, atomic_write
 from ...metrics import adam_reference_hits, froc_candidates, froc_summary, kappa_from_counts
@@ -69,8 +70,8 @@ def evaluate_aneurysm_detection(network: torch.nn.Module, items: Sequence[dict[s
         image = torch.as_tensor(data["image"]).float()[None].to(device)
         with torch.no_grad():
             prob = torch.sigmoid(inferer(image, network))[0, 0].float().cpu().numpy()
-        ref = np.asarray(torch.as_tensor(data["label"]).cpu())[0] > 0
-        voxel_mm3 = abs(float(np.linalg.det(np.asarray(torch.as_tensor(data["image"].affine))[:3, :3]))) \
+        ref = convert_to_numpy(data["label"])[0] > 0
+        voxel_mm3 = abs(float(np.linalg.det(convert_to_numpy(data["image"].affine)[:3, :3]))) \
             if hasattr(data["image"], "affine") else 1.0
         min_voxels = max(1, int(np.ceil(min_volume_mm3 / voxel_mm3 - 1e-9)))
         found, voxels, fp = adam_reference_hits(prob, ref, threshold, min_voxels)
